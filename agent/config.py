@@ -1,0 +1,65 @@
+"""Agent settings: defaults < TOML config file < SEAMLESS_* environment < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_PORT = 8787
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(Path.home() / ".seamless", description="SQLite, mirrors, workspaces")
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    public_url: str | None = Field(None, description="link target for GitHub commit statuses")
+    max_parallel_runs: int = Field(4, ge=1, le=256, description="runs across all services")
+    log_retention_hours: float = Field(48.0, gt=0)
+    workspace_retention_hours: float = Field(24.0, gt=0)
+    executor: str = Field("auto", description="auto | docker | local")
+    docker_host: str | None = None
+    github_token: str | None = None
+    github_api_url: str = "https://api.github.com"
+    aws_region: str | None = None
+    aws_profile: str | None = None
+    poll_enabled: bool = True
+    log_level: str = "info"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "seamless.db"
+
+    @property
+    def mirrors_dir(self) -> Path:
+        return self.data_dir / "mirrors"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> AgentConfig:
+    """Merge the layers; unknown keys in the file are an error, not silently ignored."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = path or (Path(env["SEAMLESS_CONFIG"]) if env.get("SEAMLESS_CONFIG") else None)
+    if path is not None:
+        with open(path, "rb") as fh:
+            values.update(tomllib.load(fh))
+    for name in AgentConfig.model_fields:
+        key = "SEAMLESS_" + name.upper()
+        if key in env:
+            values[name] = env[key]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return AgentConfig(**values)

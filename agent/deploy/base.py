@@ -1,0 +1,49 @@
+"""The deploy-target seam: put an image live in one environment of one service.
+
+A target streams progress into the stage log, health-checks the new version,
+and returns what it did. The engine records the deployment row around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.executors.base import StageLog
+from store.models import Pipeline, Service
+
+
+class DeployError(RuntimeError):
+    """The deploy did not go live; the message is shown in the stage log and the API."""
+
+
+@dataclass
+class DeployRequest:
+    service: Service
+    pipeline: Pipeline
+    environment: str  # "staging" | "production"
+    image: str  # full reference, tagged with the commit sha
+    sha: str
+    previous_state: dict[str, Any] | None = None  # target_state of the current deployment
+
+
+@dataclass
+class DeployOutcome:
+    healthy: bool
+    health_detail: str  # e.g. "GET /health → 200 in 0.4 s"
+    address: str | None = None  # where the environment serves, e.g. http://127.0.0.1:18001
+    state: dict[str, Any] = field(default_factory=dict)  # stored as the deployment's target_state
+
+
+class DeployTarget(Protocol):
+    kind: str
+
+    def deploy(self, request: DeployRequest, log: StageLog) -> DeployOutcome:
+        """Blocking. Raise DeployError with a clear reason when the new version is not live;
+        the old version must still be serving then."""
+
+    def current(self, service: Service, environment: str) -> dict[str, Any] | None:
+        """What the target says is live now (image, address…), or None."""
+
+    def image_exists(self, image: str) -> bool:
+        """Whether an earlier image can still be deployed (rollback picker)."""

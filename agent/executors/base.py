@@ -1,0 +1,103 @@
+"""The executor seam: how one stage command runs somewhere (docker, local, ecs).
+
+The engine builds a `StageSpec`, hands it to an executor with a `StageLog` and a
+cancel flag, and gets a `StageResult`. Executors are blocking (the engine runs
+them in a worker thread) and never touch the store except through `StageLog`
+and `StateSaver`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from store.models import LogStream
+
+
+@dataclass
+class StageSpec:
+    run_id: int
+    stage: str
+    service: str
+    image: str
+    command: str
+    workspace: Path
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 1800.0
+    # Deterministic name and labels, so a restarted agent finds its own containers.
+    container_name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    mount_docker_socket: bool = False
+    network: str | None = None  # e.g. the compose project's network for Integration Test
+    workdir: str = "/workspace"
+
+
+@dataclass
+class StageResult:
+    exit_code: int | None
+    error: str | None = None  # a clear, human reason when the stage did not succeed
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not (self.error or self.timed_out or self.cancelled)
+
+
+class StageLog(Protocol):
+    """Where a stage's output goes: masked, timestamped, batched into SQLite, published."""
+
+    def write(self, text: str, stream: LogStream = LogStream.stdout,
+              ts: datetime | None = None) -> None:
+        """One line (no trailing newline)."""
+
+    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
+                    ts: datetime | None = None) -> None:
+        """Raw bytes that may end mid-line; lines are reassembled."""
+
+    def system(self, text: str) -> None:
+        """A line from the agent itself (shown distinctly)."""
+
+    def flush(self) -> None:
+        """Finish a partial last line and wait until everything is stored."""
+
+
+class StateSaver(Protocol):
+    def __call__(self, state: dict[str, Any] | None) -> None:
+        """Persist what is needed to re-attach after a restart (e.g. container id)."""
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+            save_state: StateSaver) -> StageResult:
+        """Run the command to completion, a timeout, or cancel (honoured within 2 s)."""
+
+    def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+                 state: dict[str, Any] | None, since: datetime | None) -> StageResult | None:
+        """After a restart: follow a stage still running (logs after `since`), or
+        return its result if it finished meanwhile; None if its work is gone."""
+
+    def cleanup(self, keep_run_ids: set[int]) -> list[str]:
+        """Remove this executor's leftovers of runs not in `keep_run_ids`; names removed."""
+
+
+def stage_slug(stage: str) -> str:
+    return stage.lower().replace(" ", "-")
+
+
+def container_name(run_id: int, stage: str) -> str:
+    return f"seamless-run{run_id}-{stage_slug(stage)}"
+
+
+def stage_labels(run_id: int, stage: str, service: str) -> dict[str, str]:
+    return {
+        "io.seamless.managed": "1",
+        "io.seamless.run": str(run_id),
+        "io.seamless.stage": stage,
+        "io.seamless.service": service,
+    }

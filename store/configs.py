@@ -1,0 +1,148 @@
+"""Pipelines and services: validated configs stored as JSON, looked up by name."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from store.db import Database, iso
+from store.models import Pipeline, PipelineConfig, Service, ServiceConfig
+
+
+class NotFound(LookupError):
+    """A named thing is not in the store."""
+
+
+class Conflict(ValueError):
+    """The write would break a uniqueness or reference rule."""
+
+
+def _pipeline(row: sqlite3.Row) -> Pipeline:
+    return Pipeline(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
+                    **json.loads(row["config"]))
+
+
+def _service(row: sqlite3.Row) -> Service:
+    return Service(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
+                   pinned=json.loads(row["pinned"]), **json.loads(row["config"]))
+
+
+class ConfigQueries(Database):
+    # -- pipelines --------------------------------------------------------------
+    def create_pipeline(self, config: PipelineConfig) -> Pipeline:
+        stamp = iso()
+        with self.write() as conn:
+            if conn.execute("SELECT 1 FROM pipelines WHERE name=?", (config.name,)).fetchone():
+                raise Conflict(f"pipeline {config.name!r} already exists")
+            cur = conn.execute(
+                "INSERT INTO pipelines (name, config, created_at, updated_at) VALUES (?,?,?,?)",
+                (config.name, config.model_dump_json(), stamp, stamp))
+            return self.get_pipeline_by_id(int(cur.lastrowid or 0))
+
+    def update_pipeline(self, name: str, config: PipelineConfig) -> Pipeline:
+        if config.name != name:
+            raise Conflict("a pipeline cannot be renamed")
+        with self.write() as conn:
+            cur = conn.execute("UPDATE pipelines SET config=?, updated_at=? WHERE name=?",
+                               (config.model_dump_json(), iso(), name))
+            if cur.rowcount == 0:
+                raise NotFound(f"no pipeline named {name!r}")
+        return self.get_pipeline(name)
+
+    def delete_pipeline(self, name: str) -> None:
+        with self.write() as conn:
+            pipeline = self.get_pipeline(name)
+            if conn.execute("SELECT 1 FROM services WHERE pipeline_id=?",
+                            (pipeline.id,)).fetchone():
+                raise Conflict(f"pipeline {name!r} still has services")
+            conn.execute("DELETE FROM pipelines WHERE id=?", (pipeline.id,))
+
+    def get_pipeline(self, name: str) -> Pipeline:
+        row = self.query_one("SELECT * FROM pipelines WHERE name=?", (name,))
+        if row is None:
+            raise NotFound(f"no pipeline named {name!r}")
+        return _pipeline(row)
+
+    def get_pipeline_by_id(self, pipeline_id: int) -> Pipeline:
+        row = self.query_one("SELECT * FROM pipelines WHERE id=?", (pipeline_id,))
+        if row is None:
+            raise NotFound(f"no pipeline with id {pipeline_id}")
+        return _pipeline(row)
+
+    def list_pipelines(self) -> list[Pipeline]:
+        return [_pipeline(r) for r in self.query("SELECT * FROM pipelines ORDER BY name")]
+
+    # -- services ------------------------------------------------------------------
+    def create_service(self, config: ServiceConfig) -> Service:
+        stamp = iso()
+        with self.write() as conn:
+            pipeline = self.get_pipeline(config.pipeline)
+            if conn.execute("SELECT 1 FROM services WHERE name=?", (config.name,)).fetchone():
+                raise Conflict(f"service {config.name!r} already exists")
+            cur = conn.execute(
+                "INSERT INTO services (name, pipeline_id, config, created_at, updated_at)"
+                " VALUES (?,?,?,?,?)",
+                (config.name, pipeline.id, config.model_dump_json(), stamp, stamp))
+            return self.get_service_by_id(int(cur.lastrowid or 0))
+
+    def update_service(self, name: str, config: ServiceConfig) -> Service:
+        if config.name != name:
+            raise Conflict("a service cannot be renamed")
+        with self.write() as conn:
+            pipeline = self.get_pipeline(config.pipeline)
+            cur = conn.execute(
+                "UPDATE services SET config=?, pipeline_id=?, updated_at=? WHERE name=?",
+                (config.model_dump_json(), pipeline.id, iso(), name))
+            if cur.rowcount == 0:
+                raise NotFound(f"no service named {name!r}")
+        return self.get_service(name)
+
+    def delete_service(self, name: str) -> None:
+        """Delete a service with its whole history."""
+        with self.write() as conn:
+            service = self.get_service(name)
+            run_ids = "SELECT id FROM runs WHERE service_id=?"
+            conn.execute(f"DELETE FROM log_lines WHERE run_id IN ({run_ids})", (service.id,))
+            conn.execute(f"DELETE FROM approvals WHERE run_id IN ({run_ids})", (service.id,))
+            conn.execute(f"DELETE FROM stages WHERE run_id IN ({run_ids})", (service.id,))
+            conn.execute("UPDATE runs SET rerun_of=NULL WHERE rerun_of IN "
+                         f"({run_ids})", (service.id,))
+            conn.execute("DELETE FROM runs WHERE service_id=?", (service.id,))
+            conn.execute("DELETE FROM deployments WHERE service_id=?", (service.id,))
+            conn.execute("DELETE FROM poll_state WHERE service_id=?", (service.id,))
+            conn.execute("DELETE FROM services WHERE id=?", (service.id,))
+
+    def get_service(self, name: str) -> Service:
+        row = self.query_one("SELECT * FROM services WHERE name=?", (name,))
+        if row is None:
+            raise NotFound(f"no service named {name!r}")
+        return _service(row)
+
+    def get_service_by_id(self, service_id: int) -> Service:
+        row = self.query_one("SELECT * FROM services WHERE id=?", (service_id,))
+        if row is None:
+            raise NotFound(f"no service with id {service_id}")
+        return _service(row)
+
+    def list_services(self, pipeline: str | None = None) -> list[Service]:
+        if pipeline is None:
+            rows = self.query("SELECT * FROM services ORDER BY name")
+        else:
+            rows = self.query(
+                "SELECT s.* FROM services s JOIN pipelines p ON p.id=s.pipeline_id"
+                " WHERE p.name=? ORDER BY s.name", (pipeline,))
+        return [_service(r) for r in rows]
+
+    def set_pin(self, service_id: int, environment: str, sha: str | None) -> None:
+        """Pin (or, with None, unpin) an environment to a sha after a rollback."""
+        with self.write() as conn:
+            row = conn.execute("SELECT pinned FROM services WHERE id=?", (service_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no service with id {service_id}")
+            pinned = json.loads(row["pinned"])
+            if sha is None:
+                pinned.pop(environment, None)
+            else:
+                pinned[environment] = sha
+            conn.execute("UPDATE services SET pinned=? WHERE id=?",
+                         (json.dumps(pinned), service_id))

@@ -1,0 +1,144 @@
+"""Versioned schema. Each migration runs once, in order, inside one transaction;
+`PRAGMA user_version` records how far a database has come. Append, never edit."""
+
+MIGRATIONS: list[str] = [
+    # 1: the initial schema
+    """
+    CREATE TABLE pipelines (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL,              -- PipelineConfig as JSON
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE services (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        pipeline_id INTEGER NOT NULL REFERENCES pipelines(id),
+        config TEXT NOT NULL,              -- ServiceConfig as JSON
+        pinned TEXT NOT NULL DEFAULT '{}', -- environment -> sha pinned by a rollback
+        next_run_number INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        service_id INTEGER NOT NULL REFERENCES services(id),
+        number INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        branch TEXT,
+        pr_number INTEGER,
+        author TEXT,
+        message TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        error TEXT,
+        rerun_of INTEGER REFERENCES runs(id),
+        rerun_from_stage TEXT,
+        actor TEXT,
+        UNIQUE (service_id, number)
+    );
+    CREATE INDEX runs_by_service ON runs(service_id, id DESC);
+    CREATE INDEX runs_by_status ON runs(status, id);
+    CREATE TABLE stages (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        exit_code INTEGER,
+        container_id TEXT,
+        error TEXT,
+        reused_from_run INTEGER,
+        executor_state TEXT,               -- JSON an executor needs to re-attach
+        UNIQUE (run_id, position)
+    );
+    CREATE TABLE log_lines (
+        id TEXT PRIMARY KEY,               -- ULID: time-ordered, a resumable cursor
+        run_id INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX log_lines_by_run ON log_lines(run_id, stage, id);
+    CREATE INDEX log_lines_by_ts ON log_lines(ts);
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY,
+        service_id INTEGER NOT NULL REFERENCES services(id),
+        environment TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        image TEXT NOT NULL,
+        run_id INTEGER,
+        status TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT,
+        message TEXT,
+        author TEXT,
+        committed_at TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        error TEXT,
+        target_state TEXT                  -- JSON: colour, container, task definition…
+    );
+    CREATE INDEX deployments_by_service_env ON deployments(service_id, environment, id DESC);
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL UNIQUE REFERENCES runs(id),
+        status TEXT NOT NULL,
+        candidate_sha TEXT NOT NULL,
+        production_sha TEXT,
+        commits TEXT NOT NULL DEFAULT '[]',
+        staging_health TEXT,
+        requested_at TEXT NOT NULL,
+        expires_at TEXT,
+        actor TEXT,
+        decided_at TEXT,
+        comment TEXT
+    );
+    CREATE INDEX approvals_by_status ON approvals(status);
+    CREATE TABLE webhook_deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        service_id INTEGER,
+        run_id INTEGER,
+        outcome TEXT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,   -- sha256 of the token; the token is shown once
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX audit_by_ts ON audit_events(ts);
+    CREATE TABLE poll_state (
+        service_id INTEGER NOT NULL,
+        ref TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (service_id, ref)
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
