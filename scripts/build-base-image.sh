@@ -66,6 +66,9 @@ root:x:0:
 nogroup:x:65534:
 GROUP
 
+# On FORCE=1, the previous image becomes untagged: remember it to drop it after.
+old_id=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+
 say "importing $IMAGE"
 # --owner/--group: files must belong to root inside the image whoever builds it.
 tar -C "$root" --numeric-owner --owner=0 --group=0 -cf - . |
@@ -77,4 +80,8 @@ tar -C "$root" --numeric-owner --owner=0 --group=0 -cf - . |
         - "$IMAGE" >/dev/null
 
 docker run --rm "$IMAGE" sh -c 'echo ok' | grep -qx ok || { say "smoke test failed"; exit 1; }
+if [ -n "$old_id" ] && [ "$old_id" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+    # Fails harmlessly while containers or child images still use it.
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
 say "built $IMAGE"

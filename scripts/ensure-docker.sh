@@ -39,7 +39,8 @@ if [ ${#missing_pkgs[@]} -gt 0 ]; then
     say "installing ${missing_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+    # With recommends, as checked on these machines (iptables, cgroup helpers...).
+    apt-get install -y -qq "${missing_pkgs[@]}" >/dev/null
 fi
 
 if engine_up; then
@@ -58,10 +59,10 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
         say "dockerd is not running and we are not root; start it (or add yourself to the docker group)"
         exit 1
     fi
-    # containerd is started by dockerd itself when not running as a service.
+    # setsid: own session, so dockerd outlives make/CI job process groups.
+    # dockerd starts its own containerd when none runs as a service.
     say "starting dockerd (log: $LOG)"
-    nohup dockerd >>"$LOG" 2>&1 </dev/null &
-    disown || true
+    setsid -f dockerd >>"$LOG" 2>&1 </dev/null
 fi
 
 for _ in $(seq 1 "$WAIT_SECONDS"); do

@@ -102,3 +102,6 @@ class AuthQueries(Database):
     def set_setting(self, key: str, value: str) -> None:
         self.execute("INSERT INTO kv (key, value) VALUES (?,?) ON CONFLICT(key)"
                      " DO UPDATE SET value=excluded.value", (key, value))
+
+    def delete_setting(self, key: str) -> None:
+        self.execute("DELETE FROM kv WHERE key=?", (key,))

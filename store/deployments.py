@@ -73,6 +73,13 @@ class DeployQueries(Database):
                  deployment_id))
             return self.get_deployment(deployment_id)
 
+    def mark_rolled_back(self, deployment_id: int) -> Deployment:
+        """A deployment a rollback replaced: shown as rolled back in the history (and DORA)."""
+        with self.write() as conn:
+            conn.execute("UPDATE deployments SET status=? WHERE id=?",
+                         (DeploymentStatus.rolled_back.value, deployment_id))
+        return self.get_deployment(deployment_id)
+
     def get_deployment(self, deployment_id: int) -> Deployment:
         row = self.query_one(_DEPLOY_SELECT + " WHERE d.id=?", (deployment_id,))
         if row is None:

@@ -21,6 +21,16 @@ class LogQueries(Database):
                 [(ln.id, ln.run_id, ln.stage, ln.stream.value, ln.text, iso(ln.ts))
                  for ln in lines])
 
+    def insert_log_rows(self, rows: Sequence[tuple[str, int, str, str, str, str]]) -> None:
+        """The log writer's fast path: rows already shaped as
+        (id, run_id, stage, stream, text, ts-iso), no model per line."""
+        if not rows:
+            return
+        with self.write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO log_lines (id, run_id, stage, stream, text, ts)"
+                " VALUES (?,?,?,?,?,?)", rows)
+
     def log_page(
         self,
         run_id: int,

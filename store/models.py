@@ -594,3 +594,28 @@ def pushes_to_registry(service: ServiceConfig) -> bool:
     repo = service.image_repository or ""
     first = repo.split("/", 1)[0] if "/" in repo else ""
     return bool(first) and ("." in first or ":" in first or first == "localhost")
+
+
+# ---- dashboard rows (GET /api/v1/overview) ---------------------------------------------
+
+class ServiceOverview(BaseModel):
+    """One dashboard row: a service with its last run, live deployments and pending approval."""
+
+    pipeline: str
+    service: Service
+    last_run: RunInfo | None = None
+    staging: Deployment | None = None
+    production: Deployment | None = None
+    pending_approval: Approval | None = None
+
+
+class RunPage(BaseModel):
+    """GET /api/v1/runs: newest first; pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[RunInfo]
+    next_cursor: str | None = None
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role

@@ -1,1 +1,275 @@
-"""Placeholder: the lead is writing the run engine here (see docs/api.md for what it serves)."""
+"""The run engine: accepts runs, schedules them fairly within the parallel bounds, and
+carries out cancel, rerun, approve, reject and rollback.
+
+Every public method is called on the agent's event loop (API handlers, webhook and
+poll triggers). Runs are asyncio tasks; their blocking stage work runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.engine.recovery import recover
+from agent.engine.runner import RunControl, RunDriver
+from agent.engine.transitions import Transitions
+from store.db import now
+from store.models import (
+    DEFAULT_STAGES,
+    PARTIAL_STAGES,
+    STAGE_DEPLOY_PRODUCTION,
+    Approval,
+    ApprovalStatus,
+    Deployment,
+    Event,
+    RunInfo,
+    RunKind,
+    RunStatus,
+    Service,
+    StageStatus,
+    Trigger,
+)
+from store.store import Store
+
+log = logging.getLogger(__name__)
+
+# Triggers whose newer run of the same branch makes an older queued one pointless.
+SUPERSEDING = {Trigger.push, Trigger.poll}
+
+
+class EngineError(ValueError):
+    """A refused action, with a message for the user (e.g. cancel of a finished run)."""
+
+
+class Engine:
+    def __init__(self, store: Store, transitions: Transitions, driver: RunDriver,
+                 deployer: Any, max_parallel_runs: int) -> None:
+        self.store = store
+        self.t = transitions
+        self.driver = driver
+        self.deployer = deployer
+        self.max_parallel_runs = max_parallel_runs
+        self._controls: dict[int, RunControl] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._wake: asyncio.Event | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._stopping = False
+        resumed = await recover(self.store, self.t, self.driver)
+        for run_id, reattach in resumed.items():
+            self._launch(run_id, reattach)
+        self._scheduler = asyncio.create_task(self._schedule_loop(), name="seamless-scheduler")
+        self._expiry = asyncio.create_task(self._expire_loop(), name="seamless-approval-expiry")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """No new work; stages in flight are left to restart recovery (containers keep
+        running and are re-attached by the next start)."""
+        self._stopping = True
+        for task in (self._scheduler, self._expiry, *self._tasks.values()):
+            if task is not None:
+                task.cancel()
+        self._tasks.clear()
+        self._controls.clear()
+
+    # -- accepting work ----------------------------------------------------------------
+    def submit(self, service: Service, *, trigger: Trigger, kind: RunKind, sha: str,
+               branch: str | None = None, pr_number: int | None = None,
+               author: str | None = None, message: str | None = None,
+               actor: str | None = None) -> RunInfo:
+        stages = DEFAULT_STAGES if kind is RunKind.full else PARTIAL_STAGES
+        run = self.store.create_run(
+            service.id, trigger=trigger, kind=kind, sha=sha, branch=branch,
+            pr_number=pr_number, author=author, message=message, actor=actor,
+            stage_names=stages)
+        self.t.created(run)
+        if trigger in SUPERSEDING and kind is RunKind.full:
+            self._supersede_older(run)
+        self._poke()
+        return run
+
+    def _supersede_older(self, newer: RunInfo) -> None:
+        for run in self.store.runs_with_status(RunStatus.queued):
+            if (run.service_id == newer.service_id and run.id < newer.id
+                    and run.branch == newer.branch and run.kind is RunKind.full
+                    and run.trigger in SUPERSEDING):
+                self.t.skip_rest(run.id, f"superseded by run #{newer.number}")
+                self.t.run(run.id, RunStatus.superseded,
+                           error=f"superseded by run #{newer.number} ({newer.sha[:8]})")
+
+    def cancel(self, run_id: int, actor: str) -> RunInfo:
+        run = self.store.get_run(run_id)
+        if run.status.finished:
+            raise EngineError(f"run {run_id} already finished ({run.status.value})")
+        control = self._controls.get(run_id)
+        if control is not None:
+            control.cancelled_by = actor
+            control.cancel.set()  # the stage thread kills its container within 2 s
+            return self.store.get_run(run_id)
+        if run.status is RunStatus.awaiting_approval:
+            self.store.decide_approval(run_id, ApprovalStatus.expired, actor=actor,
+                                       comment="run cancelled")
+        self.t.skip_rest(run_id, f"not run: cancelled by {actor}")
+        return self.t.run(run_id, RunStatus.cancelled, error=f"cancelled by {actor}")
+
+    def rerun(self, run_id: int, from_stage: str | None, actor: str) -> RunInfo:
+        """A new run of the same commit, linked to the old one. From a stage: the earlier
+        stages' results are reused (the same commit's workspace and image)."""
+        old = self.store.get_run(run_id)
+        if not old.status.finished:
+            raise EngineError(f"run {run_id} is still {old.status.value}: cancel it first")
+        names = [s.name for s in old.stages]
+        if from_stage is not None and from_stage not in names:
+            raise EngineError(f"run {run_id} has no stage {from_stage!r}")
+        start = names.index(from_stage) if from_stage else 0
+        for stage in old.stages[:start]:
+            if stage.status not in (StageStatus.success, StageStatus.skipped):
+                raise EngineError(
+                    f"cannot rerun from {from_stage}: the earlier stage {stage.name} "
+                    f"did not succeed ({stage.status.value})")
+        service = self.store.get_service_by_id(old.service_id)
+        run = self.store.create_run(
+            service.id, trigger=Trigger.rerun, kind=old.kind, sha=old.sha, branch=old.branch,
+            pr_number=old.pr_number, author=old.author, message=old.message,
+            rerun_of=old.id, rerun_from_stage=from_stage, actor=actor,
+            stage_names=tuple(names))
+        for stage in old.stages[:start]:
+            self.store.set_stage_status(run.id, stage.name, stage.status,
+                                        exit_code=stage.exit_code,
+                                        reused_from_run=stage.reused_from_run or old.id)
+        run = self.store.get_run(run.id)
+        self.t.created(run)
+        self._poke()
+        return run
+
+    # -- approvals ------------------------------------------------------------------------
+    def approve(self, run_id: int, actor: str, comment: str | None) -> Approval:
+        run = self._awaiting(run_id)
+        approval = self.store.decide_approval(run_id, ApprovalStatus.approved, actor=actor,
+                                              comment=comment)
+        self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
+        # Approving a newer deploy lifts a rollback pin on production.
+        self.store.set_pin(run.service_id, "production", None)
+        self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.idle)
+        self.t.run(run_id, RunStatus.running)
+        self._launch(run_id)
+        return approval
+
+    def reject(self, run_id: int, actor: str, comment: str | None) -> Approval:
+        self._awaiting(run_id)
+        approval = self.store.decide_approval(run_id, ApprovalStatus.rejected, actor=actor,
+                                              comment=comment)
+        self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
+        self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.skipped,
+                     error=f"rejected by {actor}" + (f": {comment}" if comment else ""))
+        self.t.run(run_id, RunStatus.rejected, error=f"production deploy rejected by {actor}")
+        return approval
+
+    def _awaiting(self, run_id: int) -> RunInfo:
+        run = self.store.get_run(run_id)
+        if run.status is not RunStatus.awaiting_approval:
+            raise EngineError(f"run {run_id} is not awaiting approval ({run.status.value})")
+        return run
+
+    def rollback(self, service: str, environment: str, sha: str, actor: str) -> Deployment:
+        svc = self.store.get_service(service)
+        result: Deployment = self.deployer.rollback(svc, environment, sha, actor)
+        return result
+
+    # -- scheduling ----------------------------------------------------------------------
+    def queue_depth(self) -> int:
+        return len(self.store.runs_with_status(RunStatus.queued))
+
+    def running_count(self) -> int:
+        return len(self._tasks)
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _schedule_loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._start_what_fits()
+            except Exception:
+                log.exception("scheduler pass failed")
+
+    def _start_what_fits(self) -> None:
+        """Oldest queued first (fair), within the global and per-pipeline bounds; one run
+        at a time per service and branch, so deploys of a branch stay in commit order."""
+        busy_keys = {self._key(self.store.get_run(rid)) for rid in self._tasks}
+        per_pipeline: dict[str, int] = {}
+        for rid in self._tasks:
+            pipe = self.store.get_run(rid).pipeline
+            per_pipeline[pipe] = per_pipeline.get(pipe, 0) + 1
+        for run in self.store.runs_with_status(RunStatus.queued):
+            if len(self._tasks) >= self.max_parallel_runs:
+                return
+            key = self._key(run)
+            pipeline = self.store.get_pipeline(run.pipeline)
+            limit = pipeline.max_parallel_runs
+            if pipeline.executor == "ecs" and pipeline.ecs_executor is not None:
+                limit = pipeline.ecs_executor.max_parallel_tasks  # bounded by the cluster
+            if key in busy_keys or per_pipeline.get(run.pipeline, 0) >= limit:
+                continue
+            busy_keys.add(key)
+            per_pipeline[run.pipeline] = per_pipeline.get(run.pipeline, 0) + 1
+            self._launch(run.id)
+
+    @staticmethod
+    def _key(run: RunInfo) -> tuple[int, str]:
+        return (run.service_id, f"pr{run.pr_number}" if run.pr_number else run.branch or "")
+
+    def _launch(self, run_id: int, reattach: dict[str, Any] | None = None) -> None:
+        control = RunControl(run_id)
+        self._controls[run_id] = control
+        task = asyncio.create_task(self._drive(control, reattach), name=f"run-{run_id}")
+        self._tasks[run_id] = task
+
+    async def _drive(self, control: RunControl, reattach: dict[str, Any] | None) -> None:
+        try:
+            await self.driver.drive(control, reattach)
+        except asyncio.CancelledError:
+            raise  # agent shutdown: the run stays where it is for recovery
+        except Exception as exc:
+            log.exception("run %s failed inside the engine", control.run_id)
+            run = self.store.get_run(control.run_id)
+            if not run.status.finished:
+                self.t.skip_rest(control.run_id, "not run: internal error")
+                self.t.run(control.run_id, RunStatus.failed, error=f"internal error: {exc}")
+        finally:
+            if not self._stopping:
+                self._tasks.pop(control.run_id, None)
+                self._controls.pop(control.run_id, None)
+                self._poke()
+
+    async def _expire_loop(self, interval_s: float = 5.0) -> None:
+        while not self._stopping:
+            try:
+                self._expire_approvals()
+            except Exception:
+                log.exception("approval expiry pass failed")
+            await asyncio.sleep(interval_s)
+
+    def _expire_approvals(self) -> None:
+        stamp = datetime.now(UTC)
+        for approval in self.store.list_approvals(ApprovalStatus.pending):
+            if approval.expires_at is not None and approval.expires_at <= stamp:
+                decided = self.store.decide_approval(approval.run_id, ApprovalStatus.expired,
+                                                     actor="seamless",
+                                                     comment="approval window expired")
+                self.t.bus.publish_event(Event(type="approval", ts=now(), approval=decided))
+                self.t.stage(approval.run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.skipped,
+                             error="approval expired")
+                self.t.run(approval.run_id, RunStatus.cancelled,
+                           error="approval for production expired")

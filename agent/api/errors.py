@@ -1,0 +1,104 @@
+"""Every error leaves the API as JSON `{error, detail}` with the status that fits.
+
+Bad input is a 4xx, never a 500: request validation is 422 with one
+`{field, message}` per problem, malformed JSON is 400, store lookups that miss
+are 404, and refused actions (engine or store `ValueError`s) are 409.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from store.configs import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown bearer token"},
+    403: {"description": "the token's role is too low"},
+    404: {"description": "no such thing"},
+    409: {"description": "refused: conflicts with the current state"},
+    422: {"description": "invalid input, one entry per field"},
+}
+
+
+class ApiError(Exception):
+    """Raised by route code for a deliberate 4xx answer."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(detail or error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def error_response(status: int, error: str, detail: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def _code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    """Pydantic error list → `[{field, message}]`; `field` is the dotted path inside the
+    body or the query/path parameter name."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        out.append({"field": ".".join(loc) or "body", "message": str(err.get("msg", "invalid"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, _code(exc.status_code), exc.detail,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "the body is not valid JSON")
+        return error_response(422, "validation_error", field_errors(errors))
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(_: Request, exc: ValidationError) -> JSONResponse:
+        return error_response(422, "validation_error", field_errors(list(exc.errors())))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(ValueError)
+    async def _refused(_: Request, exc: ValueError) -> JSONResponse:
+        # Engine refusals (EngineError is a ValueError) and store rule violations.
+        return error_response(409, "refused", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in API", exc_info=exc)
+        return error_response(500, "internal_error", "unexpected error; see the agent's log")

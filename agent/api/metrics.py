@@ -1,0 +1,102 @@
+"""Prometheus metrics, one registry per app, fed by the bus.
+
+Stage durations come from finished-stage events; log lines are counted by a
+bus subscription per running run; run counts and queue depth are read when
+scraped (they are state, not events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from store.models import Event, RunStatus
+
+_DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+# Lines can still arrive just after the run's final event (the log writer batches).
+_LOG_GRACE_S = 2.0
+
+
+class Metrics:
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.registry = CollectorRegistry()
+        self.runs = Gauge("seamless_runs", "Runs in the store by status", ["status"],
+                          registry=self.registry)
+        self.queue_depth = Gauge("seamless_queue_depth", "Runs queued, waiting for a slot",
+                                 registry=self.registry)
+        self.stage_duration = Histogram(
+            "seamless_stage_duration_seconds", "Duration of finished stages",
+            ["stage", "status"], buckets=_DURATION_BUCKETS, registry=self.registry)
+        self.log_lines = Counter("seamless_log_lines_ingested",
+                                 "Log lines written to the store and published",
+                                 registry=self.registry)
+        self.events = Counter("seamless_events", "Events published on the bus", ["type"],
+                              registry=self.registry)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._running = False
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._running = True
+        self.agent.bus.add_listener(self.on_event)
+        for run in self.agent.store.runs_with_status(RunStatus.running):
+            self._watch(run.id)
+
+    async def stop(self) -> None:
+        self._running = False  # the bus has no remove_listener: the listener goes quiet
+        for task in list(self._watchers.values()):
+            task.cancel()
+        for task in list(self._watchers.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._watchers.clear()
+
+    def on_event(self, event: Event) -> None:
+        """Bus listener: runs in the publisher's thread, so only cheap work here."""
+        if not self._running:
+            return
+        self.events.labels(event.type).inc()
+        stage = event.stage
+        if stage is not None and stage.status.finished and stage.started_at \
+                and stage.finished_at:
+            seconds = (stage.finished_at - stage.started_at).total_seconds()
+            self.stage_duration.labels(stage.name, stage.status.value).observe(max(seconds, 0))
+        run = event.run
+        if run is not None and self._loop is not None:
+            if run.status is RunStatus.running:
+                self._loop.call_soon_threadsafe(self._watch, run.id)
+            elif run.status.finished:
+                self._loop.call_soon_threadsafe(self._unwatch_later, run.id)
+
+    def _watch(self, run_id: int) -> None:
+        if self._running and run_id not in self._watchers:
+            self._watchers[run_id] = asyncio.ensure_future(self._count_lines(run_id))
+
+    def _unwatch_later(self, run_id: int) -> None:
+        task = self._watchers.get(run_id)
+        if task is not None and self._loop is not None:
+            self._loop.call_later(_LOG_GRACE_S, task.cancel)
+
+    async def _count_lines(self, run_id: int) -> None:
+        try:
+            with self.agent.bus.subscribe_logs(run_id, maxsize=100_000) as sub:
+                while True:
+                    batch = await sub.get()
+                    self.log_lines.inc(len(batch))
+        finally:
+            self._watchers.pop(run_id, None)
+
+    def render(self) -> tuple[bytes, str]:
+        counts = self.agent.store.count_runs()
+        for status in RunStatus:
+            self.runs.labels(status.value).set(counts.get(status.value, 0))
+        engine = getattr(self.agent, "engine", None)
+        if engine is not None:
+            self.queue_depth.set(engine.queue_depth())
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

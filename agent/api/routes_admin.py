@@ -1,0 +1,65 @@
+"""Health, metrics, identity, tokens and the audit log."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, Response
+
+from agent.api.auth import Admin, Viewer, audit
+from agent.api.deps import agent_of
+from agent.api.errors import ERROR_RESPONSES
+from store.models import ApiToken, AuditEvent, TokenCreated, TokenCreateRequest, WhoAmI
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+def agent_version() -> str:
+    try:
+        return version("seamless")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@router.get("/healthz", tags=["admin"])
+def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": agent_version()}
+
+
+@router.get("/metrics", tags=["admin"], response_class=Response)
+def metrics(request: Request) -> Response:
+    body, content_type = request.app.state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/api/v1/me", response_model=WhoAmI, tags=["admin"])
+def me(token: Viewer) -> WhoAmI:
+    return WhoAmI(name=token.name, role=token.role)
+
+
+@router.get("/api/v1/tokens", response_model=list[ApiToken], tags=["admin"])
+def list_tokens(request: Request, _: Admin) -> list[ApiToken]:
+    return agent_of(request).store.list_tokens()
+
+
+@router.post("/api/v1/tokens", response_model=TokenCreated, status_code=201, tags=["admin"])
+def create_token(request: Request, token: Admin, body: Annotated[TokenCreateRequest, Body(
+        openapi_examples={"ci": {"value": {"name": "ci-bot", "role": "deployer"}}})]
+                 ) -> TokenCreated:
+    plain, info = agent_of(request).store.create_token(body.name, body.role)
+    audit(request, token, "token.create", body.name, body.role.value)
+    return TokenCreated(token=plain, info=info)
+
+
+@router.delete("/api/v1/tokens/{token_id}", status_code=204, tags=["admin"])
+def revoke_token(request: Request, token_id: int, token: Admin) -> Response:
+    agent_of(request).store.revoke_token(token_id)
+    audit(request, token, "token.revoke", str(token_id))
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/audit", response_model=list[AuditEvent], tags=["admin"])
+def list_audit(request: Request, _: Admin,
+               limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[AuditEvent]:
+    return agent_of(request).store.list_audit(limit)

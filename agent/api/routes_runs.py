@@ -1,0 +1,116 @@
+"""Runs (list, show, cancel, rerun), their logs, and approvals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+
+from agent.api.auth import Deployer, Viewer, audit
+from agent.api.deps import agent_of
+from agent.api.errors import ERROR_RESPONSES, ApiError
+from store.models import (
+    DEFAULT_STAGES,
+    Approval,
+    ApprovalStatus,
+    DecisionRequest,
+    LogPage,
+    RerunRequest,
+    RunInfo,
+    RunPage,
+    RunStatus,
+)
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+
+
+@router.get("/runs", response_model=RunPage, tags=["runs"])
+def list_runs(request: Request, _: Viewer, service: str | None = None,
+              status: RunStatus | None = None,
+              cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$",
+                                                  description="next_cursor of the previous page")
+                                ] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunPage:
+    before = int(cursor) if cursor else None
+    runs = agent_of(request).store.list_runs(service=service, status=status, before_id=before,
+                                             limit=limit)
+    next_cursor = str(runs[-1].id) if len(runs) == limit else None
+    return RunPage(items=runs, next_cursor=next_cursor)
+
+
+@router.get("/runs/{run_id}", response_model=RunInfo, tags=["runs"])
+def get_run(request: Request, run_id: int, _: Viewer) -> RunInfo:
+    return agent_of(request).store.get_run(run_id)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunInfo, tags=["runs"])
+def cancel_run(request: Request, run_id: int, token: Deployer) -> RunInfo:
+    run = agent_of(request).engine.cancel(run_id, actor=token.name)
+    audit(request, token, "run.cancel", f"{run.service}#{run.number}", f"run {run_id}")
+    return run
+
+
+@router.post("/runs/{run_id}/rerun", response_model=RunInfo, status_code=201, tags=["runs"])
+def rerun(request: Request, run_id: int, token: Deployer, body: Annotated[
+        RerunRequest, Body(openapi_examples={
+            "whole run": {"value": {}},
+            "from a stage": {"value": {"from_stage": "Unit Test"}}})] = RerunRequest()
+          ) -> RunInfo:
+    run = agent_of(request).engine.rerun(run_id, body.from_stage, actor=token.name)
+    audit(request, token, "run.rerun", f"{run.service}#{run.number}",
+          f"of run {run_id} from {body.from_stage or 'the start'}")
+    return run
+
+
+@router.get("/runs/{run_id}/logs", response_model=LogPage, tags=["logs"])
+def run_logs(request: Request, run_id: int, _: Viewer,
+             stage: Annotated[str | None, Query(description="one of the stage names")] = None,
+             after: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
+             before: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
+             tail: bool = False,
+             limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> LogPage:
+    if stage is not None and stage not in DEFAULT_STAGES:
+        raise ApiError(422, "validation_error",
+                       [{"field": "stage", "message": f"one of {list(DEFAULT_STAGES)}"}])
+    store = agent_of(request).store
+    store.get_run(run_id)  # 404 for an unknown run rather than an empty page
+    return store.log_page(run_id, stage=stage, after=after, before=before, limit=limit,
+                          tail=tail)
+
+
+# -- approvals ---------------------------------------------------------------------------
+@router.get("/runs/{run_id}/approval", response_model=Approval, tags=["approvals"])
+def get_approval(request: Request, run_id: int, _: Viewer) -> Approval:
+    return agent_of(request).store.get_approval(run_id)
+
+
+_DECISION_EXAMPLES = {"with comment": {"value": {"comment": "staging looks good"}},
+                      "bare": {"value": {}}}
+
+
+@router.post("/runs/{run_id}/approve", response_model=Approval, tags=["approvals"])
+def approve(request: Request, run_id: int, token: Deployer, body: Annotated[
+        DecisionRequest, Body(openapi_examples=_DECISION_EXAMPLES)] = DecisionRequest()
+            ) -> Approval:
+    approval = agent_of(request).engine.approve(run_id, actor=token.name, comment=body.comment)
+    audit(request, token, "run.approve", f"{approval.service} run {run_id}", body.comment)
+    return approval
+
+
+@router.post("/runs/{run_id}/reject", response_model=Approval, tags=["approvals"])
+def reject(request: Request, run_id: int, token: Deployer, body: Annotated[
+        DecisionRequest, Body(openapi_examples=_DECISION_EXAMPLES)] = DecisionRequest()
+           ) -> Approval:
+    approval = agent_of(request).engine.reject(run_id, actor=token.name, comment=body.comment)
+    audit(request, token, "run.reject", f"{approval.service} run {run_id}", body.comment)
+    return approval
+
+
+@router.get("/approvals", response_model=list[Approval], tags=["approvals"])
+def list_approvals(request: Request, _: Viewer,
+                   status: Annotated[ApprovalStatus | None, Query(
+                       description="default pending; 'all' is not a status: omit for pending")
+                   ] = ApprovalStatus.pending) -> list[Approval]:
+    return agent_of(request).store.list_approvals(status)

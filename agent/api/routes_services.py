@@ -1,0 +1,158 @@
+"""Pipelines and services: CRUD (admin), manual triggers and unpinning (deployer)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response
+
+from agent.api.auth import Admin, Deployer, Viewer, audit
+from agent.api.deps import agent_of, publish_service
+from agent.api.errors import ERROR_RESPONSES, ApiError
+from store.models import (
+    ENVIRONMENTS,
+    SECRET_MASK,
+    Pipeline,
+    PipelineConfig,
+    RunInfo,
+    Service,
+    ServiceConfig,
+    Trigger,
+    TriggerRequest,
+    redact_service,
+)
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+
+PIPELINE_EXAMPLE = {"name": "shop", "auto_deploy": False,
+                    "staging": {"kind": "docker", "port": 18001},
+                    "production": {"kind": "docker", "port": 18002}}
+SERVICE_EXAMPLE = {"name": "payments", "pipeline": "shop",
+                   "repo_url": "https://github.com/acme/payments.git", "branch": "main",
+                   "code_quality_command": "sh lint.sh", "unit_test_command": "sh test.sh",
+                   "compose_file": "compose.yaml",
+                   "integration_test_command": "sh integration.sh",
+                   "image_repository": "127.0.0.1:5000/payments",
+                   "secrets": {"STRIPE_KEY": "sk_test_123"}, "webhook_secret": "s3cret"}
+
+
+# -- pipelines -------------------------------------------------------------------------
+@router.get("/pipelines", response_model=list[Pipeline], tags=["pipelines"])
+def list_pipelines(request: Request, _: Viewer) -> list[Pipeline]:
+    return agent_of(request).store.list_pipelines()
+
+
+@router.post("/pipelines", response_model=Pipeline, status_code=201, tags=["pipelines"])
+def create_pipeline(request: Request, token: Admin, config: Annotated[PipelineConfig, Body(
+        openapi_examples={"docker": {"summary": "two docker targets",
+                                     "value": PIPELINE_EXAMPLE}})]) -> Pipeline:
+    pipeline = agent_of(request).store.create_pipeline(config)
+    audit(request, token, "pipeline.create", config.name)
+    return pipeline
+
+
+@router.get("/pipelines/{name}", response_model=Pipeline, tags=["pipelines"])
+def get_pipeline(request: Request, name: str, _: Viewer) -> Pipeline:
+    return agent_of(request).store.get_pipeline(name)
+
+
+@router.put("/pipelines/{name}", response_model=Pipeline, tags=["pipelines"])
+def update_pipeline(request: Request, name: str, token: Admin, config: Annotated[
+        PipelineConfig, Body(openapi_examples={"docker": {"value": PIPELINE_EXAMPLE}})]
+                    ) -> Pipeline:
+    pipeline = agent_of(request).store.update_pipeline(name, config)
+    audit(request, token, "pipeline.update", name)
+    return pipeline
+
+
+@router.delete("/pipelines/{name}", status_code=204, tags=["pipelines"])
+def delete_pipeline(request: Request, name: str, token: Admin) -> Response:
+    agent_of(request).store.delete_pipeline(name)
+    audit(request, token, "pipeline.delete", name)
+    return Response(status_code=204)
+
+
+# -- services --------------------------------------------------------------------------
+@router.get("/services", response_model=list[Service], tags=["services"])
+def list_services(request: Request, _: Viewer, pipeline: str | None = None) -> list[Service]:
+    return [redact_service(s) for s in agent_of(request).store.list_services(pipeline)]
+
+
+@router.post("/services", response_model=Service, status_code=201, tags=["services"])
+def create_service(request: Request, token: Admin, config: Annotated[ServiceConfig, Body(
+        openapi_examples={"full": {"summary": "a service with every stage",
+                                   "value": SERVICE_EXAMPLE}})]) -> Service:
+    service = agent_of(request).store.create_service(config)
+    audit(request, token, "service.create", config.name)
+    publish_service(request, service, action="created")
+    return redact_service(service)
+
+
+@router.get("/services/{name}", response_model=Service, tags=["services"])
+def get_service(request: Request, name: str, _: Viewer) -> Service:
+    return redact_service(agent_of(request).store.get_service(name))
+
+
+def _keep_masked_secrets(config: ServiceConfig, current: Service) -> ServiceConfig:
+    """A client that PUTs back what it GOT sends masks: keep the stored values there."""
+    secrets = {k: current.secrets.get(k, v) if v == SECRET_MASK else v
+               for k, v in config.secrets.items()}
+    webhook = current.webhook_secret if config.webhook_secret == SECRET_MASK \
+        else config.webhook_secret
+    return config.model_copy(update={"secrets": secrets, "webhook_secret": webhook})
+
+
+@router.put("/services/{name}", response_model=Service, tags=["services"])
+def update_service(request: Request, name: str, token: Admin, config: Annotated[
+        ServiceConfig, Body(openapi_examples={"full": {"value": SERVICE_EXAMPLE}})]) -> Service:
+    store = agent_of(request).store
+    config = _keep_masked_secrets(config, store.get_service(name))
+    service = store.update_service(name, config)
+    audit(request, token, "service.update", name)
+    publish_service(request, service, action="updated")
+    return redact_service(service)
+
+
+@router.delete("/services/{name}", status_code=204, tags=["services"])
+def delete_service(request: Request, name: str, token: Admin) -> Response:
+    agent_of(request).store.delete_service(name)
+    audit(request, token, "service.delete", name)
+    publish_service(request, None, action="deleted", name=name)
+    return Response(status_code=204)
+
+
+@router.post("/services/{name}/trigger", response_model=RunInfo, status_code=201,
+             tags=["runs"])
+def trigger_run(request: Request, name: str, token: Deployer, body: Annotated[
+        TriggerRequest, Body(openapi_examples={
+            "branch head": {"value": {"branch": "main"}},
+            "exact commit": {"value": {"sha": "9fceb02d0ae598e95dc970b74767f19372d61af8"}},
+            "partial": {"value": {"branch": "feature/x", "kind": "partial"}}})]) -> RunInfo:
+    agent = agent_of(request)
+    service = agent.store.get_service(name)
+    branch = body.branch or service.branch
+    sha = body.sha
+    if sha is None:
+        sha = agent.workspaces.resolve_branch(service.repo_url, branch)
+        if sha is None:
+            raise ApiError(409, "unknown_branch",
+                           f"branch {branch!r} was not found at {service.repo_url}")
+    run = agent.engine.submit(service, trigger=Trigger.manual, kind=body.kind, sha=sha,
+                              branch=branch, actor=token.name)
+    audit(request, token, "run.trigger", f"{name}#{run.number}", f"{branch}@{sha}")
+    return run
+
+
+@router.post("/services/{name}/unpin/{environment}", response_model=Service, tags=["deploys"])
+def unpin(request: Request, name: str, environment: str, token: Deployer) -> Service:
+    if environment not in ENVIRONMENTS:
+        raise ApiError(422, "validation_error",
+                       [{"field": "environment", "message": f"one of {list(ENVIRONMENTS)}"}])
+    store = agent_of(request).store
+    service = store.get_service(name)
+    store.set_pin(service.id, environment, None)
+    audit(request, token, "service.unpin", f"{name}/{environment}")
+    service = store.get_service(name)
+    publish_service(request, service, action="unpinned", environment=environment)
+    return redact_service(service)
+

@@ -1,0 +1,185 @@
+"""WebSocket streams: /api/v1/ws/events and /api/v1/ws/runs/{id}/logs.
+
+One code path for history and live (see STYLE.md): subscribe to the bus
+first, then send the store's backlog after the client's cursor, then the live
+batches, skipping ids at or below the last one sent — so a client that
+reconnects with its last ULID sees no gap and no duplicate.
+
+Each client has a bounded queue (its bus subscription) drained by its own
+sender; a publisher never waits for a client. A client that falls so far
+behind that its queue overflows is sent `{"type":"lagged"}` and closed; it
+resumes by cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.concurrency import run_in_threadpool
+
+from agent.api.auth import websocket_token
+from agent.api.errors import ApiError
+from agent.bus import Subscription
+from store.configs import NotFound
+from store.models import DEFAULT_STAGES, Event, LogLine, Role
+
+router = APIRouter(prefix="/api/v1")
+
+LAGGED = '{"type":"lagged"}'
+CLOSE_LAGGED = 4008  # "policy": too slow; reconnect with your cursor
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+BACKLOG_PAGE = 2000
+MAX_LINES_PER_MESSAGE = 5000
+
+
+class _JsonCache:
+    """Every subscriber gets the same objects from the bus: serialise each once.
+    Entries hold the object itself so its id() cannot be reused while cached."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._items: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+        self._size = size
+
+    def get(self, obj: Any, render: Callable[[Any], Any]) -> Any:
+        key = id(obj)
+        hit = self._items.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = render(obj)
+        self._items[key] = (obj, value)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
+_events_json = _JsonCache()
+_lines_json = _JsonCache()
+
+
+def _line_parts(batch: list[LogLine]) -> list[str]:
+    return _lines_json.get(batch, lambda b: [ln.model_dump_json() for ln in b])
+
+
+def _lines_message(parts: list[str]) -> str:
+    return '{"lines":[' + ",".join(parts) + "]}"
+
+
+async def _authorize(ws: WebSocket) -> bool:
+    try:
+        ws.app.state.auth.check(websocket_token(ws), Role.viewer)
+    except ApiError as exc:
+        await ws.accept()
+        await ws.close(code=CLOSE_UNAUTHORIZED if exc.status == 401 else 4403,
+                       reason=str(exc.detail)[:120])
+        return False
+    return True
+
+
+async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable[None]]
+                ) -> None:
+    """Run the sender until the client leaves or lags; tell a lagging client why."""
+
+    async def receiver() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    async def lag_watch() -> None:
+        # The sender may be stuck in send() to a stalled client: watch from outside it.
+        while not sub.lagged:
+            await asyncio.sleep(0.1)
+
+    tasks = [asyncio.ensure_future(t()) for t in (sender, receiver, lag_watch)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        sub.close()
+    if tasks[2] in done or sub.lagged:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.send_text(LAGGED), timeout=1.0)
+            await asyncio.wait_for(ws.close(code=CLOSE_LAGGED, reason="lagged"), timeout=1.0)
+    elif tasks[0] in done and tasks[0].exception() is not None:
+        raise tasks[0].exception()  # type: ignore[misc]
+
+
+@router.websocket("/ws/events")
+async def events(ws: WebSocket) -> None:
+    if not await _authorize(ws):
+        return
+    agent = ws.app.state.agent
+    sub = agent.bus.subscribe_events(maxsize=ws.app.state.ws_queue_events)
+    await ws.accept()
+
+    async def sender() -> None:
+        while not sub.lagged:
+            event: Event = await sub.get()
+            await ws.send_text(_events_json.get(event, lambda e: e.model_dump_json()))
+
+    await _pump(ws, sub, sender)
+
+
+@router.websocket("/ws/runs/{run_id}/logs")
+async def run_logs(ws: WebSocket, run_id: int) -> None:
+    if not await _authorize(ws):
+        return
+    agent = ws.app.state.agent
+    after = ws.query_params.get("after") or None
+    stage = ws.query_params.get("stage") or None
+    # Subscribe before reading the backlog: a line committed in between is in both, and
+    # the cursor drops the copy; subscribing after would lose it.
+    sub = agent.bus.subscribe_logs(run_id, maxsize=ws.app.state.ws_queue_logs)
+    await ws.accept()
+    problem = None
+    if after is not None and not _ULID.match(after):
+        problem = (CLOSE_BAD_REQUEST, "after must be a ULID")
+    elif stage is not None and stage not in DEFAULT_STAGES:
+        problem = (CLOSE_BAD_REQUEST, f"unknown stage {stage!r}")
+    else:
+        try:
+            await run_in_threadpool(agent.store.get_run, run_id)
+        except NotFound:
+            problem = (CLOSE_NOT_FOUND, f"no run with id {run_id}")
+    if problem:
+        sub.close()
+        await ws.close(code=problem[0], reason=problem[1])
+        return
+
+    async def sender() -> None:
+        cursor = after
+        while True:  # history, page by page
+            page = await run_in_threadpool(agent.store.log_page, run_id, stage=stage,
+                                           after=cursor, limit=BACKLOG_PAGE)
+            if page.lines:
+                await ws.send_text(_lines_message([ln.model_dump_json() for ln in page.lines]))
+                cursor = page.lines[-1].id
+            if len(page.lines) < BACKLOG_PAGE:
+                break
+        while not sub.lagged:  # live: everything queued now goes out in one message
+            batches = [await sub.get()]
+            while not sub.queue.empty() and sum(map(len, batches)) < MAX_LINES_PER_MESSAGE:
+                batches.append(sub.get_nowait())
+            parts: list[str] = []
+            for batch in batches:
+                fresh = [i for i, ln in enumerate(batch)
+                         if (cursor is None or ln.id > cursor)
+                         and (stage is None or ln.stage == stage)]
+                if not fresh:
+                    continue
+                all_parts = _line_parts(batch)
+                parts.extend(all_parts[i] for i in fresh)
+                cursor = batch[fresh[-1]].id
+            if parts:
+                await ws.send_text(_lines_message(parts))
+
+    await _pump(ws, sub, sender)

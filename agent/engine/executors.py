@@ -1,0 +1,88 @@
+"""Which executor runs a stage: per pipeline and per stage (mixed mode)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.executors.base import Executor
+from store.models import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class NoDockerEngine(RuntimeError):
+    pass
+
+
+class ExecutorSet:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._docker_client: Any = None
+        self._docker: Executor | None = None
+        self._local: Executor | None = None
+        self._ecs: dict[str, Executor] = {}
+        self.docker_error: str | None = None
+        self._connect_docker()
+
+    def _connect_docker(self) -> None:
+        if self.config.executor == "local":
+            self.docker_error = "the local executor was chosen in the agent config"
+            return
+        try:
+            import docker
+
+            client = (docker.DockerClient(base_url=self.config.docker_host)
+                      if self.config.docker_host else docker.from_env())
+            client.ping()
+        except Exception as exc:  # no engine: say so, and fall back only when allowed
+            self.docker_error = f"no Docker engine answers ({exc.__class__.__name__}: {exc})"
+            if self.config.executor == "docker":
+                raise NoDockerEngine(self.docker_error) from exc
+            log.warning("%s; stages run with the local executor", self.docker_error)
+            return
+        from agent.executors.docker import DockerExecutor
+
+        self._docker_client = client
+        self._docker = DockerExecutor(client)
+
+    @property
+    def docker_client(self) -> Any:
+        return self._docker_client
+
+    @property
+    def local(self) -> Executor:
+        with self._lock:
+            if self._local is None:
+                from agent.executors.local import LocalExecutor
+
+                self._local = LocalExecutor()
+            return self._local
+
+    def for_stage(self, pipeline: Pipeline, stage: str) -> Executor:
+        name = pipeline.stage_executors.get(stage, pipeline.executor)
+        if name == "ecs":
+            return self.ecs(pipeline)
+        if name == "local" or self._docker is None:
+            return self.local
+        return self._docker
+
+    def ecs(self, pipeline: Pipeline) -> Executor:
+        assert pipeline.ecs_executor is not None  # PipelineConfig validates this
+        key = pipeline.ecs_executor.model_dump_json()
+        with self._lock:
+            if key not in self._ecs:
+                from agent.executors.ecs import EcsExecutor
+
+                self._ecs[key] = EcsExecutor(pipeline.ecs_executor)
+            return self._ecs[key]
+
+    def all(self) -> list[Executor]:
+        found = [e for e in (self._docker, self._local) if e is not None]
+        return found + list(self._ecs.values())
+
+    def uses_ecs(self, pipeline: Pipeline) -> bool:
+        return pipeline.executor == "ecs"

@@ -1,0 +1,273 @@
+"""Drives one run through its stages: the state machine of DESIGN.md.
+
+Each stage's work is blocking (Docker, git, boto3) and runs in a daemon thread;
+every transition is committed (and published) before the next side effect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.engine.executors import ExecutorSet
+from agent.engine.stages import command_spec, secrets_of, stage_command
+from agent.engine.threads import in_thread
+from agent.engine.transitions import Transitions
+from agent.executors.base import StageLog, StageResult
+from store.configs import NotFound
+from store.db import now
+from store.models import (
+    STAGE_BUILD,
+    STAGE_CODE_QUALITY,
+    STAGE_DEPLOY_PRODUCTION,
+    STAGE_DEPLOY_STAGING,
+    STAGE_INTEGRATION_TEST,
+    STAGE_PREPARE,
+    STAGE_UNIT_TEST,
+    ApprovalStatus,
+    Event,
+    Pipeline,
+    RunInfo,
+    RunStatus,
+    Service,
+    StageStatus,
+    image_for,
+    pushes_to_registry,
+)
+from store.store import Store
+
+log = logging.getLogger(__name__)
+
+DEPLOY_ENVIRONMENTS = {STAGE_DEPLOY_STAGING: "staging", STAGE_DEPLOY_PRODUCTION: "production"}
+
+
+@dataclass
+class RunControl:
+    """What the engine holds for a run in flight."""
+
+    run_id: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by: str | None = None
+
+
+class RunDriver:
+    def __init__(self, store: Store, transitions: Transitions, logs: Any, workspaces: Any,
+                 deployer: Any, executors: ExecutorSet) -> None:
+        self.store = store
+        self.t = transitions
+        self.logs = logs
+        self.workspaces = workspaces
+        self.deployer = deployer
+        self.executors = executors
+
+    async def drive(self, control: RunControl, reattach: dict[str, Any] | None = None) -> None:
+        """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
+        in progress when the agent restarted to its executor state."""
+        run = self.store.get_run(control.run_id)
+        service = self.store.get_service_by_id(run.service_id)
+        pipeline = self.store.get_pipeline(service.pipeline)
+        if run.status is not RunStatus.running:
+            run = self.t.run(run.id, RunStatus.running)
+        for stage in run.stages:
+            if stage.status.finished:
+                continue
+            if control.cancel.is_set():
+                return self._finish_cancelled(control)
+            if stage.name == STAGE_DEPLOY_PRODUCTION and not await self._gate_open(run, service):
+                return
+            resume = (reattach or {}).get(stage.name)
+            result = await self._run_stage(run, service, pipeline, stage.name, control, resume)
+            if control.cancel.is_set() or result.cancelled:
+                return self._finish_cancelled(control)
+            if not (result.ok or result.skipped):
+                reason = result.error or f"{stage.name} failed (exit code {result.exit_code})"
+                self.t.skip_rest(run.id, f"not run: {stage.name} failed")
+                self.t.run(run.id, RunStatus.failed, error=reason)
+                return
+        self.t.run(run.id, RunStatus.success)
+
+    # -- one stage -----------------------------------------------------------------
+    async def _run_stage(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
+                         control: RunControl, resume: Any) -> StageResult:
+        stage_log = self.logs.stage_log(run.id, name, secrets_of(service))
+        if resume is None:
+            self.t.stage(run.id, name, StageStatus.in_progress)
+        try:
+            result = await in_thread(
+                lambda: self._execute(run, service, pipeline, name, stage_log, control, resume),
+                name=f"run{run.id}-{name}")
+        except Exception as exc:  # a bug or an engine fault: the run fails clearly, agent lives
+            log.exception("stage %s of run %s crashed", name, run.id)
+            stage_log.system(f"internal error: {exc.__class__.__name__}: {exc}")
+            result = StageResult(exit_code=None, error=f"internal error: {exc}")
+        await in_thread(stage_log.flush)
+        if result.skipped:
+            if result.error:
+                stage_log.system(f"skipped: {result.error}")
+                await in_thread(stage_log.flush)
+            self.t.stage(run.id, name, StageStatus.skipped, error=result.error)
+        elif result.cancelled or control.cancel.is_set():
+            self.t.stage(run.id, name, StageStatus.cancelled,
+                         error=f"cancelled by {control.cancelled_by or 'a user'}")
+        elif result.ok:
+            self.t.stage(run.id, name, StageStatus.success, exit_code=result.exit_code)
+        else:
+            error = result.error or f"exit code {result.exit_code}"
+            self.t.stage(run.id, name, StageStatus.failed, exit_code=result.exit_code,
+                         error=error)
+        return result
+
+    def _execute(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
+                 stage_log: StageLog, control: RunControl, resume: Any) -> StageResult:
+        """Blocking: what the stage does, by name."""
+        cancel = control.cancel
+        if resume is not None:
+            return self._reattach(run, service, pipeline, name, stage_log, control, resume)
+        if name == STAGE_PREPARE:
+            workspace = self.workspaces.prepare(service, run.sha, stage_log, cancel)
+            command = stage_command(service, name)
+            if command is None:
+                return StageResult(exit_code=0)
+            return self._command(run, service, pipeline, name, command, workspace, stage_log,
+                                 control)
+        if name in DEPLOY_ENVIRONMENTS:
+            build = self.store.get_stage(run.id, STAGE_BUILD)
+            if build.status is StageStatus.skipped:
+                return StageResult.skip("nothing to deploy: the Build stage was skipped")
+            return self.deployer.deploy_stage(run, service, pipeline, DEPLOY_ENVIRONMENTS[name],
+                                              image_for(service, run.sha), stage_log)
+        workspace = self._workspace(service, run, stage_log, cancel)
+        if name == STAGE_BUILD:
+            return self._build(run, service, workspace, stage_log, cancel)
+        command = stage_command(service, name)
+        if command is None:
+            return StageResult.skip(f"no {name} command configured for {service.name}")
+        if name == STAGE_INTEGRATION_TEST and service.compose_file:
+            return self._integration(run, service, pipeline, command, workspace, stage_log,
+                                     control)
+        assert name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST), name
+        return self._command(run, service, pipeline, name, command, workspace, stage_log,
+                             control)
+
+    def _command(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
+                 command: str, workspace: Path, stage_log: StageLog, control: RunControl,
+                 network: str | None = None) -> StageResult:
+        spec = command_spec(service, pipeline, run, name, command, workspace, network)
+        executor = self.executors.for_stage(pipeline, name)
+        stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
+
+        def save(state: dict[str, Any] | None) -> None:
+            self.store.set_stage_executor_state(run.id, name, _with_executor(state, executor))
+
+        return executor.run(spec, stage_log, control.cancel, save)
+
+    def _reattach(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
+                  stage_log: StageLog, control: RunControl, resume: dict[str, Any]
+                  ) -> StageResult:
+        """A stage the agent was running when it stopped: follow it again, or rerun it."""
+        command = stage_command(service, name)
+        if name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST) or (
+                name == STAGE_INTEGRATION_TEST and not service.compose_file):
+            assert command is not None
+            workspace = self.workspaces.path_for(service.name, run.sha)
+            spec = command_spec(service, pipeline, run, name, command, workspace)
+            executor = self.executors.for_stage(pipeline, name)
+            since = self.store.last_log_ts(run.id, name)
+            result = executor.reattach(spec, stage_log, control.cancel, resume.get("state"),
+                                       _parse_ts(since))
+            if result is not None:
+                return result
+            return StageResult(exit_code=None, error=(
+                f"the agent restarted and the {name} container was gone "
+                f"({executor.name} executor): rerun from this stage"))
+        if name in DEPLOY_ENVIRONMENTS:
+            return StageResult(exit_code=None, error=(
+                f"the agent restarted during {name}; the previous version kept serving. "
+                "Rerun from this stage to deploy again"))
+        # Prepare, Build and compose-based Integration Test are idempotent: run them again.
+        stage_log.system(f"the agent restarted during {name}: running it again")
+        return self._execute(run, service, pipeline, name, stage_log, control, None)
+
+    def _workspace(self, service: Service, run: RunInfo, stage_log: StageLog,
+                   cancel: threading.Event) -> Path:
+        path = Path(self.workspaces.path_for(service.name, run.sha))
+        if not path.is_dir():  # cleaned up since Prepare (a rerun of an old run): fetch again
+            stage_log.system("the workspace was cleaned up since Prepare: checking out again")
+            path = Path(self.workspaces.prepare(service, run.sha, stage_log, cancel))
+        return path
+
+    def _build(self, run: RunInfo, service: Service, workspace: Path, stage_log: StageLog,
+               cancel: threading.Event) -> StageResult:
+        if not service.dockerfile:
+            return StageResult.skip(f"no Dockerfile configured for {service.name}")
+        context = workspace / service.build_context
+        if not (context / service.dockerfile).is_file():
+            return StageResult.skip(
+                f"no {service.dockerfile} in {service.build_context!r} of the repository")
+        client = self.executors.docker_client
+        if client is None:
+            return StageResult(exit_code=None, error=(
+                f"Build needs a Docker engine: {self.executors.docker_error}"))
+        from agent.executors.build import BuildSpec, build_image
+
+        push = run.kind.value == "full" and pushes_to_registry(service)
+        spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
+                         image=image_for(service, run.sha), push=push,
+                         labels={"io.seamless.service": service.name,
+                                 "io.seamless.sha": run.sha})
+        if not push and run.kind.value != "full":
+            stage_log.system("pull request run: the image is built but not pushed")
+        return build_image(client, spec, stage_log, cancel)
+
+    def _integration(self, run: RunInfo, service: Service, pipeline: Pipeline, command: str,
+                     workspace: Path, stage_log: StageLog, control: RunControl) -> StageResult:
+        client = self.executors.docker_client
+        if client is None:
+            return StageResult(exit_code=None, error=(
+                f"Integration Test with a compose file needs a Docker engine: "
+                f"{self.executors.docker_error}"))
+        from agent.executors.compose import IntegrationSpec, run_integration
+
+        test = command_spec(service, pipeline, run, STAGE_INTEGRATION_TEST, command, workspace)
+        spec = IntegrationSpec(run_id=run.id, workspace=workspace,
+                               compose_file=str(service.compose_file),
+                               image=image_for(service, run.sha), test=test)
+        executor = self.executors.for_stage(pipeline, STAGE_INTEGRATION_TEST)
+        return run_integration(client, executor, spec, stage_log, control.cancel)
+
+    # -- approval gate ----------------------------------------------------------------
+    async def _gate_open(self, run: RunInfo, service: Service) -> bool:
+        pipeline = self.store.get_pipeline(service.pipeline)
+        auto = service.auto_deploy if service.auto_deploy is not None else pipeline.auto_deploy
+        if auto:
+            return True
+        try:
+            approval = self.store.get_approval(run.id)
+        except NotFound:
+            approval = await in_thread(lambda: self.deployer.build_approval(run, service))
+            self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
+        if approval.status is ApprovalStatus.approved:
+            return True
+        self.t.stage(run.id, STAGE_DEPLOY_PRODUCTION, StageStatus.awaiting_approval)
+        self.t.run(run.id, RunStatus.awaiting_approval)
+        return False
+
+    def _finish_cancelled(self, control: RunControl) -> None:
+        actor = control.cancelled_by or "a user"
+        self.t.skip_rest(control.run_id, f"not run: cancelled by {actor}")
+        self.t.run(control.run_id, RunStatus.cancelled, error=f"cancelled by {actor}")
+
+
+def _with_executor(state: dict[str, Any] | None, executor: Any) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {"executor": executor.name, "state": state}
+
+
+def _parse_ts(value: str | None) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,75 @@
+"""What each default stage does for a service: its command, image, environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.executors.base import StageSpec, container_name, stage_labels
+from store.models import (
+    STAGE_CODE_QUALITY,
+    STAGE_INTEGRATION_TEST,
+    STAGE_PREPARE,
+    STAGE_UNIT_TEST,
+    Pipeline,
+    RunInfo,
+    Service,
+    image_for,
+)
+
+COMMAND_STAGES = {
+    STAGE_PREPARE: "prepare_command",
+    STAGE_CODE_QUALITY: "code_quality_command",
+    STAGE_UNIT_TEST: "unit_test_command",
+    STAGE_INTEGRATION_TEST: "integration_test_command",
+}
+
+
+def stage_command(service: Service, stage: str) -> str | None:
+    field = COMMAND_STAGES.get(stage)
+    value = getattr(service, field) if field else None
+    return value or None
+
+
+def stage_env(service: Service, run: RunInfo) -> dict[str, str]:
+    """The service's environment and secrets, plus what every stage may want to know."""
+    env = dict(service.env)
+    env.update(service.secrets)
+    env.update({
+        "CI": "true",
+        "SEAMLESS": "1",
+        "SEAMLESS_SERVICE": service.name,
+        "SEAMLESS_RUN": str(run.id),
+        "SEAMLESS_RUN_NUMBER": str(run.number),
+        "SEAMLESS_SHA": run.sha,
+        "SEAMLESS_BRANCH": run.branch or "",
+        "SEAMLESS_IMAGE": image_for(service, run.sha),
+    })
+    if run.pr_number is not None:
+        env["SEAMLESS_PR"] = str(run.pr_number)
+    return env
+
+
+def stage_timeout(service: Service, pipeline: Pipeline) -> float:
+    return float(service.stage_timeout_s or pipeline.stage_timeout_s)
+
+
+def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str, command: str,
+                 workspace: Path, network: str | None = None) -> StageSpec:
+    return StageSpec(
+        run_id=run.id,
+        stage=stage,
+        service=service.name,
+        image=service.stage_image or pipeline.stage_image,
+        command=command,
+        workspace=workspace,
+        env=stage_env(service, run),
+        timeout_s=stage_timeout(service, pipeline),
+        container_name=container_name(run.id, stage),
+        labels=stage_labels(run.id, stage, service.name),
+        mount_docker_socket=service.mount_docker_socket,
+        network=network,
+    )
+
+
+def secrets_of(service: Service) -> list[str]:
+    return [v for v in service.secrets.values() if v]

@@ -1,0 +1,104 @@
+"""The composition root: one `Agent` wires store, bus, engine, executors, deploys,
+notifications and triggers together. The API and the CLI build on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from agent.bus import Bus
+from agent.config import AgentConfig
+from agent.engine.engine import Engine
+from agent.engine.executors import ExecutorSet
+from agent.engine.logsink import LogWriter
+from agent.engine.runner import RunDriver
+from agent.engine.threads import in_thread
+from agent.engine.transitions import Transitions
+from agent.engine.workspace import Workspaces
+from store.store import Store
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_INTERVAL_S = 600.0
+
+
+def docker_client_factory(docker_host: str | None = None) -> Any:
+    import docker
+
+    return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        from agent.deploy.deployer import Deployer
+        from agent.notify import Notifier
+
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.db_path)
+        self.bus = Bus()
+        self.logs = LogWriter(self.store, self.bus)
+        self.workspaces = Workspaces(config.mirrors_dir, config.workspaces_dir,
+                                     github_token=config.github_token)
+        self.executors = ExecutorSet(config)
+        self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory)
+        self.notifier = Notifier(self.store, self.bus)
+        transitions = Transitions(self.store, self.bus)
+        driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
+                           self.executors)
+        self.engine = Engine(self.store, transitions, driver, self.deployer,
+                             config.max_parallel_runs)
+        self.poller: Any = None
+        self._maintenance: asyncio.Task[None] | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        self.logs.start()
+        self.notifier.start()
+        restore = getattr(self.deployer, "restore_fronts", None)
+        if restore is not None:
+            await in_thread(restore)
+        await self.engine.start()
+        if self.config.poll_enabled:
+            try:
+                from agent.triggers.polling import Poller
+            except ImportError:  # polling arrives with the API layer
+                Poller = None  # type: ignore[assignment,misc]  # noqa: N806
+            if Poller is not None:
+                self.poller = Poller(self)
+                await self.poller.start()
+        self._maintenance = asyncio.create_task(self._maintain(), name="seamless-maintenance")
+        self.started = True
+
+    async def stop(self) -> None:
+        """Graceful: no new work; running stages are left for restart recovery."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        if self.poller is not None:
+            await self.poller.stop()
+        await self.engine.stop()
+        await in_thread(self.logs.stop)
+        self.notifier.stop()
+        stop_fronts = getattr(self.deployer, "stop", None)
+        if stop_fronts is not None:
+            await in_thread(stop_fronts)
+        self.started = False
+
+    def close(self) -> None:
+        self.store.close()
+
+    async def _maintain(self) -> None:
+        """Retention: old log lines and workspaces are pruned in the background."""
+        while True:
+            try:
+                pruned = await in_thread(lambda: self.store.prune_logs(
+                    timedelta(hours=self.config.log_retention_hours)))
+                removed = await in_thread(lambda: self.workspaces.cleanup(
+                    timedelta(hours=self.config.workspace_retention_hours)))
+                if pruned or removed:
+                    log.info("retention: %s log lines, %s workspaces removed", pruned, removed)
+            except Exception:
+                log.exception("maintenance pass failed")
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)

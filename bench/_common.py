@@ -1,0 +1,55 @@
+"""Shared bits of the bench scripts: a table printer and the --json convention."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def report(title: str, rows: list[tuple[str, Any]], figures: dict[str, Any], as_json: bool
+           ) -> None:
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    print("-" * len(title))
+    for name, value in rows:
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{name:<{width}}  {shown}")
+    if as_json:
+        print(json.dumps(figures))
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "bench@seamless.invalid")
+    git(path, "config", "user.name", "bench")
+    (path / "README").write_text("bench\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "initial")
+    return path
+
+
+def commit(path: Path, message: str) -> str:
+    git(path, "commit", "-q", "--allow-empty", "-m", message)
+    return git(path, "rev-parse", "HEAD")

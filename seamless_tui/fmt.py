@@ -1,0 +1,95 @@
+"""How statuses, ages and durations look. Icons carry the meaning, so NO_COLOR still reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich.text import Text
+
+from store.models import DeploymentStatus, RunStatus, StageStatus
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+RUN_ICONS: dict[str, tuple[str, str]] = {
+    RunStatus.queued: ("◌", "dim"),
+    RunStatus.running: ("●", "bold yellow"),
+    RunStatus.awaiting_approval: ("⏸", "bold magenta"),
+    RunStatus.success: ("✓", "green"),
+    RunStatus.failed: ("✗", "bold red"),
+    RunStatus.cancelled: ("⊘", "dim"),
+    RunStatus.rejected: ("⊘", "red"),
+    RunStatus.superseded: ("↷", "dim"),
+}
+
+STAGE_ICONS: dict[str, tuple[str, str]] = {
+    StageStatus.idle: ("·", "dim"),
+    StageStatus.in_progress: ("●", "bold yellow"),
+    StageStatus.awaiting_approval: ("⏸", "bold magenta"),
+    StageStatus.success: ("✓", "green"),
+    StageStatus.failed: ("✗", "bold red"),
+    StageStatus.skipped: ("-", "dim"),
+    StageStatus.cancelled: ("⊘", "dim"),
+}
+
+DEPLOY_ICONS: dict[str, tuple[str, str]] = {
+    DeploymentStatus.in_progress: ("●", "yellow"),
+    DeploymentStatus.active: ("✓", "green"),
+    DeploymentStatus.superseded: ("·", "dim"),
+    DeploymentStatus.failed: ("✗", "red"),
+    DeploymentStatus.rolled_back: ("↶", "magenta"),
+}
+
+
+def status_text(status: str, icons: dict[str, tuple[str, str]] = RUN_ICONS,
+                label: bool = True) -> Text:
+    icon, style = icons.get(status, ("?", ""))
+    words = str(status).replace("_", " ")
+    if words == "awaiting approval":
+        words = "approval"
+    return Text(f"{icon} {words}" if label else icon, style=style)
+
+
+def short_sha(sha: str | None) -> str:
+    return sha[:7] if sha else "—"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def age(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "—"
+    s = int((now - ts).total_seconds())
+    if s < 60:
+        return f"{max(s, 0)}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def span(start: datetime | None, end: datetime | None, now: datetime) -> float | None:
+    """Seconds from start to end, or to now while still running."""
+    if start is None:
+        return None
+    return ((end or now) - start).total_seconds()
+
+
+def first_line(text: str | None, width: int = 60) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"

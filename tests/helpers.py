@@ -1,0 +1,128 @@
+"""Small helpers shared by the test suite (importable: ``from tests.helpers import ...``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASE_IMAGE = "seamless/busybox:latest"
+BUILD_BASE_IMAGE_SCRIPT = REPO_ROOT / "scripts" / "build-base-image.sh"
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique_name(prefix: str = "seamless-test") -> str:
+    """A lowercase, docker- and compose-safe unique name (tests share one engine)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate!r}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes] | None:
+    """``(status, body)`` of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --- Docker availability -------------------------------------------------------------
+
+
+def docker_required() -> bool:
+    """CI sets SEAMLESS_REQUIRE_DOCKER=1: then a missing engine fails instead of skipping."""
+    return os.environ.get("SEAMLESS_REQUIRE_DOCKER", "") == "1"
+
+
+_engine_error: str | None = None
+_engine_probed = False
+
+
+def docker_engine_error() -> str | None:
+    """Why the Docker engine is unusable, or None when it answers. Probed once per session."""
+    global _engine_error, _engine_probed
+    if not _engine_probed:
+        _engine_probed = True
+        try:
+            import docker
+
+            client = docker.from_env(timeout=10)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:  # DockerException, requests errors, missing socket...
+            _engine_error = f"Docker engine unreachable ({type(exc).__name__}: {exc})"
+    return _engine_error
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip (dev laptop) or fail (CI, SEAMLESS_REQUIRE_DOCKER=1) for a missing tool/engine."""
+    hint = " — run `make docker` (scripts/ensure-docker.sh) to install/start it"
+    if docker_required():
+        pytest.fail(f"{reason}{hint} [SEAMLESS_REQUIRE_DOCKER=1]", pytrace=False)
+    pytest.skip(f"{reason}{hint}")
+
+
+def require_docker() -> None:
+    err = docker_engine_error()
+    if err:
+        skip_or_fail(err)
+
+
+def ensure_base_image(client) -> str:  # client: docker.DockerClient
+    """Build ``seamless/busybox:latest`` with the repo script unless it already exists."""
+    import docker
+
+    try:
+        client.images.get(BASE_IMAGE)
+        return BASE_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    proc = subprocess.run(
+        [str(BUILD_BASE_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"building {BASE_IMAGE} failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
+    return BASE_IMAGE

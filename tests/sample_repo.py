@@ -1,0 +1,178 @@
+"""A real git repository holding a tiny containerized service, for pipeline tests.
+
+The service is busybox ``httpd`` serving ``app/`` (``/health`` -> ``ok``,
+``/version`` -> the version string). The repo carries everything a full
+pipeline run needs: ``lint.sh``, ``test.sh``, a ``Dockerfile`` FROM the local
+base image, a ``compose.yaml`` that runs the just-built image (named by the
+``SEAMLESS_IMAGE`` environment variable, since compose cannot pull here) and
+``integration.sh``, which checks ``http://app:<port>/health`` from a container
+joined to the compose network.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.helpers import BASE_IMAGE
+
+GIT_ENV = {
+    # Keep tests independent from the machine's git configuration.
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def git(cwd: Path | str, *args: str) -> str:
+    """Run git in ``cwd`` and return its stripped stdout (raises on failure)."""
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}:\n{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def _unit_test_script(passing: bool) -> str:
+    last = "test_version ... ok" if passing else "test_version ... FAILED"
+    summary = "3 passed" if passing else "1 failed, 2 passed"
+    return (
+        "#!/bin/sh\n"
+        "# Fake unit tests: print runner-like lines, exit non-zero on failure.\n"
+        'echo "test_add ... ok"\n'
+        'echo "test_health ... ok"\n'
+        f'echo "{last}"\n'
+        f'echo "{summary}"\n'
+        f"exit {0 if passing else 1}\n"
+    )
+
+
+def _service_files(name: str, port: int, version: str, unit_test_passes: bool) -> dict[str, str]:
+    return {
+        "app/index.html": f"<h1>{name}</h1><p>{version}</p>\n",
+        "app/health": "ok\n",
+        "app/version": f"{version}\n",
+        "Dockerfile": (
+            f"FROM {BASE_IMAGE}\n"
+            "COPY app /www\n"
+            f"EXPOSE {port}\n"
+            "# busybox httpd ignores SIGTERM as PID 1: without this `docker stop` waits 10 s.\n"
+            "STOPSIGNAL SIGKILL\n"
+            f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n'
+        ),
+        "lint.sh": (
+            "#!/bin/sh\n"
+            "# Fake code-quality check.\n"
+            "set -e\n"
+            "test -f app/index.html\n"
+            'echo "lint: 0 problems"\n'
+        ),
+        "test.sh": _unit_test_script(unit_test_passes),
+        "compose.yaml": (
+            'version: "3"\n'
+            "services:\n"
+            "  app:\n"
+            "    # The image built from this commit; compose must not build or pull.\n"
+            "    image: ${SEAMLESS_IMAGE:?set SEAMLESS_IMAGE to the image to test}\n"
+        ),
+        "integration.sh": (
+            "#!/bin/sh\n"
+            "# Runs in a container on the compose network, where the service is `app`.\n"
+            f'url="http://${{APP_HOST:-app}}:{port}/health"\n'
+            "i=0\n"
+            "while [ $i -lt 60 ]; do\n"
+            '    body=$(wget -qO- "$url" 2>/dev/null) && [ "$body" = ok ] && {\n'
+            '        echo "integration: GET $url -> $body"\n'
+            "        exit 0\n"
+            "    }\n"
+            "    i=$((i + 1))\n"
+            "    sleep 0.5\n"
+            "done\n"
+            'echo "integration: $url never answered ok" >&2\n'
+            "exit 1\n"
+        ),
+    }
+
+
+@dataclass
+class SampleRepo:
+    path: Path
+    name: str = "svc"
+    port: int = 8080
+
+    @property
+    def url(self) -> str:
+        """Usable as a service's repo_url (git clones local paths directly)."""
+        return str(self.path)
+
+    @property
+    def head_sha(self) -> str:
+        return git(self.path, "rev-parse", "HEAD")
+
+    @property
+    def current_branch(self) -> str:
+        return git(self.path, "rev-parse", "--abbrev-ref", "HEAD")
+
+    def commit(self, message: str, files: dict[str, str] | None = None) -> str:
+        """Write ``files`` (path -> content; ``*.sh`` made executable), commit, return the sha."""
+        for rel, content in (files or {}).items():
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            if rel.endswith(".sh"):
+                target.chmod(0o755)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return self.head_sha
+
+    def set_unit_tests(self, passing: bool) -> str:
+        state = "pass" if passing else "fail"
+        return self.commit(f"make unit tests {state}", {"test.sh": _unit_test_script(passing)})
+
+    def set_version(self, version: str) -> str:
+        index = f"<h1>{self.name}</h1><p>{version}</p>\n"
+        return self.commit(
+            f"release {version}", {"app/version": f"{version}\n", "app/index.html": index}
+        )
+
+    def branch(self, name: str, checkout: bool = True) -> None:
+        """Create branch ``name`` at HEAD (and switch to it, so next commits land there)."""
+        git(self.path, "branch", name)
+        if checkout:
+            self.checkout(name)
+
+    def checkout(self, name: str) -> None:
+        git(self.path, "checkout", "-q", name)
+
+    def add_remote(self, url: str, remote: str = "origin") -> None:
+        git(self.path, "remote", "add", remote, url)
+
+    def push(self, remote: str = "origin", branch: str | None = None) -> None:
+        """Push ``branch`` (default: all branches) to ``remote``."""
+        if branch:
+            git(self.path, "push", "-q", remote, f"{branch}:{branch}")
+        else:
+            git(self.path, "push", "-q", "--all", remote)
+
+
+def make_sample_service_repo(
+    path: Path | str,
+    name: str = "svc",
+    *,
+    unit_test_passes: bool = True,
+    port: int = 8080,
+    version: str = "v1",
+) -> SampleRepo:
+    """Create the sample service repository at ``path`` with one commit on ``main``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Seamless Tests")
+    git(path, "config", "user.email", "tests@seamless.invalid")
+    git(path, "config", "commit.gpgsign", "false")
+    repo = SampleRepo(path=path, name=name, port=port)
+    repo.commit(f"initial {name} service", _service_files(name, port, version, unit_test_passes))
+    return repo
