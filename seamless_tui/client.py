@@ -37,6 +37,10 @@ _ACTIONS = {
 }
 
 
+# WebSocket close codes the agent uses for refusals that a retry cannot fix.
+_FATAL_CLOSE = {4401: 401, 4403: 403, 4404: 404, 4400: 400}
+
+
 class ApiError(Exception):
     """A refused or failed request, with a sentence fit for the status bar."""
 
@@ -65,7 +69,8 @@ def _error_message(status: int, body: Any, path: str) -> tuple[str, Any, str]:
     code = body.get("error", "") if isinstance(body, dict) else ""
     detail = body.get("detail") if isinstance(body, dict) else body
     if status == 401:
-        return code or "unauthorized", detail, "the agent rejected the token (run `seamless-tui login`)"
+        return (code or "unauthorized", detail,
+                "the agent rejected the token (run `seamless-tui login`)")
     if status == 403:
         verb = next((v for k, v in _ACTIONS.items() if k in path), "do that")
         why = f": {detail}" if isinstance(detail, str) and detail else ""
@@ -197,6 +202,8 @@ class AgentClient:
                         if isinstance(frame, dict) and frame.get("type") == "lagged":
                             break  # the agent dropped us; reconnect and resume by cursor
                         yield frame
+                if on_state:
+                    on_state("reconnecting", "stream ended")
             except asyncio.CancelledError:
                 raise
             except websockets.InvalidStatus as exc:
@@ -206,6 +213,15 @@ class AgentClient:
                     raise ApiError(status, code, detail, message) from exc
                 if on_state:
                     on_state("reconnecting", f"HTTP {status}")
+            except websockets.ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                if code in _FATAL_CLOSE:
+                    status = _FATAL_CLOSE[code]
+                    reason = exc.rcvd.reason if exc.rcvd is not None else ""
+                    _, detail, message = _error_message(status, {"detail": reason}, path)
+                    raise ApiError(status, "closed", detail, message) from exc
+                if on_state:
+                    on_state("reconnecting", f"stream closed ({code})")
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 if on_state:
                     on_state("reconnecting", str(exc) or type(exc).__name__)

@@ -17,6 +17,12 @@ class Conflict(ValueError):
     """The write would break a uniqueness or reference rule."""
 
 
+def _config_json(config: PipelineConfig | ServiceConfig) -> str:
+    """Only the config fields: a stored `Service`/`Pipeline` may be passed back in."""
+    base = ServiceConfig if isinstance(config, ServiceConfig) else PipelineConfig
+    return config.model_dump_json(include=set(base.model_fields))
+
+
 def _pipeline(row: sqlite3.Row) -> Pipeline:
     return Pipeline(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
                     **json.loads(row["config"]))
@@ -36,7 +42,7 @@ class ConfigQueries(Database):
                 raise Conflict(f"pipeline {config.name!r} already exists")
             cur = conn.execute(
                 "INSERT INTO pipelines (name, config, created_at, updated_at) VALUES (?,?,?,?)",
-                (config.name, config.model_dump_json(), stamp, stamp))
+                (config.name, _config_json(config), stamp, stamp))
             return self.get_pipeline_by_id(int(cur.lastrowid or 0))
 
     def update_pipeline(self, name: str, config: PipelineConfig) -> Pipeline:
@@ -44,7 +50,7 @@ class ConfigQueries(Database):
             raise Conflict("a pipeline cannot be renamed")
         with self.write() as conn:
             cur = conn.execute("UPDATE pipelines SET config=?, updated_at=? WHERE name=?",
-                               (config.model_dump_json(), iso(), name))
+                               (_config_json(config), iso(), name))
             if cur.rowcount == 0:
                 raise NotFound(f"no pipeline named {name!r}")
         return self.get_pipeline(name)
@@ -82,7 +88,7 @@ class ConfigQueries(Database):
             cur = conn.execute(
                 "INSERT INTO services (name, pipeline_id, config, created_at, updated_at)"
                 " VALUES (?,?,?,?,?)",
-                (config.name, pipeline.id, config.model_dump_json(), stamp, stamp))
+                (config.name, pipeline.id, _config_json(config), stamp, stamp))
             return self.get_service_by_id(int(cur.lastrowid or 0))
 
     def update_service(self, name: str, config: ServiceConfig) -> Service:
@@ -92,7 +98,7 @@ class ConfigQueries(Database):
             pipeline = self.get_pipeline(config.pipeline)
             cur = conn.execute(
                 "UPDATE services SET config=?, pipeline_id=?, updated_at=? WHERE name=?",
-                (config.model_dump_json(), pipeline.id, iso(), name))
+                (_config_json(config), pipeline.id, iso(), name))
             if cur.rowcount == 0:
                 raise NotFound(f"no service named {name!r}")
         return self.get_service(name)

@@ -154,6 +154,9 @@ class EcsTargetConfig(_Config):
     region: str = "us-east-1"
     endpoint_url: str | None = Field(None, description="AWS endpoint override (tests: moto)")
     ecr_repository: str | None = None
+    ecr_registry: str | None = Field(
+        None, description="registry host to push to instead of the ECR endpoint named by"
+                          " get_authorization_token (tests: a loopback registry)")
     wait_max_attempts: int = Field(40, ge=1, le=1000)
     wait_delay_s: int = Field(15, ge=1, le=600)
 
@@ -194,6 +197,8 @@ class EcsExecutorConfig(_Config):
     log_group: str = "/seamless/stages"
     execution_role_arn: str | None = None
     max_parallel_tasks: int = Field(50, ge=1, le=10_000)
+    cpu: int = Field(1024, ge=128, le=16_384, description="CPU units per stage task")
+    memory_mib: int = Field(2048, ge=128, le=122_880, description="hard memory limit per stage")
 
 
 ExecutorName = Literal["docker", "local", "ecs"]

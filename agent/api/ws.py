@@ -39,6 +39,7 @@ CLOSE_NOT_FOUND = 4404
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 BACKLOG_PAGE = 2000
 MAX_LINES_PER_MESSAGE = 5000
+LAGGED_NOTICE_TIMEOUT_S = 10.0
 
 
 class _JsonCache:
@@ -106,9 +107,10 @@ async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable
         await asyncio.gather(*tasks, return_exceptions=True)
         sub.close()
     if tasks[2] in done or sub.lagged:
+        # A slow but reading client gets told; one that stopped reading is just dropped.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.send_text(LAGGED), timeout=1.0)
-            await asyncio.wait_for(ws.close(code=CLOSE_LAGGED, reason="lagged"), timeout=1.0)
+            await asyncio.wait_for(ws.send_text(LAGGED), timeout=LAGGED_NOTICE_TIMEOUT_S)
+            await asyncio.wait_for(ws.close(code=CLOSE_LAGGED, reason="lagged"), timeout=2.0)
     elif tasks[0] in done and tasks[0].exception() is not None:
         raise tasks[0].exception()  # type: ignore[misc]
 

@@ -149,5 +149,14 @@ class Fronts:
         for key in list(self._fronts):
             self.close(key)
         if self._loop is not None:
+            self._run(_cancel_connections())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
+
+
+async def _cancel_connections() -> None:
+    """Close connections still being forwarded, so the loop stops with nothing pending."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

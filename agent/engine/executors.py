@@ -77,7 +77,8 @@ class ExecutorSet:
             if key not in self._ecs:
                 from agent.executors.ecs import EcsExecutor
 
-                self._ecs[key] = EcsExecutor(pipeline.ecs_executor)
+                self._ecs[key] = EcsExecutor(pipeline.ecs_executor,
+                                             workspaces_root=self.config.workspaces_dir)
             return self._ecs[key]
 
     def all(self) -> list[Executor]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -227,10 +226,18 @@ class StageLogWriter:
     def write_frames(self, frames: Iterable[tuple[str, str, bytes]]) -> None:
         """Fast path for executors: many (stream, ts-iso, bytes) pieces, one queue put."""
         records: list[Record] = []
+        append = records.append
         feed = self._feed
+        partial = self._partial
+        run_id, stage, mask = self.run_id, self.stage, self.masker.active
         with self._lock:
             for stream, stamp, data in frames:
-                feed(stream, data, stamp, records)
+                # Most pieces are exactly one whole line: skip the reassembly machinery.
+                if (not partial and data.find(b"\n") == len(data) - 1 and not mask
+                        and len(data) <= MAX_LINE_BYTES and not data.endswith(b"\r\n")):
+                    append((run_id, stage, stream, data[:-1].decode("utf-8", "replace"), stamp))
+                else:
+                    feed(stream, data, stamp, records)
         self._put(records)
 
     def flush(self) -> None:

@@ -157,6 +157,8 @@ class RunDriver:
                  network: str | None = None) -> StageResult:
         spec = command_spec(service, pipeline, run, name, command, workspace, network)
         executor = self.executors.for_stage(pipeline, name)
+        if executor.name == "local" and self.executors.docker_error:
+            stage_log.system(f"local executor: {self.executors.docker_error}")
         stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
 
         def save(state: dict[str, Any] | None) -> None:

@@ -103,14 +103,15 @@ async def test_newer_push_supersedes_a_queued_run_of_the_same_branch(
     service = add_service(agent, repo, unit_test_command="sleep 2", compose_file=None,
                           integration_test_command=None, dockerfile=None)
     first = push(agent, service, repo.head_sha)
+    await wait_run(agent, first.id, lambda r: r.status is RunStatus.running)
     second = push(agent, service, repo.commit("two"))
     third = push(agent, service, repo.commit("three"))
 
     second = await wait_run(agent, second.id)
     assert second.status is RunStatus.superseded
     assert "superseded by run #3" in (second.error or "")
-    assert (await wait_run(agent, first.id)).status is not RunStatus.superseded
-    assert (await wait_run(agent, third.id)).status is not RunStatus.superseded
+    assert (await wait_run(agent, first.id)).status is RunStatus.success
+    assert (await wait_run(agent, third.id)).status is RunStatus.success
 
 
 async def test_rerun_from_the_failed_stage_reuses_earlier_results(

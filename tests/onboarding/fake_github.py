@@ -77,7 +77,8 @@ class FakeGitHub:
             "status": status, "status_code": status_code, "event": event,
             "action": None, "installation_id": None, "repository_id": 4242,
             "throttled_at": None,
-            "request": {"headers": {"X-GitHub-Event": event}, "payload": {"ref": "refs/heads/main"}},
+            "request": {"headers": {"X-GitHub-Event": event},
+                        "payload": {"ref": "refs/heads/main"}},
             "response": {"headers": {"Content-Type": "application/json"},
                          "payload": response_body},
         }

@@ -1,0 +1,81 @@
+"""`create_app(agent)`: the FastAPI app serving REST, WebSockets, webhooks and metrics.
+
+The app's lifespan starts and stops the agent (and the pieces of this area that
+live beside it: metrics, the git poller, GitHub commit statuses), so whoever
+serves the app — the CLI or a test — gets one clean start and shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from agent.api import routes_admin, routes_deploys, routes_runs, routes_services, webhooks, ws
+from agent.api.auth import Authenticator
+from agent.api.errors import install_error_handlers
+from agent.api.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """REST and WebSocket API of the Seamless agent.
+
+Authenticate with `Authorization: Bearer <token>` (create one with
+`seamless-agent token create`). Roles: viewer < deployer < admin.
+Errors are JSON `{"error": "<code>", "detail": ...}`."""
+
+
+def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 1000,
+               ws_queue_logs: int = 2000) -> FastAPI:
+    """`manage_agent=False` when the caller starts and stops the agent itself.
+    The ws_queue_* sizes bound each WebSocket client's backlog (events / log batches)."""
+    metrics = Metrics(agent)
+    side_tasks: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_agent:
+            await agent.start()
+        await metrics.start()
+        side_tasks.extend(_side_tasks(agent))
+        for task in side_tasks:
+            await task.start()
+        try:
+            yield
+        finally:
+            for task in reversed(side_tasks):
+                with contextlib.suppress(Exception):
+                    await task.stop()
+            await metrics.stop()
+            if manage_agent:
+                await agent.stop()
+
+    app = FastAPI(title="Seamless agent", version=routes_admin.agent_version(),
+                  description=DESCRIPTION, openapi_url="/api/v1/openapi.json",
+                  docs_url="/api/v1/docs", redoc_url=None, lifespan=lifespan)
+    app.state.agent = agent
+    app.state.auth = Authenticator(agent.store)
+    app.state.metrics = metrics
+    app.state.ws_queue_events = ws_queue_events
+    app.state.ws_queue_logs = ws_queue_logs
+    install_error_handlers(app)
+    for module in (routes_admin, routes_services, routes_runs, routes_deploys, ws, webhooks):
+        app.include_router(module.router)
+    return app
+
+
+def _side_tasks(agent: Any) -> list[Any]:
+    """The poller and the commit-status reporter, when the configuration asks for them."""
+    from agent.triggers.polling import Poller
+    from agent.triggers.status import StatusReporter
+
+    config = getattr(agent, "config", None)
+    tasks: list[Any] = []
+    if config is not None and config.poll_enabled and not getattr(agent, "poller", None):
+        tasks.append(Poller(agent))
+    if config is not None and config.github_token:
+        tasks.append(StatusReporter(agent))
+    return tasks

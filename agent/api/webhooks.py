@@ -1,0 +1,129 @@
+"""POST /webhooks/github: verify, dedupe, queue a run, answer at once.
+
+The answer must come well within GitHub's 10 s: the engine only queues the
+run; everything slow happens in the run's Prepare stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from agent.api.errors import error_response
+from agent.triggers.github import (
+    Plan,
+    plan_pull_request,
+    plan_push,
+    services_for,
+    verify_signature,
+)
+from store.models import Service
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+MAX_PAYLOAD = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+HANDLED_EVENTS = ("push", "pull_request")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_PAYLOAD:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ignored(reason: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"status": "ignored", "reason": reason, **extra}, status_code=202)
+
+
+@router.post("/webhooks/github", tags=["webhooks"], responses={
+    200: {"description": "ping answered, duplicate delivery, or run(s) queued"},
+    202: {"description": "acknowledged and ignored (with a reason)"},
+    400: {"description": "malformed JSON or missing GitHub headers"},
+    401: {"description": "missing or bad X-Hub-Signature-256"},
+    404: {"description": "no service for this repository"},
+    413: {"description": "payload over 25 MB"},
+    415: {"description": "not application/json (set the hook's content type to json)"}})
+async def github_webhook(request: Request) -> JSONResponse:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD:
+        return error_response(413, "payload_too_large", "webhook payloads are capped at 25 MB")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        return error_response(415, "unsupported_media_type",
+                              "send application/json (the hook's content type must be 'json')")
+    try:
+        body = await _read_body(request)
+    except _TooLarge:
+        return error_response(413, "payload_too_large", "webhook payloads are capped at 25 MB")
+    event = request.headers.get("x-github-event")
+    delivery = request.headers.get("x-github-delivery")
+    if not event or not delivery:
+        return error_response(400, "missing_header", "X-GitHub-Event and X-GitHub-Delivery "
+                              "are required")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return error_response(400, "malformed_json", "the payload is not valid JSON")
+    if not isinstance(payload, dict):
+        return error_response(400, "malformed_json", "the payload must be a JSON object")
+    return await run_in_threadpool(_handle, request.app.state.agent, event, delivery, body,
+                                   payload, request.headers.get("x-hub-signature-256"))
+
+
+def _handle(agent: Any, event: str, delivery: str, body: bytes, payload: dict[str, Any],
+            signature: str | None) -> JSONResponse:
+    candidates = services_for(agent.store.list_services(), payload)
+    if not candidates:
+        return error_response(404, "unknown_repository", "no service uses this repository")
+    with_secret = [s for s in candidates if s.webhook_secret]
+    if not with_secret:
+        return error_response(401, "no_webhook_secret", "the service has no webhook_secret: "
+                              "set one to accept webhooks")
+    verified = [s for s in with_secret if verify_signature(s.webhook_secret or "", body,
+                                                           signature)]
+    if not verified:
+        return error_response(401, "bad_signature", "X-Hub-Signature-256 is missing or does "
+                              "not match the service's webhook secret")
+    if event == "ping":
+        return JSONResponse({"status": "pong", "services": [s.name for s in verified]})
+    if event not in HANDLED_EVENTS:
+        return _ignored(f"event {event!r} is not handled")
+    if not agent.store.record_delivery(delivery, event, "received", verified[0].id):
+        return JSONResponse({"status": "duplicate", "delivery": delivery})
+    plans = [(s, plan_push(s, payload) if event == "push" else plan_pull_request(s, payload))
+             for s in verified]
+    runs, reasons = [], []
+    for service, plan in plans:
+        if plan.run:
+            runs.append(_submit(agent, service, plan, delivery))
+        else:
+            reasons.append(f"{service.name}: {plan.reason}")
+    if not runs:
+        agent.store.update_delivery(delivery, "ignored: " + "; ".join(reasons),
+                                    verified[0].id)
+        return _ignored("; ".join(reasons))
+    agent.store.update_delivery(delivery, "queued", runs[0]["service_id"], runs[0]["id"])
+    return JSONResponse({"status": "queued", "runs": runs, "ignored": reasons})
+
+
+def _submit(agent: Any, service: Service, plan: Plan, delivery: str) -> dict[str, Any]:
+    run = agent.engine.submit(service, trigger=plan.trigger, kind=plan.kind, sha=plan.sha,
+                              branch=plan.branch, pr_number=plan.pr_number,
+                              author=plan.author, message=plan.message, actor="github")
+    log.info("webhook %s queued %s run #%d at %s", delivery, service.name, run.number, plan.sha)
+    return {"id": run.id, "service_id": run.service_id, "service": run.service,
+            "number": run.number, "kind": run.kind.value, "sha": run.sha}

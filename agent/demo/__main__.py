@@ -1,0 +1,174 @@
+"""`python -m agent.demo [--headless] [--keep] [--dir DIR] [--port PORT]` (`make demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from agent.demo.agentproc import Api, DemoAgent, pick_ports
+from agent.demo.checks import Verifier, report
+from agent.demo.scenario import Scenario, Story
+from agent.demo.shop import SERVICE_NAMES, create_shop
+
+STAGING_PORTS = [18081, 18082, 18083]
+PRODUCTION_PORTS = [18091, 18092, 18093]
+
+
+class Progress:
+    """Timestamped progress lines, to the terminal (headless) or a file (under the TUI)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.t0 = out, time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        with self.lock:
+            self.out.write(f"[{time.monotonic() - self.t0:6.1f}s] {text}\n")
+            self.out.flush()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="make demo ARGS=…", description=__doc__)
+    p.add_argument("--headless", action="store_true",
+                   help="no TUI: print progress, verify every outcome, exit non-zero on a miss")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the demo agent running afterwards (stop: make demo-clean)")
+    p.add_argument("--dir", type=Path, default=Path.cwd() / ".demo",
+                   help="where the demo lives (default: ./.demo)")
+    p.add_argument("--port", type=int, default=8787, help="agent port (another if busy)")
+    return p.parse_args(argv)
+
+
+def stop_previous(workdir: Path) -> None:
+    """A kept agent of an earlier demo in the same directory: stop it by its recorded pid."""
+    pid_file = workdir / "agent.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
+def fresh_workdir(workdir: Path) -> None:
+    stop_previous(workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+
+
+def make_story(workdir: Path) -> Story:
+    staging = pick_ports(STAGING_PORTS)
+    production = pick_ports(PRODUCTION_PORTS, taken=set(staging))
+    ports = {name: {"staging": s, "production": p}
+             for name, s, p in zip(SERVICE_NAMES, staging, production, strict=True)}
+    return Story(ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
+
+
+def write_state(workdir: Path, agent: DemoAgent, token: str, story: Story) -> None:
+    state = {"url": agent.url, "token": token, "pid": agent.proc.pid if agent.proc else None,
+             "ports": story.ports, "shas": story.shas}
+    (workdir / "demo.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+def tui_command(url: str, token: str) -> list[str]:
+    exe = Path(sys.executable).with_name("seamless-tui")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "seamless_tui.cli"]
+    return [*base, "--agent", url, "--token", token]
+
+
+def print_keep(agent: DemoAgent, token: str, story: Story) -> None:
+    pid = agent.proc.pid if agent.proc else "?"
+    print(f"\nThe demo agent keeps running at {agent.url} (pid {pid}).")
+    print(f"  TUI:    .venv/bin/seamless-tui --agent {agent.url} --token {token}")
+    print(f"  REST:   curl -H 'Authorization: Bearer {token}' {agent.url}/api/v1/overview")
+    for name, ports in story.ports.items():
+        print(f"  {name:<14} staging http://127.0.0.1:{ports['staging']}/  "
+              f"production http://127.0.0.1:{ports['production']}/")
+    print("  Stop it and remove everything the demo made: make demo-clean")
+
+
+def run_headless(scenario: Scenario, api: Api, story: Story, say: Progress) -> bool:
+    scenario.run()
+    say("verifying every outcome through the REST API and the stable ports")
+    return report(Verifier(api, story).all(), say)
+
+
+def run_with_tui(scenario: Scenario, agent: DemoAgent, token: str, workdir: Path) -> bool:
+    """The story plays in the background while the TUI shows it live."""
+    errors: list[str] = []
+
+    def play() -> None:
+        try:
+            scenario.run()
+            scenario.say("the story is complete: approve notifications v2 in the TUI")
+        except Exception as exc:
+            errors.append(str(exc))
+            scenario.say(f"the story stopped: {exc}")
+
+    thread = threading.Thread(target=play, name="demo-story", daemon=True)
+    thread.start()
+    subprocess.run(tui_command(agent.url, token), check=False)
+    if thread.is_alive():
+        print(f"You left the TUI before the story ended; its progress is in {workdir}/demo.log")
+    for err in errors:
+        print(f"demo: the story stopped: {err}", file=sys.stderr)
+    return not errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = args.dir.resolve()
+    fresh_workdir(workdir)
+    log_file = sys.stdout if args.headless else open(workdir / "demo.log", "a")  # noqa: SIM115
+    say = Progress(log_file)
+    print(f"demo: building the shop in {workdir}")
+    repos = create_shop(workdir / "repos")
+    story = make_story(workdir)
+    port = pick_ports([args.port])[0]
+    agent = DemoAgent(workdir, workdir / "data", port)
+    print(f"demo: starting the agent on {agent.url} (log: {agent.log_path})")
+    agent.start()
+    ok = False
+    try:
+        token = agent.admin_token()
+        api = Api(agent.url, token)
+        scenario = Scenario(api, repos, story, say)
+        write_state(workdir, agent, token, story)
+        if args.headless:
+            ok = run_headless(scenario, api, story, say)
+        else:
+            print("demo: opening the TUI (the story plays live; press q to leave)")
+            ok = run_with_tui(scenario, agent, token, workdir)
+        write_state(workdir, agent, token, story)
+    except Exception as exc:
+        say(f"demo failed: {exc}")
+        print(f"agent log tail ({agent.log_path}):\n{agent.log_tail()}", file=sys.stderr)
+    finally:
+        if args.keep:
+            print_keep(agent, agent.admin_token(), story)
+        else:
+            agent.stop()
+            print("demo: agent stopped (the shop and its containers stay until make demo-clean)")
+    if args.headless:
+        print("demo: " + ("every expected outcome happened" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The demo's agent: `seamless-agent serve` as a subprocess, and a small REST client for it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def pick_ports(preferred: list[int], taken: set[int] | None = None) -> list[int]:
+    """The preferred ports when free (stable, easy to type), else ephemeral free ones."""
+    taken = set(taken or ())
+    out = []
+    for port in preferred:
+        if port in taken or not port_is_free(port):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        taken.add(port)
+        out.append(port)
+    return out
+
+
+def agent_command() -> list[str]:
+    """`seamless-agent` from the same environment as this interpreter."""
+    exe = Path(sys.executable).with_name("seamless-agent")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "agent.cli"]
+
+
+class ApiError(RuntimeError):
+    pass
+
+
+class Api:
+    """Blocking JSON client for the agent's REST API; errors carry the agent's answer."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30.0)
+        self.token = token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+        params = {k: v for k, v in params.items() if v is not None}
+        resp = self.http.request(method, path, json=json, params=params or None,
+                                 headers=self._headers())
+        if resp.status_code >= 400:
+            raise ApiError(f"{method} {path} -> {resp.status_code}: {resp.text[:500]}")
+        return resp.json() if resp.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, **params)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.request("POST", path, json=json)
+
+    def raw_post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post(path, content=body, headers=headers)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class DemoAgent:
+    """Starts `seamless-agent serve` with the demo's config; stops it by its own pid."""
+
+    def __init__(self, workdir: Path, data_dir: Path, port: int) -> None:
+        self.workdir, self.data_dir, self.port = workdir, data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.config_path = workdir / "agent.toml"
+        self.log_path = workdir / "agent.log"
+        self.pid_path = workdir / "agent.pid"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self) -> None:
+        # Webhooks trigger every run; polling stays off so the story is deterministic.
+        self.config_path.write_text(
+            f'data_dir = "{self.data_dir}"\n'
+            'host = "127.0.0.1"\n'
+            f"port = {self.port}\n"
+            "max_parallel_runs = 4\n"
+            'executor = "docker"\n'
+            "poll_enabled = false\n"
+            'log_level = "info"\n')
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        env = {**os.environ, "SEAMLESS_CONFIG": str(self.config_path)}
+        cmd = [*agent_command(), "serve", "--config", str(self.config_path),
+               "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        with open(self.log_path, "ab") as log_file:
+            # Its own session: with --keep the agent outlives the demo (and its terminal).
+            self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
+        self.pid_path.write_text(f"{self.proc.pid}\n")
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the agent exited with {self.proc.returncode}; see "
+                                   f"{self.log_path}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    if self.token_path.exists():
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the agent did not answer on {self.url} within {START_TIMEOUT_S:g}"
+                           f" s; see {self.log_path}:\n{self.log_tail()}")
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    def admin_token(self) -> str:
+        return self.token_path.read_text().strip()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.pid_path.unlink(missing_ok=True)
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.pid_path.unlink(missing_ok=True)

@@ -1,0 +1,182 @@
+"""The demo shop: three small HTTP services, each a real git repository on disk.
+
+Every service is busybox `httpd` serving `app/` (`/health` -> `ok`, `/version` -> its
+version) from an image built FROM the local base image, with everything the shared
+pipeline runs: `lint.sh`, `test.sh`, a `Dockerfile`, a `compose.yaml` that starts the
+just-built image (named by `SEAMLESS_IMAGE`: compose cannot pull here) and
+`integration.sh`, which checks the service from a container on the compose network.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_IMAGE = "seamless/busybox:latest"
+IMAGE_PREFIX = "seamless-demo"  # every image the demo builds: seamless-demo/<service>:<sha>
+SERVICE_NAMES = ("payments", "inventory", "notifications")
+CONTAINER_PORT = 8080
+
+_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": "Dana Demo",
+    "GIT_AUTHOR_EMAIL": "dana@shop.example",
+    "GIT_COMMITTER_NAME": "Dana Demo",
+    "GIT_COMMITTER_EMAIL": "dana@shop.example",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **_GIT_ENV}
+    proc = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def unit_test_script(name: str, passing: bool) -> str:
+    last = "test_version ... ok" if passing else "test_version ... FAILED"
+    summary = "4 passed" if passing else "1 failed, 3 passed"
+    failure = ("" if passing else
+               'echo "  AssertionError: version file must be one line: got 2" >&2\n')
+    return (
+        "#!/bin/sh\n"
+        f"# Unit tests of the {name} service (kept tiny: this is a demo).\n"
+        "set -u\n"
+        'echo "collected 4 tests"\n'
+        'test -s app/health && echo "test_health_file ... ok"\n'
+        'grep -q "<h1>" app/index.html && echo "test_index_title ... ok"\n'
+        'echo "test_config_defaults ... ok"\n'
+        f'echo "{last}"\n'
+        f"{failure}"
+        f'echo "{summary}"\n'
+        f"exit {0 if passing else 1}\n"
+    )
+
+
+def service_files(name: str, version: str) -> dict[str, str]:
+    port = CONTAINER_PORT
+    return {
+        "app/index.html": f"<h1>{name}</h1><p>{version}</p>\n",
+        "app/health": "ok\n",
+        "app/version": f"{version}\n",
+        "README.md": f"# {name}\n\nA demo service of the Seamless shop, served by busybox httpd.\n",
+        "Dockerfile": (
+            f"FROM {BASE_IMAGE}\n"
+            "COPY app /www\n"
+            f"EXPOSE {port}\n"
+            "# busybox httpd ignores SIGTERM as PID 1: without this `docker stop` waits 10 s.\n"
+            "STOPSIGNAL SIGKILL\n"
+            f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n'
+        ),
+        "lint.sh": (
+            "#!/bin/sh\n"
+            "# Code quality: the files the service needs exist and scripts have no CRLF.\n"
+            "set -e\n"
+            "for f in app/index.html app/health app/version Dockerfile; do test -s \"$f\"; done\n"
+            "if grep -l \"$(printf '\\r')\" *.sh; then\n"
+            "    echo 'lint: CRLF line endings' >&2; exit 1\n"
+            "fi\n"
+            'echo "lint: checked $(ls *.sh | wc -l) scripts, 0 problems"\n'
+        ),
+        "test.sh": unit_test_script(name, passing=True),
+        "compose.yaml": (
+            'version: "3"\n'
+            "services:\n"
+            "  app:\n"
+            "    # The image built from this commit; compose must not build or pull.\n"
+            "    image: ${SEAMLESS_IMAGE:?set SEAMLESS_IMAGE to the image to test}\n"
+        ),
+        "integration.sh": (
+            "#!/bin/sh\n"
+            "# Runs in a container on the compose network, where the service is `app`.\n"
+            f'base="http://${{APP_HOST:-app}}:{port}"\n'
+            "i=0\n"
+            "while [ $i -lt 100 ]; do\n"
+            '    body=$(wget -qO- "$base/health" 2>/dev/null) && [ "$body" = ok ] && {\n'
+            '        echo "integration: GET $base/health -> $body"\n'
+            '        echo "integration: GET $base/version -> $(wget -qO- "$base/version")"\n'
+            "        exit 0\n"
+            "    }\n"
+            "    i=$((i + 1))\n"
+            "    sleep 0.2\n"
+            "done\n"
+            'echo "integration: $base/health never answered ok" >&2\n'
+            "exit 1\n"
+        ),
+    }
+
+
+@dataclass
+class ShopRepo:
+    """One service's repository; commits land on `main`."""
+
+    name: str
+    path: Path
+
+    @property
+    def url(self) -> str:
+        return str(self.path)
+
+    @property
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "HEAD")
+
+    def commit(self, message: str, files: dict[str, str]) -> str:
+        for rel, content in files.items():
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            if rel.endswith(".sh"):
+                target.chmod(0o755)
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
+        return self.head
+
+    def release(self, version: str, message: str) -> str:
+        return self.commit(message, {
+            "app/version": f"{version}\n",
+            "app/index.html": f"<h1>{self.name}</h1><p>{version}</p>\n",
+        })
+
+    def break_unit_tests(self, version: str, message: str) -> str:
+        """A commit whose unit tests fail (the version file gains a second line)."""
+        return self.commit(message, {
+            "app/version": f"{version}\n{version}-dirty\n",
+            "test.sh": unit_test_script(self.name, passing=False),
+        })
+
+    def commit_info(self, sha: str) -> dict[str, str]:
+        fmt = "%H%x00%an%x00%ae%x00%cI%x00%B"
+        sha, author, email, when, message = git(self.path, "show", "-s", f"--format={fmt}",
+                                                sha).split("\x00", 4)
+        return {"sha": sha, "author": author, "email": email, "timestamp": when,
+                "message": message.strip()}
+
+    def changed_files(self, sha: str) -> dict[str, list[str]]:
+        out = git(self.path, "show", "--name-status", "--format=", sha)
+        files: dict[str, list[str]] = {"added": [], "removed": [], "modified": []}
+        for line in out.splitlines():
+            status, _, path = line.partition("\t")
+            key = {"A": "added", "D": "removed"}.get(status[:1], "modified")
+            files[key].append(path)
+        return files
+
+
+def create_repo(root: Path, name: str, version: str = "v1") -> ShopRepo:
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "commit.gpgsign", "false")
+    repo = ShopRepo(name=name, path=path)
+    repo.commit(f"{name}: first version of the service", service_files(name, version))
+    return repo
+
+
+def create_shop(root: Path) -> dict[str, ShopRepo]:
+    """The three services' repositories under `root`, one commit each (version v1)."""
+    return {name: create_repo(root, name) for name in SERVICE_NAMES}

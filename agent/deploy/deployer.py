@@ -1,0 +1,295 @@
+"""The Deployer: picks a service's target per environment, records every deployment,
+serializes deploys per (service, environment), pins after rollbacks, builds approvals.
+
+Every deployment row is written before the target acts and finished after it; an
+`Event(type="deployment")` follows each commit. A rollback is a deploy of an image
+recorded earlier (no rebuild), run in a background thread behind the same lock as
+deploys, so it waits for a deploy of the same service and environment in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from agent.bus import Bus
+from agent.deploy.base import DeployError, DeployRequest, DeployTarget
+from agent.deploy.docker_host import DockerHostTarget
+from agent.deploy.dora import compute_dora
+from agent.deploy.proxy import Fronts
+from agent.deploy.stagelog import LoggingStageLog
+from agent.executors.base import StageLog, StageResult
+from store.configs import NotFound
+from store.db import now
+from store.models import (
+    Approval,
+    ApprovalStatus,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    DockerTargetConfig,
+    DoraFigures,
+    EcsTargetConfig,
+    Event,
+    Pipeline,
+    RunInfo,
+    Service,
+    redact_service,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RollbackError(ValueError):
+    """A rollback that cannot start (unknown sha, image gone, no target): a clear refusal."""
+
+
+class Deployer:
+    def __init__(self, store: Any, bus: Bus, workspaces: Any,
+                 docker_client_factory: Callable[[], Any]) -> None:
+        self.store, self.bus, self.workspaces = store, bus, workspaces
+        self._docker_client_factory = docker_client_factory
+        self.fronts = Fronts()
+        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._targets: dict[str, DeployTarget] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- targets ---------------------------------------------------------------------------
+    def target_for(self, service: Service, pipeline: Pipeline,
+                   environment: str) -> DeployTarget | None:
+        """The service's override for `environment`, else the pipeline's; None = none set."""
+        config = getattr(service, environment) or getattr(pipeline, environment)
+        key = config.model_dump_json()
+        if key not in self._targets:
+            if isinstance(config, DockerTargetConfig):
+                self._targets[key] = DockerHostTarget(config, self._docker_client_factory,
+                                                      self.fronts)
+            elif isinstance(config, EcsTargetConfig):
+                from agent.deploy.ecs import EcsTarget  # boto3 is loaded only when used
+
+                self._targets[key] = EcsTarget(config, self._docker_client_factory)
+            else:
+                return None
+        return self._targets[key]
+
+    def _lock(self, service: Service, environment: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault((service.id, environment), threading.Lock())
+
+    def _publish(self, deployment: Deployment) -> None:
+        self.bus.publish_event(Event(type="deployment", ts=now(), deployment=deployment))
+
+    # -- deploy stage (called by the engine) ---------------------------------------------
+    def deploy_stage(self, run: RunInfo, service: Service, pipeline: Pipeline,
+                     environment: str, image: str, log: StageLog) -> StageResult:
+        """Blocking. Success, failure with a reason, or `StageResult.skip` when pinned."""
+        target = self.target_for(service, pipeline, environment)
+        if target is None:
+            reason = f"no deploy target configured for {environment}"
+            log.system(reason)
+            return StageResult(exit_code=1, error=reason)
+        pinned = self.is_pinned(service, environment)
+        if pinned and pinned != run.sha:
+            if environment == "production" and self._approved(run.id):
+                log.system(f"{environment} was pinned to {pinned[:12]}; this approved deploy"
+                           " clears the pin")
+                self.unpin(service, environment)
+            else:
+                reason = (f"{environment} is pinned to {pinned[:12]} by a rollback: not"
+                          f" deploying {run.sha[:12]} (unpin it or approve a newer deploy)")
+                log.system(reason)
+                return StageResult.skip(reason)
+        committed_at = self._committed_at(service, run.sha)
+        with self._lock(service, environment):
+            dep = self.store.create_deployment(
+                service_id=service.id, environment=environment, sha=run.sha, image=image,
+                kind=DeploymentKind.deploy, run_id=run.id, actor=run.actor or "auto",
+                message=run.message, author=run.author, committed_at=committed_at)
+            self._publish(dep)
+            dep = self._execute(dep, target, service, pipeline, log)
+        if dep.status is DeploymentStatus.active:
+            return StageResult(exit_code=0)
+        return StageResult(exit_code=1, error=dep.error)
+
+    def _execute(self, dep: Deployment, target: DeployTarget, service: Service,
+                 pipeline: Pipeline, log: StageLog) -> Deployment:
+        """Run the target (caller holds the lock) and finish + publish the deployment row."""
+        current = self.store.current_deployment(service.id, dep.environment)
+        previous = self.store.deployment_target_state(current.id) if current else None
+        request = DeployRequest(service=service, pipeline=pipeline, environment=dep.environment,
+                                image=dep.image, sha=dep.sha, previous_state=previous)
+        log.system(f"deploying {dep.image} to {dep.environment} ({target.kind})")
+        try:
+            outcome = target.deploy(request, log)
+        except DeployError as exc:
+            done = self.store.finish_deployment(dep.id, DeploymentStatus.failed, error=str(exc))
+        except Exception as exc:  # a target bug must still finish the row, never leave it open
+            log.system(f"deploy crashed: {type(exc).__name__}: {exc}")
+            done = self.store.finish_deployment(
+                dep.id, DeploymentStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        else:
+            state = {**outcome.state, "health": outcome.health_detail,
+                     "address": outcome.address}
+            done = self.store.finish_deployment(dep.id, DeploymentStatus.active,
+                                                target_state=state)
+            log.system(f"{dep.environment} now serves {dep.sha[:12]}"
+                       + (f" at {outcome.address}" if outcome.address else ""))
+        self._publish(done)
+        return done
+
+    def _approved(self, run_id: int) -> bool:
+        try:
+            return self.store.get_approval(run_id).status is ApprovalStatus.approved
+        except NotFound:
+            return False
+
+    def _committed_at(self, service: Service, sha: str) -> Any:
+        try:
+            info = self.workspaces.commit_info(service, sha) if self.workspaces else None
+        except Exception:  # the mirror may be gone; the time only feeds DORA lead time
+            log.warning("no commit info for %s@%s", service.name, sha, exc_info=True)
+            return None
+        return info.committed_at if info else None
+
+    # -- pins -------------------------------------------------------------------------------
+    def is_pinned(self, service: Service, environment: str) -> str | None:
+        return self.store.get_service_by_id(service.id).pinned.get(environment)
+
+    def _set_pin(self, service: Service, environment: str, sha: str | None) -> Service:
+        self.store.set_pin(service.id, environment, sha)
+        fresh = self.store.get_service_by_id(service.id)
+        self.bus.publish_event(Event(type="service", ts=now(), service=redact_service(fresh)))
+        return fresh
+
+    def unpin(self, service: Service, environment: str) -> Service:
+        return self._set_pin(service, environment, None)
+
+    # -- rollback ---------------------------------------------------------------------------
+    def rollback(self, service: Service, environment: str, sha: str, actor: str,
+                 log: StageLog | None = None) -> Deployment:
+        """Start a deploy of the image of an earlier deployment; returns the in_progress row.
+
+        Raises RollbackError when nothing can be rolled back to."""
+        source = next((d for d in self.store.list_deployments(
+            service_id=service.id, environment=environment, limit=1000)
+            if d.sha.startswith(sha) and d.status is not DeploymentStatus.failed
+            and d.status is not DeploymentStatus.in_progress), None)
+        if source is None:
+            raise RollbackError(f"{sha} was never live in {environment} of {service.name}")
+        pipeline = self.store.get_pipeline(service.pipeline)
+        target = self.target_for(service, pipeline, environment)
+        if target is None:
+            raise RollbackError(f"no deploy target configured for {environment}")
+        if not target.image_exists(source.image):
+            raise RollbackError(f"image {source.image} no longer exists: cannot roll back")
+        self._set_pin(service, environment, source.sha)
+        dep = self.store.create_deployment(
+            service_id=service.id, environment=environment, sha=source.sha, image=source.image,
+            kind=DeploymentKind.rollback, actor=actor, message=source.message,
+            author=source.author, committed_at=source.committed_at)
+        self._publish(dep)
+        stage_log = log or LoggingStageLog(f"rollback {service.name}/{environment}")
+        thread = threading.Thread(target=self._rollback_worker, name=f"rollback-{dep.id}",
+                                  args=(dep, target, service, pipeline, stage_log), daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return dep
+
+    def _rollback_worker(self, dep: Deployment, target: DeployTarget, service: Service,
+                         pipeline: Pipeline, log: StageLog) -> None:
+        with self._lock(service, dep.environment):
+            replaced = self.store.current_deployment(service.id, dep.environment)
+            done = self._execute(dep, target, service, pipeline, log)
+            if done.status is DeploymentStatus.active and replaced and replaced.sha != dep.sha:
+                self._publish(self.store.mark_rolled_back(replaced.id))
+        log.flush()
+
+    def wait_idle(self, timeout_s: float = 120.0) -> None:
+        """Wait for background rollbacks (tests, shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout_s)
+
+    # -- history, approvals, figures ----------------------------------------------------------
+    def history(self, service: Service, environment: str | None = None,
+                limit: int = 100) -> list[Deployment]:
+        """Deployments newest first, with `image_exists` filled in (the rollback picker)."""
+        pipeline = self.store.get_pipeline(service.pipeline)
+        deployments = self.store.list_deployments(service_id=service.id,
+                                                  environment=environment, limit=limit)
+        seen: dict[tuple[str, str], bool] = {}
+        out = []
+        for d in deployments:
+            key = (d.environment, d.image)
+            if key not in seen:
+                target = self.target_for(service, pipeline, d.environment)
+                try:
+                    seen[key] = bool(target and target.image_exists(d.image))
+                except Exception:
+                    log.warning("image_exists(%s) failed", d.image, exc_info=True)
+                    seen[key] = False
+            out.append(d.model_copy(update={"image_exists": seen[key]}))
+        return out
+
+    def build_approval(self, run: RunInfo, service: Service) -> Approval:
+        """The pending approval for `run` (created once; an existing one is returned)."""
+        try:
+            return self.store.get_approval(run.id)
+        except NotFound:
+            pass
+        prod = self.store.current_deployment(service.id, "production")
+        try:
+            commits = (self.workspaces.commits_between(service, prod.sha if prod else None,
+                                                       run.sha) if self.workspaces else [])
+        except Exception:
+            log.warning("commits_between failed for %s", service.name, exc_info=True)
+            commits = []
+        pipeline = self.store.get_pipeline(service.pipeline)
+        expires = (now() + timedelta(seconds=pipeline.approval_expiry_s)
+                   if pipeline.approval_expiry_s else None)
+        approval = self.store.create_approval(
+            run_id=run.id, candidate_sha=run.sha, production_sha=prod.sha if prod else None,
+            commits=commits, staging_health=self._staging_health(run, service),
+            expires_at=expires)
+        self.bus.publish_event(Event(type="approval", ts=now(), approval=approval, run=run))
+        return approval
+
+    def _staging_health(self, run: RunInfo, service: Service) -> str | None:
+        for d in self.store.list_deployments(service_id=service.id, environment="staging",
+                                             limit=50):
+            if d.run_id == run.id:
+                if d.status is DeploymentStatus.failed:
+                    return f"failed: {d.error}"
+                state = self.store.deployment_target_state(d.id) or {}
+                return f"{d.status.value}: {state.get('health') or 'no health detail'}"
+        return None
+
+    def dora(self, service_id: int | None, days: int) -> DoraFigures:
+        deployments = self.store.list_deployments(service_id=service_id,
+                                                  environment="production", limit=100_000)
+        name = self.store.get_service_by_id(service_id).name if service_id is not None else None
+        return compute_dora(deployments, days=days, now=now(), service=name)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def restore_fronts(self) -> int:
+        """After a restart: re-open the stable front of every live Docker deployment."""
+        restored = 0
+        for service in self.store.list_services():
+            pipeline = self.store.get_pipeline(service.pipeline)
+            for env in ("staging", "production"):
+                target = self.target_for(service, pipeline, env)
+                current = self.store.current_deployment(service.id, env)
+                if isinstance(target, DockerHostTarget) and current is not None:
+                    state = self.store.deployment_target_state(current.id)
+                    try:
+                        restored += target.restore(service, env, state)
+                    except Exception:
+                        log.exception("could not restore the front of %s/%s", service.name, env)
+        return restored
+
+    def close(self) -> None:
+        self.wait_idle(30)
+        self.fronts.close_all()

@@ -1,0 +1,275 @@
+"""Git mirrors and per-commit workspaces.
+
+Each service has one bare mirror (`mirrors/<service>.git`) that is fetched, never
+re-cloned, on every Prepare. Each (service, sha) gets its own checkout
+(`workspaces/<service>/<sha>`), so parallel runs never share a working tree.
+
+Checkouts are `git clone --shared` of the mirror rather than `git worktree`:
+a shared clone borrows the mirror's objects (cheap: no copy) but keeps its own
+refs, index and lock files, so checkouts never contend with a fetch running in
+the mirror, and cleanup is a plain `rmtree` (a removed worktree leaves stale
+metadata in the mirror until `worktree prune`).
+
+A private-repo token travels only in the environment of the git process
+(GIT_CONFIG_COUNT/KEY/VALUE, an http.extraHeader scoped to the repo's host):
+never in argv, in a stage log or in any .git/config.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import git
+
+from agent.executors.base import StageLog
+from store.models import CommitSummary, Service
+
+log = logging.getLogger(__name__)
+
+_SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SHA = re.compile(r"^[0-9a-f]{4,64}$")
+_CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
+FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/pull/*/head:refs/pull/*/head")
+
+
+class WorkspaceError(RuntimeError):
+    """A clear, human reason why a workspace could not be prepared."""
+
+
+def _redact(text: str) -> str:
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
+
+
+class Workspaces:
+    def __init__(self, mirrors_dir: Path | str, workspaces_dir: Path | str,
+                 github_token: str | None = None) -> None:
+        self.mirrors_dir = Path(mirrors_dir).resolve()
+        self.workspaces_dir = Path(workspaces_dir).resolve()
+        self.github_token = github_token
+        self.mirrors_dir.mkdir(parents=True, exist_ok=True)
+        self.workspaces_dir.mkdir(parents=True, exist_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # -- paths ------------------------------------------------------------------------
+    def mirror_for(self, service_name: str) -> Path:
+        return self._inside(self.mirrors_dir, f"{_valid_service(service_name)}.git")
+
+    def path_for(self, service_name: str, sha: str) -> Path:
+        return self._inside(self.workspaces_dir, _valid_service(service_name), _valid_sha(sha))
+
+    @staticmethod
+    def _inside(root: Path, *parts: str) -> Path:
+        path = root.joinpath(*parts).resolve()
+        if root not in path.parents:
+            raise WorkspaceError(f"path {path} escapes {root}")
+        return path
+
+    # -- prepare ------------------------------------------------------------------------
+    def prepare(self, service: Service, sha: str, log: StageLog,
+                cancel: threading.Event) -> Path:
+        """Fetch the mirror and check `sha` out into its own workspace."""
+        target = self.path_for(service.name, sha)
+        with self._lock(f"mirror:{service.name}"):
+            mirror = self._fetch(service, sha, log, cancel)
+        with self._lock(f"ws:{target}"):
+            if (target / ".git").is_dir() and self._head(target) == self._full_sha(mirror, sha):
+                os.utime(target)  # in use again: keep it from cleanup
+                log.system(f"workspace {target} already at {sha[:12]}")
+                return target
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            log.system(f"checking out {sha[:12]} into {target}")
+            started = time.monotonic()
+            try:
+                self._run_git(["clone", "--shared", "--no-checkout", "--quiet", str(mirror),
+                               str(tmp)], None, log, cancel)
+                self._run_git(["-c", "advice.detachedHead=false", "checkout", "--quiet",
+                               "--detach", sha], tmp, log, cancel)
+                shutil.rmtree(target, ignore_errors=True)
+                tmp.rename(target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            log.system(f"checked out in {time.monotonic() - started:.1f} s")
+        return target
+
+    def _fetch(self, service: Service, sha: str, log: StageLog,
+               cancel: threading.Event) -> Path:
+        mirror = self.mirror_for(service.name)
+        url = service.repo_url
+        if not (mirror / "HEAD").is_file():
+            log.system(f"creating the mirror of {_redact(url)} (first run of {service.name})")
+            repo = git.Repo.init(mirror, bare=True)
+            with repo.config_writer() as cw:
+                cw.set_value('remote "origin"', "url", url)
+        else:
+            repo = git.Repo(mirror)
+            if repo.remotes.origin.url != url:  # the service's repo URL was edited
+                with repo.config_writer() as cw:
+                    cw.set_value('remote "origin"', "url", url)
+        log.system(f"fetching {_redact(url)} (branches and pull requests)")
+        started = time.monotonic()
+        self._run_git(["fetch", "--prune", "--no-progress", "origin", *FETCH_REFSPECS],
+                      mirror, log, cancel, url)
+        log.system(f"fetched in {time.monotonic() - started:.1f} s")
+        if self._full_sha(mirror, sha) is None:
+            # Not on any branch or PR head any more (force-pushed away): ask for it by id.
+            log.system(f"{sha[:12]} is on no branch: fetching it by id")
+            try:
+                self._run_git(["fetch", "--no-progress", "origin", sha], mirror, log, cancel, url)
+            except WorkspaceError:
+                pass
+            if self._full_sha(mirror, sha) is None:
+                raise WorkspaceError(f"commit {sha} was not found in {_redact(url)} "
+                                     "(fetched all branches and pull requests)")
+        return mirror
+
+    # -- git plumbing -------------------------------------------------------------------------
+    def _env(self, url: str | None) -> dict[str, str]:
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+        parts = urlsplit(url or "")
+        if self.github_token and parts.scheme == "https" and parts.hostname:
+            basic = base64.b64encode(f"x-access-token:{self.github_token}".encode()).decode()
+            # Scoped to the repo's host: the token never goes to another server.
+            env.update({
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"http.https://{parts.hostname}/.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            })
+        return env
+
+    def _run_git(self, args: list[str], cwd: Path | None, log: StageLog | None,
+                 cancel: threading.Event | None, url: str | None = None,
+                 timeout_s: float = 600.0) -> str:
+        """Run git with the token in its environment; its messages go to the stage log."""
+        cmd = git.Git(str(cwd) if cwd else None)
+        proc = cmd.execute(["git", *args], as_process=True, env=self._env(url),
+                           stdout_as_string=False)
+        deadline = time.monotonic() + timeout_s
+        popen: subprocess.Popen = proc.proc  # type: ignore[assignment]
+        while True:
+            try:
+                out, err = popen.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
+                    popen.kill()
+                    popen.communicate()
+                    what = "cancelled" if cancel is not None and cancel.is_set() else "timed out"
+                    raise WorkspaceError(f"git {args[0]} {what}") from None
+        stderr = _redact(err.decode("utf-8", "replace")).strip()
+        if log is not None:
+            for line in stderr.splitlines():
+                if line.strip():
+                    log.system(f"git: {line.strip()}")
+        if popen.returncode != 0:
+            last = stderr.splitlines()[-1] if stderr else f"exit code {popen.returncode}"
+            raise WorkspaceError(f"git {args[0]} failed: {last}")
+        return out.decode("utf-8", "replace")
+
+    @staticmethod
+    def _full_sha(repo_dir: Path, sha: str) -> str | None:
+        try:
+            return git.Repo(repo_dir).commit(sha).hexsha
+        except (ValueError, git.BadName, git.GitCommandError, git.InvalidGitRepositoryError,
+                git.NoSuchPathError):
+            return None
+
+    @staticmethod
+    def _head(repo_dir: Path) -> str | None:
+        try:
+            return git.Repo(repo_dir).head.commit.hexsha
+        except (ValueError, git.InvalidGitRepositoryError, git.NoSuchPathError):
+            return None
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    # -- queries --------------------------------------------------------------------------------
+    def resolve_branch(self, repo_url: str, branch: str) -> str | None:
+        """The remote head of `branch` (git ls-remote), None when it has none."""
+        try:
+            out = self._run_git(["ls-remote", "--", repo_url, f"refs/heads/{branch}"], None,
+                                None, None, repo_url, timeout_s=60)
+        except WorkspaceError as exc:
+            log.warning("ls-remote %s: %s", _redact(repo_url), exc)
+            return None
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def commit_info(self, service: Service, sha: str) -> CommitSummary | None:
+        try:
+            commit = git.Repo(self.mirror_for(service.name)).commit(sha)
+        except (ValueError, git.BadName, git.GitCommandError, git.InvalidGitRepositoryError,
+                git.NoSuchPathError, WorkspaceError):
+            return None
+        return _summary(commit)
+
+    def commits_between(self, service: Service, old_sha: str | None, new_sha: str,
+                        limit: int = 50) -> list[CommitSummary]:
+        """Commits in `new_sha` but not in `old_sha`, newest first (all of its history
+        when `old_sha` is None or unknown here)."""
+        try:
+            repo = git.Repo(self.mirror_for(service.name))
+            rev = new_sha
+            if old_sha and self._full_sha(repo.git_dir, old_sha):  # type: ignore[arg-type]
+                rev = f"{old_sha}..{new_sha}"
+            return [_summary(c) for c in repo.iter_commits(rev, max_count=limit)]
+        except (ValueError, git.BadName, git.GitCommandError, git.InvalidGitRepositoryError,
+                git.NoSuchPathError, WorkspaceError):
+            return []
+
+    # -- cleanup ----------------------------------------------------------------------------------
+    def cleanup(self, max_age: timedelta) -> int:
+        """Remove workspaces not used (modified) for `max_age`; the number removed."""
+        cutoff = time.time() - max_age.total_seconds()
+        removed = 0
+        for service_dir in self.workspaces_dir.iterdir():
+            if not service_dir.is_dir():
+                continue
+            for ws in service_dir.iterdir():
+                try:
+                    if ws.is_dir() and ws.stat().st_mtime < cutoff:
+                        shutil.rmtree(ws)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+            try:
+                service_dir.rmdir()  # only succeeds when empty
+            except OSError:
+                pass
+        return removed
+
+
+def _summary(commit: git.Commit) -> CommitSummary:
+    message = commit.message if isinstance(commit.message, str) else commit.message.decode()
+    return CommitSummary(sha=commit.hexsha, author=commit.author.name,
+                         message=message.strip().splitlines()[0] if message.strip() else "",
+                         committed_at=datetime.fromtimestamp(commit.committed_date, UTC))
+
+
+def _valid_service(name: str) -> str:
+    if not _SERVICE.match(name):
+        raise WorkspaceError(f"invalid service name {name!r}")
+    return name
+
+
+def _valid_sha(sha: str) -> str:
+    if not _SHA.match(sha):
+        raise WorkspaceError(f"invalid commit sha {sha!r}")
+    return sha

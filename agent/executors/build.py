@@ -1,0 +1,110 @@
+"""The Build stage: `docker build` through the SDK (the host's build cache), live
+output into the stage log, then an optional push of the sha-tagged image."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import requests
+from docker.utils import parse_repository_tag
+
+from agent.executors.base import StageLog, StageResult
+
+_MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
+                 "repository does not exist", "no such image")
+
+
+@dataclass
+class BuildSpec:
+    context_dir: Path
+    dockerfile: str
+    image: str  # full reference, tagged with the commit sha
+    push: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _error_of(chunk: dict[str, Any]) -> str | None:
+    if "error" in chunk or "errorDetail" in chunk:
+        detail = chunk.get("errorDetail") or {}
+        return str(chunk.get("error") or detail.get("message") or detail).strip()
+    return None
+
+
+def _fail(log: StageLog, message: str) -> StageResult:
+    log.system(message)
+    return StageResult(exit_code=1, error=message)
+
+
+def build_image(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
+                cancel: threading.Event) -> StageResult:
+    log.system(f"building {spec.image} from {spec.dockerfile} in {spec.context_dir}")
+    try:
+        result = _build(client, spec, log, cancel)
+        if result is not None:
+            return result
+        if spec.push:
+            result = _push(client, spec, log, cancel)
+            if result is not None:
+                return result
+    except (docker.errors.APIError, docker.errors.DockerException,
+            requests.exceptions.RequestException) as exc:
+        return _fail(log, f"the Docker engine failed during the build "
+                          f"({exc.__class__.__name__}: {exc})")
+    return StageResult(exit_code=0)
+
+
+def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
+           cancel: threading.Event) -> StageResult | None:
+    stream = client.api.build(path=str(spec.context_dir), dockerfile=spec.dockerfile,
+                              tag=spec.image, rm=True, forcerm=True, decode=True,
+                              labels=spec.labels or None)
+    built = False
+    try:
+        for chunk in stream:
+            if cancel.is_set():  # closing the request makes dockerd stop the build
+                log.system("cancelled: build stopped")
+                return StageResult(exit_code=None, cancelled=True, error="cancelled")
+            error = _error_of(chunk)
+            if error:
+                hint = ""
+                if any(marker in error.lower() for marker in _MISSING_BASE):
+                    hint = (" — base images must already exist on this engine (nothing is "
+                            "pulled here): build or load the FROM image first")
+                return _fail(log, f"build failed: {error}{hint}")
+            if "stream" in chunk:
+                log.write_chunk(str(chunk["stream"]).encode())
+            elif "aux" in chunk and "ID" in (chunk["aux"] or {}):
+                built = True
+    finally:
+        stream.close()
+    if not built:
+        return _fail(log, "build failed: the engine reported no image")
+    log.system(f"built {spec.image}")
+    return None
+
+
+def _push(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
+          cancel: threading.Event) -> StageResult | None:
+    repository, tag = parse_repository_tag(spec.image)
+    log.system(f"pushing {spec.image}")
+    stream = client.api.push(repository, tag=tag, stream=True, decode=True)
+    try:
+        for chunk in stream:
+            if cancel.is_set():
+                log.system("cancelled: push stopped")
+                return StageResult(exit_code=None, cancelled=True, error="cancelled")
+            # The push API answers 200 and reports failures inside the stream.
+            error = _error_of(chunk)
+            if error:
+                return _fail(log, f"push of {spec.image} failed: {error}")
+            if "status" in chunk and "progress" not in chunk:
+                layer = f"{chunk['id']}: " if chunk.get("id") else ""
+                log.system(f"push: {layer}{chunk['status']}")
+    finally:
+        stream.close()
+    log.system(f"pushed {spec.image}")
+    return None

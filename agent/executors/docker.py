@@ -1,0 +1,273 @@
+"""Stages in sibling containers on the host's Docker engine.
+
+One container per stage, named and labelled deterministically (see base.py) so
+a restarted agent finds it again. The workspace is bind-mounted at /workspace
+by its host path. Logs are followed with timestamps in a separate thread
+(follow streams can hang after the container exits, so the wait is bounded);
+cancel and timeout kill the container at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import requests
+
+from agent.engine.logsink import iso_ts
+from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.docker_logs import LogPump, open_log_stream
+
+log = logging.getLogger(__name__)
+
+MANAGED = "io.seamless.managed=1"
+DOCKER_SOCKET = "/var/run/docker.sock"
+EXIT_GRACE_S = 5.0  # how long a log stream may lag behind its exited container
+POLL_S = 0.2
+
+class EngineGone(RuntimeError):
+    pass
+
+
+EngineErrors = (requests.exceptions.RequestException, docker.errors.APIError, OSError, EngineGone)
+
+
+def engine_error(exc: BaseException) -> str:
+    return f"the Docker engine stopped answering during the stage ({exc.__class__.__name__}: {exc})"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def looks_like_registry(image: str) -> bool:
+    """Only refs naming a registry host are worth a pull here (no Docker Hub)."""
+    first, sep, _ = image.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
+
+
+class DockerExecutor:
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED) -> None:
+        self.client = client
+        self.api = client.api
+        # The label that marks this agent's stage containers (find, cleanup): two agents
+        # sharing one engine can each use their own value.
+        self.managed_label = managed_label
+
+    # -- run ---------------------------------------------------------------------------
+    def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+            save_state: StateSaver) -> StageResult:
+        try:
+            missing = self.ensure_image(spec.image, log)
+            if missing:
+                log.system(missing)
+                return StageResult(exit_code=None, error=missing)
+            container_id = self._create(spec)
+        except EngineErrors as exc:
+            log.system(engine_error(exc))
+            return StageResult(exit_code=None, error=engine_error(exc))
+        save_state({"container_id": container_id})
+        try:
+            self.api.start(container_id)
+            return self._follow(container_id, spec, log, cancel, after_iso=None)
+        except EngineErrors as exc:
+            log.system(engine_error(exc))
+            return StageResult(exit_code=None, error=engine_error(exc))
+        finally:
+            self._remove(container_id)
+
+    def ensure_image(self, image: str, log: StageLog) -> str | None:
+        """None when the image is there (pulled if it names a registry); else why not."""
+        try:
+            self.api.inspect_image(image)
+            return None
+        except docker.errors.ImageNotFound:
+            pass
+        if looks_like_registry(image):
+            log.system(f"image {image!r} is not on this engine: pulling it")
+            try:
+                self.client.images.pull(image)
+                return None
+            except docker.errors.APIError as exc:
+                return (f"image {image!r} is not on this engine and could not be pulled "
+                        f"({exc.explanation or exc})")
+        return (f"image {image!r} is not on this engine and cannot be pulled here: "
+                "build it or load it")
+
+    def _create(self, spec: StageSpec) -> str:
+        self._remove_by_name(spec.container_name)  # a leftover of an earlier attempt
+        binds = {str(spec.workspace): {"bind": "/workspace", "mode": "rw"}}
+        if spec.mount_docker_socket:  # opt-in: root-equivalent access to the host engine
+            binds[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
+        host_config = self.api.create_host_config(binds=binds, network_mode=spec.network)
+        created = self.api.create_container(
+            spec.image, command=["/bin/sh", "-c", spec.command],
+            name=spec.container_name or None, labels=spec.labels, environment=spec.env,
+            working_dir=spec.workdir, host_config=host_config, detach=True)
+        return str(created["Id"])
+
+    # -- follow until exit, cancel or timeout ------------------------------------------------
+    def _follow(self, container_id: str, spec: StageSpec, log: StageLog,
+                cancel: threading.Event, after_iso: str | None,
+                deadline: float | None = None) -> StageResult:
+        since = _since_param(after_iso)
+        pump = LogPump(open_log_stream(self.api, container_id, follow=True, since=since),
+                       log, after_iso)
+        pump.start()
+        deadline = deadline or time.monotonic() + spec.timeout_s
+        exited_at: float | None = None
+        next_check = time.monotonic() + 1.0
+        try:
+            while pump.is_alive():
+                if cancel.is_set():
+                    self._kill(container_id)
+                    log.system("cancelled: container killed")
+                    return StageResult(exit_code=None, cancelled=True, error="cancelled")
+                if time.monotonic() > deadline:
+                    self._kill(container_id)
+                    message = f"timed out after {_seconds(spec.timeout_s)}: container killed"
+                    log.system(message)
+                    return StageResult(exit_code=None, timed_out=True, error=message)
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + 1.0
+                    if exited_at is None and not self._running(container_id):
+                        exited_at = now
+                    if exited_at is not None and now - exited_at > EXIT_GRACE_S:
+                        break  # the stream hangs after exit: finish from a fresh read
+                pump.join(POLL_S)
+        finally:
+            if pump.is_alive():
+                pump.close()
+            pump.join(2.0)
+        if pump.error is not None and not self._exists(container_id):
+            raise EngineGone(engine_error(pump.error))
+        if exited_at is not None or pump.error is not None:
+            self._read_rest(container_id, log, pump.last_iso)
+        return self._exit_result(container_id, log)
+
+    def _read_rest(self, container_id: str, log: StageLog, after_iso: str | None) -> None:
+        """Everything logged after `after_iso`, without following (container exited)."""
+        pump = LogPump(open_log_stream(self.api, container_id, follow=False,
+                                       since=_since_param(after_iso)), log, after_iso)
+        pump.run()  # bounded: the container is not running, the body ends
+
+    def _exit_result(self, container_id: str, log: StageLog) -> StageResult:
+        status = self.api.wait(container_id, timeout=30)
+        code = int(status.get("StatusCode", -1))
+        error = (status.get("Error") or {}).get("Message") if status.get("Error") else None
+        if code != 0:
+            log.system(f"exit code {code}")
+        return StageResult(exit_code=code, error=error or None)
+
+    # -- re-attach after a restart ----------------------------------------------------------
+    def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+                 state: dict[str, Any] | None, since: datetime | None) -> StageResult | None:
+        container = self._find(spec, state)
+        if container is None:
+            return None
+        container_id = container["Id"]
+        after_iso = iso_ts(since) if since is not None else None
+        try:
+            info = self.api.inspect_container(container_id)
+            if info["State"].get("Running"):
+                log.system(f"re-attached to running container {spec.container_name}")
+                started = _parse_docker_time(info["State"].get("StartedAt"))
+                deadline = time.monotonic() + spec.timeout_s - (
+                    (datetime.now(UTC) - started).total_seconds() if started else 0)
+                return self._follow(container_id, spec, log, cancel, after_iso, deadline)
+            log.system(f"container {spec.container_name} finished while the agent was away")
+            self._read_rest(container_id, log, after_iso)
+            return self._exit_result(container_id, log)
+        except docker.errors.NotFound:
+            return None
+        except EngineErrors as exc:
+            log.system(engine_error(exc))
+            return StageResult(exit_code=None, error=engine_error(exc))
+        finally:
+            self._remove(container_id)
+
+    def _find(self, spec: StageSpec, state: dict[str, Any] | None) -> dict[str, Any] | None:
+        wanted = [f"{k}={v}" for k, v in spec.labels.items()] or [self.managed_label]
+        candidates = []
+        if state and state.get("container_id"):
+            candidates.append({"id": state["container_id"]})
+        if spec.container_name:
+            candidates.append({"name": f"^/{spec.container_name}$"})
+        for filters in candidates:
+            found = self.api.containers(all=True, filters={**filters, "label": wanted})
+            if found:
+                return dict(found[0])
+        return None
+
+    # -- cleanup -----------------------------------------------------------------------------
+    def cleanup(self, keep_run_ids: set[int]) -> list[str]:
+        """Stage containers and compose projects (`seamless-run<id>`) of runs not kept.
+        Deployed app containers carry no run label and are never touched."""
+        removed: list[str] = []
+        for c in self.api.containers(all=True, filters={"label": [self.managed_label, "io.seamless.run"]}):
+            run = c["Labels"].get("io.seamless.run", "")
+            if run.isdigit() and int(run) not in keep_run_ids:
+                self._remove(c["Id"])
+                removed.append(c["Names"][0].lstrip("/"))
+        from agent.executors.compose import remove_stale_projects
+
+        removed += remove_stale_projects(self.client, keep_run_ids)
+        return removed
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _running(self, container_id: str) -> bool:
+        try:
+            return bool(self.api.inspect_container(container_id)["State"].get("Running"))
+        except docker.errors.NotFound:
+            return False
+
+    def _exists(self, container_id: str) -> bool:
+        try:
+            self.api.inspect_container(container_id)
+            return True
+        except docker.errors.NotFound:
+            return False
+        except EngineErrors:
+            return False
+
+    def _kill(self, container_id: str) -> None:
+        try:
+            self.api.kill(container_id)
+        except docker.errors.APIError as exc:  # already exited: nothing to kill
+            log.debug("kill %s: %s", container_id[:12], exc)
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except EngineErrors as exc:
+            log.warning("could not remove container %s: %s", container_id[:12], exc)
+
+    def _remove_by_name(self, name: str) -> None:
+        if name:
+            for c in self.api.containers(all=True, filters={"name": f"^/{name}$"}):
+                self._remove(c["Id"])
+
+
+def _since_param(after_iso: str | None) -> float | None:
+    if after_iso is None:
+        return None
+    # Docker returns lines at or after `since`; the pump drops those at or before it.
+    return datetime.fromisoformat(after_iso).timestamp()
+
+
+def _parse_docker_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

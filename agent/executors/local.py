@@ -1,0 +1,99 @@
+"""Stages as plain subprocesses, for hosts without a Docker engine.
+
+The command runs with `sh -c` in the workspace, in its own process group so
+cancel and timeout kill everything it started. There is no isolation: the
+stage log says so in its first line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import IO, Any
+
+from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver
+from store.models import LogStream
+
+# The agent's own environment may hold tokens: a stage gets only these from it.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER")
+
+
+class LocalExecutor:
+    name = "local"
+
+    def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+            save_state: StateSaver) -> StageResult:
+        log.system("local executor (no Docker engine): the command runs directly on this "
+                   f"host in {spec.workspace}, not in a container (image {spec.image} unused)")
+        env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+        env.update(spec.env)
+        env["WORKSPACE"] = str(spec.workspace)
+        try:
+            proc = subprocess.Popen(["/bin/sh", "-c", spec.command], cwd=spec.workspace,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            message = f"could not start the command: {exc}"
+            log.system(message)
+            return StageResult(exit_code=None, error=message)
+        save_state({"pid": proc.pid})
+        readers = [threading.Thread(target=_pump, args=(pipe, log, stream), daemon=True)
+                   for pipe, stream in ((proc.stdout, LogStream.stdout),
+                                        (proc.stderr, LogStream.stderr))]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + spec.timeout_s
+        result: StageResult | None = None
+        while proc.poll() is None:
+            if cancel.is_set():
+                _kill_group(proc)
+                log.system("cancelled: process group killed")
+                result = StageResult(exit_code=None, cancelled=True, error="cancelled")
+                break
+            if time.monotonic() > deadline:
+                _kill_group(proc)
+                message = f"timed out after {spec.timeout_s:g} s: process group killed"
+                log.system(message)
+                result = StageResult(exit_code=None, timed_out=True, error=message)
+                break
+            try:
+                proc.wait(0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        # A background child that escaped the group may hold the pipes open: bounded wait.
+        for reader in readers:
+            reader.join(2.0)
+        if result is not None:
+            return result
+        if proc.returncode != 0:
+            log.system(f"exit code {proc.returncode}")
+        return StageResult(exit_code=proc.returncode)
+
+    def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+                 state: dict[str, Any] | None, since: Any) -> StageResult | None:
+        return None  # a subprocess dies with the agent; the engine states why
+
+    def cleanup(self, keep_run_ids: set[int]) -> list[str]:
+        return []
+
+
+def _pump(pipe: IO[bytes] | None, log: StageLog, stream: LogStream) -> None:
+    if pipe is None:
+        return
+    with pipe:
+        while True:
+            data = pipe.read1(65536)  # type: ignore[attr-defined]
+            if not data:
+                return
+            log.write_chunk(data, stream)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -1,0 +1,1 @@
+"""First-run setup: the init wizard, GitHub webhooks for services, ECS environments."""

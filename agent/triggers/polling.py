@@ -1,0 +1,124 @@
+"""Git polling for repositories webhooks cannot reach.
+
+Per service with `triggers.poll_interval_s`, `git ls-remote` (GitPython) reads
+the branch head (and, with `poll_pull_requests`, `refs/pull/*/head`); a sha
+that differs from the one stored in `poll_state` queues the same run a webhook
+would. The stored sha is what makes restarts safe: nothing is run twice.
+
+The first poll of a service only records where the branch is (like a webhook
+hooked up today, only later pushes run); trigger a manual run for the current head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import git
+
+from store.models import RunInfo, RunKind, Service, Trigger
+
+log = logging.getLogger(__name__)
+
+PR_REF_PATTERN = "refs/pull/*/head"
+
+
+def ls_remote(url: str, *patterns: str, timeout_s: float = 30.0) -> dict[str, str]:
+    """ref → sha of the remote's refs matching `patterns`."""
+    out = git.cmd.Git().ls_remote(url, *patterns, kill_after_timeout=timeout_s,
+                                  env={"GIT_TERMINAL_PROMPT": "0"})
+    refs = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref:
+            refs[ref.strip()] = sha.strip()
+    return refs
+
+
+class Poller:
+    """`await Poller(agent).start()` / `await .stop()`; `poll_service()` is one pass."""
+
+    def __init__(self, agent: Any, *, tick_s: float = 1.0, max_parallel: int = 4) -> None:
+        self.agent = agent
+        self.tick_s = tick_s
+        self._next_due: dict[int, float] = {}
+        self._slots = asyncio.Semaphore(max_parallel)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="seamless-poller")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
+        self._inflight.clear()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                self._start_due()
+            except Exception:
+                log.exception("poller pass failed")
+            await asyncio.sleep(self.tick_s)
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        for service in self.agent.store.list_services():
+            interval = service.triggers.poll_interval_s
+            if not interval or self._next_due.get(service.id, 0.0) > now:
+                continue
+            self._next_due[service.id] = now + interval
+            task = asyncio.create_task(self._poll_in_thread(service))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _poll_in_thread(self, service: Service) -> None:
+        async with self._slots:
+            try:
+                await asyncio.to_thread(self.poll_service, service)
+            except Exception as exc:  # an unreachable remote must not stop the others
+                log.warning("polling %s (%s) failed: %s", service.name, service.repo_url, exc)
+
+    def poll_service(self, service: Service) -> list[RunInfo]:
+        """One blocking pass: the runs it queued (none when nothing moved)."""
+        store = self.agent.store
+        branch_ref = f"refs/heads/{service.branch}"
+        patterns = [branch_ref] + ([PR_REF_PATTERN] if service.triggers.poll_pull_requests
+                                   else [])
+        refs = ls_remote(service.repo_url, *patterns)
+        first_poll = store.get_poll_sha(service.id, branch_ref) is None
+        runs = []
+        for ref, sha in sorted(refs.items()):
+            if ref != branch_ref and not ref.startswith("refs/pull/"):
+                continue
+            known = store.get_poll_sha(service.id, ref)
+            if known == sha:
+                continue
+            if not first_poll:
+                runs.append(self._submit(service, ref, sha))
+            # Recorded after the submit: a crash in between may repeat a run, never lose one.
+            store.set_poll_sha(service.id, ref, sha)
+        return runs
+
+    def _submit(self, service: Service, ref: str, sha: str) -> RunInfo:
+        engine = self.agent.engine
+        if ref.startswith("refs/pull/"):
+            number = int(ref.split("/")[2])
+            run = engine.submit(service, trigger=Trigger.poll, kind=RunKind.partial, sha=sha,
+                                branch=ref, pr_number=number, actor="poller")
+        else:
+            run = engine.submit(service, trigger=Trigger.poll, kind=RunKind.full, sha=sha,
+                                branch=service.branch, actor="poller")
+        log.info("poll: %s %s moved to %s, queued run #%d", service.name, ref, sha[:12],
+                 run.number)
+        return run

@@ -1,0 +1,90 @@
+"""Commit statuses on GitHub (pending / success / failure, linked to the agent).
+
+Fed by bus events; a worker thread does the HTTP so the engine's publisher
+never waits for GitHub. Failures are logged and never touch the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from agent.github_api import GitHubClient, parse_github_repo, web_host
+from store.models import Event, RunInfo, RunStatus
+
+log = logging.getLogger(__name__)
+
+STATE_OF = {
+    RunStatus.queued: ("pending", "queued"),
+    RunStatus.running: ("pending", "running"),
+    RunStatus.awaiting_approval: ("pending", "waiting for approval"),
+    RunStatus.success: ("success", "all stages passed"),
+    RunStatus.failed: ("failure", "failed"),
+    RunStatus.rejected: ("failure", "rejected at approval"),
+    RunStatus.cancelled: ("error", "cancelled"),
+    RunStatus.superseded: ("error", "superseded by a newer commit"),
+}
+
+
+class StatusReporter:
+    """`await start()` / `await stop()`; posts one status per change of a run's state."""
+
+    def __init__(self, agent: Any, client: GitHubClient | None = None) -> None:
+        config = agent.config
+        self.agent = agent
+        self.client = client or GitHubClient(config.github_token, config.github_api_url,
+                                             timeout=10.0)
+        self.host = web_host(config.github_api_url)
+        self.link_base = (config.public_url or config.url).rstrip("/")
+        self._queue: queue.Queue[RunInfo | None] = queue.Queue(maxsize=10_000)
+        self._last: dict[int, str] = {}
+        self._thread: threading.Thread | None = None
+        self._running = False
+
+    async def start(self) -> None:
+        self._running = True
+        self.agent.bus.add_listener(self.on_event)
+        self._thread = threading.Thread(target=self._work, name="seamless-status", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+        self.client.close()
+
+    def on_event(self, event: Event) -> None:
+        if self._running and event.type == "run" and event.run is not None:
+            try:
+                self._queue.put_nowait(event.run)
+            except queue.Full:
+                log.warning("commit-status queue full; dropping run %s", event.run.id)
+
+    def _work(self) -> None:
+        while (run := self._queue.get()) is not None:
+            try:
+                self.post(run)
+            except Exception as exc:
+                log.warning("commit status for run %s not posted: %s", run.id, exc)
+
+    def post(self, run: RunInfo) -> bool:
+        """Post the run's state unless it was already posted; False when not a GitHub repo."""
+        state, description = STATE_OF[run.status]
+        if self._last.get(run.id) == state:
+            return True
+        service = self.agent.store.get_service_by_id(run.service_id)
+        repo = parse_github_repo(service.repo_url, self.host)
+        if repo is None:
+            return False
+        if len(self._last) > 10_000:  # bounded memory; at worst a status is posted twice
+            self._last.clear()
+        self._last[run.id] = state
+        self.client.create_commit_status(
+            repo[0], repo[1], run.sha, state,
+            target_url=f"{self.link_base}/api/v1/runs/{run.id}",
+            description=f"{service.name} #{run.number}: {description}",
+            context=f"seamless/{service.name}")
+        return True

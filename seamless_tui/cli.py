@@ -1,0 +1,76 @@
+"""`seamless-tui [--agent URL] [--token T]` and `seamless-tui login`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+DEFAULT_AGENT = "http://127.0.0.1:8787"  # agent.config.DEFAULT_PORT; the TUI imports no agent
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seamless-tui",
+                                     description="Seamless control center (terminal UI)")
+    parser.add_argument("--agent", help=f"agent URL (default: last used, else {DEFAULT_AGENT})")
+    parser.add_argument("--token", help="API token (default: $SEAMLESS_TOKEN, keyring, file)")
+    sub = parser.add_subparsers(dest="command")
+    login = sub.add_parser("login", help="store an API token for an agent")
+    login.add_argument("--agent", dest="login_agent")
+    login.add_argument("--token", dest="login_token", help="token (default: prompt)")
+    return parser
+
+
+def _check(agent: str, token: str) -> str:
+    from seamless_tui.client import AgentClient, ApiError
+
+    async def check() -> str:
+        client = AgentClient(agent, token)
+        try:
+            me = await client.me()
+            return f"logged in to {agent} as {me.get('name')} ({me.get('role')})"
+        except ApiError as exc:
+            return f"warning: {exc.message}"
+        finally:
+            await client.aclose()
+
+    return asyncio.run(check())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from seamless_tui.config import UserConfig
+    from seamless_tui.tokens import resolve_token, store_token
+
+    args = _parser().parse_args(argv)
+    config = UserConfig.load()
+    if args.command == "login":
+        agent = (args.login_agent or args.agent or config.last_agent or DEFAULT_AGENT).rstrip("/")
+        token = args.login_token or getpass.getpass(f"API token for {agent}: ").strip()
+        if not token:
+            print("seamless-tui: no token given", file=sys.stderr)
+            return 2
+        print(store_token(agent, token))
+        print(_check(agent, token))
+        config.last_agent = agent
+        config.save()
+        return 0
+
+    agent = (args.agent or config.last_agent or DEFAULT_AGENT).rstrip("/")
+    token, _source = resolve_token(agent, args.token)
+    if token is None:
+        print(f"seamless-tui: no token for {agent}; run `seamless-tui login` or pass --token "
+              "/ set SEAMLESS_TOKEN", file=sys.stderr)
+        return 2
+    from seamless_tui.app import SeamlessApp
+    from seamless_tui.client import AgentClient
+
+    if config.last_agent != agent:
+        config.last_agent = agent
+        config.save()
+    SeamlessApp(AgentClient(agent, token), config=config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""The approval prompt: candidate vs production, the commits between, staging health.
+Focus starts on "Leave pending"; approving takes a deliberate `a`."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Static
+
+from seamless_tui.client import ApiError
+from seamless_tui.fmt import first_line, short_sha
+from seamless_tui.screens.base import BaseModal
+from store.models import Approval, ApprovalStatus
+
+
+class ApprovalModal(BaseModal):
+    BINDINGS = [
+        Binding("a", "decide(True)", "approve", id="approval.approve"),
+        Binding("x", "decide(False)", "reject", id="approval.reject"),
+        Binding("escape", "leave", "leave pending", id="approval.leave"),
+        Binding("slash", "comment", "comment", id="approval.comment"),
+    ]
+    DEFAULT_CSS = """
+    ApprovalModal { align: center middle; }
+    ApprovalModal #box { width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: heavy $warning; background: $surface; padding: 0 1; }
+    ApprovalModal #commits { height: auto; max-height: 8; }
+    ApprovalModal #comment { margin: 0; }
+    ApprovalModal #error { color: $error; height: auto; }
+    ApprovalModal #buttons { height: 3; align-horizontal: right; }
+    ApprovalModal Button { margin-left: 1; min-width: 12; }
+    """
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.approval: Approval | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="box"):
+            yield Static("loading approval…", id="summary")
+            with VerticalScroll(id="commits"):
+                yield Static("", id="commit-list")
+            yield Input(placeholder="optional comment (/ to type, tab away to decide)",
+                        id="comment")
+            yield Static("", id="error")
+            with Horizontal(id="buttons"):
+                yield Button("Leave pending (esc)", id="leave", variant="primary")
+                yield Button("Reject (x)", id="reject", variant="error")
+                yield Button("Approve (a)", id="approve", variant="success")
+
+    def on_mount(self) -> None:
+        self.query_one("#box").border_title = f"Approve production deploy · run {self.run_id}"
+        self.query_one("#leave", Button).focus()
+        self.fetch("approval", lambda: self.client.approval(self.run_id))
+
+    def show_approval(self, approval: Approval) -> None:
+        self.approval = approval
+        summary = Text.assemble(
+            ("service      ", "dim"), (approval.service, "bold"), "\n",
+            ("production   ", "dim"), short_sha(approval.production_sha), "\n",
+            ("candidate    ", "dim"), (short_sha(approval.candidate_sha), "bold"), "\n",
+            ("staging      ", "dim"), _health(approval.staging_health), "\n",
+            ("status       ", "dim"), approval.status.value,
+            f"  ({len(approval.commits)} commits)")
+        self.query_one("#summary", Static).update(summary)
+        commits = Text()
+        for c in approval.commits:
+            commits.append(f"{short_sha(c.sha)} ", "bold")
+            commits.append(f"{first_line(c.message, 46)} ")
+            commits.append(f"{c.author or ''}\n", "dim")
+        self.query_one("#commit-list", Static).update(commits or Text("(no commits listed)"))
+
+    def action_comment(self) -> None:
+        self.query_one("#comment", Input).focus()
+
+    def action_leave(self) -> None:
+        if self.query_one("#comment", Input).has_focus:
+            self.query_one("#leave", Button).focus()
+            return
+        self.dismiss(None)
+
+    def action_decide(self, approve: bool) -> None:
+        comment = self.query_one("#comment", Input).value.strip() or None
+        self.query_one("#error", Static).update("approving…" if approve else "rejecting…")
+
+        async def decide() -> Approval | ApiError:
+            try:
+                return await self.client.decide(self.run_id, approve, comment)
+            except ApiError as exc:  # shown in the dialog, not as a traceback
+                return exc
+
+        self.fetch("decision", decide)
+
+    def show_decision(self, result: Approval | ApiError) -> None:
+        if isinstance(result, ApiError):
+            self.query_one("#error", Static).update(Text(f"✗ {result.message}", "bold"))
+            self.notify(result.message, severity="error", title="Not allowed"
+                        if result.status == 403 else "Failed")
+            return
+        verb = "approved" if result.status is ApprovalStatus.approved else result.status.value
+        self.notify(f"{result.service}: production deploy {verb}")
+        self.dismiss(result)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        if event.button.id == "leave":
+            self.dismiss(None)
+        else:
+            self.action_decide(event.button.id == "approve")
+
+
+def _health(health: str | None) -> Text:
+    if not health:
+        return Text("unknown", "dim")
+    good = health.lower() in ("healthy", "ok", "passing")
+    return Text(("✓ " if good else "✗ ") + health, "green" if good else "bold red")

@@ -1,0 +1,61 @@
+"""What every screen shares: the client, the clock, and one way to fetch.
+
+`fetch(name, coroutine)` runs the request in a worker and hands the answer to
+`show_<name>(value)` through a message, so only handlers touch widgets. Failures
+land in the App's single worker-error handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+
+from seamless_tui.client import AgentClient
+
+if TYPE_CHECKING:
+    from seamless_tui.app import SeamlessApp
+
+
+class Fetched(Message):
+    def __init__(self, name: str, value: Any) -> None:
+        super().__init__()
+        self.name, self.value = name, value
+
+
+class _Fetching:
+    app: Any
+
+    @property
+    def seamless(self) -> SeamlessApp:
+        return self.app  # type: ignore[no-any-return]
+
+    @property
+    def client(self) -> AgentClient:
+        return self.seamless.client
+
+    def now(self) -> datetime:
+        return self.seamless.clock()
+
+    def fetch(self, name: str, call: Callable[[], Awaitable[Any]]) -> None:
+        async def job() -> None:
+            value = await call()
+            self.post_message(Fetched(name, value))  # type: ignore[attr-defined]
+
+        self.run_worker(job(), group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
+                        exit_on_error=False, name=name)
+
+    def on_fetched(self, message: Fetched) -> None:
+        message.stop()
+        getattr(self, f"show_{message.name}")(message.value)
+
+
+class BaseScreen(_Fetching, Screen[Any]):
+    pass
+
+
+class BaseModal(_Fetching, ModalScreen[Any]):
+    pass

@@ -1,0 +1,43 @@
+"""A yes/no question whose focus starts on Cancel: the safe choice is the default."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmModal(ModalScreen[bool]):
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="confirm.cancel")]
+    DEFAULT_CSS = """
+    ConfirmModal { align: center middle; }
+    ConfirmModal #box { width: 64; max-width: 100%; height: auto; border: heavy $error;
+        background: $surface; padding: 0 1; }
+    ConfirmModal #buttons { height: 3; align-horizontal: right; }
+    ConfirmModal Button { margin-left: 1; }
+    """
+
+    def __init__(self, question: Text | str, *, confirm: str = "Confirm") -> None:
+        super().__init__()
+        self.question, self.confirm_label = question, confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="box"):
+            yield Static(self.question, id="question")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button(self.confirm_label, id="confirm", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")

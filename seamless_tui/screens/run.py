@@ -1,0 +1,176 @@
+"""Run view: the stages with live status and running timers, and the selected stage's log."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, OptionList
+from textual.widgets.option_list import Option
+
+from seamless_tui.fmt import STAGE_ICONS, duration, short_sha, span, status_text
+from seamless_tui.messages import AgentEvent, Reconnected
+from seamless_tui.screens.base import BaseScreen
+from seamless_tui.widgets.log_pane import LogPane
+from seamless_tui.widgets.stage_cells import current_stage
+from seamless_tui.widgets.topbar import TopBar
+from store.models import RunInfo, RunStatus, StageStatus
+
+
+class StageList(OptionList):
+    BINDINGS = [
+        Binding("j", "cursor_down", "down", show=False, id="stages.down"),
+        Binding("k", "cursor_up", "up", show=False, id="stages.up"),
+    ]
+
+
+class RunScreen(BaseScreen):
+    BINDINGS = [
+        Binding("escape", "app.back", "back", id="run.back"),
+        Binding("c", "cancel_run", "cancel", id="run.cancel"),
+        Binding("R", "rerun", "rerun", id="run.rerun"),
+        Binding("F", "rerun_from", "rerun from stage", id="run.rerun_from"),
+        Binding("a", "approve", "approve", id="run.approve"),
+        Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
+    ]
+    DEFAULT_CSS = """
+    RunScreen StageList { width: 30; height: 1fr; border: none; }
+    RunScreen #run-body { height: 1fr; }
+    RunScreen LogPane { border-left: vkey $panel; }
+    """
+
+    def __init__(self, run_id: int, *, max_log_lines: int = 10_000) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.run: RunInfo | None = None
+        self.stage: str | None = None
+        self.chosen = False  # the user picked a stage: stop following the active one
+        self.max_log_lines = max_log_lines
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(f"Seamless › run {self.run_id}")
+        with Horizontal(id="run-body"):
+            yield StageList(id="stages")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.fetch("run", lambda: self.client.run(self.run_id))
+        self.set_interval(1.0, self._tick)
+
+    def show_run(self, run: RunInfo) -> None:
+        self.run = run
+        self._render_header()
+        self._render_stages()
+        wanted = self.stage if self.chosen else (current_stage(run) or _last_started(run))
+        if wanted != self.stage or not self.query(LogPane):
+            self._open_log(wanted)
+
+    def _render_header(self) -> None:
+        run = self.run
+        assert run is not None
+        head = Text.assemble(f"Seamless › {run.service} › #{run.number} ",
+                             status_text(run.status), f"  {short_sha(run.sha)} ",
+                             (run.author or "", "dim"))
+        self.query_one(TopBar).set_crumb(head)  # type: ignore[arg-type]
+
+    def _render_stages(self) -> None:
+        if self.run is None:
+            return
+        now = self.now()
+        stages = self.query_one(StageList)
+        keep = stages.highlighted
+        stages.clear_options()
+        for stage in self.run.stages:
+            icon, style = STAGE_ICONS.get(stage.status, ("?", ""))
+            took = span(stage.started_at, stage.finished_at, now)
+            line = Text.assemble((f"{icon} ", style), stage.name.ljust(20),
+                                 (duration(took) if took is not None else "", "dim"))
+            stages.add_option(Option(line, id=stage.name))
+        if self.stage is not None:
+            names = [s.name for s in self.run.stages]
+            keep = names.index(self.stage) if self.stage in names else keep
+        stages.highlighted = keep
+
+    def _open_log(self, stage: str | None) -> None:
+        self.stage = stage
+        for pane in self.query(LogPane):
+            pane.remove()
+        self.seamless.stop_log_stream()
+        pane = LogPane(self.run_id, stage, max_lines=self.max_log_lines)
+        self.query_one("#run-body").mount(pane)
+
+    def _tick(self) -> None:
+        if self.run is not None and any(s.status is StageStatus.in_progress
+                                        for s in self.run.stages):
+            self._render_stages()
+
+    @on(OptionList.OptionSelected, "#stages")
+    def _choose(self, event: OptionList.OptionSelected) -> None:
+        self.chosen = True
+        if event.option.id != self.stage:
+            self._open_log(event.option.id)
+        self.query_one(LogPane).view.focus()
+
+    @on(AgentEvent)
+    def _event(self, message: AgentEvent) -> None:
+        ev, run = message.event, self.run
+        if run is None:
+            return
+        if ev.run is not None and ev.run.id == self.run_id:
+            self.run = ev.run.model_copy(update={"stages": ev.run.stages or run.stages})
+            self._render_header()
+            self._render_stages()
+        elif ev.stage is not None and ev.stage.run_id == self.run_id:
+            run.stages = [ev.stage if s.name == ev.stage.name else s for s in run.stages]
+            self._render_stages()
+            if not self.chosen and ev.stage.status is StageStatus.in_progress:
+                self._open_log(ev.stage.name)
+
+    @on(Reconnected)
+    def _reconnected(self) -> None:
+        self.fetch("run", lambda: self.client.run(self.run_id))
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_switch_pane(self) -> None:
+        stages = self.query_one(StageList)
+        if stages.has_focus and self.query(LogPane):
+            self.query_one(LogPane).view.focus()
+        else:
+            stages.focus()
+
+    def action_cancel_run(self) -> None:
+        if self.run is not None and self.run.status.finished:
+            self.notify(f"Run #{self.run.number} already finished", severity="warning")
+            return
+        self.fetch("cancelled", lambda: self.client.cancel(self.run_id))
+
+    def show_cancelled(self, run: RunInfo) -> None:
+        self.notify(f"Run #{run.number} cancelled")
+        self.show_run(run)
+
+    def action_rerun(self) -> None:
+        self.fetch("rerun", lambda: self.client.rerun(self.run_id))
+
+    def action_rerun_from(self) -> None:
+        stages = self.query_one(StageList)
+        if stages.highlighted is None:
+            return
+        name = stages.get_option_at_index(stages.highlighted).id
+        self.fetch("rerun", lambda: self.client.rerun(self.run_id, name))
+
+    def show_rerun(self, run: RunInfo) -> None:
+        self.notify(f"Started run #{run.number}")
+        self.app.switch_screen(RunScreen(run.id, max_log_lines=self.max_log_lines))
+
+    def action_approve(self) -> None:
+        if self.run is None or self.run.status is not RunStatus.awaiting_approval:
+            self.notify("This run is not awaiting approval", severity="warning")
+            return
+        self.seamless.open_approval(self.run_id)
+
+
+def _last_started(run: RunInfo) -> str | None:
+    started = [s.name for s in run.stages if s.started_at is not None]
+    return started[-1] if started else (run.stages[0].name if run.stages else None)

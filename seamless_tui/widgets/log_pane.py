@@ -1,0 +1,87 @@
+"""The log pane: the virtualised view, a status line with the "+N new lines" marker, and
+the `/` search box."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Static
+
+from seamless_tui.widgets.log_view import LogView
+
+
+class NewLinesMarker(Static):
+    """Click (or press f/G) to resume following."""
+
+    def on_click(self) -> None:
+        self.screen.query_one(LogView).action_follow()
+
+
+class LogPane(Vertical):
+    BINDINGS = [Binding("slash", "search", "search", id="log.search")]
+    DEFAULT_CSS = """
+    LogPane { height: 1fr; }
+    LogPane LogView { height: 1fr; }
+    LogPane #log-status { height: 1; }
+    LogPane #log-info { width: 1fr; color: $text-muted; }
+    LogPane NewLinesMarker { width: auto; background: $accent; color: $text; display: none; }
+    LogPane NewLinesMarker.visible { display: block; }
+    LogPane #log-search { display: none; height: 1; border: none; padding: 0 1; }
+    LogPane #log-search.visible { display: block; }
+    """
+
+    def __init__(self, run_id: int, stage: str | None, *, max_lines: int = 10_000) -> None:
+        super().__init__()
+        self.run_id, self.stage, self.max_lines = run_id, stage, max_lines
+
+    def compose(self) -> ComposeResult:
+        yield LogView(self.run_id, self.stage, max_lines=self.max_lines, id="log-view")
+        with Horizontal(id="log-status"):
+            yield Static("loading…", id="log-info")
+            yield NewLinesMarker("", id="log-new")
+        yield Input(placeholder="search the loaded lines (enter; esc closes)", id="log-search")
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def action_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.add_class("visible")
+        box.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _search(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.view.set_search(event.value.strip())
+        event.input.remove_class("visible")
+        self.view.focus()
+
+    def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+        box = self.query_one("#log-search", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.remove_class("visible")
+            self.view.focus()
+
+    @on(LogView.Status)
+    def _status(self, message: LogView.Status) -> None:
+        message.stop()
+        view = message.view
+        w = view.window
+        parts = ["● follow" if view.follow and w.at_live_end else "○ paused"]
+        first = "" if w.abs_start is None else f"{w.abs_start + 1:,}–"
+        parts.append(f"lines {first}{(w.abs_start or 0) + len(w):,}" if w.abs_start is not None
+                     else f"{len(w):,} lines loaded")
+        if w.has_older:
+            parts.append("↑ older" + (" (loading…)" if view.loading == "older" else ""))
+        if view.wrap:
+            parts.append("wrap")
+        if message.note:
+            parts.append(message.note)
+        self.query_one("#log-info", Static).update("  ".join(parts))
+        marker = self.query_one(NewLinesMarker)
+        marker.update(f" +{view.new_lines:,} new lines ↓ ")
+        marker.set_class(view.new_lines > 0 and not view.follow, "visible")

@@ -1,0 +1,364 @@
+"""A line-virtualised stage log: only the visible rows are rendered, and only a window of
+lines is held; older and newer pages come from the agent by ULID cursor as you scroll."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import OrderedDict
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from seamless_tui.widgets.ansi import plain
+from seamless_tui.widgets.log_window import Line, LogWindow, make_line
+
+PAGE = 1000
+ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception|panic)\b",
+                      re.IGNORECASE)
+
+
+class LogView(ScrollView, can_focus=True):
+    BINDINGS = [
+        Binding("j,down", "scroll_by(1)", "down", show=False, id="log.down"),
+        Binding("k,up", "scroll_by(-1)", "up", show=False, id="log.up"),
+        Binding("pagedown,space", "page(1)", "page down", show=False, id="log.page_down"),
+        Binding("pageup,b", "page(-1)", "page up", show=False, id="log.page_up"),
+        Binding("g,home", "top", "top", id="log.top"),
+        Binding("G,end", "bottom", "end", id="log.bottom"),
+        Binding("f", "follow", "follow", id="log.follow"),
+        Binding("e", "first_error", "error", id="log.first_error"),
+        Binding("w", "toggle('wrap')", "wrap", id="log.wrap"),
+        Binding("t", "toggle('show_ts')", "time", show=False, id="log.timestamps"),
+        Binding("#", "toggle('show_numbers')", "numbers", show=False, id="log.numbers"),
+        Binding("n", "next_match(1)", "next", show=False, id="log.next_match"),
+        Binding("N", "next_match(-1)", "prev", show=False, id="log.prev_match"),
+    ]
+
+    class Status(Message):
+        """Follow state, counts and search results for the pane's status line."""
+
+        def __init__(self, view: LogView, note: str = "") -> None:
+            super().__init__()
+            self.view, self.note = view, note
+
+    class PageLoaded(Message):
+        def __init__(self, kind: str, lines: list[Line], total: int | None) -> None:
+            super().__init__()
+            self.kind, self.lines, self.total = kind, lines, total
+
+    def __init__(self, run_id: int, stage: str | None, *, max_lines: int = 10_000,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.run_id, self.stage = run_id, stage
+        self.window = LogWindow(max_lines=max_lines)
+        self.follow = True
+        self.wrap = False
+        self.show_ts = False
+        self.show_numbers = False
+        self.new_lines = 0
+        self.search: re.Pattern[str] | None = None
+        self.match_line: int | None = None
+        self.loading: str | None = None
+        self.loaded_once = False
+        self._cache: OrderedDict[tuple[Any, ...], list[Strip]] = OrderedDict()
+        self._version = 0
+        self._row_starts: list[int] | None = None  # wrap mode: first row of each line
+        self._max_width = 0
+
+    # -- geometry ----------------------------------------------------------------------------
+    def _gutter(self) -> int:
+        width = 13 if self.show_ts else 0
+        if self.show_numbers:
+            width += len(str((self.window.abs_start or 0) + len(self.window))) + 1
+        return width
+
+    def _text_width(self) -> int:
+        return max(10, self.scrollable_content_region.width - self._gutter())
+
+    def _rows(self) -> list[int]:
+        if self._row_starts is None:
+            starts, row, width = [], 0, self._text_width()
+            for line in self.window.lines:
+                starts.append(row)
+                row += max(1, -(-line.width // width))
+            starts.append(row)
+            self._row_starts = starts
+        return self._row_starts
+
+    def total_rows(self) -> int:
+        return self._rows()[-1] if self.wrap else len(self.window)
+
+    def line_at_row(self, row: int) -> tuple[int, int]:
+        if not self.wrap:
+            return row, 0
+        starts = self._rows()
+        index = bisect.bisect_right(starts, row) - 1
+        return index, row - starts[index]
+
+    def row_of_line(self, index: int) -> int:
+        return self._rows()[index] if self.wrap else index
+
+    def _changed(self, layout: bool = True) -> None:
+        """Content changed: drop caches and re-size the virtual canvas."""
+        if layout:
+            self._row_starts = None
+            self._version += 1
+            self._cache.clear()
+        width = self.scrollable_content_region.width if self.wrap else (
+            self._gutter() + self._max_width)
+        self.virtual_size = Size(width, self.total_rows())
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._changed()
+        if self.follow:
+            self._to_end()
+
+    def _max_y(self) -> int:
+        return max(0, self.total_rows() - self.scrollable_content_region.height)
+
+    def _set_y(self, y: float) -> None:
+        # set_scroll skips watchers: programmatic moves must not switch follow off.
+        old = self.scroll_offset.y
+        self.set_scroll(None, max(0, min(round(y), self._max_y())))
+        ScrollView.watch_scroll_y(self, old, self.scroll_offset.y)
+        self.refresh()
+
+    def _to_end(self) -> None:
+        self._set_y(self._max_y())
+
+    # -- rendering ---------------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index, sub = self.line_at_row(scroll_y + y)
+        width = self.scrollable_content_region.width
+        if index >= len(self.window) or index < 0:
+            return Strip.blank(width, self.rich_style)
+        strips = self._strips(index)
+        strip = strips[min(sub, len(strips) - 1)] if sub < len(strips) else Strip.blank(width)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _strips(self, index: int) -> list[Strip]:
+        line = self.window.lines[index]
+        key = (line.id, self._version, self.match_line == index)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        strips = self._render(index, line)
+        self._cache[key] = strips
+        if len(self._cache) > 2000:
+            self._cache.popitem(last=False)
+        return strips
+
+    def _render(self, index: int, line: Line) -> list[Strip]:
+        gutter = Text(no_wrap=True)
+        if self.show_numbers:
+            number = "" if self.window.abs_start is None else str(self.window.abs_start + index + 1)
+            digits = self._gutter() - (13 if self.show_ts else 0) - 1
+            gutter.append(number.rjust(digits) + " ", "dim")
+        if self.show_ts:
+            gutter.append(line.ts[11:23].ljust(12) + " ", "dim")
+        body = Text.from_ansi(line.text, no_wrap=not self.wrap, end="")
+        if line.stream == "stderr":
+            body.stylize("italic")
+        elif line.stream == "system":
+            body.stylize("bold")
+        if self.search is not None:
+            body.highlight_regex(self.search, "reverse")
+            if self.match_line == index:
+                body.stylize("underline")
+        console = self.app.console
+        width = self._text_width() if self.wrap else max(line.width, 1)
+        rows = console.render_lines(body, console.options.update(width=width, height=None),
+                                    pad=False, new_lines=False)
+        pad = Strip([]).extend_cell_length(gutter.cell_len)
+        strips = []
+        for n, segments in enumerate(rows or [[]]):
+            head = Strip(list(gutter.render(console))) if n == 0 else pad
+            strips.append(Strip.join([head, Strip(segments)]))
+        return strips
+
+    # -- loading -----------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.load("tail")
+
+    @work(group="log-page", exclusive=True, exit_on_error=False)
+    async def load(self, kind: str) -> None:
+        """Fetch one page: `tail` (newest), `head` (oldest), `older` or `newer` than the window."""
+        client = self.app.client  # type: ignore[attr-defined]
+        w = self.window
+        self.loading = kind
+        params: dict[str, Any] = {"stage": self.stage, "limit": PAGE}
+        if kind == "tail":
+            params["tail"] = True
+        elif kind == "older":
+            params["before"] = w.first_id
+        elif kind == "newer":
+            params["after"] = w.last_id
+        page = await client.log_page(self.run_id, **params)
+        lines = [make_line(ln.model_dump()) for ln in page.lines]
+        self.post_message(self.PageLoaded(kind, lines, page.total))
+
+    def on_log_view_page_loaded(self, message: PageLoaded) -> None:
+        message.stop()
+        w, lines, kind = self.window, message.lines, message.kind
+        self.loading = None
+        full = len(lines) >= PAGE
+        top_line = self.line_at_row(self.scroll_offset.y)[0] if len(w) else 0
+        if kind == "tail":
+            start = message.total - len(lines) if message.total is not None else (
+                None if full else 0)
+            w.reset(lines, has_older=full, at_live_end=True, abs_start=start)
+            self.follow, self.new_lines = True, 0
+        elif kind == "head":
+            w.reset(lines, has_older=False, at_live_end=not full, abs_start=0)
+            self.follow = False
+        elif kind == "older":
+            added = w.prepend(lines, has_more=full)
+            top_line += added
+        elif kind == "newer":
+            w.extend_newer(lines, reached_end=not full)
+        self._note_widths(lines)
+        self._changed()
+        if kind in ("tail", "head"):
+            self._set_y(self._max_y() if kind == "tail" else 0)
+        elif kind == "older":
+            self._set_y(self.row_of_line(min(top_line, len(w) - 1)))
+        if not self.loaded_once and kind == "tail":
+            self.loaded_once = True
+            # Live lines start right after the tail: no gap, no duplicate.
+            self.app.start_log_stream(self.run_id, self.stage, w.last_id)  # type: ignore[attr-defined]
+        self.post_message(self.Status(self))
+
+    def _note_widths(self, lines: list[Line]) -> None:
+        widest = max((ln.width for ln in lines), default=0)
+        self._max_width = min(max(self._max_width, widest), 4000)
+
+    def add_live(self, raw: list[dict[str, Any]]) -> None:
+        """Lines from the App's log stream (called by a message handler)."""
+        lines = [make_line(r) for r in raw]
+        if not self.loaded_once:
+            return  # the tail page still loading will include them (stream starts after it)
+        added = self.window.add_live(lines)
+        if not self.follow or not self.window.at_live_end:
+            self.new_lines += len(lines)
+        if added:
+            self._note_widths(lines)
+            if self.wrap and self._row_starts is not None:
+                self._extend_rows(self.window.lines[-added:])
+            else:
+                self._row_starts = None
+            view = self.scrollable_content_region.height
+            top = self.line_at_row(self.scroll_offset.y)[0]
+            dropped = self.window.trim(top, top + view) if self.follow else self.window.trim(
+                top, top + view)
+            self._changed(layout=dropped > 0)
+            if self.follow:
+                self._to_end()
+            elif dropped:
+                self._set_y(self.row_of_line(max(0, top - dropped)))
+        self.post_message(self.Status(self))
+
+    def _extend_rows(self, lines: list[Line]) -> None:
+        starts, width = self._rows(), self._text_width()
+        row = starts.pop()
+        for line in lines:
+            starts.append(row)
+            row += max(1, -(-line.width // width))
+        starts.append(row)
+
+    # -- scrolling and follow ----------------------------------------------------------------
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if not self.loaded_once:
+            return
+        height = self.scrollable_content_region.height
+        if new_value < old_value and self.follow:
+            self.follow = False
+            self.post_message(self.Status(self))
+        if new_value <= height and self.window.has_older and self.loading is None:
+            self.load("older")
+        if (new_value >= self._max_y() - height and not self.window.at_live_end
+                and self.loading is None):
+            self.load("newer")
+
+    def action_scroll_by(self, delta: int) -> None:
+        if delta < 0:
+            self.follow = False
+        self._set_y(self.scroll_offset.y + delta)
+        self.watch_scroll_y(self.scroll_offset.y - delta, self.scroll_offset.y)
+
+    def action_page(self, direction: int) -> None:
+        self.action_scroll_by(direction * max(1, self.scrollable_content_region.height - 1))
+
+    def action_top(self) -> None:
+        self.follow = False
+        if self.window.has_older:
+            self.load("head")
+        else:
+            self._set_y(0)
+        self.post_message(self.Status(self))
+
+    def action_bottom(self) -> None:
+        self.action_follow()
+
+    def action_follow(self) -> None:
+        """Resume following the live end (the "+N new lines" marker does the same)."""
+        self.new_lines = 0
+        if self.window.at_live_end:
+            self.follow = True
+            self._to_end()
+        else:
+            self.load("tail")
+        self.post_message(self.Status(self))
+
+    def action_toggle(self, flag: str) -> None:
+        setattr(self, flag, not getattr(self, flag))
+        self._changed()
+        if self.follow:
+            self._to_end()
+        self.post_message(self.Status(self, f"{flag.replace('show_', '')}: "
+                                            f"{'on' if getattr(self, flag) else 'off'}"))
+
+    # -- search (over the loaded window) ------------------------------------------------------
+    def set_search(self, term: str) -> None:
+        self.search = re.compile(re.escape(term), re.IGNORECASE) if term else None
+        self.match_line = None
+        self._changed()
+        if self.search is not None:
+            self.action_next_match(1)
+
+    def action_next_match(self, step: int) -> None:
+        if self.search is None:
+            self.post_message(self.Status(self, "press / to search"))
+            return
+        self._jump(lambda ln: self.search.search(plain(ln.text)) is not None, step,  # type: ignore[union-attr]
+                   "no match in the loaded lines")
+
+    def action_first_error(self) -> None:
+        self.match_line = -1
+        self._jump(lambda ln: ERROR_RE.search(plain(ln.text)) is not None, 1,
+                   "no error in the loaded lines")
+
+    def _jump(self, predicate: Any, step: int, missing: str) -> None:
+        lines, count = self.window.lines, len(self.window)
+        start = self.match_line if self.match_line is not None else (
+            self.line_at_row(self.scroll_offset.y)[0] - step)
+        for offset in range(1, count + 1):
+            index = (start + step * offset) % count if count else 0
+            if predicate(lines[index]):
+                self.follow = False
+                self.match_line = index
+                self._cache.clear()
+                self._set_y(self.row_of_line(index) - self.scrollable_content_region.height // 2)
+                self.post_message(self.Status(self, f"line {index + 1} of the loaded window"))
+                return
+        self.post_message(self.Status(self, missing))

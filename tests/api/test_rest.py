@@ -1,0 +1,208 @@
+"""REST over a real server: roles, validation errors field by field, CRUD, audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from store.models import SECRET_MASK, Role, RunKind, RunStatus, Trigger
+from tests.api.conftest import LiveApi, add_service
+
+SERVICE = {"name": "payments", "pipeline": "shop",
+           "repo_url": "https://github.com/acme/payments.git",
+           "secrets": {"STRIPE_KEY": "sk_live_very_secret"}, "webhook_secret": "hook-secret"}
+
+
+def test_health_and_openapi_need_no_token(api: LiveApi) -> None:
+    with api.client(None) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
+        spec = c.get("/api/v1/openapi.json").json()
+        assert "/api/v1/runs" in spec["paths"] and "/webhooks/github" in spec["paths"]
+        assert c.get("/api/v1/runs").status_code == 401
+
+
+def test_unknown_token_is_401_with_json_error(api: LiveApi) -> None:
+    with api.client(None) as c:
+        r = c.get("/api/v1/me", headers={"Authorization": "Bearer sls_nope"})
+    assert r.status_code == 401
+    assert r.json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize(("role", "method", "path", "allowed"), [
+    (Role.viewer, "GET", "/api/v1/services", True),
+    (Role.viewer, "POST", "/api/v1/pipelines", False),
+    (Role.deployer, "POST", "/api/v1/pipelines", False),
+    (Role.admin, "POST", "/api/v1/pipelines", True),
+    (Role.viewer, "POST", "/api/v1/runs/1/cancel", False),
+    (Role.deployer, "POST", "/api/v1/runs/1/cancel", True),
+    (Role.viewer, "POST", "/api/v1/rollbacks", False),
+    (Role.deployer, "GET", "/api/v1/tokens", False),
+    (Role.admin, "GET", "/api/v1/audit", True),
+])
+def test_roles_gate_each_action(api: LiveApi, role: Role, method: str, path: str,
+                                allowed: bool) -> None:
+    body = {"name": "shop"} if path.endswith("pipelines") else None
+    if path.endswith("rollbacks"):
+        body = {"service": "x", "environment": "staging", "sha": "abcdef1"}
+    with api.client(role) as c:
+        r = c.request(method, path, json=body)
+    if allowed:
+        assert r.status_code != 403, r.text
+    else:
+        assert r.status_code == 403
+        assert r.json()["error"] == "forbidden"
+
+
+def test_service_validation_errors_name_each_field(api: LiveApi) -> None:
+    bad = {"name": "Not A Slug", "pipeline": "shop", "repo_url": "ftp://x y",
+           "branch": "../etc", "container_port": 70000, "surprise": 1}
+    with api.client() as c:
+        r = c.post("/api/v1/services", json=bad)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "validation_error"
+    fields = {e["field"] for e in body["detail"]}
+    assert {"name", "repo_url", "branch", "container_port", "surprise"} <= fields
+    assert all(e["message"] for e in body["detail"])
+
+
+def test_malformed_json_body_is_400(api: LiveApi) -> None:
+    with api.client() as c:
+        r = c.post("/api/v1/pipelines", content=b"{not json",
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "malformed_json"
+
+
+def test_service_crud_masks_secrets_and_is_audited(api: LiveApi) -> None:
+    with api.client() as c:
+        assert c.post("/api/v1/pipelines", json={"name": "shop"}).status_code == 201
+        created = c.post("/api/v1/services", json=SERVICE)
+        assert created.status_code == 201, created.text
+        assert created.json()["secrets"] == {"STRIPE_KEY": SECRET_MASK}
+        assert created.json()["webhook_secret"] == SECRET_MASK
+        assert "sk_live_very_secret" not in c.get("/api/v1/services").text
+        # PUT back what GET returned: masked values keep the stored secrets.
+        got = c.get("/api/v1/services/payments").json()
+        config = {k: v for k, v in got.items()
+                  if k not in ("id", "created_at", "updated_at", "pinned")}
+        config["branch"] = "release"
+        updated = c.put("/api/v1/services/payments", json=config)
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["branch"] == "release"
+        assert c.post("/api/v1/services", json=SERVICE).status_code == 409
+        assert c.delete("/api/v1/services/payments").status_code == 204
+        missing = c.get("/api/v1/services/payments")
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+        actions = [(e["actor"], e["action"]) for e in c.get("/api/v1/audit").json()]
+    stored = api.agent.store
+    assert ("admin-token", "service.create") in actions
+    assert ("admin-token", "service.update") in actions
+    assert ("admin-token", "service.delete") in actions
+    assert stored.list_services() == []
+
+
+def test_put_with_masked_secrets_keeps_the_real_values(api: LiveApi) -> None:
+    add_service(api.agent.store, secrets={"K": "real"}, webhook_secret="w")
+    with api.client() as c:
+        got = c.get("/api/v1/services/payments").json()
+        config = {k: v for k, v in got.items()
+                  if k not in ("id", "created_at", "updated_at", "pinned")}
+        assert c.put("/api/v1/services/payments", json=config).status_code == 200
+    service = api.agent.store.get_service("payments")
+    assert service.secrets == {"K": "real"} and service.webhook_secret == "w"
+
+
+def test_runs_list_pages_by_cursor_and_filters(api: LiveApi) -> None:
+    store = api.agent.store
+    svc = add_service(store)
+    other = add_service(store, "billing")
+    for i in range(7):
+        store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha=f"{i:07x}")
+    store.create_run(other.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef0")
+    seen = []
+    with api.client(Role.viewer) as c:
+        cursor = None
+        while True:
+            params = {"service": "payments", "limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = c.get("/api/v1/runs", params=params).json()
+            seen += [r["number"] for r in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len(c.get("/api/v1/runs", params={"status": "queued"}).json()["items"]) == 8
+        bad = c.get("/api/v1/runs", params={"limit": 0, "cursor": "x", "status": "bogus"})
+        run = c.get("/api/v1/runs/1").json()
+    assert seen == [7, 6, 5, 4, 3, 2, 1]
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["detail"]} == {"limit", "cursor", "status"}
+    assert [s["name"] for s in run["stages"]][0] == "Prepare"
+
+
+def test_cancel_of_finished_run_is_409_and_audited_when_allowed(api: LiveApi) -> None:
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    with api.client(Role.deployer) as c:
+        ok = c.post(f"/api/v1/runs/{run.id}/cancel")
+        again = c.post(f"/api/v1/runs/{run.id}/cancel")
+        missing = c.post("/api/v1/runs/999/cancel")
+    assert ok.status_code == 200 and ok.json()["status"] == RunStatus.cancelled
+    assert again.status_code == 409 and "already finished" in again.json()["detail"]
+    assert missing.status_code == 404
+    audit = store.list_audit()
+    assert [(a.actor, a.action) for a in audit] == [("deployer-token", "run.cancel")]
+
+
+def test_manual_trigger_queues_run_with_actor(api: LiveApi) -> None:
+    add_service(api.agent.store)
+    sha = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+    with api.client(Role.deployer) as c:
+        r = c.post("/api/v1/services/payments/trigger", json={"sha": sha, "kind": "partial"})
+        bad = c.post("/api/v1/services/payments/trigger", json={"sha": "XYZ"})
+    assert r.status_code == 201, r.text
+    assert r.json()["trigger"] == "manual" and r.json()["actor"] == "deployer-token"
+    assert r.json()["kind"] == "partial" and r.json()["sha"] == sha
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "sha"
+
+
+def test_logs_page_by_cursor(api: LiveApi) -> None:
+    from store.db import now
+    from store.ids import new_ulid
+    from store.models import LogLine, LogStream
+
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    lines = [LogLine(id=new_ulid(), run_id=run.id, stage="Unit Test", stream=LogStream.stdout,
+                     text=f"line {i}", ts=now()) for i in range(25)]
+    store.insert_log_lines(lines)
+    with api.client(Role.viewer) as c:
+        first = c.get(f"/api/v1/runs/{run.id}/logs", params={"limit": 10}).json()
+        rest = c.get(f"/api/v1/runs/{run.id}/logs",
+                     params={"after": first["next_cursor"], "limit": 100}).json()
+        bad = c.get(f"/api/v1/runs/{run.id}/logs", params={"after": "nope", "stage": "Nope"})
+    texts = [ln["text"] for ln in first["lines"] + rest["lines"]]
+    assert texts == [f"line {i}" for i in range(25)]
+    assert bad.status_code == 422
+
+
+def test_tokens_are_created_once_and_revocable(api: LiveApi) -> None:
+    with api.client() as c:
+        created = c.post("/api/v1/tokens", json={"name": "ci-bot", "role": "deployer"}).json()
+        token = created["token"]
+        me = c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
+        listed = c.get("/api/v1/tokens").json()
+        assert all("token" not in t for t in listed)
+        assert c.delete(f"/api/v1/tokens/{created['info']['id']}").status_code == 204
+        after = c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me == {"name": "ci-bot", "role": "deployer"}
+    assert after.status_code == 401
+
+
+def test_metrics_exposes_run_counts(api: LiveApi) -> None:
+    svc = add_service(api.agent.store)
+    api.agent.store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    with api.client(None) as c:
+        text = c.get("/metrics").text
+    assert 'seamless_runs{status="queued"} 1.0' in text
+    assert "seamless_queue_depth" in text and "seamless_stage_duration_seconds" in text

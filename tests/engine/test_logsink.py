@@ -1,0 +1,144 @@
+"""The log writer: batching into SQLite, ordering, masking, reassembly, backpressure."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.bus import Bus
+from agent.engine.logsink import MAX_LINE_BYTES, LogWriter, docker_ts_to_iso
+from store.models import SECRET_MASK, LogStream
+from store.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    db = Store(tmp_path / "agent.db")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def writer(store: Store):
+    w = LogWriter(store, Bus(), max_pending=1000)
+    w.start()
+    yield w
+    w.stop()
+
+
+def texts(store: Store, run_id: int, stage: str | None = None) -> list[str]:
+    return [ln.text for ln in store.log_page(run_id, stage=stage, limit=1_000_000).lines]
+
+
+def test_lines_are_stored_in_order_with_increasing_ids(store: Store, writer: LogWriter) -> None:
+    log = writer.stage_log(1, "Unit Test", [])
+    for i in range(1200):
+        log.write(f"line {i}")
+    log.system("done")
+    log.flush()
+    page = store.log_page(1, limit=5000)
+    assert [ln.text for ln in page.lines] == [f"line {i}" for i in range(1200)] + ["done"]
+    assert page.lines[-1].stream is LogStream.system
+    ids = [ln.id for ln in page.lines]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_chunks_are_reassembled_into_lines_per_stream(store: Store, writer: LogWriter) -> None:
+    log = writer.stage_log(2, "Build", [])
+    log.write_chunk(b"hel")
+    log.write_chunk(b"err-a", LogStream.stderr)
+    log.write_chunk(b"lo\r\nwor")
+    log.write_chunk(b"\n", LogStream.stderr)
+    log.write_chunk(b"ld\nunterminated")
+    log.flush()
+    lines = store.log_page(2, limit=100).lines
+    assert [(ln.stream.value, ln.text) for ln in lines] == [
+        ("stdout", "hello"), ("stderr", "err-a"), ("stdout", "world"),
+        ("stdout", "unterminated")]
+
+
+def test_very_long_lines_are_split(store: Store, writer: LogWriter) -> None:
+    log = writer.stage_log(3, "Build", [])
+    log.write_chunk(b"x" * (MAX_LINE_BYTES * 2 + 10) + b"\n")
+    log.write_chunk(b"y" * (MAX_LINE_BYTES * 3))  # no newline yet: emitted in pieces anyway
+    log.flush()
+    lengths = [len(t) for t in texts(store, 3)]
+    assert lengths[:3] == [MAX_LINE_BYTES, MAX_LINE_BYTES, 10]
+    assert sum(lengths[3:]) == MAX_LINE_BYTES * 3 and max(lengths) == MAX_LINE_BYTES
+
+
+def test_secret_split_across_chunks_is_masked(store: Store, writer: LogWriter) -> None:
+    secret = "hunter2-very-secret"
+    log = writer.stage_log(4, "Unit Test", [secret])
+    log.write_chunk(b"password=hunter2-ve")
+    log.write_chunk(b"ry-secret ok\n")
+    log.write(f"again {secret}")
+    # A secret straddling the 64 KiB split of an endless line is not cut in two.
+    log.write_chunk(b"z" * (MAX_LINE_BYTES - 5) + secret.encode() + b"z" * 200)
+    log.flush()
+    stored = texts(store, 4)
+    assert stored[:2] == [f"password={SECRET_MASK} ok", f"again {SECRET_MASK}"]
+    assert all(secret[:6] not in t for t in stored)
+    assert SECRET_MASK in "".join(stored[2:])
+
+
+def test_docker_timestamps_become_store_timestamps() -> None:
+    assert docker_ts_to_iso("2024-05-01T10:11:12.123456789Z") == \
+        "2024-05-01T10:11:12.123456+00:00"
+    assert docker_ts_to_iso("2024-05-01T10:11:12.1Z") == "2024-05-01T10:11:12.100000+00:00"
+    assert docker_ts_to_iso("2024-05-01T10:11:12Z") == "2024-05-01T10:11:12.000000+00:00"
+
+
+async def test_committed_batches_are_published_to_subscribers(store: Store) -> None:
+    bus = Bus()
+    writer = LogWriter(store, bus)
+    writer.start()
+    try:
+        sub = bus.subscribe_logs(5)
+        log = writer.stage_log(5, "Prepare", [])
+        log.write("hello")
+        log.write("world")
+        import asyncio
+
+        await asyncio.to_thread(log.flush)
+        batch = await asyncio.wait_for(sub.get(), 5)
+        assert [ln.text for ln in batch] == ["hello", "world"]
+        assert batch[0].run_id == 5 and batch[0].stage == "Prepare"
+        assert batch[0].id == store.log_page(5).lines[0].id
+    finally:
+        writer.stop()
+
+
+def test_a_flood_of_lines_is_bounded_by_the_queue(store: Store) -> None:
+    """200k lines from two producers: the queue never holds more than max_pending."""
+    writer = LogWriter(store, Bus(), max_pending=2000)
+    writer.start()
+    try:
+        def produce(run_id: int) -> None:
+            log = writer.stage_log(run_id, "Unit Test", [])
+            chunk = b"".join(b"%06d-some-output-of-a-noisy-test\n" % i for i in range(1000))
+            for _ in range(100):
+                log.write_chunk(chunk)
+            log.flush()
+
+        threads = [threading.Thread(target=produce, args=(r,)) for r in (6, 7)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.count_log_lines(6) == 100_000
+        assert store.count_log_lines(7) == 100_000
+        assert writer.peak_pending <= 2000
+        assert writer.peak_pending > 0
+    finally:
+        writer.stop()
+
+
+def test_writes_after_stop_are_stored_synchronously(store: Store) -> None:
+    writer = LogWriter(store, Bus())
+    log = writer.stage_log(8, "Prepare", [])
+    log.write("no thread running")
+    log.flush()
+    assert texts(store, 8) == ["no thread running"]
