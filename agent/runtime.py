@@ -17,6 +17,7 @@ from agent.engine.runner import RunDriver
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import Workspaces
+from agent.onboarding.secrets import github_token
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Agent:
         self.bus = Bus()
         self.logs = LogWriter(self.store, self.bus)
         self.workspaces = Workspaces(config.mirrors_dir, config.workspaces_dir,
-                                     github_token=config.github_token)
+                                     github_token=github_token(config))
         self.executors = ExecutorSet(config)
         self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory)
         self.notifier = Notifier(self.store, self.bus)

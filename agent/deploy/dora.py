@@ -25,7 +25,7 @@ def compute_dora(deployments: list[Deployment], *, days: int, now: datetime,
                  service: str | None = None) -> DoraFigures:
     prod = sorted((d for d in deployments
                    if d.environment == "production" and d.finished_at is not None),
-                  key=lambda d: (d.finished_at, d.id))
+                  key=lambda d: (_end(d), d.id))
     since = now - timedelta(days=days)
     # Per service: "the next deployment" only makes sense within one service's history.
     next_of: dict[int, Deployment | None] = {}
@@ -36,9 +36,9 @@ def compute_dora(deployments: list[Deployment], *, days: int, now: datetime,
         for i, d in enumerate(history):
             next_of[d.id] = history[i + 1] if i + 1 < len(history) else None
 
-    attempts = [d for d in prod if d.kind is DeploymentKind.deploy and d.finished_at >= since]
+    attempts = [d for d in prod if d.kind is DeploymentKind.deploy and _end(d) >= since]
     succeeded = [d for d in attempts if d.status in _LIVE]
-    lead_times = [(d.finished_at - d.committed_at).total_seconds()
+    lead_times = [(_end(d) - d.committed_at).total_seconds()
                   for d in succeeded if d.committed_at is not None]
 
     failures: list[Deployment] = []
@@ -51,7 +51,7 @@ def compute_dora(deployments: list[Deployment], *, days: int, now: datetime,
     for d in failures:
         fix = _next_success(d, by_service[d.service_id])
         if fix is not None:
-            restores.append((fix.finished_at - d.finished_at).total_seconds())
+            restores.append((_end(fix) - _end(d)).total_seconds())
 
     return DoraFigures(
         service=service, window_days=days, deployments=len(succeeded),
@@ -59,6 +59,11 @@ def compute_dora(deployments: list[Deployment], *, days: int, now: datetime,
         lead_time_median_s=median(lead_times) if lead_times else None,
         change_failure_rate=round(len(failures) / len(attempts), 4) if attempts else None,
         time_to_restore_median_s=median(restores) if restores else None)
+
+
+def _end(d: Deployment) -> datetime:
+    assert d.finished_at is not None  # only finished deployments get here
+    return d.finished_at
 
 
 def _next_success(failed: Deployment, history: list[Deployment]) -> Deployment | None:

@@ -233,7 +233,7 @@ class StageLogWriter:
         with self._lock:
             for stream, stamp, data in frames:
                 # Most pieces are exactly one whole line: skip the reassembly machinery.
-                if (not partial and data.find(b"\n") == len(data) - 1 and not mask
+                if (data and not partial and data.find(b"\n") == len(data) - 1 and not mask
                         and len(data) <= MAX_LINE_BYTES and not data.endswith(b"\r\n")):
                     append((run_id, stage, stream, data[:-1].decode("utf-8", "replace"), stamp))
                 else:

@@ -140,11 +140,13 @@ class Workspaces:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
         parts = urlsplit(url or "")
         if self.github_token and parts.scheme == "https" and parts.hostname:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
             basic = base64.b64encode(f"x-access-token:{self.github_token}".encode()).decode()
             # Scoped to the repo's host: the token never goes to another server.
             env.update({
                 "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"http.https://{parts.hostname}/.extraHeader",
+                # git matches the port exactly: a key without one only covers :443.
+                "GIT_CONFIG_KEY_0": f"http.https://{host}/.extraHeader",
                 "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
             })
         return env

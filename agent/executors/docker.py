@@ -211,7 +211,8 @@ class DockerExecutor:
         """Stage containers and compose projects (`seamless-run<id>`) of runs not kept.
         Deployed app containers carry no run label and are never touched."""
         removed: list[str] = []
-        for c in self.api.containers(all=True, filters={"label": [self.managed_label, "io.seamless.run"]}):
+        labels = [self.managed_label, "io.seamless.run"]
+        for c in self.api.containers(all=True, filters={"label": labels}):
             run = c["Labels"].get("io.seamless.run", "")
             if run.isdigit() and int(run) not in keep_run_ids:
                 self._remove(c["Id"])

@@ -16,6 +16,9 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode
+
+import docker
 
 from agent.engine.logsink import docker_ts_to_iso
 from agent.executors.base import StageLog
@@ -28,19 +31,99 @@ READ_SIZE = 256 * 1024
 Frame = tuple[str, str, bytes]  # (stream, ts-iso, payload)
 
 
+class ContainerLogStream:
+    """An open GET /containers/{id}/logs: `blocks()` yields the body, `close()` stops it
+    (even while another thread is blocked reading)."""
+
+    def __init__(self, sock: socket.socket | None, blocks: Iterator[bytes],
+                 response: Any = None) -> None:
+        self._sock = sock
+        self._blocks = blocks
+        self._response = response
+
+    def blocks(self) -> Iterator[bytes]:
+        return self._blocks
+
+    def close(self) -> None:
+        for target in (self._sock, _response_socket(self._response)):
+            if target is not None:
+                try:  # closing a file does not wake a blocked recv(); shutting down does
+                    target.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                target.close()
+        if self._response is not None:
+            self._response.close()
+
+
 def open_log_stream(api: Any, container_id: str, *, follow: bool,
-                    since: float | None = None) -> Any:
-    """The raw HTTP response of GET /containers/{id}/logs (multiplexed, timestamped)."""
+                    since: float | None = None) -> ContainerLogStream:
+    """Open the multiplexed, timestamped log stream of a container."""
     params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1,
                               "follow": 1 if follow else 0, "tail": "all"}
     if since is not None:
         params["since"] = f"{since:.6f}"
-    response = api._get(api._url("/containers/{0}/logs", container_id), params=params,
-                        stream=True)
+    url = api._url("/containers/{0}/logs", container_id)
+    socket_path = getattr(api.get_adapter(url), "socket_path", None)
+    if socket_path:
+        return _open_unix(socket_path, url, params)
+    response = api._get(url, params=params, stream=True)
     api._raise_for_status(response)
     if follow:  # a quiet stage must not hit the client's read timeout
         api._disable_socket_timeout(api._get_raw_response_socket(response))
-    return response
+    return ContainerLogStream(None, _body_blocks(response), response)
+
+
+def _open_unix(socket_path: str, url: str, params: dict[str, Any]) -> ContainerLogStream:
+    """HTTP/1.0 straight over the engine's unix socket. Over HTTP/1.1 dockerd sends
+    every frame as its own chunk and reading through http.client costs a call per log
+    line; an HTTP/1.0 body is the bare frame stream, read here in 256 KiB blocks."""
+    path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(socket_path)
+    sock.sendall(f"GET {path}?{urlencode(params)} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        block = sock.recv(65536)
+        if not block:
+            break
+        head += block
+    header, _, rest = head.partition(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1]) if header.startswith(b"HTTP/") else 0
+    if status != 200:
+        body = rest
+        while block := sock.recv(65536):
+            body += block
+        sock.close()
+        message = body.decode("utf-8", "replace").strip()
+        if status == 404:
+            raise docker.errors.NotFound(message)
+        raise docker.errors.APIError(f"{status} logs of the container: {message}")
+    sock.settimeout(None)  # a quiet stage may print nothing for a long time
+
+    def blocks() -> Iterator[bytes]:
+        if rest:
+            yield rest
+        buf = bytearray(READ_SIZE)
+        view = memoryview(buf)
+        while True:
+            try:
+                size = sock.recv_into(buf)
+            except OSError:
+                return
+            if not size:
+                return
+            yield bytes(view[:size])
+
+    return ContainerLogStream(sock, blocks())
+
+
+def _response_socket(response: Any) -> socket.socket | None:
+    try:
+        return response.raw._fp.fp.raw._sock  # type: ignore[no-any-return]
+    except AttributeError:
+        return None
 
 
 def _body_blocks(response: Any) -> Iterator[bytes]:
@@ -91,13 +174,13 @@ def _body_blocks(response: Any) -> Iterator[bytes]:
         pos = 0
 
 
-def iter_frame_batches(response: Any) -> Iterator[list[Frame]]:
+def iter_frame_batches(stream: ContainerLogStream) -> Iterator[list[Frame]]:
     """Yield lists of (stream, ts-iso, payload) frames, one list per block read."""
     unpack = _HEADER.unpack_from
     names = _STREAM_NAMES
     to_iso = docker_ts_to_iso
     buf = b""
-    for block in _body_blocks(response):
+    for block in stream.blocks():
         buf = buf + block if buf else block
         frames: list[Frame] = []
         append = frames.append
@@ -139,9 +222,9 @@ class LogPump(threading.Thread):
     """Copies one log stream into a StageLog in its own thread (the blocking read may
     hang after the container exits, so the caller bounds it and can `close()` it)."""
 
-    def __init__(self, response: Any, log: StageLog, after_iso: str | None = None) -> None:
+    def __init__(self, stream: ContainerLogStream, log: StageLog, after_iso: str | None = None) -> None:
         super().__init__(name="docker-log-pump", daemon=True)
-        self.response = response
+        self.stream = stream
         self.write = frame_writer(log)
         self.after_iso = after_iso  # skip lines stamped at or before this (re-attach)
         self.last_iso: str | None = after_iso
@@ -151,7 +234,7 @@ class LogPump(threading.Thread):
 
     def run(self) -> None:
         try:
-            for frames in iter_frame_batches(self.response):
+            for frames in iter_frame_batches(self.stream):
                 if self.after_iso is not None:
                     frames = [f for f in frames if f[1] > self.after_iso]
                     if frames:
@@ -164,17 +247,9 @@ class LogPump(threading.Thread):
             if not self._closed:
                 self.error = exc
         finally:
-            self.response.close()
+            self.stream.close()
 
     def close(self) -> None:
         """Stop the pump, even while it is blocked reading from the engine."""
         self._closed = True
-        try:  # closing a file does not wake a blocked recv(); shutting the socket does
-            sock = self.response.raw._fp.fp.raw._sock
-            sock.shutdown(socket.SHUT_RDWR)
-        except Exception:
-            pass
-        try:
-            self.response.close()
-        except Exception:
-            pass
+        self.stream.close()

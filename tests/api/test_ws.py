@@ -128,6 +128,7 @@ async def test_slow_client_is_told_it_lagged_and_agent_stays_responsive(tmp_path
                 return n
 
             fast_task = asyncio.create_task(drain_fast())
+            print("start", time.monotonic())
             async with httpx.AsyncClient(base_url=api.url) as client:
                 while writer.is_alive():  # the stalled client must not stall the agent
                     started = time.monotonic()
@@ -135,7 +136,9 @@ async def test_slow_client_is_told_it_lagged_and_agent_stays_responsive(tmp_path
                     assert time.monotonic() - started < 2
                     await asyncio.sleep(0.1)
             assert await asyncio.wait_for(fast_task, 30) == total
+        print("before read", time.monotonic())
         frames = await asyncio.to_thread(slow.read_all)
+        print("after read", time.monotonic())
         texts = [json.loads(f.data) for f in frames if f.opcode is Opcode.TEXT]
         got = [ln["id"] for msg in texts for ln in msg.get("lines", [])]
         closes = [f for f in frames if f.opcode is Opcode.CLOSE]

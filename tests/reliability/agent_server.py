@@ -1,0 +1,33 @@
+"""Serve a real agent (engine + API) in its own process, like `seamless-agent serve`.
+
+Used by the reliability tests to `kill -9` the whole agent, to measure its memory, and to
+read its own log output (stderr, INFO and up).
+Usage: python -m tests.reliability.agent_server DATA_DIR PORT [MAX_PARALLEL] [DOCKER_HOST]
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from agent.api.app import create_app
+from agent.config import AgentConfig
+from agent.runtime import Agent
+
+
+def main(data_dir: str, port: str, max_parallel: str = "4", docker_host: str = "") -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = AgentConfig(data_dir=Path(data_dir), port=int(port), poll_enabled=False,
+                         executor="docker", max_parallel_runs=int(max_parallel),
+                         docker_host=docker_host or None)
+    app = create_app(Agent(config))
+    uvicorn.run(app, host="127.0.0.1", port=int(port), ws="websockets-sansio",
+                log_level="info", access_log=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
