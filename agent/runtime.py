@@ -58,9 +58,7 @@ class Agent:
     async def start(self) -> None:
         self.logs.start()
         self.notifier.start()
-        restore = getattr(self.deployer, "restore_fronts", None)
-        if restore is not None:
-            await in_thread(restore)
+        await in_thread(self.deployer.restore_fronts)  # stable ports of live deployments
         await self.engine.start()
         if self.config.poll_enabled:
             try:
@@ -82,9 +80,7 @@ class Agent:
         await self.engine.stop()
         await in_thread(self.logs.stop)
         self.notifier.stop()
-        stop_fronts = getattr(self.deployer, "stop", None)
-        if stop_fronts is not None:
-            await in_thread(stop_fronts)
+        await in_thread(self.deployer.close)
         self.started = False
 
     def close(self) -> None:

@@ -55,7 +55,9 @@ def run(lines: int, secrets: list[str]) -> dict[str, float]:
         spec = StageSpec(run_id=run_id, stage="Unit Test", service="bench", image=IMAGE,
                          command=COMMAND.replace("{n}", str(lines)), workspace=Path(tmp),
                          timeout_s=900, container_name=f"seamless-bench-{uuid.uuid4().hex[:8]}",
-                         labels=stage_labels(run_id, "Unit Test", "bench"))
+                         labels={**stage_labels(run_id, "Unit Test", "bench"),
+                                 # not io.seamless.managed=1: no agent's cleanup takes it
+                                 "io.seamless.managed": "bench"})
         saved: dict[str, str] = {}
         log = writer.stage_log(run_id, spec.stage, secrets)
         started = time.perf_counter()

@@ -151,12 +151,11 @@ class Engine:
 
     # -- approvals ------------------------------------------------------------------------
     def approve(self, run_id: int, actor: str, comment: str | None) -> Approval:
-        run = self._awaiting(run_id)
+        self._awaiting(run_id)
+        # Recorded before the production deploy: the deployer lifts a rollback pin for it.
         approval = self.store.decide_approval(run_id, ApprovalStatus.approved, actor=actor,
                                               comment=comment)
         self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
-        # Approving a newer deploy lifts a rollback pin on production.
-        self.store.set_pin(run.service_id, "production", None)
         self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.idle)
         self.t.run(run_id, RunStatus.running)
         self._launch(run_id)

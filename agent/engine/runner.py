@@ -18,7 +18,6 @@ from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.executors.base import StageLog, StageResult
 from store.configs import NotFound
-from store.db import now
 from store.models import (
     STAGE_BUILD,
     STAGE_CODE_QUALITY,
@@ -28,7 +27,6 @@ from store.models import (
     STAGE_PREPARE,
     STAGE_UNIT_TEST,
     ApprovalStatus,
-    Event,
     Pipeline,
     RunInfo,
     RunStatus,
@@ -249,8 +247,8 @@ class RunDriver:
         try:
             approval = self.store.get_approval(run.id)
         except NotFound:
+            # The deployer records the approval (commits, staging health) and publishes it.
             approval = await in_thread(lambda: self.deployer.build_approval(run, service))
-            self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
         if approval.status is ApprovalStatus.approved:
             return True
         self.t.stage(run.id, STAGE_DEPLOY_PRODUCTION, StageStatus.awaiting_approval)

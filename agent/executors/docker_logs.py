@@ -222,7 +222,8 @@ class LogPump(threading.Thread):
     """Copies one log stream into a StageLog in its own thread (the blocking read may
     hang after the container exits, so the caller bounds it and can `close()` it)."""
 
-    def __init__(self, stream: ContainerLogStream, log: StageLog, after_iso: str | None = None) -> None:
+    def __init__(self, stream: ContainerLogStream, log: StageLog,
+                 after_iso: str | None = None) -> None:
         super().__init__(name="docker-log-pump", daemon=True)
         self.stream = stream
         self.write = frame_writer(log)

@@ -1,0 +1,213 @@
+"""A served agent in a subprocess (tests/reliability/agent_server.py), driven over HTTP.
+
+`ServedAgent.start(data_dir)` creates an admin token in the store, starts the process,
+waits for /healthz; `kill()` is `kill -9`, `restart()` starts it again on the same data
+dir and port. Everything else goes through the public API, as a user's script would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from store.models import Role
+from store.store import Store
+from tests.helpers import REPO_ROOT, free_port, http_get, wait_until
+
+FINAL = {"success", "failed", "cancelled", "rejected", "superseded"}
+
+
+@dataclass
+class ServedAgent:
+    data_dir: Path
+    port: int
+    token: str
+    max_parallel: int = 4
+    docker_host: str | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    generation: int = 0
+
+    # -- process --------------------------------------------------------------------------
+    @classmethod
+    def start(cls, data_dir: Path, *, max_parallel: int = 4,
+              docker_host: str | None = None) -> ServedAgent:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(data_dir / "seamless.db")
+        try:
+            token = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.admin)[0]
+        finally:
+            store.close()
+        agent = cls(data_dir, free_port(), token, max_parallel, docker_host)
+        agent.spawn()
+        return agent
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stderr_path(self, generation: int | None = None) -> Path:
+        return self.data_dir.parent / f"agent-{self.port}-{generation or self.generation}.err"
+
+    def spawn(self) -> None:
+        self.generation += 1
+        args = [sys.executable, "-m", "tests.reliability.agent_server", str(self.data_dir),
+                str(self.port), str(self.max_parallel), self.docker_host or ""]
+        with open(self.stderr_path(), "wb") as err:
+            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                                         stderr=err)
+        wait_until(lambda: self.proc.poll() is not None  # type: ignore[union-attr]
+                   or http_get(f"{self.url}/healthz") is not None, timeout=30, what="healthz")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"agent exited: {self.stderr_path().read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.spawn()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def own_log(self) -> str:
+        """Everything every generation of the process wrote to stderr."""
+        return "".join(self.stderr_path(g).read_text(errors="replace")
+                       for g in range(1, self.generation + 1) if self.stderr_path(g).exists())
+
+    def integrity_check(self) -> str:
+        conn = sqlite3.connect(self.data_dir / "seamless.db")
+        try:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+        finally:
+            conn.close()
+
+    # -- API --------------------------------------------------------------------------------
+    def client(self, token: str | None = "admin", timeout: float = 30) -> httpx.Client:
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {self.token if token == 'admin' else token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def call(self, method: str, path: str, expect: int | None = None, **kw: Any) -> Any:
+        with self.client() as c:
+            resp = c.request(method, path, **kw)
+        if expect is not None:
+            assert resp.status_code == expect, (method, path, resp.status_code, resp.text)
+        return resp.json() if resp.content else None
+
+    def add_pipeline(self, name: str, **fields: Any) -> dict[str, Any]:
+        body = {"name": name, "staging": {"kind": "none"}, "production": {"kind": "none"},
+                **fields}
+        return self.call("POST", "/api/v1/pipelines", 201, json=body)  # type: ignore[no-any-return]
+
+    def add_service(self, name: str, pipeline: str, repo_url: str,
+                    **fields: Any) -> dict[str, Any]:
+        body = {"name": name, "pipeline": pipeline, "repo_url": repo_url, "dockerfile": None,
+                **fields}
+        return self.call("POST", "/api/v1/services", 201, json=body)  # type: ignore[no-any-return]
+
+    def trigger(self, service: str, sha: str, kind: str = "full") -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/services/{service}/trigger",  # type: ignore[no-any-return]
+                         201, json={"sha": sha, "kind": kind})
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/runs/{run_id}", 200)  # type: ignore[no-any-return]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/runs?limit=500", 200)["items"]  # type: ignore[no-any-return]
+
+    def wait_run(self, run_id: int, until: Callable[[dict[str, Any]], bool] | None = None,
+                 timeout: float = 120) -> dict[str, Any]:
+        check = until or (lambda r: r["status"] in FINAL)
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if check(run):
+                return run
+            if time.monotonic() > deadline:
+                stages = [(s["name"], s["status"]) for s in run["stages"]]
+                raise AssertionError(f"run {run_id} still {run['status']}: {stages}")
+            time.sleep(0.1)
+
+    def log_lines(self, run_id: int, stage: str) -> list[str]:
+        """Every stored line of a stage, paged through the API."""
+        lines: list[str] = []
+        after = None
+        while True:
+            params: dict[str, Any] = {"stage": stage, "limit": 1000}
+            if after:
+                params["after"] = after
+            page = self.call("GET", f"/api/v1/runs/{run_id}/logs", 200, params=params)
+            lines.extend(line["text"] for line in page["lines"])
+            after = page.get("next_cursor")
+            if not page["lines"] or not after:
+                return lines
+
+
+def stage(run: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in run["stages"] if s["name"] == name)
+
+
+# -- GitHub webhooks ---------------------------------------------------------------------
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def push_payload(repo_url: str, sha: str, *, branch: str = "main",
+                 message: str = "a change") -> dict[str, Any]:
+    return {"ref": f"refs/heads/{branch}", "before": "0" * 39 + "1", "after": sha,
+            "created": False, "deleted": False, "forced": False,
+            "head_commit": {"id": sha, "message": message, "author": {"name": "dev"}},
+            "commits": [], "repository": {"clone_url": repo_url}, "pusher": {"name": "dev"}}
+
+
+def webhook_headers(body: bytes, secret: str | None, *, event: str = "push",
+                    delivery: str | None = None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
+               "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
+    if secret is not None:
+        headers["X-Hub-Signature-256"] = sign(secret, body)
+    return headers
+
+
+def post_push(agent: ServedAgent, secret: str, payload: dict[str, Any],
+              delivery: str | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return httpx.post(f"{agent.url}/webhooks/github", content=body, timeout=30,
+                      headers=webhook_headers(body, secret, delivery=delivery))
+
+
+def summary(run: dict[str, Any]) -> str:
+    """A run's status, error and stages, for assertion messages."""
+    stages = ", ".join(f"{s['name']}={s['status']}" + (f" ({s['error']})" if s["error"] else "")
+                       for s in run["stages"])
+    return f"run {run['id']} {run['status']} error={run['error']!r}: {stages}"
