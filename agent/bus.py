@@ -120,6 +120,10 @@ class Bus:
             except RuntimeError:  # the subscriber's loop is closed: it is gone
                 self.unsubscribe(sub)
 
+    def has_log_subscribers(self, run_id: int) -> bool:
+        with self._lock:
+            return bool(self._subs.get(("logs", run_id)))
+
     def subscriber_count(self) -> int:
         with self._lock:
             return sum(len(s) for s in self._subs.values())

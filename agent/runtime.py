@@ -43,12 +43,13 @@ class Agent:
         self.logs = LogWriter(self.store, self.bus)
         self.workspaces = Workspaces(config.mirrors_dir, config.workspaces_dir,
                                      github_token=github_token(config))
-        self.executors = ExecutorSet(config)
+        self.instance = self.store.instance_id()
+        self.executors = ExecutorSet(config, self.instance)
         self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory)
         self.notifier = Notifier(self.store, self.bus)
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
-                           self.executors)
+                           self.executors, self.instance)
         self.engine = Engine(self.store, transitions, driver, self.deployer,
                              config.max_parallel_runs)
         self.poller: Any = None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
+from seamless_tui.widgets.ansi import plain, sanitize
 from store.models import DeploymentStatus, RunStatus, StageStatus
 
 Clock = Callable[[], datetime]
@@ -92,4 +93,6 @@ def span(start: datetime | None, end: datetime | None, now: datetime) -> float |
 
 def first_line(text: str | None, width: int = 60) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if not line.isprintable():  # messages come from pushers: no escape reaches the terminal
+        line = plain(sanitize(line))
     return line if len(line) <= width else line[: width - 1] + "…"

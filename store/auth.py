@@ -95,6 +95,17 @@ class AuthQueries(Database):
                      " ON CONFLICT(service_id, ref) DO UPDATE SET sha=excluded.sha,"
                      " updated_at=excluded.updated_at", (service_id, ref, sha, iso()))
 
+    def instance_id(self) -> str:
+        """This agent's short id, made on first start: it names and labels the agent's
+        containers so agents (or test sessions) sharing one engine never collide."""
+        with self.write() as conn:
+            row = conn.execute("SELECT value FROM kv WHERE key='instance_id'").fetchone()
+            if row is not None:
+                return str(row[0])
+            value = secrets.token_hex(4)
+            conn.execute("INSERT INTO kv (key, value) VALUES ('instance_id', ?)", (value,))
+            return value
+
     def get_setting(self, key: str) -> str | None:
         row = self.query_one("SELECT value FROM kv WHERE key=?", (key,))
         return row[0] if row else None

@@ -40,7 +40,7 @@ ENVIRONMENTS: tuple[str, ...] = ("staging", "production")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Git ref names: conservative subset, so a branch name can never be a shell or path trick.
-BRANCH = re.compile(r"^(?!.*\.\.)(?!/)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
+BRANCH = re.compile(r"^(?!.*\.\.)(?![/-])(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 

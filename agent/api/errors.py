@@ -93,6 +93,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, "conflict", str(exc))
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # An id beyond SQLite's 64-bit integers (e.g. /runs/99999999999999999999): none such.
+        return error_response(404, "not_found", "no such id (out of range)")
+
     @app.exception_handler(ValueError)
     async def _refused(_: Request, exc: ValueError) -> JSONResponse:
         # Engine refusals (EngineError is a ValueError) and store rule violations.

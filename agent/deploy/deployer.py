@@ -280,6 +280,7 @@ class Deployer:
         for service in self.store.list_services():
             pipeline = self.store.get_pipeline(service.pipeline)
             for env in ("staging", "production"):
+                self._fail_interrupted(service, env)
                 target = self.target_for(service, pipeline, env)
                 current = self.store.current_deployment(service.id, env)
                 if isinstance(target, DockerHostTarget) and current is not None:
@@ -289,6 +290,17 @@ class Deployer:
                     except Exception:
                         log.exception("could not restore the front of %s/%s", service.name, env)
         return restored
+
+    def _fail_interrupted(self, service: Service, environment: str) -> None:
+        """A deployment still in progress at start was cut by a crash: the front goes back
+        to the last active one, so record this one as failed instead of open forever."""
+        for dep in self.store.list_deployments(service_id=service.id, environment=environment,
+                                               limit=10):
+            if dep.status is DeploymentStatus.in_progress:
+                done = self.store.finish_deployment(
+                    dep.id, DeploymentStatus.failed,
+                    error="the agent restarted during this deploy; the previous one is live")
+                self._publish(done)
 
     def close(self) -> None:
         self.wait_idle(30)

@@ -54,12 +54,14 @@ class Engine:
         self._controls: dict[int, RunControl] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = False
         resumed = await recover(self.store, self.t, self.driver)
@@ -158,7 +160,7 @@ class Engine:
         self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
         self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.idle)
         self.t.run(run_id, RunStatus.running)
-        self._launch(run_id)
+        self._on_loop(self._launch, run_id)
         return approval
 
     def reject(self, run_id: int, actor: str, comment: str | None) -> Approval:
@@ -191,7 +193,19 @@ class Engine:
 
     def _poke(self) -> None:
         if self._wake is not None:
-            self._wake.set()
+            self._on_loop(self._wake.set)
+
+    def _on_loop(self, fn: Any, *args: Any) -> None:
+        """Call `fn` on the engine's loop: API handlers call the engine from worker
+        threads, and asyncio objects (tasks, events) belong to the loop's thread."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is None or running is self._loop:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
 
     async def _schedule_loop(self) -> None:
         assert self._wake is not None

@@ -18,8 +18,9 @@ class NoDockerEngine(RuntimeError):
 
 
 class ExecutorSet:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, instance: str = "") -> None:
         self.config = config
+        self.instance = instance
         self._lock = threading.Lock()
         self._docker_client: Any = None
         self._docker: Executor | None = None
@@ -47,7 +48,7 @@ class ExecutorSet:
         from agent.executors.docker import DockerExecutor
 
         self._docker_client = client
-        self._docker = DockerExecutor(client)
+        self._docker = DockerExecutor(client, instance=self.instance)
 
     @property
     def docker_client(self) -> Any:

@@ -177,20 +177,10 @@ class LogWriter:
         rows = [(i, *rec) for i, rec in zip(ids, batch, strict=True)]
         self.store.insert_log_rows(rows)
         self.lines_written += len(rows)
-        by_run: dict[int, list[tuple[str, int, str, str, str, str]]] = {}
-        for row in rows:
-            by_run.setdefault(row[1], []).append(row)
-        for run_id, run_rows in by_run.items():
-            if self._has_subscribers(run_id):
-                self.bus.publish_logs(run_id, [_log_line(r) for r in run_rows])
-
-    def _has_subscribers(self, run_id: int) -> bool:
         # Building a LogLine per line costs more than storing it: skip when nobody listens.
-        check = getattr(self.bus, "has_log_subscribers", None)
-        if check is not None:
-            return bool(check(run_id))
-        subs = getattr(self.bus, "_subs", None)
-        return True if subs is None else bool(subs.get(("logs", run_id)))
+        listened = [r for r in {rec[0] for rec in batch} if self.bus.has_log_subscribers(r)]
+        for run_id in listened:
+            self.bus.publish_logs(run_id, [_log_line(r) for r in rows if r[1] == run_id])
 
 
 class StageLogWriter:

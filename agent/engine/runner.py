@@ -53,13 +53,14 @@ class RunControl:
 
 class RunDriver:
     def __init__(self, store: Store, transitions: Transitions, logs: Any, workspaces: Any,
-                 deployer: Any, executors: ExecutorSet) -> None:
+                 deployer: Any, executors: ExecutorSet, instance: str = "") -> None:
         self.store = store
         self.t = transitions
         self.logs = logs
         self.workspaces = workspaces
         self.deployer = deployer
         self.executors = executors
+        self.instance = instance
 
     async def drive(self, control: RunControl, reattach: dict[str, Any] | None = None) -> None:
         """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
@@ -153,16 +154,21 @@ class RunDriver:
     def _command(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
                  command: str, workspace: Path, stage_log: StageLog, control: RunControl,
                  network: str | None = None) -> StageResult:
-        spec = command_spec(service, pipeline, run, name, command, workspace, network)
+        spec = command_spec(service, pipeline, run, name, command, workspace, network,
+                            self.instance)
         executor = self.executors.for_stage(pipeline, name)
         if executor.name == "local" and self.executors.docker_error:
             stage_log.system(f"local executor: {self.executors.docker_error}")
         stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
 
-        def save(state: dict[str, Any] | None) -> None:
-            self.store.set_stage_executor_state(run.id, name, _with_executor(state, executor))
+        return executor.run(spec, stage_log, control.cancel,
+                            self._saver(run.id, name, executor))
 
-        return executor.run(spec, stage_log, control.cancel, save)
+    def _saver(self, run_id: int, name: str, executor: Any) -> Any:
+        def save(state: dict[str, Any] | None) -> None:
+            self.store.set_stage_executor_state(run_id, name, _with_executor(state, executor))
+
+        return save
 
     def _reattach(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
                   stage_log: StageLog, control: RunControl, resume: dict[str, Any]
@@ -173,11 +179,12 @@ class RunDriver:
                 name == STAGE_INTEGRATION_TEST and not service.compose_file):
             assert command is not None
             workspace = self.workspaces.path_for(service.name, run.sha)
-            spec = command_spec(service, pipeline, run, name, command, workspace)
+            spec = command_spec(service, pipeline, run, name, command, workspace,
+                                instance=self.instance)
             executor = self.executors.for_stage(pipeline, name)
             since = self.store.last_log_ts(run.id, name)
             result = executor.reattach(spec, stage_log, control.cancel, resume.get("state"),
-                                       _parse_ts(since))
+                                       _parse_ts(since), self._saver(run.id, name, executor))
             if result is not None:
                 return result
             return StageResult(exit_code=None, error=(
@@ -231,10 +238,12 @@ class RunDriver:
                 f"{self.executors.docker_error}"))
         from agent.executors.compose import IntegrationSpec, run_integration
 
-        test = command_spec(service, pipeline, run, STAGE_INTEGRATION_TEST, command, workspace)
+        test = command_spec(service, pipeline, run, STAGE_INTEGRATION_TEST, command, workspace,
+                            instance=self.instance)
         spec = IntegrationSpec(run_id=run.id, workspace=workspace,
                                compose_file=str(service.compose_file),
-                               image=image_for(service, run.sha), test=test)
+                               image=image_for(service, run.sha), test=test,
+                               instance=self.instance)
         executor = self.executors.for_stage(pipeline, STAGE_INTEGRATION_TEST)
         return run_integration(client, executor, spec, stage_log, control.cancel)
 

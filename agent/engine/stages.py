@@ -54,7 +54,7 @@ def stage_timeout(service: Service, pipeline: Pipeline) -> float:
 
 
 def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str, command: str,
-                 workspace: Path, network: str | None = None) -> StageSpec:
+                 workspace: Path, network: str | None = None, instance: str = "") -> StageSpec:
     return StageSpec(
         run_id=run.id,
         stage=stage,
@@ -64,8 +64,8 @@ def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str,
         workspace=workspace,
         env=stage_env(service, run),
         timeout_s=stage_timeout(service, pipeline),
-        container_name=container_name(run.id, stage),
-        labels=stage_labels(run.id, stage, service.name),
+        container_name=container_name(run.id, stage, instance),
+        labels=stage_labels(run.id, stage, service.name, instance),
         mount_docker_socket=service.mount_docker_socket,
         network=network,
     )

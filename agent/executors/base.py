@@ -83,9 +83,11 @@ class Executor(Protocol):
         """Run the command to completion, a timeout, or cancel (honoured within 2 s)."""
 
     def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
-                 state: dict[str, Any] | None, since: datetime | None) -> StageResult | None:
+                 state: dict[str, Any] | None, since: datetime | None,
+                 save_state: StateSaver | None = None) -> StageResult | None:
         """After a restart: follow a stage still running (logs after `since`), or
-        return its result if it finished meanwhile; None if its work is gone."""
+        return its result if it finished meanwhile; None if its work is gone.
+        `save_state` keeps progress (e.g. a log token) for a second restart."""
 
     def cleanup(self, keep_run_ids: set[int]) -> list[str]:
         """Remove this executor's leftovers of runs not in `keep_run_ids`; names removed."""
@@ -95,13 +97,24 @@ def stage_slug(stage: str) -> str:
     return stage.lower().replace(" ", "-")
 
 
-def container_name(run_id: int, stage: str) -> str:
-    return f"seamless-run{run_id}-{stage_slug(stage)}"
+def run_prefix(instance: str, run_id: int) -> str:
+    """`seamless-<agent>-run<id>`: the agent's instance id keeps two agents sharing one
+    engine (or two test sessions) from touching each other's containers."""
+    return f"seamless-{instance}-run{run_id}" if instance else f"seamless-run{run_id}"
 
 
-def stage_labels(run_id: int, stage: str, service: str) -> dict[str, str]:
+def container_name(run_id: int, stage: str, instance: str = "") -> str:
+    return f"{run_prefix(instance, run_id)}-{stage_slug(stage)}"
+
+
+def agent_label(instance: str) -> str:
+    return f"io.seamless.agent={instance}"
+
+
+def stage_labels(run_id: int, stage: str, service: str, instance: str = "") -> dict[str, str]:
     return {
         "io.seamless.managed": "1",
+        "io.seamless.agent": instance,
         "io.seamless.run": str(run_id),
         "io.seamless.stage": stage,
         "io.seamless.service": service,

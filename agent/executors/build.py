@@ -3,6 +3,7 @@ output into the stage log, then an optional push of the sha-tagged image."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from docker.utils import parse_repository_tag
 from agent.executors.base import StageLog, StageResult
 
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
-                 "repository does not exist", "no such image")
+                 "repository does not exist", "no such image", "no such host", "dial tcp")
+_STEP = re.compile(r"^Step \d+/\d+ : (.*)")
 
 
 @dataclass
@@ -63,6 +65,7 @@ def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
                               tag=spec.image, rm=True, forcerm=True, decode=True,
                               labels=spec.labels or None)
     built = False
+    step = ""
     try:
         for chunk in stream:
             if cancel.is_set():  # closing the request makes dockerd stop the build
@@ -71,12 +74,16 @@ def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
             error = _error_of(chunk)
             if error:
                 hint = ""
-                if any(marker in error.lower() for marker in _MISSING_BASE):
+                at_from = step.upper().startswith("FROM ")
+                if at_from or any(marker in error.lower() for marker in _MISSING_BASE):
                     hint = (" — base images must already exist on this engine (nothing is "
                             "pulled here): build or load the FROM image first")
                 return _fail(log, f"build failed: {error}{hint}")
             if "stream" in chunk:
-                log.write_chunk(str(chunk["stream"]).encode())
+                text = str(chunk["stream"])
+                if match := _STEP.match(text):
+                    step = match.group(1).strip()
+                log.write_chunk(text.encode())
             elif "aux" in chunk and "ID" in (chunk["aux"] or {}):
                 built = True
     finally:

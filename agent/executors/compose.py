@@ -17,9 +17,16 @@ from pathlib import Path
 
 import docker
 
-from agent.executors.base import Executor, StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import (
+    Executor,
+    StageLog,
+    StageResult,
+    StageSpec,
+    StateSaver,
+    run_prefix,
+)
 
-_PROJECT = re.compile(r"^seamless-run(\d+)$")
+_PROJECT = re.compile(r"^seamless-(?:([0-9a-f]+)-)?run(\d+)$")
 _PASSED_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                "DOCKER_TLS_VERIFY", "TMPDIR")
 
@@ -31,10 +38,11 @@ class IntegrationSpec:
     compose_file: str  # relative to the workspace
     image: str  # the image built from this commit, given to compose as SEAMLESS_IMAGE
     test: StageSpec
+    instance: str = ""  # the agent's instance id (see base.run_prefix)
 
 
-def project_name(run_id: int) -> str:
-    return f"seamless-run{run_id}"
+def project_name(run_id: int, instance: str = "") -> str:
+    return run_prefix(instance, run_id)
 
 
 @functools.cache
@@ -60,7 +68,7 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
     compose_file = spec.workspace / spec.compose_file
     if not compose_file.is_file():
         return _fail(log, f"compose file {spec.compose_file!r} is not in the repository")
-    project = project_name(spec.run_id)
+    project = project_name(spec.run_id, spec.instance)
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env["SEAMLESS_IMAGE"] = spec.image
     base = [*command, "-p", project, "-f", str(compose_file)]
@@ -147,8 +155,9 @@ def remove_project(client: docker.DockerClient, project: str) -> list[str]:
     return removed
 
 
-def remove_stale_projects(client: docker.DockerClient, keep_run_ids: set[int]) -> list[str]:
-    """Compose projects `seamless-run<id>` of runs not kept (left by a crash)."""
+def remove_stale_projects(client: docker.DockerClient, keep_run_ids: set[int],
+                          instance: str = "") -> list[str]:
+    """This agent's compose projects of runs not kept (left by a crash)."""
     projects = set()
     for c in client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
         projects.add(c["Labels"].get("com.docker.compose.project", ""))
@@ -157,6 +166,6 @@ def remove_stale_projects(client: docker.DockerClient, keep_run_ids: set[int]) -
     removed: list[str] = []
     for project in sorted(projects):
         match = _PROJECT.match(project)
-        if match and int(match.group(1)) not in keep_run_ids:
+        if match and (match.group(1) or "") == instance and int(match.group(2)) not in keep_run_ids:
             removed += remove_project(client, project)
     return removed

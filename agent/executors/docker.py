@@ -19,7 +19,7 @@ import docker
 import requests
 
 from agent.engine.logsink import iso_ts
-from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver, agent_label
 from agent.executors.docker_logs import LogPump, open_log_stream
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,14 @@ def looks_like_registry(image: str) -> bool:
 class DockerExecutor:
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED) -> None:
+    def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED,
+                 instance: str = "") -> None:
         self.client = client
         self.api = client.api
+        self.instance = instance
         # The label that marks this agent's stage containers (find, cleanup): two agents
-        # sharing one engine can each use their own value.
-        self.managed_label = managed_label
+        # sharing one engine each use their own instance id.
+        self.managed_label = agent_label(instance) if instance else managed_label
 
     # -- run ---------------------------------------------------------------------------
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
@@ -168,7 +170,9 @@ class DockerExecutor:
 
     # -- re-attach after a restart ----------------------------------------------------------
     def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
-                 state: dict[str, Any] | None, since: datetime | None) -> StageResult | None:
+                 state: dict[str, Any] | None, since: datetime | None,
+                 save_state: StateSaver | None = None) -> StageResult | None:
+        # The container id is all the state there is, and it does not change.
         container = self._find(spec, state)
         if container is None:
             return None
@@ -219,7 +223,7 @@ class DockerExecutor:
                 removed.append(c["Names"][0].lstrip("/"))
         from agent.executors.compose import remove_stale_projects
 
-        removed += remove_stale_projects(self.client, keep_run_ids)
+        removed += remove_stale_projects(self.client, keep_run_ids, self.instance)
         return removed
 
     # -- helpers -------------------------------------------------------------------------------

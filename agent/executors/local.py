@@ -73,7 +73,8 @@ class LocalExecutor:
         return StageResult(exit_code=proc.returncode)
 
     def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
-                 state: dict[str, Any] | None, since: Any) -> StageResult | None:
+                 state: dict[str, Any] | None, since: Any,
+                 save_state: StateSaver | None = None) -> StageResult | None:
         return None  # a subprocess dies with the agent; the engine states why
 
     def cleanup(self, keep_run_ids: set[int]) -> list[str]:

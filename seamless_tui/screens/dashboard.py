@@ -17,7 +17,7 @@ from seamless_tui.widgets.tables import VimTable
 from seamless_tui.widgets.topbar import TopBar
 from store.models import ApprovalStatus, DeploymentStatus, Event, ServiceOverview
 
-COLUMNS = (("service", 13), ("status", 10), ("stages", 7), ("commit", 7), ("author", 8),
+COLUMNS = (("service", 12), ("status", 11), ("stages", 7), ("commit", 7), ("author", 8),
            ("age", 4), ("took", 6), ("staging", 7), ("prod", 7))
 SORTS = ("pipeline", "status", "age")
 _STATUS_RANK = {"failed": 0, "awaiting_approval": 1, "running": 2, "queued": 3}

@@ -36,7 +36,8 @@ class RunScreen(BaseScreen):
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
     DEFAULT_CSS = """
-    RunScreen StageList { width: 30; height: 1fr; border: none; }
+    RunScreen StageList, RunScreen StageList:focus { width: 32; height: 1fr; border: none;
+        padding: 0; }
     RunScreen #run-body { height: 1fr; }
     RunScreen LogPane { border-left: vkey $panel; }
     """
@@ -85,7 +86,7 @@ class RunScreen(BaseScreen):
         for stage in self.run.stages:
             icon, style = STAGE_ICONS.get(stage.status, ("?", ""))
             took = span(stage.started_at, stage.finished_at, now)
-            line = Text.assemble((f"{icon} ", style), stage.name.ljust(20),
+            line = Text.assemble((f"{icon} ", style), stage.name.ljust(21),
                                  (duration(took) if took is not None else "", "dim"))
             stages.add_option(Option(line, id=stage.name))
         if self.stage is not None:

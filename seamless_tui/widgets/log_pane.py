@@ -71,10 +71,14 @@ class LogPane(Vertical):
         message.stop()
         view = message.view
         w = view.window
-        parts = ["● follow" if view.follow and w.at_live_end else "○ paused"]
-        first = "" if w.abs_start is None else f"{w.abs_start + 1:,}–"
-        parts.append(f"lines {first}{(w.abs_start or 0) + len(w):,}" if w.abs_start is not None
-                     else f"{len(w):,} lines loaded")
+        parts = [view.stage or "all stages",
+                 "● follow" if view.follow and w.at_live_end else "○ paused"]
+        if not len(w):
+            parts.append("no lines yet")
+        elif w.abs_start is not None:
+            parts.append(f"lines {w.abs_start + 1:,}–{w.abs_start + len(w):,}")
+        else:
+            parts.append(f"{len(w):,} lines loaded")
         if w.has_older:
             parts.append("↑ older" + (" (loading…)" if view.loading == "older" else ""))
         if view.wrap:

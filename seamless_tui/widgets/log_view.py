@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollTo
 from textual.strip import Strip
 
 from seamless_tui.widgets.ansi import plain
@@ -277,22 +278,38 @@ class LogView(ScrollView, can_focus=True):
 
     # -- scrolling and follow ----------------------------------------------------------------
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        # Only user input switches follow off (see _user_scrolled): layout clamping moves
+        # scroll_y too, and must not.
         super().watch_scroll_y(old_value, new_value)
         if not self.loaded_once:
             return
         height = self.scrollable_content_region.height
-        if new_value < old_value and self.follow:
-            self.follow = False
-            self.post_message(self.Status(self))
         if new_value <= height and self.window.has_older and self.loading is None:
             self.load("older")
-        if (new_value >= self._max_y() - height and not self.window.at_live_end
-                and self.loading is None):
+        at_end = new_value >= self._max_y()
+        if new_value >= self._max_y() - height and not self.window.at_live_end \
+                and self.loading is None:
             self.load("newer")
+        elif at_end and not self.follow and self.window.at_live_end and new_value > old_value:
+            self.follow, self.new_lines = True, 0
+            self.post_message(self.Status(self))
+
+    def _user_scrolled(self, up: bool) -> None:
+        if up and self.follow:
+            self.follow = False
+            self.post_message(self.Status(self))
+
+    def on_mouse_scroll_up(self) -> None:
+        self._user_scrolled(True)
+
+    def on_scroll_up(self) -> None:
+        self._user_scrolled(True)
+
+    def on_scroll_to(self, message: ScrollTo) -> None:
+        self._user_scrolled(message.y is not None and message.y < self._max_y())
 
     def action_scroll_by(self, delta: int) -> None:
-        if delta < 0:
-            self.follow = False
+        self._user_scrolled(delta < 0)
         self._set_y(self.scroll_offset.y + delta)
         self.watch_scroll_y(self.scroll_offset.y - delta, self.scroll_offset.y)
 

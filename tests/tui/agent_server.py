@@ -25,8 +25,9 @@ class AgentServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> AgentServer:
+        # Seeded lines carry fixed (old) timestamps: keep retention from pruning them.
         config = AgentConfig(data_dir=self.data_dir, port=self.port, poll_enabled=False,
-                             executor="local")
+                             executor="local", log_retention_hours=24 * 365 * 100)
         self.agent = Agent(config)
         uv = uvicorn.Config(create_app(self.agent), host="127.0.0.1", port=self.port,
                             log_level="warning", lifespan="on", ws="websockets-sansio")

@@ -66,8 +66,14 @@ async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,
 
 
 async def settle(pilot: Any) -> None:
-    """Wait for every fetch worker to finish and the screen to repaint."""
-    await pilot.app.workers.wait_for_complete()
+    """Wait for the fetch workers (not the endless streams) and a repaint."""
+    app = pilot.app
+    for _ in range(200):
+        busy = [w for w in app.workers if not w.is_finished
+                and w.group not in ("events", "logs")]
+        if not busy:
+            break
+        await pilot.pause(0.02)
     await pilot.pause()
 
 

@@ -59,7 +59,7 @@ def _run(store: Store, service_id: int, n: int, status: RunStatus, stages: list[
                                      iso(finished) if finished else None, run.id))
         start = created
         for pos, st in enumerate(stages):
-            began = iso(start) if st is not S.idle else None
+            began = iso(start) if st not in (S.idle, S.skipped) else None
             end = start + timedelta(seconds=12 + 7 * pos)
             done = iso(end) if st.finished and st is not S.skipped else None
             conn.execute("UPDATE stages SET status=?, started_at=?, finished_at=?, exit_code=?"

@@ -1,0 +1,192 @@
+"""`seamless-agent`: serve the agent, manage tokens, and drive a running agent.
+
+Commands acting on a running agent go through its REST API (`--agent URL`,
+`--token` / $SEAMLESS_TOKEN / the admin-token file); `serve`, `token` and
+`install-service` work on the host directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent import systemd
+from agent.cli_client import ADMIN_TOKEN_FILE, fail, table
+from agent.config import AgentConfig, load_config
+from store.models import Role
+
+log = logging.getLogger("seamless.agent")
+
+app = typer.Typer(help="Seamless CI/CD agent", no_args_is_help=True, add_completion=False)
+token_app = typer.Typer(help="API tokens (works on the database directly)", no_args_is_help=True)
+pipeline_app = typer.Typer(help="pipelines on a running agent", no_args_is_help=True)
+service_app = typer.Typer(help="services on a running agent", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(service_app, name="service")
+
+AgentUrl = Annotated[str | None, typer.Option("--agent", envvar="SEAMLESS_AGENT_URL",
+                                              help="agent URL, default http://127.0.0.1:8787")]
+Token = Annotated[str | None, typer.Option("--token", help="API token (or $SEAMLESS_TOKEN)")]
+Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="default ~/.seamless")]
+
+
+def _config(config: Path | None, **overrides: Any) -> AgentConfig:
+    try:
+        return load_config(config, overrides=overrides)
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        fail(f"bad configuration: {exc}", 2)
+
+
+# -- serve ---------------------------------------------------------------------------------
+def ensure_admin_token(store: Any, data_dir: Path) -> Path | None:
+    """First start: create an admin token, readable only by the agent's user."""
+    path = data_dir / ADMIN_TOKEN_FILE
+    if store.list_tokens():
+        return None
+    token, _ = store.create_token("admin", Role.admin)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+async def _serve(config: AgentConfig) -> None:
+    import uvicorn
+
+    from agent.api.app import create_app
+    from agent.runtime import Agent
+
+    agent = Agent(config)
+    created = ensure_admin_token(agent.store, config.data_dir)
+    if created:
+        log.warning("first start: admin token written to %s (mode 0600)", created)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(agent), host=config.host, port=config.port, ws="websockets-sansio",
+        lifespan="on", log_level=config.log_level, timeout_graceful_shutdown=5))
+    notifier = systemd.Notifier()
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        notifier.ready(f"serving on {config.url}")
+        log.info("seamless agent serving on http://%s:%d", config.host, config.port)
+        while not server.should_exit:
+            await asyncio.sleep(0.1)
+        await notifier.stopping()
+
+    # uvicorn re-raises the signal it caught once it has shut down; make that a no-op so
+    # the process ends with status 0 after a clean shutdown.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    watcher = asyncio.create_task(announce())
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        agent.close()
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="default 127.0.0.1")] = None,
+          port: Annotated[int | None, typer.Option(help="default 8787")] = None,
+          config: Annotated[Path | None, typer.Option("--config", help="TOML file")] = None,
+          data_dir: DataDir = None) -> None:
+    """Run the agent: REST, WebSockets, webhooks, runs. SIGTERM shuts down gracefully."""
+    cfg = _config(config, host=host, port=port, data_dir=data_dir)
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_serve(cfg))
+
+
+# -- tokens (on the database) ---------------------------------------------------------------
+def _store(data_dir: Path | None, config: Path | None = None) -> Any:
+    from store.store import Store
+
+    return Store(_config(config, data_dir=data_dir).db_path)
+
+
+@token_app.command("create")
+def token_create(name: Annotated[str, typer.Option(help="who uses it, e.g. ci-bot")],
+                 role: Annotated[Role, typer.Option()] = Role.viewer,
+                 data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    token, info = _store(data_dir).create_token(name, role)
+    if as_json:
+        typer.echo(json.dumps({"token": token, "info": info.model_dump(mode="json")}))
+    else:
+        typer.echo(token)
+        typer.echo(f"# token {info.id} {name!r} ({role.value}); shown once", err=True)
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDir = None, as_json: Json = False) -> None:
+    tokens = _store(data_dir).list_tokens()
+    if as_json:
+        typer.echo(json.dumps([t.model_dump(mode="json") for t in tokens]))
+        return
+    typer.echo(table([[t.id, t.name, t.role.value, t.created_at.strftime("%Y-%m-%d %H:%M"),
+                       "revoked" if t.revoked else ""] for t in tokens],
+                     ["ID", "NAME", "ROLE", "CREATED", ""]))
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
+    from store.configs import NotFound
+
+    try:
+        _store(data_dir).revoke_token(token_id)
+    except NotFound as exc:
+        fail(str(exc), 3)
+    typer.echo(f"token {token_id} revoked")
+
+
+# -- systemd -------------------------------------------------------------------------------
+@app.command("install-service")
+def install_service(path: Annotated[Path, typer.Option(help="where to write the unit")
+                                    ] = systemd.UNIT_PATH,
+                    user: str = "seamless", data_dir: Path = Path("/var/lib/seamless"),
+                    host: str = "127.0.0.1", port: int = 8787) -> None:
+    """Write the systemd unit (Type=notify, hardened) and print how to enable it."""
+    exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "seamless-agent" else None
+    exec_path = str(exe or Path(sys.executable).parent / "seamless-agent")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(systemd.unit_file(exec_path, str(data_dir), user, host, port))
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc} (run as root, or pass --path)")
+    typer.echo(f"wrote {path}")
+    typer.echo(systemd.ENABLE_HINT.format(data_dir=data_dir, user=user))
+
+
+def main() -> None:
+    from agent import cli_remote
+
+    cli_remote.register(app, pipeline_app, service_app)
+    try:
+        # Optional: onboarding commands (init, env, service doctor) live in their own module.
+        from agent.onboarding.cli import register
+    except ImportError:
+        register = None  # type: ignore[assignment]
+    if register is not None:
+        register(app, service_app)
+    app()
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        fail(f"cannot read {path}: {exc}", 2)
+

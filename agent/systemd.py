@@ -1,0 +1,125 @@
+"""systemd integration: sd_notify (READY / WATCHDOG / STOPPING) and the unit file.
+
+The notify protocol is one datagram of `KEY=value` lines to the unix socket in
+$NOTIFY_SOCKET; a leading '@' names an abstract socket. No libsystemd needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+UNIT_PATH = Path("/etc/systemd/system/seamless-agent.service")
+
+
+def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Send `message` (e.g. "READY=1") to systemd; False when not run by systemd."""
+    env = os.environ if environ is None else environ
+    address = env.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    target = "\0" + address[1:] if address.startswith("@") else address
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.connect(target)
+            sock.sendall(message.encode())
+        except OSError:
+            return False
+    return True
+
+
+def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
+    """Seconds between WATCHDOG=1 pings: half of WatchdogSec, or None when it is off."""
+    env = os.environ if environ is None else environ
+    usec = env.get("WATCHDOG_USEC", "")
+    pid = env.get("WATCHDOG_PID")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 1_000_000 / 2
+
+
+async def watchdog_loop(environ: Mapping[str, str] | None = None) -> None:
+    """Ping the watchdog while the event loop is alive: a hung loop stops the pings."""
+    interval = watchdog_interval(environ)
+    if interval is None:
+        return
+    while True:
+        notify("WATCHDOG=1", environ)
+        await asyncio.sleep(interval)
+
+
+class Notifier:
+    """READY=1 once serving, WATCHDOG=1 meanwhile, STOPPING=1 on the way out."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = environ
+        self._task: asyncio.Task[None] | None = None
+
+    def ready(self, status: str = "serving") -> None:
+        notify(f"READY=1\nSTATUS={status}", self.environ)
+        self._task = asyncio.ensure_future(watchdog_loop(self.environ))
+
+    async def stopping(self) -> None:
+        notify("STOPPING=1", self.environ)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def unit_file(exec_path: str, data_dir: str = "/var/lib/seamless", user: str = "seamless",
+              host: str = "127.0.0.1", port: int = 8787) -> str:
+    return f"""\
+[Unit]
+Description=Seamless CI/CD agent
+Documentation=https://github.com/seamless/seamless
+After=network-online.target docker.service
+Wants=network-online.target docker.service
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exec_path} serve --host {host} --port {port} --data-dir {data_dir}
+Restart=on-failure
+RestartSec=5
+TimeoutStopSec=20
+WatchdogSec=30
+User={user}
+Group={user}
+# Docker socket access is root-equivalent: this hardening limits accidents,
+# not a compromised agent.
+SupplementaryGroups=docker
+StateDirectory=seamless
+StateDirectoryMode=0700
+Environment=SEAMLESS_DATA_DIR={data_dir}
+ProtectSystem=strict
+ReadWritePaths={data_dir}
+ProtectHome=true
+PrivateTmp=true
+NoNewPrivileges=true
+PrivateDevices=true
+ProtectKernelTunables=true
+ProtectKernelModules=true
+ProtectControlGroups=true
+RestrictSUIDSGID=true
+LockPersonality=true
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+ENABLE_HINT = """\
+Next steps (as root):
+  useradd --system --home {data_dir} --shell /usr/sbin/nologin {user}
+  usermod -aG docker {user}
+  systemctl daemon-reload
+  systemctl enable --now seamless-agent
+  journalctl -u seamless-agent -f      # the first start logs where the admin token is
+"""

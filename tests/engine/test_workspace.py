@@ -1,0 +1,164 @@
+"""Workspaces: bare mirrors fetched (not re-cloned), one checkout per sha, tokens kept
+out of every file and log."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import ssl
+import subprocess
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.engine.workspace import WorkspaceError, Workspaces
+from store.models import Service
+from tests.sample_repo import make_sample_service_repo
+
+
+class ListLog:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text, stream=None, ts=None) -> None:
+        self.lines.append(text)
+
+    def write_chunk(self, data, stream=None, ts=None) -> None:
+        self.lines.append(data.decode())
+
+    def system(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def service(url: str, name: str = "svc") -> Service:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return Service(id=1, name=name, pipeline="shop", repo_url=url, created_at=now,
+                   updated_at=now)
+
+
+@pytest.fixture
+def workspaces(tmp_path: Path) -> Workspaces:
+    return Workspaces(tmp_path / "data" / "mirrors", tmp_path / "data" / "workspaces")
+
+
+def test_second_prepare_fetches_into_the_mirror_and_each_sha_gets_its_workspace(
+        tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    first = repo.head_sha
+    svc = service(repo.url)
+    log = ListLog()
+    ws1 = workspaces.prepare(svc, first, log, threading.Event())
+    marker = workspaces.mirror_for("svc") / "seamless-marker"
+    marker.write_text("same mirror")
+    second = repo.set_version("v2")
+    log2 = ListLog()
+    ws2 = workspaces.prepare(svc, second, log2, threading.Event())
+    assert marker.exists(), "the mirror must be fetched, not cloned again"
+    assert any("creating the mirror" in ln for ln in log.lines)
+    assert not any("creating the mirror" in ln for ln in log2.lines)
+    assert any(ln.startswith("fetching") for ln in log2.lines)
+    assert ws1 != ws2 and ws1.name == first and ws2.name == second
+    assert (ws1 / "app" / "version").read_text() == "v1\n"
+    assert (ws2 / "app" / "version").read_text() == "v2\n"
+    # A third prepare of an existing sha reuses the checkout.
+    assert workspaces.prepare(svc, first, ListLog(), threading.Event()) == ws1
+
+
+def test_a_sha_no_longer_on_any_branch_is_fetched_or_reported(tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    svc = service(repo.url)
+    with pytest.raises(WorkspaceError, match="was not found"):
+        workspaces.prepare(svc, "ab" * 20, ListLog(), threading.Event())
+
+
+def test_pull_request_heads_are_fetched(tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    repo.branch("feature")
+    pr_sha = repo.commit("pr change", {"pr.txt": "x\n"})
+    repo.checkout("main")
+    subprocess.run(["git", "update-ref", "refs/pull/7/head", pr_sha], cwd=repo.path, check=True)
+    subprocess.run(["git", "branch", "-D", "feature"], cwd=repo.path, check=True,
+                   capture_output=True)
+    ws = workspaces.prepare(service(repo.url), pr_sha, ListLog(), threading.Event())
+    assert (ws / "pr.txt").exists()
+
+
+def test_commit_queries_and_branch_resolution(tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    first = repo.head_sha
+    second = repo.set_version("v2")
+    svc = service(repo.url)
+    workspaces.prepare(svc, second, ListLog(), threading.Event())
+    info = workspaces.commit_info(svc, second)
+    assert info is not None and info.message == "release v2"
+    assert [c.sha for c in workspaces.commits_between(svc, first, second)] == [second]
+    assert workspaces.commit_info(svc, "cd" * 20) is None
+    assert workspaces.resolve_branch(repo.url, "main") == second
+    assert workspaces.resolve_branch(repo.url, "nope") is None
+
+
+def test_paths_never_escape_the_data_dir(workspaces) -> None:
+    for name, sha in (("../etc", "ab12"), ("svc", "../../x"), ("svc", "ab/../..")):
+        with pytest.raises(WorkspaceError):
+            workspaces.path_for(name, sha)
+
+
+def test_cleanup_removes_old_workspaces(tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    ws = workspaces.prepare(service(repo.url), repo.head_sha, ListLog(), threading.Event())
+    assert workspaces.cleanup(timedelta(hours=1)) == 0
+    assert workspaces.cleanup(timedelta(seconds=-1)) == 1
+    assert not ws.exists()
+
+
+def test_token_is_sent_as_a_header_and_never_written(tmp_path, monkeypatch) -> None:
+    token = "ghp_TopSecretToken123"
+    repo = make_sample_service_repo(tmp_path / "repo")
+    served = tmp_path / "served"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(served / "svc.git")],
+                   check=True)
+    subprocess.run(["git", "update-server-info"], cwd=served / "svc.git", check=True)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    seen: list[str | None] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization"))
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GIT_SSL_NO_VERIFY", "1")  # self-signed test certificate
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/svc.git"
+        workspaces = Workspaces(tmp_path / "m", tmp_path / "w", github_token=token)
+        log = ListLog()
+        ws = workspaces.prepare(service(url), repo.head_sha, log, threading.Event())
+    finally:
+        server.shutdown()
+    expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert seen and all(h == expected for h in seen)
+    files = [*Path(tmp_path / "m").rglob("config"), ws / ".git" / "config"]
+    for path in files:
+        text = path.read_text()
+        assert token not in text and expected.split()[1] not in text, path
+    assert not any(token in ln or "x-access-token" in ln for ln in log.lines)

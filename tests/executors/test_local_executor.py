@@ -1,0 +1,58 @@
+"""LocalExecutor: subprocess stages on the host."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+
+from agent.executors.base import StageSpec
+from agent.executors.local import LocalExecutor
+from tests.executors.conftest import stored
+
+
+def spec_for(workspace, command: str, run_id: int, **kw) -> StageSpec:
+    return StageSpec(run_id=run_id, stage="Unit Test", service="svc", image="unused",
+                     command=command, workspace=workspace, **kw)
+
+
+def test_local_stage_runs_in_the_workspace_and_says_it_is_not_isolated(
+        workspace, writer, store) -> None:
+    (workspace / "marker").write_text("here\n")
+    log = writer.stage_log(1, "Unit Test", [])
+    result = LocalExecutor().run(spec_for(workspace, "cat marker; echo bad >&2; exit 5", 1,
+                                          env={"X": "1"}), log, threading.Event(), print)
+    log.flush()
+    assert result.exit_code == 5
+    lines = stored(store, 1)
+    assert lines[0][0] == "system" and "directly on this host" in lines[0][1]
+    assert ("stdout", "here") in lines and ("stderr", "bad") in lines
+
+
+def test_cancel_kills_the_whole_process_group(workspace, writer, tmp_path) -> None:
+    pidfile = tmp_path / "child.pid"
+    log = writer.stage_log(2, "Unit Test", [])
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    result = LocalExecutor().run(spec_for(workspace, f"sleep 60 & echo $! > {pidfile}; wait",
+                                          2), log, cancel, print)
+    assert result.cancelled
+    assert time.monotonic() - started < 10
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    try:  # a killed orphan may linger as a zombie until init reaps it: that is dead too
+        alive = psutil.Process(child).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    assert not alive, "the background child must die with its group"
+
+
+def test_timeout_kills_the_command(workspace, writer) -> None:
+    log = writer.stage_log(3, "Unit Test", [])
+    result = LocalExecutor().run(spec_for(workspace, "sleep 30", 3, timeout_s=0.5), log,
+                                 threading.Event(), print)
+    assert result.timed_out and "timed out after 0.5 s" in (result.error or "")
+    assert LocalExecutor().reattach(spec_for(workspace, "true", 3), log, threading.Event(),
+                                    None, None) is None

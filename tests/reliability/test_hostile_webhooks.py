@@ -1,0 +1,55 @@
+"""1,000 hostile webhook deliveries: every one refused, no run created, memory flat."""
+
+from __future__ import annotations
+
+import gc
+
+import psutil
+import pytest
+
+from tests.reliability.conftest import svc_name
+from tests.reliability.hostile import fire, hostile_requests
+from tests.reliability.served import ServedAgent, post_push
+
+SECRET = "hook-secret-5b1e0c"
+RSS_GROWTH_BOUND = 60 * 1024 * 1024  # generous: allocator noise, not a leak per request
+
+
+@pytest.mark.slow
+def test_a_thousand_hostile_deliveries_create_no_run_and_are_all_refused(
+        serve, sample_repo) -> None:
+    repo = sample_repo("hooked")
+    agent: ServedAgent = serve()
+    name = svc_name("hostile")
+    agent.add_pipeline("shop")
+    agent.add_service(name, "shop", repo.url, webhook_secret=SECRET)
+    from tests.reliability.served import push_payload
+
+    # the one legitimate delivery: its id is replayed below and must not run twice
+    legit = post_push(agent, SECRET, push_payload(repo.url, repo.head_sha), delivery="legit-1")
+    assert legit.status_code == 200 and legit.json()["status"] == "queued", legit.text
+    assert len(agent.runs()) == 1
+    warm_up = list(hostile_requests(40, secret=SECRET, repo_url=repo.url, sha=repo.head_sha,
+                                    replay_delivery="legit-1", oversized=2))
+    fire(f"{agent.url}/webhooks/github", warm_up)
+    gc.collect()
+    rss_before = psutil.Process(agent.pid).memory_info().rss
+
+    hostile = list(hostile_requests(1000, secret=SECRET, repo_url=repo.url,
+                                    sha=repo.head_sha, replay_delivery="legit-1"))
+    result = fire(f"{agent.url}/webhooks/github", hostile)
+    rss_after = psutil.Process(agent.pid).memory_info().rss
+
+    assert not result.errors, result.errors[:5]
+    assert sum(result.statuses.values()) == 1000
+    for kind, statuses in result.by_kind.items():
+        if kind == "replayed_delivery":  # acknowledged as a duplicate, never run
+            assert set(statuses) == {200}, (kind, statuses)
+        else:
+            assert all(400 <= s < 500 for s in statuses), (kind, statuses)
+    assert result.by_kind["oversized"] == {413: 2}
+    runs = agent.runs()
+    assert len(runs) == 1, [(r["id"], r["trigger"], r["sha"]) for r in runs]
+    assert rss_after - rss_before < RSS_GROWTH_BOUND, (rss_before, rss_after)
+    assert agent.call("GET", "/healthz", 200)["status"] == "ok"
+    assert agent.integrity_check() == "ok"
