@@ -26,7 +26,8 @@ def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         try:
             sock.connect(target)
-            sock.sendall(message.encode())
+            # Never block the event loop: a receiver that is not reading loses a ping.
+            sock.send(message.encode(), socket.MSG_DONTWAIT)
         except OSError:
             return False
     return True

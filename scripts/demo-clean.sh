@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # `make demo-clean`: remove everything the demo made — its agent (by the pid it
 # recorded), the deploy containers and networks of the shop's services, the stage and
-# integration containers labelled for them, the seamless-demo/* images, and .demo/.
+# integration containers labelled for them, their seamless-demo/* images, and .demo/.
 #   scripts/demo-clean.sh [DEMO_DIR]    (default: .demo in the repository)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEMO_DIR=${1:-.demo}
 SERVICES=(payments inventory notifications)
+# A demo run with --suffix names its services differently; it records them in demo.json.
+if [ -f "$DEMO_DIR/demo.json" ]; then
+    mapfile -t recorded < <(python3 -c 'import json, sys
+print("\n".join(json.load(open(sys.argv[1])).get("services", [])))' "$DEMO_DIR/demo.json" \
+        2>/dev/null)
+    [ ${#recorded[@]} -gt 0 ] && SERVICES=("${recorded[@]}")
+fi
 
 say() { echo "demo-clean: $*"; }
 
 if [ -f "$DEMO_DIR/agent.pid" ]; then
     pid=$(cat "$DEMO_DIR/agent.pid")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    # Only our own agent: the pid may have been reused since (e.g. after a reboot).
+    if [ -n "$pid" ] && grep -qa serve "/proc/$pid/cmdline" 2>/dev/null; then
         say "stopping the demo agent (pid $pid)"
         kill -TERM "$pid" 2>/dev/null
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -40,7 +48,8 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
                 say "removed network seamless-$svc-$env"
         done
     done
-    images=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^seamless-demo/' || true)
+    pattern="^seamless-demo/($(IFS='|'; echo "${SERVICES[*]}")):"
+    images=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "$pattern" || true)
     if [ -n "$images" ]; then
         say "removing $(echo "$images" | wc -l) image(s) seamless-demo/*"
         echo "$images" | xargs docker rmi -f >/dev/null
@@ -48,7 +57,11 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
 fi
 
 if [ -d "$DEMO_DIR" ]; then
-    rm -rf "$DEMO_DIR"
-    say "removed $DEMO_DIR"
+    if [ -f "$DEMO_DIR/demo.json" ] || [ -z "$(ls -A "$DEMO_DIR")" ]; then
+        rm -rf "$DEMO_DIR"
+        say "removed $DEMO_DIR"
+    else
+        say "not removing $DEMO_DIR: it has no demo.json, so the demo did not make it"
+    fi
 fi
 say "done"

@@ -9,8 +9,9 @@ from textual.message import Message
 from store.models import Event
 
 
-class AgentEvent(Message):
-    """One `/ws/events` event, forwarded by the App to every screen on the stack."""
+class AgentEvent(Message, bubble=False):
+    """One `/ws/events` event, forwarded by the App to every screen on the stack.
+    It must not bubble: a screen's copy climbing back to the App would fan out again."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()
@@ -24,7 +25,7 @@ class ConnectionChanged(Message):
         self.detail = detail
 
 
-class Reconnected(Message):
+class Reconnected(Message, bubble=False):
     """The event stream is back: views refresh what they may have missed."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -18,7 +19,7 @@ from typing import TextIO
 from agent.demo.agentproc import Api, DemoAgent, pick_ports
 from agent.demo.checks import Verifier, report
 from agent.demo.scenario import Scenario, Story
-from agent.demo.shop import SERVICE_NAMES, create_shop
+from agent.demo.shop import SERVICE_NAMES, create_shop, service_name
 
 STAGING_PORTS = [18081, 18082, 18083]
 PRODUCTION_PORTS = [18091, 18092, 18093]
@@ -46,7 +47,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", type=Path, default=Path.cwd() / ".demo",
                    help="where the demo lives (default: ./.demo)")
     p.add_argument("--port", type=int, default=8787, help="agent port (another if busy)")
+    p.add_argument("--suffix", default="", type=_suffix,
+                   help="name the services <name>-SUFFIX, so two demos can share one Docker "
+                        "engine (the test suite uses it)")
     return p.parse_args(argv)
+
+
+def _suffix(value: str) -> str:
+    if value and not re.fullmatch(r"[a-z0-9]{1,12}", value):
+        raise argparse.ArgumentTypeError("1-12 lowercase letters or digits")
+    return value
 
 
 def stop_previous(workdir: Path) -> None:
@@ -54,6 +64,9 @@ def stop_previous(workdir: Path) -> None:
     pid_file = workdir / "agent.pid"
     try:
         pid = int(pid_file.read_text().strip())
+        # The pid may have been reused since (a reboot): only stop our own agent.
+        if b"serve" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
         os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
         return
@@ -66,23 +79,30 @@ def stop_previous(workdir: Path) -> None:
 
 
 def fresh_workdir(workdir: Path) -> None:
+    """Start from scratch, but never wipe a directory an earlier demo did not make."""
+    if workdir.exists() and any(workdir.iterdir()) and not (workdir / "demo.json").exists():
+        raise SystemExit(f"demo: {workdir} exists and is not a demo directory; "
+                         "choose another --dir")
     stop_previous(workdir)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    (workdir / "demo.json").write_text("{}\n")  # the marker; filled in by write_state
 
 
-def make_story(workdir: Path) -> Story:
+def make_story(suffix: str) -> Story:
     staging = pick_ports(STAGING_PORTS)
     production = pick_ports(PRODUCTION_PORTS, taken=set(staging))
     ports = {name: {"staging": s, "production": p}
              for name, s, p in zip(SERVICE_NAMES, staging, production, strict=True)}
-    return Story(ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
+    return Story(names={role: service_name(role, suffix) for role in SERVICE_NAMES},
+                 ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
 
 
-def write_state(workdir: Path, agent: DemoAgent, token: str, story: Story) -> None:
+def write_state(workdir: Path, agent: DemoAgent, token: str | None, story: Story) -> None:
+    # demo-clean reads the service names from here.
     state = {"url": agent.url, "token": token, "pid": agent.proc.pid if agent.proc else None,
-             "ports": story.ports, "shas": story.shas}
+             "services": list(story.names.values()), "ports": story.ports, "shas": story.shas}
     (workdir / "demo.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
@@ -97,8 +117,8 @@ def print_keep(agent: DemoAgent, token: str, story: Story) -> None:
     print(f"\nThe demo agent keeps running at {agent.url} (pid {pid}).")
     print(f"  TUI:    .venv/bin/seamless-tui --agent {agent.url} --token {token}")
     print(f"  REST:   curl -H 'Authorization: Bearer {token}' {agent.url}/api/v1/overview")
-    for name, ports in story.ports.items():
-        print(f"  {name:<14} staging http://127.0.0.1:{ports['staging']}/  "
+    for role, ports in story.ports.items():
+        print(f"  {story.names[role]:<14} staging http://127.0.0.1:{ports['staging']}/  "
               f"production http://127.0.0.1:{ports['production']}/")
     print("  Stop it and remove everything the demo made: make demo-clean")
 
@@ -138,14 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     log_file = sys.stdout if args.headless else open(workdir / "demo.log", "a")  # noqa: SIM115
     say = Progress(log_file)
     print(f"demo: building the shop in {workdir}")
-    repos = create_shop(workdir / "repos")
-    story = make_story(workdir)
+    repos = create_shop(workdir / "repos", args.suffix)
+    story = make_story(args.suffix)
     port = pick_ports([args.port])[0]
     agent = DemoAgent(workdir, workdir / "data", port)
+    write_state(workdir, agent, None, story)
     print(f"demo: starting the agent on {agent.url} (log: {agent.log_path})")
-    agent.start()
     ok = False
     try:
+        agent.start()
         token = agent.admin_token()
         api = Api(agent.url, token)
         scenario = Scenario(api, repos, story, say)
@@ -157,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             ok = run_with_tui(scenario, agent, token, workdir)
         write_state(workdir, agent, token, story)
     except Exception as exc:
-        say(f"demo failed: {exc}")
+        print(f"demo failed: {exc}", file=sys.stderr)
         print(f"agent log tail ({agent.log_path}):\n{agent.log_tail()}", file=sys.stderr)
     finally:
-        if args.keep:
+        if args.keep and agent.running():
             print_keep(agent, agent.admin_token(), story)
         else:
             agent.stop()

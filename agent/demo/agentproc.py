@@ -108,9 +108,11 @@ class DemoAgent:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.write_config()
-        env = {**os.environ, "SEAMLESS_CONFIG": str(self.config_path)}
+        # The demo's config file alone decides: SEAMLESS_* variables of the caller's shell
+        # (which override the file) must not change the demo.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
         cmd = [*agent_command(), "serve", "--config", str(self.config_path),
-               "--data-dir", str(self.data_dir), "--port", str(self.port)]
+               "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log_path, "ab") as log_file:
             # Its own session: with --keep the agent outlives the demo (and its terminal).
             self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
@@ -147,6 +149,9 @@ class DemoAgent:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

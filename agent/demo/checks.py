@@ -63,8 +63,9 @@ class Verifier:
         run_id = self.story.runs[self.story.shas[service][label]]
         return dict(self.api.get(f"/api/v1/runs/{run_id}"))
 
-    def deployments(self, service: str, env: str | None = None) -> list[dict[str, Any]]:
-        return list(self.api.get(f"/api/v1/services/{service}/deployments", environment=env))
+    def deployments(self, role: str, env: str | None = None) -> list[dict[str, Any]]:
+        name = self.story.names[role]
+        return list(self.api.get(f"/api/v1/services/{name}/deployments", environment=env))
 
     # -- the checks --------------------------------------------------------------------------
     def run_statuses(self, service: str) -> tuple[bool, str]:
@@ -103,7 +104,7 @@ class Verifier:
     def pending_approval(self) -> tuple[bool, str]:
         sha = self.story.shas[APPROVAL_SERVICE]["v2"]
         pending = self.api.get("/api/v1/approvals", status="pending")
-        mine = [a for a in pending if a["service"] == APPROVAL_SERVICE]
+        mine = [a for a in pending if a["service"] == self.story.names[APPROVAL_SERVICE]]
         ok = any(a["candidate_sha"] == sha for a in mine)
         return ok, f"{len(pending)} pending; {APPROVAL_SERVICE} candidate {sha[:8]}: {ok}"
 
@@ -120,7 +121,7 @@ class Verifier:
     def overview(self) -> tuple[bool, str]:
         rows = self.api.get("/api/v1/overview")
         names = sorted(r["service"]["name"] for r in rows)
-        return names == sorted(SERVICE_NAMES), f"dashboard rows: {names}"
+        return names == sorted(self.story.names.values()), f"dashboard rows: {names}"
 
     def all(self) -> list[Check]:
         for service in SERVICE_NAMES:

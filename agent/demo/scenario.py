@@ -33,11 +33,13 @@ Say = Callable[[str], None]
 
 @dataclass
 class Story:
-    """What the scenario did: the shas per service and version, and the runs per sha."""
+    """What the scenario did: the shas per service and version, and the runs per sha.
+    Keyed by role (payments, inventory, notifications); `names` gives the service names."""
 
-    ports: dict[str, dict[str, int]]  # service -> environment -> stable port
-    secrets: dict[str, str]  # service -> webhook secret
-    shas: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> label -> sha
+    names: dict[str, str]  # role -> service name
+    ports: dict[str, dict[str, int]]  # role -> environment -> stable port
+    secrets: dict[str, str]  # role -> webhook secret
+    shas: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> label -> sha
     runs: dict[str, int] = field(default_factory=dict)  # sha -> run id
     rollback_id: int | None = None
 
@@ -48,8 +50,8 @@ def pipeline_body() -> dict[str, Any]:
             "production": {"kind": "docker"}}
 
 
-def service_body(repo: ShopRepo, story: Story) -> dict[str, Any]:
-    ports = story.ports[repo.name]
+def service_body(role: str, repo: ShopRepo, story: Story) -> dict[str, Any]:
+    ports = story.ports[role]
     return {
         "name": repo.name, "pipeline": PIPELINE, "repo_url": repo.url, "branch": "main",
         "triggers": {"push": True, "pull_request": True},
@@ -58,9 +60,9 @@ def service_body(repo: ShopRepo, story: Story) -> dict[str, Any]:
         "integration_test_command": "sh integration.sh",
         "image_repository": f"{IMAGE_PREFIX}/{repo.name}", "container_port": 8080,
         "health_check": {"path": "/health", "timeout_s": 30},
-        "auto_deploy": False if repo.name == APPROVAL_SERVICE else None,
+        "auto_deploy": False if role == APPROVAL_SERVICE else None,
         "env": {"SHOP_SERVICE": repo.name},
-        "webhook_secret": story.secrets[repo.name],
+        "webhook_secret": story.secrets[role],
         "staging": {"kind": "docker", "port": ports["staging"]},
         "production": {"kind": "docker", "port": ports["production"]},
     }
@@ -73,17 +75,18 @@ class Scenario:
 
     def register(self) -> None:
         self.api.post("/api/v1/pipelines", pipeline_body())
-        for name in SERVICE_NAMES:
-            self.api.post("/api/v1/services", service_body(self.repos[name], self.story))
-        self.say(f"registered pipeline {PIPELINE!r} with {', '.join(SERVICE_NAMES)}")
+        for role in SERVICE_NAMES:
+            self.api.post("/api/v1/services", service_body(role, self.repos[role], self.story))
+        names = ", ".join(self.story.names.values())
+        self.say(f"registered pipeline {PIPELINE!r} with {names}")
 
     # -- triggers ---------------------------------------------------------------------------
-    def push(self, name: str, label: str, before: str | None) -> int:
-        """Send the signed `push` webhook for the head of `name`; returns the queued run id."""
-        repo = self.repos[name]
-        sha = repo.head
-        self.story.shas.setdefault(name, {})[label] = sha
-        body, headers = signed_request(self.story.secrets[name], push_payload(repo, before, sha))
+    def push(self, role: str, label: str, before: str | None) -> int:
+        """Send the signed `push` webhook for the head of `role`; returns the queued run id."""
+        repo = self.repos[role]
+        name, sha = repo.name, repo.head
+        self.story.shas.setdefault(role, {})[label] = sha
+        body, headers = signed_request(self.story.secrets[role], push_payload(repo, before, sha))
         resp = self.api.raw_post("/webhooks/github", body, headers)
         answer = resp.json() if resp.content else {}
         runs = answer.get("runs") or []
@@ -148,19 +151,19 @@ class Scenario:
         raise RuntimeError(f"deployment {deployment_id} of {service} did not finish")
 
     # -- the story ------------------------------------------------------------------------------
-    def expected_after_push(self, name: str) -> str:
-        return "awaiting_approval" if name == APPROVAL_SERVICE else "success"
+    def expected_after_push(self, role: str) -> str:
+        return "awaiting_approval" if role == APPROVAL_SERVICE else "success"
 
     def release_round(self, label: str) -> dict[str, int]:
         """Push `label` of every service at once; wait for staging (and production) deploys."""
         runs: dict[str, int] = {}
-        for name in SERVICE_NAMES:
-            repo = self.repos[name]
+        for role in SERVICE_NAMES:
+            repo = self.repos[role]
             before = None  # the first push creates the branch
             if label != "v1":
                 before = repo.head
-                repo.release(label, f"{name}: release {label}")
-            runs[name] = self.push(name, label, before)
+                repo.release(label, f"{repo.name}: release {label}")
+            runs[role] = self.push(role, label, before)
         self.wait_runs({runs[n]: self.expected_after_push(n) for n in SERVICE_NAMES})
         return runs
 
@@ -169,8 +172,9 @@ class Scenario:
         self.say(f"approved {approval['service']} {approval['candidate_sha'][:8]} for production")
         self.wait_runs({run_id: "success"})
 
-    def rollback(self, service: str, label: str) -> None:
-        sha = self.story.shas[service][label]
+    def rollback(self, role: str, label: str) -> None:
+        sha = self.story.shas[role][label]
+        service = self.story.names[role]
         dep = self.api.post("/api/v1/rollbacks", {"service": service,
                                                   "environment": "production", "sha": sha})
         self.story.rollback_id = int(dep["id"])
@@ -189,7 +193,7 @@ class Scenario:
                  f"{ROLLBACK_SERVICE} is rolled back")
         repo = self.repos[FAILING_SERVICE]
         before = repo.head
-        repo.break_unit_tests("v3", f"{FAILING_SERVICE}: count reserved stock twice")
+        repo.break_unit_tests("v3", f"{repo.name}: count reserved stock twice")
         broken = self.push(FAILING_SERVICE, "v3", before)
         self.rollback(ROLLBACK_SERVICE, "v1")
         self.wait_runs({broken: "failed"})

@@ -177,6 +177,12 @@ def create_repo(root: Path, name: str, version: str = "v1") -> ShopRepo:
     return repo
 
 
-def create_shop(root: Path) -> dict[str, ShopRepo]:
-    """The three services' repositories under `root`, one commit each (version v1)."""
-    return {name: create_repo(root, name) for name in SERVICE_NAMES}
+def service_name(role: str, suffix: str = "") -> str:
+    """`payments`, or `payments-<suffix>` so two demos can share one Docker engine."""
+    return f"{role}-{suffix}" if suffix else role
+
+
+def create_shop(root: Path, suffix: str = "") -> dict[str, ShopRepo]:
+    """The three services' repositories under `root` (one commit each: version v1),
+    keyed by their role in the story (payments, inventory, notifications)."""
+    return {role: create_repo(root, service_name(role, suffix)) for role in SERVICE_NAMES}

@@ -227,12 +227,16 @@ class LogView(ScrollView, can_focus=True):
             top_line += added
         elif kind == "newer":
             w.extend_newer(lines, reached_end=not full)
+        if kind in ("older", "newer"):
+            # Stay bounded: drop the lines farthest from what is on screen.
+            view = self.scrollable_content_region.height
+            top_line -= w.trim(top_line, top_line + view)
         self._note_widths(lines)
         self._changed()
         if kind in ("tail", "head"):
             self._set_y(self._max_y() if kind == "tail" else 0)
-        elif kind == "older":
-            self._set_y(self.row_of_line(min(top_line, len(w) - 1)))
+        elif len(w):
+            self._set_y(self.row_of_line(max(0, min(top_line, len(w) - 1))))
         if not self.loaded_once and kind == "tail":
             self.loaded_once = True
             # Live lines start right after the tail: no gap, no duplicate.

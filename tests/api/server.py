@@ -118,6 +118,21 @@ class GitWorkspaces:
         return ls_remote(repo_url, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
 
 
+class StoreDora:
+    """The deployer's DORA figures, computed from the store like the real one."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def dora(self, service_id: int | None, days: int) -> Any:
+        from agent.deploy.dora import compute_dora
+
+        deployments = self.store.list_deployments(service_id=service_id,
+                                                  environment="production", limit=100_000)
+        name = self.store.get_service_by_id(service_id).name if service_id else None
+        return compute_dora(deployments, days=days, now=now(), service=name)
+
+
 @dataclass
 class StandInAgent:
     """Real store and bus; the stand-in engine above; no deployer."""
@@ -133,6 +148,7 @@ class StandInAgent:
 
     def __post_init__(self) -> None:
         self.engine = RecordingEngine(self.store, self.bus)
+        self.deployer = StoreDora(self.store)
 
     async def start(self) -> None:
         self.started = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ DEMO_TIMEOUT_S = 420
 def test_headless_demo_reaches_every_expected_outcome(
         tmp_path: Path, requires_docker: None, base_image: str) -> None:
     demo_dir = tmp_path / "demo"
+    # A suffix on the service names keeps this demo apart from one a developer is running.
     cmd = [sys.executable, "-m", "agent.demo", "--headless", "--dir", str(demo_dir),
-           "--port", str(free_port())]
+           "--port", str(free_port()), "--suffix", uuid.uuid4().hex[:8]]
     try:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=DEMO_TIMEOUT_S)

@@ -70,8 +70,9 @@ async def test_a_stage_whose_container_vanished_fails_with_a_reason(
     data = tmp_path / "data"
     _seed(data, repo.url)
     run_id = _start_and_kill_mid_stage(data, repo.head_sha)
-    for container in docker_client.containers.list(
-            all=True, filters={"label": f"io.seamless.run={run_id}"}):
+    instance = Store(data / "seamless.db").instance_id()
+    mine = [f"io.seamless.run={run_id}", f"io.seamless.agent={instance}"]
+    for container in docker_client.containers.list(all=True, filters={"label": mine}):
         container.remove(force=True)
 
     agent = Agent(AgentConfig(data_dir=data, poll_enabled=False, executor="docker"))

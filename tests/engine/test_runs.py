@@ -83,7 +83,8 @@ async def test_cancel_stops_the_running_container_within_two_seconds(
     assert run.status is RunStatus.cancelled
     assert stage_statuses(run)["Unit Test"] == "cancelled"
     assert elapsed < 2.5
-    assert not docker_client.containers.list(filters={"label": f"io.seamless.run={run.id}"})
+    mine = [f"io.seamless.run={run.id}", f"io.seamless.agent={agent.instance}"]
+    assert not docker_client.containers.list(filters={"label": mine})
 
 
 async def test_stage_timeout_kills_the_container_with_a_clear_reason(

@@ -72,8 +72,8 @@ class ServedAgent:
         args = [sys.executable, "-m", "tests.reliability.agent_server", str(self.data_dir),
                 str(self.port), str(self.max_parallel), self.docker_host or ""]
         with open(self.stderr_path(), "wb") as err:
-            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                                         stderr=err)
+            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=err,
+                                         stderr=subprocess.STDOUT)  # access log is stdout
         wait_until(lambda: self.proc.poll() is not None  # type: ignore[union-attr]
                    or http_get(f"{self.url}/healthz") is not None, timeout=30, what="healthz")
         if self.proc.poll() is not None:
@@ -211,3 +211,40 @@ def summary(run: dict[str, Any]) -> str:
     stages = ", ".join(f"{s['name']}={s['status']}" + (f" ({s['error']})" if s["error"] else "")
                        for s in run["stages"])
     return f"run {run['id']} {run['status']} error={run['error']!r}: {stages}"
+
+
+# -- cleanup ------------------------------------------------------------------------------
+
+def service_names(agent: ServedAgent) -> list[str]:
+    db = agent.data_dir / "seamless.db"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM services")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def remove_leftovers(client: Any, services: list[str]) -> None:
+    for name in services:
+        for container in client.containers.list(
+                all=True, filters={"label": f"io.seamless.service={name}"}):
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+        for network in client.networks.list(names=[f"seamless-{name}-"]):
+            if network.name.startswith(f"seamless-{name}-"):
+                try:
+                    network.remove()
+                except Exception:
+                    pass
+        for image in client.images.list(name=f"seamless/{name}"):
+            for tag in image.tags:
+                try:
+                    client.images.remove(tag, force=True)
+                except Exception:
+                    pass

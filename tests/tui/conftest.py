@@ -45,14 +45,19 @@ class LiveAgent:
         self.server.start()
 
 
-@pytest.fixture
-def live_agent(tmp_path: Path) -> Iterator[LiveAgent]:
+def start_live_agent(tmp_path: Path, image_repo: str = "seamless-tui-test") -> LiveAgent:
     store = Store(tmp_path / "seamless.db")
-    seeded = seed(store)
+    seeded = seed(store, image_repo=image_repo)
     store.close()
     server = AgentServer(tmp_path, free_port()).start()
-    yield LiveAgent(server, seeded, tmp_path)
-    server.stop()
+    return LiveAgent(server, seeded, tmp_path)
+
+
+@pytest.fixture
+def live_agent(tmp_path: Path) -> Iterator[LiveAgent]:
+    live = start_live_agent(tmp_path)
+    yield live
+    live.server.stop()
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,

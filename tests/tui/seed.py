@@ -96,9 +96,9 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
     for name, pipeline in (("payments", "shop"), ("checkout", "shop"), ("catalog", "shop"),
                            ("auth", "platform")):
         extra = {}
-        if name == "payments":  # the rollback test deploys this one for real
+        if name == "catalog":  # the rollback test deploys this one for real
             extra = {"staging": DockerTargetConfig(), "production": DockerTargetConfig(),
-                     "image_repository": f"{image_repo}/payments"}
+                     "image_repository": f"{image_repo}/catalog"}
         services[name] = store.create_service(ServiceConfig(
             name=name, pipeline=pipeline, repo_url=f"https://git.example.com/acme/{name}.git",
             unit_test_command="sh test.sh", code_quality_command="sh lint.sh", **extra))
@@ -122,7 +122,8 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
         add_log(store, out.runs["checkout"], stage, 60, text="checkout " + stage + " {i}")
     add_log(store, out.runs["pay-approval"], DEFAULT_STAGES[2], 200,
             text="\x1b[32mPASS\x1b[0m test_{i} (payments)")
-    _deployments(store, pay, image_repo)
+    _deployments(store, pay, "payments", image_repo, [0x101, 0x102, 0x103])
+    _deployments(store, services["catalog"].id, "catalog", image_repo, [0x2f1, 0x2f2, 0x301])
     store.create_approval(
         run_id=out.runs["pay-approval"], candidate_sha=sha(0x103), production_sha=sha(0x102),
         commits=[CommitSummary(sha=sha(0x103), author="chen", message="Switch to idempotency"
@@ -136,12 +137,14 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
     return out
 
 
-def _deployments(store: Store, service_id: int, repo: str) -> None:
-    history = [("staging", 0x101, 590), ("production", 0x101, 580), ("staging", 0x102, 290),
-               ("production", 0x102, 280), ("staging", 0x103, 35)]
+def _deployments(store: Store, service_id: int, name: str, repo: str, shas: list[int]) -> None:
+    """Three commits: the first two went to both environments, the third to staging."""
+    history = [("staging", shas[0], 590), ("production", shas[0], 580),
+               ("staging", shas[1], 290), ("production", shas[1], 280),
+               ("staging", shas[2], 35)]
     for env, n, minutes in history:
         dep = store.create_deployment(service_id=service_id, environment=env, sha=sha(n),
-                                      image=f"{repo}/payments:{sha(n)}",
+                                      image=f"{repo}/{name}:{sha(n)}",
                                       kind=DeploymentKind.deploy, actor="seamless",
                                       message=f"commit {n:x}", author="ana")
         store.finish_deployment(dep.id, DeploymentStatus.active)

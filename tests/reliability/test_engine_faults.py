@@ -1,0 +1,118 @@
+"""The engine fails under a run: the run fails with a clear reason, the agent keeps
+serving, and runs of other services are unaffected."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import svc_name
+from tests.reliability.served import ServedAgent, stage, summary
+from tests.reliability.socket_cut import CuttableEngineSocket
+
+SLOW = "i=0; while [ $i -lt 300 ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done"
+
+
+@pytest.fixture
+def engine_socket(tmp_path: Path) -> Iterator[CuttableEngineSocket]:
+    sock = CuttableEngineSocket(tmp_path / "engine.sock").start()
+    yield sock
+    sock.cut()
+
+
+@pytest.mark.slow
+def test_engine_going_away_mid_stage_fails_the_run_and_the_agent_keeps_serving(
+        serve, sample_repo, engine_socket: CuttableEngineSocket) -> None:
+    repo = sample_repo("vanishing")
+    agent: ServedAgent = serve(docker_host=engine_socket.url)
+    agent.add_pipeline("shop")
+    name = svc_name("engine-cut")
+    agent.add_service(name, "shop", repo.url, unit_test_command=SLOW)
+    run = agent.trigger(name, repo.head_sha, kind="partial")
+    agent.wait_run(run["id"], lambda r: any(
+        line.startswith("tick-3") for line in agent.log_lines(r["id"], "Unit Test")), timeout=60)
+
+    engine_socket.cut()
+    started = time.monotonic()
+    done = agent.wait_run(run["id"], timeout=60)
+    assert time.monotonic() - started < 25  # not the 30 s the stage would have taken
+    assert done["status"] == "failed", summary(done)
+    reason = stage(done, "Unit Test")["error"] or ""
+    assert "engine" in reason.lower() or "docker" in reason.lower(), summary(done)
+    assert agent.call("GET", "/healthz", 200)["status"] == "ok"
+
+    engine_socket.start()  # the engine is back: the next run works
+    other = svc_name("engine-back")
+    agent.add_service(other, "shop", repo.url, unit_test_command="echo fine")
+    again = agent.wait_run(agent.trigger(other, repo.head_sha, kind="partial")["id"],
+                           timeout=90)
+    assert again["status"] == "success", summary(again)
+    assert agent.integrity_check() == "ok"
+
+
+@pytest.mark.slow
+def test_missing_stage_image_fails_clearly_beside_a_healthy_run(serve, sample_repo) -> None:
+    repo = sample_repo("imageless")
+    agent: ServedAgent = serve()
+    agent.add_pipeline("shop")
+    broken, healthy = svc_name("no-image"), svc_name("healthy")
+    missing = f"seamless-test/does-not-exist-{uuid.uuid4().hex[:8]}:latest"
+    agent.add_service(broken, "shop", repo.url, stage_image=missing,
+                      unit_test_command="echo never")
+    agent.add_service(healthy, "shop", repo.url, unit_test_command="sleep 1; echo fine")
+    bad = agent.trigger(broken, repo.head_sha, kind="partial")
+    good = agent.trigger(healthy, repo.head_sha, kind="partial")
+
+    bad_done = agent.wait_run(bad["id"], timeout=90)
+    assert bad_done["status"] == "failed", summary(bad_done)
+    assert missing in (bad_done["error"] or ""), summary(bad_done)
+    good_done = agent.wait_run(good["id"], timeout=90)
+    assert good_done["status"] == "success", summary(good_done)
+    assert "fine" in agent.log_lines(good["id"], "Unit Test")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, filled to the last byte."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={mount}/fill", "bs=4k"],
+                       capture_output=True)  # exits non-zero once the disk is full
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_full_workspace_disk_fails_clearly_beside_a_healthy_run(
+        serve, sample_repo, tiny_disk: Path) -> None:
+    repo = sample_repo("crowded")
+    agent: ServedAgent = serve()
+    agent.add_pipeline("shop")
+    full, healthy = svc_name("disk-full"), svc_name("healthy")
+    agent.add_service(full, "shop", repo.url, unit_test_command="echo never")
+    agent.add_service(healthy, "shop", repo.url, unit_test_command="sleep 1; echo fine")
+    # the full disk holds this service's workspaces (a bind mount, as a quota'd volume would)
+    ws = agent.data_dir / "workspaces" / full
+    ws.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(tiny_disk), str(ws)], check=True)
+    try:
+        bad = agent.trigger(full, repo.head_sha, kind="partial")
+        good = agent.trigger(healthy, repo.head_sha, kind="partial")
+        bad_done = agent.wait_run(bad["id"], timeout=90)
+        good_done = agent.wait_run(good["id"], timeout=90)
+    finally:
+        subprocess.run(["umount", "-l", str(ws)], check=False)
+    assert bad_done["status"] == "failed", summary(bad_done)
+    assert stage(bad_done, "Prepare")["status"] == "failed", summary(bad_done)
+    assert "No space left on device" in (bad_done["error"] or ""), summary(bad_done)
+    assert good_done["status"] == "success", summary(good_done)
+    assert agent.call("GET", "/healthz", 200)["status"] == "ok"
+    assert agent.integrity_check() == "ok"

@@ -1,0 +1,116 @@
+"""The run view's log pane on a real agent: tail first, paging by cursor, bounded memory,
+follow mode with the "+N new lines" marker, search and jump to the first error."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from seamless_tui.screens.run import RunScreen
+from seamless_tui.widgets.log_pane import NewLinesMarker
+from seamless_tui.widgets.log_view import LogView
+from store.store import Store
+from tests.tui.conftest import LiveAgent, wait_for
+from tests.tui.seed import FIXED_NOW, add_log
+
+STAGE = "Unit Test"
+
+
+def _add_big_log(live: LiveAgent, count: int = 5000) -> None:
+    store = Store(live.tmp / "seamless.db")
+    add_log(store, live.seeded.runs["checkout"], STAGE, count,
+            start=FIXED_NOW + timedelta(minutes=1), text="big {i}")
+    store.close()
+
+
+async def _open(app, pilot, run_id: int) -> LogView:
+    app.open_run(run_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.query(LogView)
+                   and app.screen.query_one(LogView).loaded_once, "the log tail")
+    view = app.screen.query_one(LogView)
+    view.focus()
+    await pilot.pause()
+    return view
+
+
+async def test_log_loads_the_tail_and_pages_older_lines_within_a_bounded_window(
+        live_agent: LiveAgent):
+    _add_big_log(live_agent)
+    app = live_agent.app(max_log_lines=1500)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
+        w = view.window
+        assert len(w) == 1000 and w.has_older
+        assert w.lines[-1].text == "big 5000"
+        assert view.follow
+
+        for _ in range(110):  # page up through the log: older pages come in by cursor
+            await pilot.press("pageup")
+            await wait_for(pilot, lambda: view.loading is None, "a page")
+            assert len(w) <= 1500
+        assert not view.follow
+        assert w.lines[0].text.startswith("big ")
+        assert int(w.lines[0].text.split()[1]) < 3001
+        assert not w.at_live_end  # the newest lines were dropped to stay bounded
+
+        await pilot.press("g")  # g = top, as in vim and less
+        await wait_for(pilot, lambda: w.abs_start == 0 and view.scroll_offset.y == 0, "the top")
+        assert w.lines[0].text == "checkout Unit Test 1" and not w.has_older
+
+        await pilot.press("G")
+        await wait_for(pilot, lambda: view.follow and w.lines[-1].text == "big 5000", "the end")
+        assert view.scroll_offset.y == view._max_y()
+
+
+async def test_follow_mode_pauses_on_scroll_up_and_the_marker_resumes_it(
+        live_agent: LiveAgent):
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        agent = live_agent.server.agent
+        log = agent.logs.stage_log(run_id, STAGE, [])
+        for i in range(30):
+            log.write(f"live {i}")
+        log.flush()
+        await wait_for(pilot, lambda: len(view.window) == 90, "live lines")
+        assert view.follow and view.scroll_offset.y == view._max_y()
+
+        await pilot.press("k", "k")
+        assert not view.follow
+        for i in range(30, 40):
+            log.write(f"live {i}")
+        log.flush()
+        marker = app.screen.query_one(NewLinesMarker)
+        await wait_for(pilot, lambda: marker.has_class("visible"), "the +N marker")
+        assert "+10 new lines" in str(marker.render())
+        assert view.scroll_offset.y < view._max_y()
+
+        await pilot.click(NewLinesMarker)
+        await wait_for(pilot, lambda: view.follow and not marker.has_class("visible"),
+                       "follow resumed")
+        assert view.scroll_offset.y == view._max_y()
+        assert view.window.lines[-1].text == "live 39"
+
+
+async def test_search_and_first_error_work_on_the_loaded_lines(live_agent: LiveAgent):
+    run_id = live_agent.seeded.runs["checkout"]
+    store = Store(live_agent.tmp / "seamless.db")
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=2),
+            text="\x1b[31mError\x1b[0m: boom\x1b[2J\x1b[H\x1b]0;pwned\x07 done")
+    add_log(store, run_id, STAGE, 5, start=FIXED_NOW + timedelta(minutes=3), text="tail {i}")
+    store.close()
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        await pilot.press("e")
+        assert view.match_line == 60
+        error = view.window.lines[60].text
+        assert error == "\x1b[31mError\x1b[0m: boom done"  # colour kept, screen tricks gone
+        assert not view.follow
+
+        await pilot.press("slash", *"test 1", "enter")
+        assert view.window.lines[view.match_line].text == "checkout Unit Test 1"
+        await pilot.press("n")
+        assert view.window.lines[view.match_line].text == "checkout Unit Test 10"
+        await pilot.press("N")
+        assert view.window.lines[view.match_line].text == "checkout Unit Test 1"
