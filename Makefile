@@ -43,7 +43,7 @@ typecheck: venv
 	@echo "mypy (non-blocking): $$($(BIN)/mypy agent store seamless_tui 2>&1 | tail -n 1)"
 
 test: venv docker images lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 demo: venv docker images
 	scripts/demo.sh $(ARGS)
