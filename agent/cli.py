@@ -74,6 +74,9 @@ async def _serve(config: AgentConfig) -> None:
         log.warning("first start: admin token written to %s (mode 0600)", created)
     server = uvicorn.Server(uvicorn.Config(
         create_app(agent), host=config.host, port=config.port, ws="websockets-sansio",
+        # Compression is per client: with 50 log watchers it would cost 50x the CPU of the
+        # stream itself. Log traffic is local or over an SSH tunnel that compresses anyway.
+        ws_per_message_deflate=False,
         lifespan="on", log_level=config.log_level, timeout_graceful_shutdown=5))
     notifier = systemd.Notifier()
 

@@ -38,7 +38,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 BACKLOG_PAGE = 2000
-MAX_LINES_PER_MESSAGE = 5000
 LAGGED_NOTICE_TIMEOUT_S = 10.0
 
 
@@ -66,12 +65,22 @@ _events_json = _JsonCache()
 _lines_json = _JsonCache()
 
 
-def _line_parts(batch: list[LogLine]) -> list[str]:
-    return _lines_json.get(batch, lambda b: [ln.model_dump_json() for ln in b])
+def _lines_message(lines: list[LogLine]) -> str:
+    return '{"lines":[' + ",".join(ln.model_dump_json() for ln in lines) + "]}"
 
 
-def _lines_message(parts: list[str]) -> str:
-    return '{"lines":[' + ",".join(parts) + "]}"
+def _render(batch: list[LogLine], stage: str | None) -> str | None:
+    lines = batch if stage is None else [ln for ln in batch if ln.stage == stage]
+    return _lines_message(lines) if lines else None
+
+
+def _batch_message(batch: list[LogLine], stage: str | None) -> str | None:
+    """The message for one live batch, rendered once and shared by every client that
+    watches the same stage: fan-out then costs each client only its `send`."""
+    by_stage = _lines_json.get(batch, lambda b: {})
+    if stage not in by_stage:
+        by_stage[stage] = _render(batch, stage)
+    return by_stage[stage]
 
 
 async def _authorize(ws: WebSocket) -> bool:
@@ -163,25 +172,22 @@ async def run_logs(ws: WebSocket, run_id: int) -> None:
             page = await run_in_threadpool(agent.store.log_page, run_id, stage=stage,
                                            after=cursor, limit=BACKLOG_PAGE)
             if page.lines:
-                await ws.send_text(_lines_message([ln.model_dump_json() for ln in page.lines]))
+                await ws.send_text(_lines_message(page.lines))
                 cursor = page.lines[-1].id
             if len(page.lines) < BACKLOG_PAGE:
                 break
-        while not sub.lagged:  # live: everything queued now goes out in one message
-            batches = [await sub.get()]
-            while not sub.queue.empty() and sum(map(len, batches)) < MAX_LINES_PER_MESSAGE:
-                batches.append(sub.get_nowait())
-            parts: list[str] = []
-            for batch in batches:
-                fresh = [i for i, ln in enumerate(batch)
-                         if (cursor is None or ln.id > cursor)
-                         and (stage is None or ln.stage == stage)]
-                if not fresh:
+        while not sub.lagged:  # live: one shared message per committed batch
+            batch: list[LogLine] = await sub.get()
+            if cursor is not None and batch[0].id <= cursor:
+                # Overlaps the backlog just sent (ids are in commit order): drop the copies.
+                batch = [ln for ln in batch if ln.id > cursor]
+                if not batch:
                     continue
-                all_parts = _line_parts(batch)
-                parts.extend(all_parts[i] for i in fresh)
-                cursor = batch[fresh[-1]].id
-            if parts:
-                await ws.send_text(_lines_message(parts))
+                message = _render(batch, stage)
+            else:
+                message = _batch_message(batch, stage)
+            cursor = batch[-1].id
+            if message is not None:
+                await ws.send_text(message)
 
     await _pump(ws, sub, sender)

@@ -45,7 +45,7 @@ class RollbackScreen(BaseScreen):
     def on_mount(self) -> None:
         table = self.query_one(VimTable)
         for label, width in (("", 1), ("sha", 7), ("message", 22), ("author", 8),
-                             ("deployed", 8), ("by", 8), ("status", 11)):
+                             ("deployed", 8), ("by", 8), ("status", 12)):
             table.add_column(label, width=width, key=label or "mark")
         table.focus()
         self.load()

@@ -17,10 +17,10 @@ from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollTo
 from textual.strip import Strip
 
-from seamless_tui.widgets.ansi import plain
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
+LIVE_INTERVAL = 0.1  # seconds between repaints while lines stream in
 ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception|panic)\b",
                       re.IGNORECASE)
 
@@ -72,6 +72,8 @@ class LogView(ScrollView, can_focus=True):
         self._version = 0
         self._row_starts: list[int] | None = None  # wrap mode: first row of each line
         self._max_width = 0
+        self._incoming: list[dict[str, Any]] = []
+        self._flush_scheduled = False
 
     # -- geometry ----------------------------------------------------------------------------
     def _gutter(self) -> int:
@@ -167,7 +169,7 @@ class LogView(ScrollView, can_focus=True):
             gutter.append(number.rjust(digits) + " ", "dim")
         if self.show_ts:
             gutter.append(line.ts[11:23].ljust(12) + " ", "dim")
-        body = Text.from_ansi(line.text, no_wrap=not self.wrap, end="")
+        body = Text.from_ansi(line.clean, no_wrap=not self.wrap, end="")
         if line.stream == "stderr":
             body.stylize("italic")
         elif line.stream == "system":
@@ -177,7 +179,7 @@ class LogView(ScrollView, can_focus=True):
             if self.match_line == index:
                 body.stylize("underline")
         console = self.app.console
-        width = self._text_width() if self.wrap else max(line.width, 1)
+        width = self._text_width() if self.wrap else max(body.cell_len, 1)
         rows = console.render_lines(body, console.options.update(width=width, height=None),
                                     pad=False, new_lines=False)
         pad = Strip([]).extend_cell_length(gutter.cell_len)
@@ -244,14 +246,24 @@ class LogView(ScrollView, can_focus=True):
         self.post_message(self.Status(self))
 
     def _note_widths(self, lines: list[Line]) -> None:
-        widest = max((ln.width for ln in lines), default=0)
+        # The raw length bounds the visible width (escapes only add characters): cheap.
+        widest = max((len(ln.text) for ln in lines), default=0)
         self._max_width = min(max(self._max_width, widest), 4000)
 
     def add_live(self, raw: list[dict[str, Any]]) -> None:
-        """Lines from the App's log stream (called by a message handler)."""
-        lines = [make_line(r) for r in raw]
+        """Lines from the App's log stream (called by a message handler). Applied at most
+        every LIVE_INTERVAL: a flood of small batches costs one repaint, not fifty."""
         if not self.loaded_once:
             return  # the tail page still loading will include them (stream starts after it)
+        self._incoming.extend(raw)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(LIVE_INTERVAL, self._flush_live)
+
+    def _flush_live(self) -> None:
+        self._flush_scheduled = False
+        lines = [make_line(r) for r in self._incoming]
+        self._incoming = []
         added = self.window.add_live(lines)
         if not self.follow or not self.window.at_live_end:
             self.new_lines += len(lines)
@@ -259,13 +271,14 @@ class LogView(ScrollView, can_focus=True):
             self._note_widths(lines)
             if self.wrap and self._row_starts is not None:
                 self._extend_rows(self.window.lines[-added:])
-            else:
-                self._row_starts = None
             view = self.scrollable_content_region.height
             top = self.line_at_row(self.scroll_offset.y)[0]
-            dropped = self.window.trim(top, top + view) if self.follow else self.window.trim(
-                top, top + view)
-            self._changed(layout=dropped > 0)
+            dropped = self.window.trim(top, top + view)
+            if dropped:
+                self._row_starts = None
+                if self.show_numbers:
+                    self._changed()  # the gutter's numbers moved
+            self._changed(layout=False)
             if self.follow:
                 self._to_end()
             elif dropped:
@@ -361,12 +374,12 @@ class LogView(ScrollView, can_focus=True):
         if self.search is None:
             self.post_message(self.Status(self, "press / to search"))
             return
-        self._jump(lambda ln: self.search.search(plain(ln.text)) is not None, step,  # type: ignore[union-attr]
+        self._jump(lambda ln: self.search.search(ln.plain) is not None, step,  # type: ignore[union-attr]
                    "no match in the loaded lines")
 
     def action_first_error(self) -> None:
         self.match_line = -1
-        self._jump(lambda ln: ERROR_RE.search(plain(ln.text)) is not None, 1,
+        self._jump(lambda ln: ERROR_RE.search(ln.plain) is not None, 1,
                    "no error in the loaded lines")
 
     def _jump(self, predicate: Any, step: int, missing: str) -> None:

@@ -18,18 +18,31 @@ from seamless_tui.widgets.ansi import plain, sanitize
 
 
 class Line(NamedTuple):
+    """One line as the agent sent it. Sanitizing and measuring wait until the line is
+    shown (or searched): at 10,000 lines/s most lines are never on screen."""
+
     id: str  # ULID: the paging cursor
     ts: str
     stream: str
-    text: str  # sanitized: SGR colours only
-    width: int  # cells of the visible text
+    text: str  # raw, escapes included
+
+    @property
+    def clean(self) -> str:
+        return sanitize(self.text)
+
+    @property
+    def plain(self) -> str:
+        return plain(sanitize(self.text))
+
+    @property
+    def width(self) -> int:
+        return cell_len(self.plain)
 
 
 def make_line(raw: dict[str, Any]) -> Line:
-    text = sanitize(str(raw["text"]))
     ts = raw["ts"]
-    return Line(str(raw["id"]), ts if isinstance(ts, str) else ts.isoformat(),
-                str(raw["stream"]), text, cell_len(plain(text)))
+    return Line(raw["id"], ts if isinstance(ts, str) else ts.isoformat(), raw["stream"],
+                raw["text"])
 
 
 @dataclass

@@ -50,14 +50,17 @@ def test_install_service_writes_a_hardened_notify_unit(tmp_path: Path) -> None:
     assert "systemctl enable --now seamless-agent" in result.stdout
 
 
-def drain(sock: socket.socket) -> list[bytes]:
+def drain(sock: socket.socket, seconds: float = 1.0) -> list[bytes]:
+    """What is queued, plus what arrives within `seconds` (watchdog pings keep coming)."""
     messages = []
+    deadline = time.monotonic() + seconds
     sock.settimeout(0.3)
     try:
-        while True:
+        while time.monotonic() < deadline:
             messages.append(sock.recv(200))
     except TimeoutError:
-        return messages
+        pass
+    return messages
 
 
 @pytest.fixture

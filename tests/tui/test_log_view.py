@@ -104,7 +104,7 @@ async def test_search_and_first_error_work_on_the_loaded_lines(live_agent: LiveA
         view = await _open(app, pilot, run_id)
         await pilot.press("e")
         assert view.match_line == 60
-        error = view.window.lines[60].text
+        error = view.window.lines[60].clean
         assert error == "\x1b[31mError\x1b[0m: boom done"  # colour kept, screen tricks gone
         assert not view.follow
 

@@ -1,0 +1,217 @@
+"""TUI log pane at scale: a 1,000,000-line stage log served by a real agent process.
+
+Figures: time from opening the run to the first painted log screen (the tail),
+from `g` to the painted first line, the TUI's peak RSS, key-press latency while
+10,000 lines/s arrive, and `seamless-tui` start-up to the first painted dashboard
+against `python -c 'import textual'`. The agent (seeding, serving, flooding) runs in
+its own process so the RSS is the TUI's alone.
+
+Key latency is the time `Pilot.press` takes: the key is delivered, handled and the
+screen has processed everything queued with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import REPO_ROOT, parser, report
+
+LINES = 1_000_000
+STAGE = "Unit Test"
+
+
+# -- the agent process ------------------------------------------------------------------------
+def serve(data_dir: Path, lines: int) -> None:
+    """Seed, serve, print `READY url token run_id`, then obey `flood <rate> <seconds>`."""
+    from store.store import Store
+    from tests.helpers import free_port
+    from tests.tui.agent_server import AgentServer
+    from tests.tui.seed import add_log, seed
+
+    store = Store(data_dir / "seamless.db")
+    seeded = seed(store)
+    run_id = seeded.runs["checkout"]
+    add_log(store, run_id, STAGE, lines, batch=50_000, text="bench line {i}: module {m} ok")
+    store.close()
+    server = AgentServer(data_dir, free_port()).start()
+    print(f"READY {server.url} {seeded.tokens['admin']} {run_id}", flush=True)
+    for command in sys.stdin:
+        parts = command.split()
+        if parts and parts[0] == "flood":
+            threading.Thread(target=_flood, args=(server, run_id, float(parts[1]),
+                                                  float(parts[2])), daemon=True).start()
+    server.stop()
+
+
+def _flood(server, run_id: int, rate: float, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    log = server.agent.logs.stage_log(run_id, STAGE, [])
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        due = int((time.monotonic() - start) * rate)
+        for _ in range(due - sent):
+            log.write(f"\x1b[36mlive\x1b[0m line {sent}")
+            sent += 1
+        log.flush()
+        time.sleep(0.01)
+
+
+# -- the TUI side ------------------------------------------------------------------------------
+async def measure_tui(url: str, token: str, run_id: int, agent: subprocess.Popen[str],
+                      flood_s: float) -> dict[str, float]:
+    from seamless_tui.app import SeamlessApp
+    from seamless_tui.client import AgentClient
+    from seamless_tui.config import UserConfig
+    from seamless_tui.widgets.log_view import LogView
+
+    app = SeamlessApp(AgentClient(url, token), config=UserConfig(path=None))
+    out: dict[str, float] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not getattr(app.screen, "rows", None):
+            await pilot.pause(0.02)
+        start = time.perf_counter()
+        app.open_run(run_id)
+        while not (app.screen.query(LogView) and app.screen.query_one(LogView).loaded_once):
+            await asyncio.sleep(0.002)
+        await pilot.pause()  # one full refresh: the tail is on screen
+        out["first_paint_s"] = time.perf_counter() - start
+        view = app.screen.query_one(LogView)
+        view.focus()
+        await pilot.pause()
+
+        start = time.perf_counter()
+        await pilot.press("g")
+        while view.window.abs_start != 0 or view.loading is not None:
+            await asyncio.sleep(0.002)
+        await pilot.pause()
+        out["top_s"] = time.perf_counter() - start
+        assert view.window.lines[0].text == "checkout Unit Test 1"  # the seeded first line
+
+        await pilot.press("G")
+        while not view.window.at_live_end or view.loading is not None:
+            await asyncio.sleep(0.005)
+        assert agent.stdin is not None
+        agent.stdin.write(f"flood 10000 {flood_s}\n")
+        agent.stdin.flush()
+        await pilot.pause(0.5)
+        latencies, before = await _key_latencies(app, view, flood_s - 1)
+        out["key_p50_ms"] = statistics.median(latencies)
+        out["key_p99_ms"] = statistics.quantiles(latencies, n=100)[98]
+        out["keys_pressed"] = float(len(latencies))
+        out["live_lines_seen"] = float(view.new_lines + len(view.window) - before)
+        out["window_lines"] = float(len(view.window))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+async def _key_latencies(app, view, seconds: float) -> tuple[list[float], int]:  # type: ignore[no-untyped-def]
+    """Milliseconds from a key reaching the app to the repaint after its action.
+
+    (Pilot.press waits for the whole process to go idle, which never happens while
+    10,000 lines/s stream in, so it would measure the flood, not the key.)"""
+    from textual import events
+
+    done = asyncio.Event()
+    original = type(view).action_scroll_by
+
+    def timed_scroll(self, delta: int) -> None:  # type: ignore[no-untyped-def]
+        original(self, delta)
+        self.call_after_refresh(done.set)
+
+    type(view).action_scroll_by = timed_scroll  # type: ignore[method-assign]
+    latencies, before = [], len(view.window)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for key in ("k", "k", "j", "j", "pageup", "pagedown"):
+                done.clear()
+                t = time.perf_counter()
+                app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
+                await asyncio.wait_for(done.wait(), timeout=10)
+                latencies.append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(0.03)
+    finally:
+        type(view).action_scroll_by = original  # type: ignore[method-assign]
+    return latencies, before
+
+
+def startup(url: str, token: str, rounds: int = 3) -> tuple[float, float]:
+    """Median wall time of `seamless-tui` to the first painted dashboard, and of
+    `python -c 'import textual'`, each in a fresh interpreter."""
+    probe = ("import sys; sys.argv=['seamless-tui','--agent',%r,'--token',%r];"
+             "from seamless_tui.app import SeamlessApp as A;"
+             "orig=A.on_mount\n"
+             "def on_mount(self):\n"
+             "    orig(self)\n"
+             "    def check():\n"
+             "        rows=getattr(self.screen,'rows',None)\n"
+             "        if rows: self.call_after_refresh(self.exit)\n"
+             "    self.set_interval(0.005, check)\n"
+             "A.on_mount=on_mount\n"
+             "import seamless_tui.app as m; from seamless_tui.client import AgentClient;"
+             "from seamless_tui.config import UserConfig;"
+             "A(AgentClient(%r,%r), config=UserConfig(path=None)).run(headless=True)"
+             ) % (url, token, url, token)
+    env = {**os.environ, "TERM": "xterm-256color"}
+
+    def timed(code: str) -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env,
+                       stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
+        return time.perf_counter() - t
+
+    tui = statistics.median(timed(probe) for _ in range(rounds))
+    base = statistics.median(timed("import textual") for _ in range(rounds))
+    return tui, base
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--lines", type=int, default=LINES)
+    p.add_argument("--flood-seconds", type=float, default=6.0)
+    p.add_argument("--serve", type=Path, help=argparse_hidden())
+    args = p.parse_args()
+    if args.serve:
+        serve(args.serve, args.lines)
+        return
+    with tempfile.TemporaryDirectory(prefix="seamless-bench-tui-") as tmp:
+        t = time.perf_counter()
+        agent = subprocess.Popen([sys.executable, __file__, "--serve", tmp, "--lines",
+                                  str(args.lines)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+        assert agent.stdout is not None
+        ready = agent.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise SystemExit("the agent process did not start")
+        seed_s = time.perf_counter() - t
+        url, token, run_id = ready[1], ready[2], int(ready[3])
+        try:
+            figures = asyncio.run(measure_tui(url, token, run_id, agent, args.flood_seconds))
+            tui_s, textual_s = startup(url, token)
+        finally:
+            assert agent.stdin is not None
+            agent.stdin.close()
+            agent.wait(timeout=60)
+    figures.update({"startup_s": tui_s, "import_textual_s": textual_s,
+                    "startup_ratio": tui_s / textual_s, "log_lines": float(args.lines),
+                    "seed_and_serve_s": seed_s})
+    rows = [(k, v) for k, v in figures.items()]
+    report(f"TUI log pane, {args.lines:,}-line stage log", rows, figures, args.json)
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    main()

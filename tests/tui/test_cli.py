@@ -1,0 +1,53 @@
+"""Token resolution and storage; the user config (theme, keymap) round-trips."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from seamless_tui import tokens
+from seamless_tui.cli import main
+from seamless_tui.config import UserConfig
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("SEAMLESS_TUI_CONFIG", str(tmp_path / "cfg" / "tui.toml"))
+    monkeypatch.delenv("SEAMLESS_TOKEN", raising=False)
+
+
+def test_headless_login_says_so_and_falls_back_to_a_private_file(monkeypatch, capsys):
+    monkeypatch.setattr(tokens, "_keyring_backend", lambda: None)
+    assert main(["login", "--agent", "http://127.0.0.1:1", "--token", "sls_abc"]) == 0
+    out = capsys.readouterr().out
+    assert "no OS keyring backend" in out and "mode 0600" in out
+    path = tokens.token_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert tokens.resolve_token("http://127.0.0.1:1", None) == ("sls_abc", str(path))
+    assert UserConfig.load().last_agent == "http://127.0.0.1:1"
+
+
+def test_token_order_is_flag_then_environment_then_store(monkeypatch):
+    monkeypatch.setattr(tokens, "_keyring_backend", lambda: None)
+    tokens.store_token("http://a", "from-file")
+    monkeypatch.setenv("SEAMLESS_TOKEN", "from-env")
+    assert tokens.resolve_token("http://a", "from-flag") == ("from-flag", "--token")
+    assert tokens.resolve_token("http://a", None) == ("from-env", "SEAMLESS_TOKEN")
+    monkeypatch.delenv("SEAMLESS_TOKEN")
+    assert tokens.resolve_token("http://a", None)[0] == "from-file"
+
+
+def test_no_token_is_a_clear_error_not_a_traceback(monkeypatch, capsys):
+    monkeypatch.setattr(tokens, "_keyring_backend", lambda: None)
+    assert main(["--agent", "http://127.0.0.1:1"]) == 2
+    assert "seamless-tui login" in capsys.readouterr().err
+
+
+def test_user_config_round_trips_theme_and_keymap(tmp_path):
+    config = UserConfig(theme="seamless-light", keymap={"dashboard.filter": "f"},
+                        path=tmp_path / "tui.toml")
+    config.save()
+    again = UserConfig.load(tmp_path / "tui.toml")
+    assert again.theme == "seamless-light" and again.keymap == {"dashboard.filter": "f"}
