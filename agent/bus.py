@@ -93,6 +93,10 @@ class Bus:
         keep it quick (hand work to a queue)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     # -- publishing --------------------------------------------------------------------
     def publish_event(self, event: Event) -> None:
         for listener in list(self._listeners):

@@ -140,6 +140,7 @@ async def _key_latencies(app, view, seconds: float) -> tuple[list[float], int]: 
                 await asyncio.sleep(0.03)
     finally:
         type(view).action_scroll_by = original  # type: ignore[method-assign]
+    print("TOP", sorted(round(x) for x in latencies)[-12:], file=sys.stderr)
     return latencies, before
 
 

@@ -57,8 +57,12 @@ def service_dora(request: Request, name: str, _: Viewer, days: Days = 30) -> Dor
 
 
 @router.get("/dora", response_model=DoraFigures, tags=["deploys"])
-def all_dora(request: Request, _: Viewer, days: Days = 30) -> DoraFigures:
-    return agent_of(request).deployer.dora(None, days)
+def all_dora(request: Request, _: Viewer, days: Days = 30,
+             pipeline: str | None = None) -> DoraFigures:
+    agent = agent_of(request)
+    if pipeline is not None:
+        agent.store.get_pipeline(pipeline)  # 404 for an unknown pipeline
+    return agent.deployer.dora(None, days, pipeline)
 
 
 @router.post("/rollbacks", response_model=Deployment, status_code=202, tags=["deploys"])

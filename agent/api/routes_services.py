@@ -9,9 +9,11 @@ from fastapi import APIRouter, Body, Request, Response
 from agent.api.auth import Admin, Deployer, Viewer, audit
 from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
+from agent.onboarding.hooks import HookOutcome, on_service_created, on_service_deleted
 from store.models import (
     ENVIRONMENTS,
     SECRET_MASK,
+    ApiToken,
     Pipeline,
     PipelineConfig,
     RunInfo,
@@ -82,8 +84,11 @@ def list_services(request: Request, _: Viewer, pipeline: str | None = None) -> l
 def create_service(request: Request, token: Admin, config: Annotated[ServiceConfig, Body(
         openapi_examples={"full": {"summary": "a service with every stage",
                                    "value": SERVICE_EXAMPLE}})]) -> Service:
-    service = agent_of(request).store.create_service(config)
+    agent = agent_of(request)
+    service = agent.store.create_service(config)
     audit(request, token, "service.create", config.name)
+    _github_hook(request, token, on_service_created(agent, service), config.name)
+    service = agent.store.get_service(config.name)  # the hook may have set its secret
     publish_service(request, service, action="created")
     return redact_service(service)
 
@@ -113,10 +118,19 @@ def update_service(request: Request, name: str, token: Admin, config: Annotated[
     return redact_service(service)
 
 
+def _github_hook(request: Request, token: ApiToken, outcome: HookOutcome, name: str) -> None:
+    """GitHub webhook set-up never undoes the service change; what happened is audited."""
+    if outcome.action != "skipped":
+        audit(request, token, f"github_hook.{outcome.action}", name, outcome.message)
+
+
 @router.delete("/services/{name}", status_code=204, tags=["services"])
 def delete_service(request: Request, name: str, token: Admin) -> Response:
-    agent_of(request).store.delete_service(name)
+    agent = agent_of(request)
+    service = agent.store.get_service(name)
+    agent.store.delete_service(name)
     audit(request, token, "service.delete", name)
+    _github_hook(request, token, on_service_deleted(agent, service), name)
     publish_service(request, None, action="deleted", name=name)
     return Response(status_code=204)
 

@@ -267,9 +267,14 @@ class Deployer:
                 return f"{d.status.value}: {state.get('health') or 'no health detail'}"
         return None
 
-    def dora(self, service_id: int | None, days: int) -> DoraFigures:
+    def dora(self, service_id: int | None, days: int, pipeline: str | None = None
+             ) -> DoraFigures:
+        """Per service, per pipeline, or (both None) across every service."""
         deployments = self.store.list_deployments(service_id=service_id,
                                                   environment="production", limit=100_000)
+        if pipeline is not None:
+            members = {s.id for s in self.store.list_services(pipeline)}
+            deployments = [d for d in deployments if d.service_id in members]
         name = self.store.get_service_by_id(service_id).name if service_id is not None else None
         return compute_dora(deployments, days=days, now=now(), service=name)
 
