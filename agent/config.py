@@ -12,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_PORT = 8787
 
 
+def default_config_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """Where `seamless-agent init` writes and `serve` reads: $SEAMLESS_CONFIG, else
+    ~/.config/seamless/agent.toml."""
+    env = os.environ if environ is None else environ
+    value = env.get("SEAMLESS_CONFIG")
+    return Path(value) if value else Path.home() / ".config" / "seamless" / "agent.toml"
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,7 +61,8 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     """Merge the layers; unknown keys in the file are an error, not silently ignored."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    path = path or (Path(env["SEAMLESS_CONFIG"]) if env.get("SEAMLESS_CONFIG") else None)
+    if path is None and default_config_path(env).is_file():
+        path = default_config_path(env)
     if path is not None:
         with open(path, "rb") as fh:
             values.update(tomllib.load(fh))

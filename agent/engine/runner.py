@@ -16,6 +16,7 @@ from agent.engine.executors import ExecutorSet
 from agent.engine.stages import command_spec, secrets_of, stage_command
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
+from agent.engine.workspace import WorkspaceError
 from agent.executors.base import StageLog, StageResult
 from store.configs import NotFound
 from store.models import (
@@ -98,6 +99,9 @@ class RunDriver:
             result = await in_thread(
                 lambda: self._execute(run, service, pipeline, name, stage_log, control, resume),
                 name=f"run{run.id}-{name}")
+        except WorkspaceError as exc:  # unreachable repo, unknown sha: a plain failure
+            stage_log.system(str(exc))
+            result = StageResult(exit_code=None, error=str(exc))
         except Exception as exc:  # a bug or an engine fault: the run fails clearly, agent lives
             log.exception("stage %s of run %s crashed", name, run.id)
             stage_log.system(f"internal error: {exc.__class__.__name__}: {exc}")

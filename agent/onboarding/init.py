@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import tomli_w
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, default_config_path
 from agent.onboarding.checks import Check, check_aws, check_docker, check_github
 from agent.onboarding.secrets import read_secrets, write_secret
 from store.models import DockerTargetConfig, EcsTargetConfig, NoTargetConfig, PipelineConfig
@@ -24,11 +24,6 @@ from store.store import NotFound, Store
 
 TARGET_KINDS = ("docker", "ecs", "none")
 MAX_TRIES = 3
-
-
-def default_config_path() -> Path:
-    env = os.environ.get("SEAMLESS_CONFIG")
-    return Path(env) if env else Path.home() / ".config" / "seamless" / "agent.toml"
 
 
 class Ui(Protocol):

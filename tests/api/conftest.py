@@ -1,4 +1,5 @@
-"""Fixtures: an API served by real uvicorn on 127.0.0.1 over a real SQLite store."""
+"""Fixtures: the real agent (local executor, no polling) served by real uvicorn on
+127.0.0.1. Runs of the fake repository URLs used here fail at Prepare."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import httpx
 import pytest
 
 from agent.api.app import create_app
+from agent.config import AgentConfig
+from agent.runtime import Agent
 from store.models import PipelineConfig, Role, ServiceConfig
 from store.store import Store
-from tests.api.server import ServerThread, StandInAgent
+from tests.api.server import ServerThread
 
 
 @dataclass
 class LiveApi:
     server: ServerThread
-    agent: Any
+    agent: Agent
     tokens: dict[Role, str]
 
     @property
@@ -34,6 +37,20 @@ class LiveApi:
     def client(self, role: Role | None = Role.admin) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def runs(self, service: str | None = None) -> list[dict[str, Any]]:
+        """The runs a user sees through the API, newest first."""
+        with self.client(Role.viewer) as c:
+            r = c.get("/api/v1/runs", params={"service": service} if service else {})
+        assert r.status_code == 200, r.text
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items
+
+
+def local_agent(data_dir: Path, **config: Any) -> Agent:
+    """The real agent, Docker-free: stage commands run as local subprocesses."""
+    return Agent(AgentConfig(data_dir=data_dir, executor="local", poll_enabled=False,
+                             **config))
 
 
 def add_tokens(store: Store) -> dict[Role, str]:
@@ -50,20 +67,19 @@ def add_service(store: Store, name: str = "payments", **fields: Any) -> Any:
 
 
 @contextlib.contextmanager
-def serve_stand_in(path: Path, **app_options: Any) -> Iterator[LiveApi]:
-    """The API over a real store and bus, with the recording stand-in engine."""
-    store = Store(path / "seamless.db")
-    agent = StandInAgent(store)
-    tokens = add_tokens(store)
+def serve_agent(path: Path, **app_options: Any) -> Iterator[LiveApi]:
+    """The API over a real agent; the app's lifespan starts and stops it."""
+    agent = local_agent(path / "data")
+    tokens = add_tokens(agent.store)
     server = ServerThread(create_app(agent, **app_options)).start()
     try:
         yield LiveApi(server, agent, tokens)
     finally:
         server.stop()
-        store.close()
+        agent.close()
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[LiveApi]:
-    with serve_stand_in(tmp_path, ws_queue_events=200, ws_queue_logs=50) as live:
+    with serve_agent(tmp_path, ws_queue_events=200, ws_queue_logs=50) as live:
         yield live

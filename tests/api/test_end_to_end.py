@@ -13,10 +13,9 @@ import httpx
 from websockets.asyncio.client import connect
 
 from agent.api.app import create_app
-from agent.config import AgentConfig
-from agent.runtime import Agent
 from agent.triggers.github import signature
 from store.models import NoTargetConfig, PipelineConfig, Role, ServiceConfig
+from tests.api.conftest import local_agent
 from tests.api.server import ServerThread
 
 SECRET = "e2e-secret"
@@ -34,8 +33,7 @@ def push_payload(repo_url: str, branch: str, sha: str) -> bytes:
 async def test_signed_push_runs_stages_visible_on_events(tmp_path: Path,
                                                           sample_repo: Any) -> None:
     repo = sample_repo("e2e")
-    agent = Agent(AgentConfig(data_dir=tmp_path / "data", executor="local",
-                              poll_enabled=False))
+    agent = local_agent(tmp_path / "data")
     agent.store.create_pipeline(PipelineConfig(name="shop", staging=NoTargetConfig(),
                                                production=NoTargetConfig()))
     agent.store.create_service(ServiceConfig(

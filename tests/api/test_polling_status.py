@@ -10,14 +10,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig
 from agent.triggers.polling import Poller
 from agent.triggers.status import StatusReporter
 from store.db import now
 from store.models import Event, RunKind, RunStatus, Trigger, Triggers
-from store.store import Store
-from tests.api.conftest import add_service
-from tests.api.server import StandInAgent
+from tests.api.conftest import add_service, local_agent
 from tests.helpers import free_port, wait_until
 
 
@@ -25,10 +22,10 @@ def test_poller_runs_a_new_commit_exactly_once_across_restarts(
         tmp_path: Path, sample_repo: Any, git_daemon: Any) -> None:
     repo = sample_repo("polled")
     url = git_daemon.publish(repo, name=f"polled-{tmp_path.name}.git")
-    store = Store(tmp_path / "db.sqlite")
-    service = add_service(store, "polled", repo_url=url, branch=repo.current_branch,
+    # Not started: the engine's submit queues in the store; nothing launches the run.
+    agent = local_agent(tmp_path / "data")
+    service = add_service(agent.store, "polled", repo_url=url, branch=repo.current_branch,
                           triggers=Triggers(poll_interval_s=10))
-    agent = StandInAgent(store)
     poller = Poller(agent)
     assert poller.poll_service(service) == []  # first sight: only remembered
     sha = repo.commit("feature", {"feature.txt": "x\n"})
@@ -37,19 +34,24 @@ def test_poller_runs_a_new_commit_exactly_once_across_restarts(
     assert (run.sha, run.trigger, run.kind) == (sha, Trigger.poll, RunKind.full)
     assert poller.poll_service(service) == []
     # A restarted agent (new poller, same database) does not run it again.
-    restarted = Poller(StandInAgent(Store(tmp_path / "db.sqlite")))
-    assert restarted.poll_service(service) == []
-    assert len(agent.engine.submitted) == 1
+    restarted = local_agent(tmp_path / "data")
+    assert Poller(restarted).poll_service(service) == []
+    [queued] = restarted.store.list_runs(service="polled")
+    assert (queued.id, queued.sha, queued.trigger, queued.branch) == (
+        run.id, sha, Trigger.poll, repo.current_branch)
+    assert queued.status is RunStatus.queued
+    restarted.close()
+    agent.close()
 
 
 async def test_poller_task_polls_on_its_interval_and_stops(tmp_path: Path, sample_repo: Any,
                                                            git_daemon: Any) -> None:
     repo = sample_repo("looped")
     url = git_daemon.publish(repo, name=f"looped-{tmp_path.name}.git")
-    store = Store(tmp_path / "db.sqlite")
+    agent = local_agent(tmp_path / "data")
+    store = agent.store
     add_service(store, "looped", repo_url=url, branch=repo.current_branch,
                 triggers=Triggers(poll_interval_s=10))
-    agent = StandInAgent(store)
     poller = Poller(agent, tick_s=0.05)
     await poller.start()
     ref = f"refs/heads/{repo.current_branch}"
@@ -59,7 +61,8 @@ async def test_poller_task_polls_on_its_interval_and_stops(tmp_path: Path, sampl
         await asyncio.sleep(0.05)
     await poller.stop()
     assert store.get_poll_sha(1, ref) == repo.head_sha
-    assert agent.engine.submitted == []
+    assert store.list_runs(service="looped") == []  # first sight only remembers the head
+    agent.close()
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -81,14 +84,13 @@ async def test_commit_statuses_follow_the_run(tmp_path: Path) -> None:
     server = HTTPServer(("127.0.0.1", free_port()), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Recorder.posts = []
-    store = Store(tmp_path / "db.sqlite")
+    agent = local_agent(tmp_path / "data", github_token="ghp_test",
+                        github_api_url=f"http://127.0.0.1:{server.server_port}",
+                        public_url="https://ci.example.com")
+    store = agent.store
     # The API URL's host stands for GitHub (as with GitHub Enterprise): repos live there.
     service = add_service(store, "web", repo_url="https://127.0.0.1/acme/web.git")
     add_service(store, "elsewhere", repo_url="https://gitlab.example/acme/web.git")
-    agent = StandInAgent(store, config=AgentConfig(
-        data_dir=tmp_path, github_token="ghp_test",
-        github_api_url=f"http://127.0.0.1:{server.server_port}",
-        public_url="https://ci.example.com"))
     reporter = StatusReporter(agent)
     await reporter.start()
     sha = "c" * 40
@@ -101,6 +103,7 @@ async def test_commit_statuses_follow_the_run(tmp_path: Path) -> None:
     wait_until(lambda: len(_Recorder.posts) >= 2, timeout=10, what="statuses")
     await reporter.stop()
     server.shutdown()
+    agent.close()
     paths = {p for p, _, _ in _Recorder.posts}
     states = [b["state"] for _, b, _ in _Recorder.posts]
     assert paths == {f"/repos/acme/web/statuses/{sha}"}

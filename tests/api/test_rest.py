@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
-from store.models import SECRET_MASK, Role, RunKind, RunStatus, Trigger
+from store.db import now
+from store.models import (
+    SECRET_MASK,
+    DeploymentKind,
+    DeploymentStatus,
+    PipelineConfig,
+    Role,
+    RunKind,
+    RunStatus,
+    ServiceConfig,
+    Trigger,
+)
 from tests.api.conftest import LiveApi, add_service
+from tests.helpers import wait_until
 
 SERVICE = {"name": "payments", "pipeline": "shop",
            "repo_url": "https://github.com/acme/payments.git",
@@ -116,9 +131,12 @@ def test_runs_list_pages_by_cursor_and_filters(api: LiveApi) -> None:
     store = api.agent.store
     svc = add_service(store)
     other = add_service(store, "billing")
+    # Seeded as finished, so the running engine leaves them as they are.
     for i in range(7):
-        store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha=f"{i:07x}")
-    store.create_run(other.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef0")
+        run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha=f"{i:07x}")
+        store.set_run_status(run.id, RunStatus.success)
+    run = store.create_run(other.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef0")
+    store.set_run_status(run.id, RunStatus.failed)
     seen = []
     with api.client(Role.viewer) as c:
         cursor = None
@@ -129,7 +147,7 @@ def test_runs_list_pages_by_cursor_and_filters(api: LiveApi) -> None:
             cursor = page["next_cursor"]
             if cursor is None:
                 break
-        assert len(c.get("/api/v1/runs", params={"status": "queued"}).json()["items"]) == 8
+        assert len(c.get("/api/v1/runs", params={"status": "success"}).json()["items"]) == 7
         bad = c.get("/api/v1/runs", params={"limit": 0, "cursor": "x", "status": "bogus"})
         run = c.get("/api/v1/runs/1").json()
     assert seen == [7, 6, 5, 4, 3, 2, 1]
@@ -141,13 +159,20 @@ def test_runs_list_pages_by_cursor_and_filters(api: LiveApi) -> None:
 def test_cancel_of_finished_run_is_409_and_audited_when_allowed(api: LiveApi) -> None:
     store = api.agent.store
     svc = add_service(store)
+    # Queued behind the engine's back (no wake-up): it waits until cancelled.
     run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    done = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef2")
+    store.set_run_status(done.id, RunStatus.success)
     with api.client(Role.deployer) as c:
         ok = c.post(f"/api/v1/runs/{run.id}/cancel")
         again = c.post(f"/api/v1/runs/{run.id}/cancel")
+        finished = c.post(f"/api/v1/runs/{done.id}/cancel")
         missing = c.post("/api/v1/runs/999/cancel")
     assert ok.status_code == 200 and ok.json()["status"] == RunStatus.cancelled
+    assert [s["status"] for s in ok.json()["stages"]] == ["skipped"] * 7
     assert again.status_code == 409 and "already finished" in again.json()["detail"]
+    assert finished.status_code == 409
+    assert finished.json()["detail"] == f"run {done.id} already finished (success)"
     assert missing.status_code == 404
     audit = store.list_audit()
     assert [(a.actor, a.action) for a in audit] == [("deployer-token", "run.cancel")]
@@ -163,6 +188,91 @@ def test_manual_trigger_queues_run_with_actor(api: LiveApi) -> None:
     assert r.json()["trigger"] == "manual" and r.json()["actor"] == "deployer-token"
     assert r.json()["kind"] == "partial" and r.json()["sha"] == sha
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "sha"
+    [run] = api.runs("payments")
+    assert (run["id"], run["trigger"], run["kind"], run["sha"], run["actor"]) == (
+        r.json()["id"], "manual", "partial", sha, "deployer-token")
+
+
+def failed_at_prepare(api: LiveApi, run_id: int) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        with api.client(Role.viewer) as c:
+            run: dict[str, Any] = c.get(f"/api/v1/runs/{run_id}").json()
+        return run if run["status"] not in ("queued", "running") else None
+    return wait_until(finished, timeout=30, what=f"run {run_id} to finish")
+
+
+def test_a_run_failed_at_prepare_can_be_rerun_but_not_cancelled(api: LiveApi) -> None:
+    add_service(api.agent.store)  # a repository URL nobody can clone
+    with api.client(Role.deployer) as c:
+        first = c.post("/api/v1/services/payments/trigger", json={"sha": "abcdef1"}).json()
+        run = failed_at_prepare(api, first["id"])
+        cancel = c.post(f"/api/v1/runs/{run['id']}/cancel")
+        from_unit = c.post(f"/api/v1/runs/{run['id']}/rerun", json={"from_stage": "Unit Test"})
+        from_nowhere = c.post(f"/api/v1/runs/{run['id']}/rerun", json={"from_stage": "Nope"})
+        rerun = c.post(f"/api/v1/runs/{run['id']}/rerun", json={})
+    assert run["status"] == "failed"
+    assert [(s["name"], s["status"]) for s in run["stages"][:2]] == [
+        ("Prepare", "failed"), ("Code Quality", "skipped")]
+    assert cancel.status_code == 409
+    assert cancel.json()["detail"] == f"run {run['id']} already finished (failed)"
+    assert from_unit.status_code == 409
+    assert "earlier stage Prepare did not succeed" in from_unit.json()["detail"]
+    assert from_nowhere.status_code == 422
+    assert from_nowhere.json()["detail"][0]["field"] == "from_stage"
+    assert rerun.status_code == 201, rerun.text
+    runs = api.runs("payments")
+    assert [(r["id"], r["trigger"], r["sha"], r["rerun_of"]) for r in runs] == [
+        (rerun.json()["id"], "rerun", "abcdef1", run["id"]), (run["id"], "manual", "abcdef1", None)]
+
+
+def test_rollback_to_a_sha_never_deployed_is_refused_clearly(api: LiveApi) -> None:
+    add_service(api.agent.store)
+    with api.client(Role.deployer) as c:
+        r = c.post("/api/v1/rollbacks", json={"service": "payments",
+                                              "environment": "production", "sha": "abcdef1"})
+        unknown = c.post("/api/v1/rollbacks", json={"service": "nope",
+                                                    "environment": "production",
+                                                    "sha": "abcdef1"})
+    assert r.status_code == 409
+    assert r.json()["detail"] == "abcdef1 was never live in production of payments"
+    assert unknown.status_code == 404
+    assert api.agent.store.list_deployments(service_id=1) == []
+    assert api.agent.store.list_audit() == []
+
+
+def deployed(store: Any, service_id: int, sha: str, status: DeploymentStatus,
+             kind: DeploymentKind = DeploymentKind.deploy) -> None:
+    """A finished production deployment, as the deployer records one."""
+    dep = store.create_deployment(service_id=service_id, environment="production", sha=sha,
+                                  image=f"registry.local/app:{sha}", kind=kind,
+                                  committed_at=now() - timedelta(hours=1))
+    store.finish_deployment(dep.id, status)
+
+
+def test_dora_figures_per_service_pipeline_and_overall(api: LiveApi) -> None:
+    store = api.agent.store
+    payments = add_service(store)
+    store.create_pipeline(PipelineConfig(name="back-office"))
+    billing = store.create_service(ServiceConfig(
+        name="billing", pipeline="back-office", repo_url="https://github.com/acme/billing.git"))
+    deployed(store, payments.id, "a" * 40, DeploymentStatus.active)
+    deployed(store, payments.id, "b" * 40, DeploymentStatus.failed)
+    deployed(store, payments.id, "c" * 40, DeploymentStatus.active)
+    deployed(store, billing.id, "d" * 40, DeploymentStatus.active)
+    with api.client(Role.viewer) as c:
+        service = c.get("/api/v1/services/payments/dora", params={"days": 7}).json()
+        shop = c.get("/api/v1/dora", params={"pipeline": "shop"}).json()
+        overall = c.get("/api/v1/dora").json()
+        unknown = c.get("/api/v1/dora", params={"pipeline": "nope"})
+    assert (service["service"], service["window_days"], service["deployments"]) == (
+        "payments", 7, 2)
+    assert service["deployment_frequency_per_day"] == round(2 / 7, 4)
+    assert service["change_failure_rate"] == round(1 / 3, 4)
+    assert 3500 < service["lead_time_median_s"] < 3700
+    assert service["time_to_restore_median_s"] is not None
+    assert (shop["deployments"], overall["deployments"]) == (2, 3)
+    assert overall["change_failure_rate"] == 0.25
+    assert unknown.status_code == 404
 
 
 def test_logs_page_by_cursor(api: LiveApi) -> None:
@@ -200,9 +310,13 @@ def test_tokens_are_created_once_and_revocable(api: LiveApi) -> None:
 
 
 def test_metrics_exposes_run_counts(api: LiveApi) -> None:
-    svc = add_service(api.agent.store)
-    api.agent.store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store = api.agent.store
+    svc = add_service(store)
+    for sha in ("abcdef1", "abcdef2"):
+        run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha=sha)
+        store.set_run_status(run.id, RunStatus.failed)
     with api.client(None) as c:
         text = c.get("/metrics").text
-    assert 'seamless_runs{status="queued"} 1.0' in text
+    assert 'seamless_runs{status="failed"} 2.0' in text
+    assert 'seamless_runs{status="queued"} 0.0' in text
     assert "seamless_queue_depth" in text and "seamless_stage_duration_seconds" in text

@@ -72,23 +72,25 @@ def test_push_to_service_branch_queues_a_full_run(api: LiveApi, service: Any) ->
     r = post(api, "push", push_to("main", "b" * 40, head_commit=head))
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "queued"
-    [run] = api.agent.engine.submitted
-    assert (run.trigger, run.kind, run.sha, run.branch) == (Trigger.push, RunKind.full,
-                                                            "b" * 40, "main")
-    assert (run.author, run.message) == ("Codertocat", "Fix the rounding bug")
+    [queued] = r.json()["runs"]
+    [run] = api.runs("hello")
+    assert run["id"] == queued["id"]
+    assert (run["trigger"], run["kind"], run["sha"], run["branch"]) == (
+        Trigger.push, RunKind.full, "b" * 40, "main")
+    assert (run["author"], run["message"]) == ("Codertocat", "Fix the rounding bug")
 
 
 def test_bad_or_missing_signature_is_401_and_runs_nothing(api: LiveApi, service: Any) -> None:
     assert post(api, "push", push_to("main"), secret="wrong").status_code == 401
     assert post(api, "push", push_to("main"), secret=None).status_code == 401
-    assert api.agent.engine.submitted == []
+    assert api.runs() == []
 
 
 def test_service_without_secret_refuses_webhooks(api: LiveApi) -> None:
     add_service(api.agent.store, "hello", repo_url=REPO, branch="main")
     r = post(api, "push", push_to("main"))
     assert r.status_code == 401 and r.json()["error"] == "no_webhook_secret"
-    assert api.agent.engine.submitted == []
+    assert api.runs() == []
 
 
 def test_redelivery_is_not_run_twice(api: LiveApi, service: Any) -> None:
@@ -96,7 +98,7 @@ def test_redelivery_is_not_run_twice(api: LiveApi, service: Any) -> None:
     first = post(api, "push", push_to("main"), delivery=delivery)
     second = post(api, "push", push_to("main"), delivery=delivery)
     assert first.json()["status"] == "queued" and second.json()["status"] == "duplicate"
-    assert len(api.agent.engine.submitted) == 1
+    assert len(api.runs("hello")) == 1
 
 
 def test_ping_is_answered(api: LiveApi, service: Any) -> None:
@@ -114,7 +116,7 @@ def test_branch_delete_other_branches_tags_and_events_are_ignored(api: LiveApi,
                post(api, "issues", {"repository": {"clone_url": REPO}})]
     assert [a.status_code for a in answers] == [202, 202, 202, 202]
     assert "deleted" in answers[0].json()["reason"]
-    assert api.agent.engine.submitted == []
+    assert api.runs() == []
 
 
 @pytest.mark.parametrize("action", ["opened", "synchronize", "reopened"])
@@ -124,7 +126,7 @@ def test_pull_request_runs_partial_at_head_sha(api: LiveApi, action: str) -> Non
     body = payload("pull_request", f"{action}.payload.json")
     r = post(api, "pull_request", body)
     assert r.status_code == 200, r.text
-    [run] = api.agent.engine.submitted
+    [run] = api.agent.store.list_runs(service="hello")
     assert run.kind is RunKind.partial and run.trigger is Trigger.pull_request
     assert run.sha == body["pull_request"]["head"]["sha"]
     assert run.pr_number == body["number"]
@@ -135,7 +137,7 @@ def test_closed_pull_request_is_ignored(api: LiveApi) -> None:
     add_service(api.agent.store, "hello", repo_url=REPO, branch="master",
                 webhook_secret=SECRET)
     r = post(api, "pull_request", payload("pull_request", "closed.payload.json"))
-    assert r.status_code == 202 and api.agent.engine.submitted == []
+    assert r.status_code == 202 and api.runs() == []
 
 
 def test_bad_payloads_get_clear_errors(api: LiveApi, service: Any) -> None:
@@ -144,7 +146,7 @@ def test_bad_payloads_get_clear_errors(api: LiveApi, service: Any) -> None:
     assert form.status_code == 415
     unknown = post(api, "push", push_to("main", repository={"clone_url": "https://x.org/a/b"}))
     assert unknown.status_code == 404
-    assert api.agent.engine.submitted == []
+    assert api.runs() == []
 
 
 def test_payload_over_25_mb_is_413(api: LiveApi, service: Any) -> None:

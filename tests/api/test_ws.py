@@ -22,7 +22,7 @@ from websockets.uri import parse_uri
 from store.db import now
 from store.ids import new_ulid
 from store.models import LogLine, LogStream, Role, RunKind, Trigger
-from tests.api.conftest import LiveApi, add_service, serve_stand_in
+from tests.api.conftest import LiveApi, add_service, serve_agent
 
 
 def write_lines(api: LiveApi, run_id: int, count: int, *, batch: int = 50, pause: float = 0.002,
@@ -114,7 +114,7 @@ class StalledClient:
 
 
 async def test_slow_client_is_told_it_lagged_and_agent_stays_responsive(tmp_path: Path) -> None:
-    with serve_stand_in(tmp_path, ws_queue_logs=4) as api:
+    with serve_agent(tmp_path, ws_queue_logs=4) as api:
         run_id = new_run(api)
         total = 30_000  # ~9 MB: more than the stalled socket, its queue, and the buffers
         path = logs_url(api, run_id).removeprefix(api.ws_url)

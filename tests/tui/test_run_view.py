@@ -1,0 +1,78 @@
+"""Run view actions against the real agent: rerun from a stage, refusals, the palette."""
+
+from __future__ import annotations
+
+from textual.command import CommandPalette
+
+from seamless_tui.screens.run import RunScreen, StageList
+from store.models import Role
+from tests.tui.conftest import LiveAgent, wait_for
+from tests.tui.textdump import screen_text
+
+
+async def _run_screen(app, pilot, run_id: int) -> RunScreen:
+    await wait_for(pilot, lambda: app.connection_state == "connected", "the event stream")
+    app.open_run(run_id)
+    await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run,
+                   "the run")
+    return app.screen
+
+
+async def test_rerun_from_the_selected_stage_starts_a_new_run(live_agent: LiveAgent):
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _run_screen(app, pilot, run_id)
+        stages = screen.query_one(StageList)
+        stages.focus()
+        stages.highlighted = 2  # Unit Test, the stage that failed
+        await pilot.press("F")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
+                       and app.screen.run_id != run_id, "the new run's view")
+        new_id = app.screen.run_id
+    with live_agent.http() as http:
+        new = http.get(f"/api/v1/runs/{new_id}").json()
+    assert new["rerun_of"] == run_id and new["rerun_from_stage"] == "Unit Test"
+
+
+async def test_cancel_of_a_finished_run_is_refused_with_a_message(live_agent: LiveAgent):
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _run_screen(app, pilot, live_agent.seeded.runs["catalog"])
+        await pilot.press("c")
+        assert any("already finished" in n.message for n in app._notifications)
+
+
+async def test_viewer_rerun_is_refused_with_a_clear_message(live_agent: LiveAgent):
+    app = live_agent.app(role=Role.viewer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
+        await pilot.press("R")
+        await wait_for(pilot, lambda: any("may not rerun" in n.message
+                                          for n in app._notifications), "the refusal")
+        assert isinstance(app.screen, RunScreen)
+
+
+async def test_command_palette_lists_the_screen_actions_and_runs_them(live_agent: LiveAgent):
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        dashboard = app.screen
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.press(*"sort")
+        await wait_for(pilot, lambda: "Sort" in screen_text(app), "the Sort command")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dashboard.sort_key == "status", "sorted by status")
+
+
+async def test_no_color_still_shows_status_by_icon_and_word(live_agent: LiveAgent,
+                                                             monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        await pilot.pause()
+        assert app.no_color
+        text = screen_text(app)
+        assert "✗ failed" in text and "⏸ approval" in text and "✓✓✗" in text
