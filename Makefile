@@ -14,6 +14,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Most tests wait on Docker, git and sockets, not the CPU: three workers on two cores.
+PYTEST_WORKERS ?= 3
 ARGS ?=
 
 # CI exports SEAMLESS_REQUIRE_DOCKER=1 so a missing engine fails tests instead of skipping.
@@ -43,7 +45,7 @@ typecheck: venv
 	@echo "mypy (non-blocking): $$($(BIN)/mypy agent store seamless_tui 2>&1 | tail -n 1)"
 
 test: venv docker images lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 demo: venv docker images
 	scripts/demo.sh $(ARGS)
