@@ -208,6 +208,7 @@ async def _follow(remote: Remote, run_id: int, stage: str | None) -> None:
                     if message.get("type") == "lagged":
                         break
         except (OSError, WebSocketException) as exc:
-            if getattr(exc, "rcvd", None) is not None and exc.rcvd.code in (4401, 4403, 4404):
-                fail(f"log stream refused: {exc.rcvd.reason}", 3 if exc.rcvd.code == 4404 else 4)
+            refused = getattr(exc, "rcvd", None)  # set on a close frame from the agent
+            if refused is not None and refused.code in (4401, 4403, 4404):
+                fail(f"log stream refused: {refused.reason}", 3 if refused.code == 4404 else 4)
             await asyncio.sleep(1.0)

@@ -89,30 +89,30 @@ async def measure_tui(url: str, token: str, run_id: int, agent: subprocess.Popen
 
         start = time.perf_counter()
         await pilot.press("g")
-        while view.window.abs_start != 0 or view.loading is not None:
+        while view.window.abs_start != 0 or view.fetching is not None:
             await asyncio.sleep(0.002)
         await pilot.pause()
         out["top_s"] = time.perf_counter() - start
         assert view.window.lines[0].text == "checkout Unit Test 1"  # the seeded first line
 
         await pilot.press("G")
-        while not view.window.at_live_end or view.loading is not None:
+        while not view.window.at_live_end or view.fetching is not None:
             await asyncio.sleep(0.005)
         assert agent.stdin is not None
         agent.stdin.write(f"flood 10000 {flood_s}\n")
         agent.stdin.flush()
         await pilot.pause(0.5)
-        latencies, before = await _key_latencies(app, view, flood_s - 1)
+        latencies, rate = await _key_latencies(app, view, flood_s - 1)
         out["key_p50_ms"] = statistics.median(latencies)
         out["key_p99_ms"] = statistics.quantiles(latencies, n=100)[98]
         out["keys_pressed"] = float(len(latencies))
-        out["live_lines_seen"] = float(view.new_lines + len(view.window) - before)
+        out["live_lines_per_s"] = rate
         out["window_lines"] = float(len(view.window))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
-async def _key_latencies(app, view, seconds: float) -> tuple[list[float], int]:  # type: ignore[no-untyped-def]
+async def _key_latencies(app, view, seconds: float) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
     """Milliseconds from a key reaching the app to the repaint after its action.
 
     (Pilot.press waits for the whole process to go idle, which never happens while
@@ -127,7 +127,16 @@ async def _key_latencies(app, view, seconds: float) -> tuple[list[float], int]: 
         self.call_after_refresh(done.set)
 
     type(view).action_scroll_by = timed_scroll  # type: ignore[method-assign]
-    latencies, before = [], len(view.window)
+    received = [0]
+    add_live = view.add_live
+
+    def counting(raw):  # type: ignore[no-untyped-def]
+        received[0] += len(raw)
+        add_live(raw)
+
+    view.add_live = counting  # type: ignore[method-assign]
+    latencies: list[float] = []
+    start = time.monotonic()
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -140,37 +149,27 @@ async def _key_latencies(app, view, seconds: float) -> tuple[list[float], int]: 
                 await asyncio.sleep(0.03)
     finally:
         type(view).action_scroll_by = original  # type: ignore[method-assign]
-    print("TOP", sorted(round(x) for x in latencies)[-12:], file=sys.stderr)
-    return latencies, before
+        view.add_live = add_live  # type: ignore[method-assign]
+    return latencies, received[0] / (time.monotonic() - start)
 
 
 def startup(url: str, token: str, rounds: int = 3) -> tuple[float, float]:
     """Median wall time of `seamless-tui` to the first painted dashboard, and of
     `python -c 'import textual'`, each in a fresh interpreter."""
-    probe = ("import sys; sys.argv=['seamless-tui','--agent',%r,'--token',%r];"
-             "from seamless_tui.app import SeamlessApp as A;"
-             "orig=A.on_mount\n"
-             "def on_mount(self):\n"
-             "    orig(self)\n"
-             "    def check():\n"
-             "        rows=getattr(self.screen,'rows',None)\n"
-             "        if rows: self.call_after_refresh(self.exit)\n"
-             "    self.set_interval(0.005, check)\n"
-             "A.on_mount=on_mount\n"
-             "import seamless_tui.app as m; from seamless_tui.client import AgentClient;"
-             "from seamless_tui.config import UserConfig;"
-             "A(AgentClient(%r,%r), config=UserConfig(path=None)).run(headless=True)"
-             ) % (url, token, url, token)
-    env = {**os.environ, "TERM": "xterm-256color"}
+    config = Path(tempfile.mkdtemp(prefix="seamless-bench-tui-cfg-")) / "tui.toml"
+    env = {**os.environ, "TERM": "xterm-256color", "SEAMLESS_TUI_CONFIG": str(config)}
 
-    def timed(code: str) -> float:
+    probe = [str(Path(__file__).parent / "_tui_startup_probe.py"), "--agent", url,
+             "--token", token]
+
+    def timed(args: list[str]) -> float:
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env,
+        subprocess.run([sys.executable, *args], check=True, env=env,
                        stdout=subprocess.DEVNULL, cwd=REPO_ROOT)
         return time.perf_counter() - t
 
     tui = statistics.median(timed(probe) for _ in range(rounds))
-    base = statistics.median(timed("import textual") for _ in range(rounds))
+    base = statistics.median(timed(["-c", "import textual"]) for _ in range(rounds))
     return tui, base
 
 

@@ -6,6 +6,7 @@ screens react in handlers. Worker failures are shown in one place.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -64,6 +65,9 @@ class SeamlessApp(App[None]):
         self.push_screen(DashboardScreen())
         self.follow_events()
         self.load_me()
+        # Textual's start-up objects live forever: keep full GC passes from rescanning them
+        # (those passes were the 100 ms+ key stalls while a log floods in).
+        self.call_after_refresh(gc.freeze)
 
     # -- streams (App-level workers) ---------------------------------------------------------
     def _on_state(self, state: str, detail: str) -> None:
@@ -109,8 +113,12 @@ class SeamlessApp(App[None]):
             self._was_connected = True
 
     @on(Worker.StateChanged)
-    def _worker_failed(self, event: Worker.StateChanged) -> None:
-        """The one place worker errors become a message the user can read."""
+    def _app_worker(self, event: Worker.StateChanged) -> None:
+        self.worker_failed(event)
+
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place worker errors become a message the user can read (screens and
+        widgets forward theirs here: the message does not bubble)."""
         if event.state is not WorkerState.ERROR:
             return
         error = event.worker.error
@@ -143,7 +151,7 @@ class SeamlessApp(App[None]):
 
         self.push_screen(RollbackScreen(service))
 
-    def action_back(self) -> None:
+    def action_go_back(self) -> None:
         from seamless_tui.screens.run import RunScreen
 
         if len(self.screen_stack) > 2:

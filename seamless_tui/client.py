@@ -214,14 +214,14 @@ class AgentClient:
                 if on_state:
                     on_state("reconnecting", f"HTTP {status}")
             except websockets.ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else None
-                if code in _FATAL_CLOSE:
-                    status = _FATAL_CLOSE[code]
+                close_code = exc.rcvd.code if exc.rcvd is not None else 0
+                if close_code in _FATAL_CLOSE:
+                    refused = _FATAL_CLOSE[close_code]
                     reason = exc.rcvd.reason if exc.rcvd is not None else ""
-                    _, detail, message = _error_message(status, {"detail": reason}, path)
-                    raise ApiError(status, "closed", detail, message) from exc
+                    _, detail, message = _error_message(refused, {"detail": reason}, path)
+                    raise ApiError(refused, "closed", detail, message) from exc
                 if on_state:
-                    on_state("reconnecting", f"stream closed ({code})")
+                    on_state("reconnecting", f"stream closed ({close_code})")
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 if on_state:
                     on_state("reconnecting", str(exc) or type(exc).__name__)

@@ -11,6 +11,7 @@ binding uses, so a typo is not silently ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -25,7 +26,7 @@ def binding_ids(classes: Iterable[type]) -> set[str]:
     return ids
 
 
-def apply_keymap(app: App[object], keymap: dict[str, str], known: set[str]) -> list[str]:
+def apply_keymap(app: App[Any], keymap: dict[str, str], known: set[str]) -> list[str]:
     """Install the remaps; returns the unknown ids (shown to the user as a warning)."""
     unknown = sorted(k for k in keymap if k not in known)
     app.set_keymap({k: v for k, v in keymap.items() if k in known})

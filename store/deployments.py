@@ -88,7 +88,8 @@ class DeployQueries(Database):
 
     def list_deployments(self, *, service_id: int | None = None,
                          environment: str | None = None, limit: int = 100) -> list[Deployment]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[object] = []
         if service_id is not None:
             where.append("d.service_id=?")
             params.append(service_id)

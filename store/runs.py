@@ -101,7 +101,8 @@ class RunQueries(Database):
         with_stages: bool = True,
     ) -> list[RunInfo]:
         """Newest first; `before_id` is the cursor for the next page."""
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[object] = []
         if service is not None:
             where.append("s.name=?")
             params.append(service)

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.executors.base import Executor
+from agent.executors.base import Executor, StageLog, StageResult, StageSpec, StateSaver
 from store.models import Pipeline
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ class ExecutorSet:
         self._docker: Executor | None = None
         self._local: Executor | None = None
         self._ecs: dict[str, Executor] = {}
+        # Extra EcsExecutor keyword arguments (poll/settle intervals); tests shorten them.
+        self.ecs_options: dict[str, Any] = {}
+        # One slot pool per executor instance that declares `max_parallel` (ECS: the
+        # cluster's bound), so mixed-mode pipelines are bounded too, not only `executor: ecs`.
+        self._slots: dict[int, threading.BoundedSemaphore] = {}
         self.docker_error: str | None = None
         self._connect_docker()
 
@@ -79,8 +84,41 @@ class ExecutorSet:
                 from agent.executors.ecs import EcsExecutor
 
                 self._ecs[key] = EcsExecutor(pipeline.ecs_executor,
-                                             workspaces_root=self.config.workspaces_dir)
+                                             workspaces_root=self.config.workspaces_dir,
+                                             **self.ecs_options)
             return self._ecs[key]
+
+    def run_bounded(self, executor: Executor, spec: StageSpec, log: StageLog,
+                    cancel: threading.Event, save_state: StateSaver) -> StageResult:
+        """`executor.run` within the executor's own parallel bound, if it has one. Blocking;
+        waiting for a slot stays cancellable."""
+        slots = self._slots_for(executor)
+        if slots is None:
+            return executor.run(spec, log, cancel, save_state)
+        told = False
+        while not slots.acquire(timeout=0.2):
+            if cancel.is_set():
+                return StageResult(None, cancelled=True,
+                                   error=f"cancelled while waiting for a {executor.name} slot")
+            if not told:
+                bound = getattr(executor, "max_parallel", None)
+                log.system(f"waiting for a free {executor.name} slot "
+                           f"(at most {bound} stages at once)")
+                log.flush()
+                told = True
+        try:
+            return executor.run(spec, log, cancel, save_state)
+        finally:
+            slots.release()
+
+    def _slots_for(self, executor: Executor) -> threading.BoundedSemaphore | None:
+        bound = getattr(executor, "max_parallel", None)
+        if not bound:
+            return None
+        with self._lock:
+            if id(executor) not in self._slots:  # executors live as long as this set
+                self._slots[id(executor)] = threading.BoundedSemaphore(bound)
+            return self._slots[id(executor)]
 
     def all(self) -> list[Executor]:
         found = [e for e in (self._docker, self._local) if e is not None]

@@ -9,6 +9,7 @@ compose projects of runs that are not resumed are removed.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from agent.engine.runner import RunDriver
@@ -32,7 +33,7 @@ async def recover(store: Store, transitions: Transitions, driver: RunDriver
             log.info("resuming run %s at %s", run.id, ", ".join(in_progress))
     for executor in driver.executors.all():
         try:
-            removed = await in_thread(lambda e=executor: e.cleanup(set(resumed)))
+            removed = await in_thread(partial(executor.cleanup, set(resumed)))
         except Exception:
             log.exception("cleanup of %s executor leftovers failed", executor.name)
             continue

@@ -165,8 +165,8 @@ class RunDriver:
             stage_log.system(f"local executor: {self.executors.docker_error}")
         stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
 
-        return executor.run(spec, stage_log, control.cancel,
-                            self._saver(run.id, name, executor))
+        return self.executors.run_bounded(executor, spec, stage_log, control.cancel,
+                                          self._saver(run.id, name, executor))
 
     def _saver(self, run_id: int, name: str, executor: Any) -> Any:
         def save(state: dict[str, Any] | None) -> None:

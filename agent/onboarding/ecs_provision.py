@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import boto3
@@ -313,4 +314,4 @@ def _remove_service(run: _Run, name: str) -> None:
         if got["taskDefinition"]["family"] == name and is_ours(got.get("tags"), run.pipeline,
                                                                 run.env):
             run.do(Step("delete", "task-definition", arn.rsplit("/", 1)[-1]),
-                   lambda arn=arn: run.ecs.deregister_task_definition(taskDefinition=arn))
+                   partial(run.ecs.deregister_task_definition, taskDefinition=arn))

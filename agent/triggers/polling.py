@@ -28,9 +28,9 @@ PR_REF_PATTERN = "refs/pull/*/head"
 
 def ls_remote(url: str, *patterns: str, timeout_s: float = 30.0) -> dict[str, str]:
     """ref → sha of the remote's refs matching `patterns`."""
-    out = git.cmd.Git().ls_remote(url, *patterns, kill_after_timeout=timeout_s,
-                                  env={"GIT_TERMINAL_PROMPT": "0"})
-    refs = {}
+    out = str(git.cmd.Git().ls_remote(url, *patterns, kill_after_timeout=timeout_s,
+                                      env={"GIT_TERMINAL_PROMPT": "0"}))
+    refs: dict[str, str] = {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
         if ref:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.worker import Worker
 
 from seamless_tui.client import AgentClient
 
@@ -47,6 +48,9 @@ class _Fetching:
 
         self.run_worker(job(), group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
                         exit_on_error=False, name=name)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.seamless.worker_failed(event)
 
     def on_fetched(self, message: Fetched) -> None:
         message.stop()

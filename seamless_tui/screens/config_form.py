@@ -25,7 +25,7 @@ _READ_ONLY = {"id", "created_at", "updated_at", "pinned"}
 class ConfigForm(BaseScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "save", id="config.save"),
-        Binding("escape", "app.back", "cancel", id="config.cancel"),
+        Binding("escape", "app.go_back", "cancel", id="config.cancel"),
     ]
     DEFAULT_CSS = """
     ConfigForm Label { margin-top: 1; text-style: bold; }

@@ -21,7 +21,7 @@ from store.models import ENVIRONMENTS, Deployment, DeploymentStatus
 
 class RollbackScreen(BaseScreen):
     BINDINGS = [
-        Binding("escape", "app.back", "back", id="rollback.back"),
+        Binding("escape", "app.go_back", "back", id="rollback.back"),
         Binding("e", "next_env", "environment", id="rollback.environment"),
     ]
     DEFAULT_CSS = """

@@ -28,7 +28,7 @@ class StageList(OptionList):
 
 class RunScreen(BaseScreen):
     BINDINGS = [
-        Binding("escape", "app.back", "back", id="run.back"),
+        Binding("escape", "app.go_back", "back", id="run.back"),
         Binding("c", "cancel_run", "cancel", id="run.cancel"),
         Binding("R", "rerun", "rerun", id="run.rerun"),
         Binding("F", "rerun_from", "rerun from stage", id="run.rerun_from"),

@@ -23,7 +23,7 @@ SECRET_FIELDS = {"secrets", "webhook_secret"}
 
 class ServiceScreen(BaseScreen):
     BINDINGS = [
-        Binding("escape", "app.back", "back", id="service.back"),
+        Binding("escape", "app.go_back", "back", id="service.back"),
         Binding("r", "rollback", "rollback", id="service.rollback"),
         Binding("e", "edit", "edit config", id="service.edit"),
         Binding("1", "tab('runs')", "runs", show=False, id="service.tab_runs"),

@@ -26,7 +26,7 @@ class LogPane(Vertical):
     LogPane LogView { height: 1fr; }
     LogPane #log-status { height: 1; }
     LogPane #log-info { width: 1fr; color: $text-muted; }
-    LogPane NewLinesMarker { width: auto; background: $accent; color: $text; display: none; }
+    LogPane NewLinesMarker { width: 24; background: $accent; color: $text; display: none; }
     LogPane NewLinesMarker.visible { display: block; }
     LogPane #log-search { display: none; height: 1; border: none; padding: 0 1; }
     LogPane #log-search.visible { display: block; }
@@ -80,12 +80,15 @@ class LogPane(Vertical):
         else:
             parts.append(f"{len(w):,} lines loaded")
         if w.has_older:
-            parts.append("↑ older" + (" (loading…)" if view.loading == "older" else ""))
+            parts.append("↑ older" + (" (loading…)" if view.fetching == "older" else ""))
         if view.wrap:
             parts.append("wrap")
         if message.note:
             parts.append(message.note)
-        self.query_one("#log-info", Static).update("  ".join(parts))
+        # Fixed-size widgets: repaint without a layout pass (this runs ~10×/s in a flood).
+        self.query_one("#log-info", Static).update("  ".join(parts), layout=False)
         marker = self.query_one(NewLinesMarker)
-        marker.update(f" +{view.new_lines:,} new lines ↓ ")
-        marker.set_class(view.new_lines > 0 and not view.follow, "visible")
+        marker.update(f" +{view.new_lines:,} new lines ↓ ", layout=False)
+        show = view.new_lines > 0 and not view.follow
+        if marker.has_class("visible") != show:
+            marker.set_class(show, "visible")

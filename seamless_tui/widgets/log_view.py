@@ -3,12 +3,10 @@ lines is held; older and newer pages come from the agent by ULID cursor as you s
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections import OrderedDict
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.binding import Binding
 from textual.geometry import Size
@@ -16,7 +14,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.scrollbar import ScrollTo
 from textual.strip import Strip
+from textual.worker import Worker, WorkerState
 
+from seamless_tui.widgets.log_render import LogRendering
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
@@ -25,7 +25,7 @@ ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception
                       re.IGNORECASE)
 
 
-class LogView(ScrollView, can_focus=True):
+class LogView(LogRendering, can_focus=True):
     BINDINGS = [
         Binding("j,down", "scroll_by(1)", "down", show=False, id="log.down"),
         Binding("k,up", "scroll_by(-1)", "up", show=False, id="log.up"),
@@ -35,9 +35,9 @@ class LogView(ScrollView, can_focus=True):
         Binding("G,end", "bottom", "end", id="log.bottom"),
         Binding("f", "follow", "follow", id="log.follow"),
         Binding("e", "first_error", "error", id="log.first_error"),
-        Binding("w", "toggle('wrap')", "wrap", id="log.wrap"),
-        Binding("t", "toggle('show_ts')", "time", show=False, id="log.timestamps"),
-        Binding("#", "toggle('show_numbers')", "numbers", show=False, id="log.numbers"),
+        Binding("w", "flip('wrap')", "wrap", id="log.wrap"),
+        Binding("t", "flip('show_ts')", "time", show=False, id="log.timestamps"),
+        Binding("#", "flip('show_numbers')", "numbers", show=False, id="log.numbers"),
         Binding("n", "next_match(1)", "next", show=False, id="log.next_match"),
         Binding("N", "next_match(-1)", "prev", show=False, id="log.prev_match"),
     ]
@@ -66,7 +66,7 @@ class LogView(ScrollView, can_focus=True):
         self.new_lines = 0
         self.search: re.Pattern[str] | None = None
         self.match_line: int | None = None
-        self.loading: str | None = None
+        self.fetching: str | None = None  # not `loading`: that is Widget's spinner
         self.loaded_once = False
         self._cache: OrderedDict[tuple[Any, ...], list[Strip]] = OrderedDict()
         self._version = 0
@@ -74,39 +74,6 @@ class LogView(ScrollView, can_focus=True):
         self._max_width = 0
         self._incoming: list[dict[str, Any]] = []
         self._flush_scheduled = False
-
-    # -- geometry ----------------------------------------------------------------------------
-    def _gutter(self) -> int:
-        width = 13 if self.show_ts else 0
-        if self.show_numbers:
-            width += len(str((self.window.abs_start or 0) + len(self.window))) + 1
-        return width
-
-    def _text_width(self) -> int:
-        return max(10, self.scrollable_content_region.width - self._gutter())
-
-    def _rows(self) -> list[int]:
-        if self._row_starts is None:
-            starts, row, width = [], 0, self._text_width()
-            for line in self.window.lines:
-                starts.append(row)
-                row += max(1, -(-line.width // width))
-            starts.append(row)
-            self._row_starts = starts
-        return self._row_starts
-
-    def total_rows(self) -> int:
-        return self._rows()[-1] if self.wrap else len(self.window)
-
-    def line_at_row(self, row: int) -> tuple[int, int]:
-        if not self.wrap:
-            return row, 0
-        starts = self._rows()
-        index = bisect.bisect_right(starts, row) - 1
-        return index, row - starts[index]
-
-    def row_of_line(self, index: int) -> int:
-        return self._rows()[index] if self.wrap else index
 
     def _changed(self, layout: bool = True) -> None:
         """Content changed: drop caches and re-size the virtual canvas."""
@@ -133,61 +100,15 @@ class LogView(ScrollView, can_focus=True):
         self.set_scroll(None, max(0, min(round(y), self._max_y())))
         ScrollView.watch_scroll_y(self, old, self.scroll_offset.y)
         self.refresh()
+        # The scrollbar may only appear with the next layout: place its thumb then too.
+        self.call_after_refresh(self._sync_scrollbar)
+
+    def _sync_scrollbar(self) -> None:
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.position = self.scroll_offset.y
 
     def _to_end(self) -> None:
         self._set_y(self._max_y())
-
-    # -- rendering ---------------------------------------------------------------------------
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        index, sub = self.line_at_row(scroll_y + y)
-        width = self.scrollable_content_region.width
-        if index >= len(self.window) or index < 0:
-            return Strip.blank(width, self.rich_style)
-        strips = self._strips(index)
-        strip = strips[min(sub, len(strips) - 1)] if sub < len(strips) else Strip.blank(width)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
-
-    def _strips(self, index: int) -> list[Strip]:
-        line = self.window.lines[index]
-        key = (line.id, self._version, self.match_line == index)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        strips = self._render(index, line)
-        self._cache[key] = strips
-        if len(self._cache) > 2000:
-            self._cache.popitem(last=False)
-        return strips
-
-    def _render(self, index: int, line: Line) -> list[Strip]:
-        gutter = Text(no_wrap=True)
-        if self.show_numbers:
-            number = "" if self.window.abs_start is None else str(self.window.abs_start + index + 1)
-            digits = self._gutter() - (13 if self.show_ts else 0) - 1
-            gutter.append(number.rjust(digits) + " ", "dim")
-        if self.show_ts:
-            gutter.append(line.ts[11:23].ljust(12) + " ", "dim")
-        body = Text.from_ansi(line.clean, no_wrap=not self.wrap, end="")
-        if line.stream == "stderr":
-            body.stylize("italic")
-        elif line.stream == "system":
-            body.stylize("bold")
-        if self.search is not None:
-            body.highlight_regex(self.search, "reverse")
-            if self.match_line == index:
-                body.stylize("underline")
-        console = self.app.console
-        width = self._text_width() if self.wrap else max(body.cell_len, 1)
-        rows = console.render_lines(body, console.options.update(width=width, height=None),
-                                    pad=False, new_lines=False)
-        pad = Strip([]).extend_cell_length(gutter.cell_len)
-        strips = []
-        for n, segments in enumerate(rows or [[]]):
-            head = Strip(list(gutter.render(console))) if n == 0 else pad
-            strips.append(Strip.join([head, Strip(segments)]))
-        return strips
 
     # -- loading -----------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -198,7 +119,7 @@ class LogView(ScrollView, can_focus=True):
         """Fetch one page: `tail` (newest), `head` (oldest), `older` or `newer` than the window."""
         client = self.app.client  # type: ignore[attr-defined]
         w = self.window
-        self.loading = kind
+        self.fetching = kind
         params: dict[str, Any] = {"stage": self.stage, "limit": PAGE}
         if kind == "tail":
             params["tail"] = True
@@ -210,10 +131,15 @@ class LogView(ScrollView, can_focus=True):
         lines = [make_line(ln.model_dump()) for ln in page.lines]
         self.post_message(self.PageLoaded(kind, lines, page.total))
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.fetching = None
+        self.app.worker_failed(event)  # type: ignore[attr-defined]
+
     def on_log_view_page_loaded(self, message: PageLoaded) -> None:
         message.stop()
         w, lines, kind = self.window, message.lines, message.kind
-        self.loading = None
+        self.fetching = None
         full = len(lines) >= PAGE
         top_line = self.line_at_row(self.scroll_offset.y)[0] if len(w) else 0
         if kind == "tail":
@@ -285,14 +211,6 @@ class LogView(ScrollView, can_focus=True):
                 self._set_y(self.row_of_line(max(0, top - dropped)))
         self.post_message(self.Status(self))
 
-    def _extend_rows(self, lines: list[Line]) -> None:
-        starts, width = self._rows(), self._text_width()
-        row = starts.pop()
-        for line in lines:
-            starts.append(row)
-            row += max(1, -(-line.width // width))
-        starts.append(row)
-
     # -- scrolling and follow ----------------------------------------------------------------
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         # Only user input switches follow off (see _user_scrolled): layout clamping moves
@@ -301,11 +219,11 @@ class LogView(ScrollView, can_focus=True):
         if not self.loaded_once:
             return
         height = self.scrollable_content_region.height
-        if new_value <= height and self.window.has_older and self.loading is None:
+        if new_value <= height and self.window.has_older and self.fetching is None:
             self.load("older")
         at_end = new_value >= self._max_y()
         if new_value >= self._max_y() - height and not self.window.at_live_end \
-                and self.loading is None:
+                and self.fetching is None:
             self.load("newer")
         elif at_end and not self.follow and self.window.at_live_end and new_value > old_value:
             self.follow, self.new_lines = True, 0
@@ -354,7 +272,7 @@ class LogView(ScrollView, can_focus=True):
             self.load("tail")
         self.post_message(self.Status(self))
 
-    def action_toggle(self, flag: str) -> None:
+    def action_flip(self, flag: str) -> None:
         setattr(self, flag, not getattr(self, flag))
         self._changed()
         if self.follow:

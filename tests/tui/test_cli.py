@@ -51,3 +51,34 @@ def test_user_config_round_trips_theme_and_keymap(tmp_path):
     config.save()
     again = UserConfig.load(tmp_path / "tui.toml")
     assert again.theme == "seamless-light" and again.keymap == {"dashboard.filter": "f"}
+
+
+def test_with_a_keyring_backend_the_token_goes_to_the_keyring_not_a_file():
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class MemoryKeyring(KeyringBackend):  # stands in for Secret Service / Keychain
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            self.items: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service, username):  # type: ignore[no-untyped-def]
+            return self.items.get((service, username))
+
+        def set_password(self, service, username, password):  # type: ignore[no-untyped-def]
+            self.items[(service, username)] = password
+
+        def delete_password(self, service, username):  # type: ignore[no-untyped-def]
+            self.items.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        assert "OS keyring (MemoryKeyring)" in tokens.store_token("http://k", "sls_k")
+        assert backend.items == {("seamless", "http://k"): "sls_k"}
+        assert not tokens.token_file().exists()
+        assert tokens.resolve_token("http://k", None) == ("sls_k", "keyring")
+    finally:
+        keyring.set_keyring(previous)

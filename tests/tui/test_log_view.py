@@ -45,7 +45,7 @@ async def test_log_loads_the_tail_and_pages_older_lines_within_a_bounded_window(
 
         for _ in range(110):  # page up through the log: older pages come in by cursor
             await pilot.press("pageup")
-            await wait_for(pilot, lambda: view.loading is None, "a page")
+            await wait_for(pilot, lambda: view.fetching is None, "a page")
             assert len(w) <= 1500
         assert not view.follow
         assert w.lines[0].text.startswith("big ")
@@ -114,3 +114,27 @@ async def test_search_and_first_error_work_on_the_loaded_lines(live_agent: LiveA
         assert view.window.lines[view.match_line].text == "checkout Unit Test 10"
         await pilot.press("N")
         assert view.window.lines[view.match_line].text == "checkout Unit Test 1"
+
+
+async def test_wrap_timestamps_and_line_numbers_toggles(live_agent: LiveAgent):
+    from tests.tui.textdump import screen_text
+
+    run_id = live_agent.seeded.runs["checkout"]
+    store = Store(live_agent.tmp / "seamless.db")
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=4),
+            text="long " + "x" * 150 + " END")
+    store.close()
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        assert view.total_rows() == 61 and "END" not in screen_text(app)
+        await pilot.press("w")
+        assert view.wrap and view.total_rows() > 61
+        assert view.line_at_row(view.total_rows() - 1) == (60, view.total_rows() - 61)
+        await pilot.pause()
+        assert "END" in screen_text(app), screen_text(app)
+        await pilot.press("w", "t", "#")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "12:00:00.059" in text  # the 60th seeded line's time, millisecond precision
+        assert "60 " in text and "61 " in text  # absolute line numbers in the gutter

@@ -1,0 +1,125 @@
+"""How the log view maps rows to lines and turns a line into strips (the Line API part
+of LogView: only the rows on screen are ever rendered, and rendered rows are cached)."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import OrderedDict
+from typing import Any
+
+from rich.text import Text
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from seamless_tui.widgets.log_window import Line, LogWindow
+
+
+def clock_time(ts: str) -> str:
+    """`HH:MM:SS.mmm` from an ISO timestamp (isoformat drops a zero fraction)."""
+    clock = re.split(r"[+Z-]", ts[11:], maxsplit=1)[0]
+    return (clock if "." in clock else clock + ".000")[:12].ljust(12)
+
+
+class LogRendering(ScrollView):
+    window: LogWindow
+    wrap: bool
+    show_ts: bool
+    show_numbers: bool
+    search: re.Pattern[str] | None
+    match_line: int | None
+    _cache: OrderedDict[tuple[Any, ...], list[Strip]]
+    _version: int
+    _row_starts: list[int] | None
+
+    # -- geometry ----------------------------------------------------------------------------
+    def _gutter(self) -> int:
+        width = 13 if self.show_ts else 0
+        if self.show_numbers:
+            width += len(str((self.window.abs_start or 0) + len(self.window))) + 1
+        return width
+
+    def _text_width(self) -> int:
+        return max(10, self.scrollable_content_region.width - self._gutter())
+
+    def _rows(self) -> list[int]:
+        if self._row_starts is None:
+            starts, row, width = [], 0, self._text_width()
+            for line in self.window.lines:
+                starts.append(row)
+                row += max(1, -(-line.width // width))
+            starts.append(row)
+            self._row_starts = starts
+        return self._row_starts
+
+    def total_rows(self) -> int:
+        return self._rows()[-1] if self.wrap else len(self.window)
+
+    def line_at_row(self, row: int) -> tuple[int, int]:
+        if not self.wrap:
+            return row, 0
+        starts = self._rows()
+        index = bisect.bisect_right(starts, row) - 1
+        return index, row - starts[index]
+
+    def row_of_line(self, index: int) -> int:
+        return self._rows()[index] if self.wrap else index
+
+    # -- rendering ---------------------------------------------------------------------------
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index, sub = self.line_at_row(scroll_y + y)
+        width = self.scrollable_content_region.width
+        if index >= len(self.window) or index < 0:
+            return Strip.blank(width, self.rich_style)
+        strips = self._strips(index)
+        strip = strips[min(sub, len(strips) - 1)] if sub < len(strips) else Strip.blank(width)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _strips(self, index: int) -> list[Strip]:
+        line = self.window.lines[index]
+        key = (line.id, self._version, self.match_line == index)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        strips = self._render_strips(index, line)
+        self._cache[key] = strips
+        if len(self._cache) > 2000:
+            self._cache.popitem(last=False)
+        return strips
+
+    def _render_strips(self, index: int, line: Line) -> list[Strip]:
+        gutter = Text(no_wrap=True)
+        if self.show_numbers:
+            number = "" if self.window.abs_start is None else str(self.window.abs_start + index + 1)
+            digits = self._gutter() - (13 if self.show_ts else 0) - 1
+            gutter.append(number.rjust(digits) + " ", "dim")
+        if self.show_ts:
+            gutter.append(clock_time(line.ts) + " ", "dim")
+        body = Text.from_ansi(line.clean, no_wrap=True, end="")
+        if line.stream == "stderr":
+            body.stylize("italic")
+        elif line.stream == "system":
+            body.stylize("bold")
+        if self.search is not None:
+            body.highlight_regex(self.search, "reverse")
+            if self.match_line == index:
+                body.stylize("underline")
+        console = self.app.console
+        cells = max(body.cell_len, 1)
+        whole = Strip(list(body.render(console)), cells)
+        # Wrap by cells, not words: exactly ceil(width / cells) rows, as _rows() counts.
+        step = self._text_width() if self.wrap else cells
+        pieces = [whole.crop(start, start + step) for start in range(0, cells, step)]
+        head = Strip(list(gutter.render(console)), gutter.cell_len)
+        pad = Strip([]).extend_cell_length(gutter.cell_len)
+        return [Strip.join([head if n == 0 else pad, piece]) for n, piece in enumerate(pieces)]
+
+    def _extend_rows(self, lines: list[Line]) -> None:
+        starts, width = self._rows(), self._text_width()
+        row = starts.pop()
+        for line in lines:
+            starts.append(row)
+            row += max(1, -(-line.width // width))
+        starts.append(row)

@@ -1,0 +1,176 @@
+"""ECS stages through the whole engine: an in-process Agent, moto in server mode over HTTP.
+
+What moto cannot emulate: it runs no container. A task stays RUNNING (the conftest holds
+it there) until the test plays the container's part: it writes the task's output into
+its CloudWatch stream with `put_log_events` and ends it with `stop_task` (moto then
+reports exit code 0). Real exit codes and stop reasons are covered by
+test_ecs_results.py with botocore's Stubber. Non-ECS stages (Prepare) use the local
+executor on the agent's host, so no Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.executors.ecs_taskdef import log_stream_name, started_by
+from agent.runtime import Agent
+from store.models import (
+    STAGE_CODE_QUALITY,
+    STAGE_PREPARE,
+    STAGE_UNIT_TEST,
+    EcsExecutorConfig,
+    NoTargetConfig,
+    PipelineConfig,
+    RunInfo,
+    RunKind,
+    RunStatus,
+    Service,
+    ServiceConfig,
+    Trigger,
+)
+from tests.ecs.conftest import Moto, put_lines
+from tests.engine.conftest import FINAL, stage_statuses, wait_run
+from tests.sample_repo import SampleRepo
+
+ECS_STAGES = (STAGE_CODE_QUALITY, STAGE_UNIT_TEST)
+COMMANDS = {STAGE_CODE_QUALITY: "sh lint.sh", STAGE_UNIT_TEST: "sh test.sh"}
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Agent]:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(var, "testing")
+    config = AgentConfig(data_dir=tmp_path / "data", port=0, poll_enabled=False,
+                         executor="local", max_parallel_runs=4)
+    instance = Agent(config)
+    instance.executors.ecs_options = dict(poll_interval_s=0.05, max_poll_interval_s=0.1,
+                                          settle_s=0.1, capacity_retry_s=0.1)
+    await instance.start()
+    yield instance
+    await instance.stop()
+    instance.close()
+
+
+def add_pipeline(agent: Agent, ecs_config: EcsExecutorConfig, **fields: Any) -> str:
+    name = f"p{uuid.uuid4().hex[:8]}"
+    agent.store.create_pipeline(PipelineConfig(
+        name=name, staging=NoTargetConfig(), production=NoTargetConfig(),
+        ecs_executor=ecs_config, **fields))
+    return name
+
+
+def add_service(agent: Agent, repo: SampleRepo, pipeline: str) -> Service:
+    """Prepare, Code Quality and Unit Test; no Dockerfile, so Build and deploys skip."""
+    return agent.store.create_service(ServiceConfig(
+        name=repo.name, pipeline=pipeline, repo_url=repo.url, dockerfile=None,
+        code_quality_command=COMMANDS[STAGE_CODE_QUALITY],
+        unit_test_command=COMMANDS[STAGE_UNIT_TEST]))
+
+
+def push(agent: Agent, service: Service, repo: SampleRepo) -> RunInfo:
+    return agent.engine.submit(service, trigger=Trigger.push, kind=RunKind.full,
+                               sha=repo.head_sha(), branch=service.branch)
+
+
+async def wait_task(moto: Moto, cluster: str, run_id: int, stage: str,
+                    timeout: float = 30.0) -> dict[str, Any]:
+    """The RUNNING task the agent started for this run's stage."""
+    ecs = moto.client("ecs")
+    for _ in range(int(timeout / 0.05)):
+        arns = ecs.list_tasks(cluster=cluster, startedBy=started_by(run_id),
+                              desiredStatus="RUNNING")["taskArns"]
+        if arns:
+            tasks = ecs.describe_tasks(cluster=cluster, tasks=arns, include=["TAGS"])["tasks"]
+            for task in tasks:
+                if {"key": "seamless:stage", "value": stage} in task.get("tags", []):
+                    return task
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no ECS task for run {run_id} {stage}")
+
+
+async def wait_log(agent: Agent, run_id: int, stage: str, text: str) -> None:
+    for _ in range(400):
+        if text in stage_lines(agent, run_id, stage):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never reached the {stage} log: "
+                         f"{stage_lines(agent, run_id, stage)}")
+
+
+def finished(run: RunInfo, stage: str) -> bool:
+    return next(s for s in run.stages if s.name == stage).status.finished
+
+
+def stage_lines(agent: Agent, run_id: int, stage: str) -> list[str]:
+    page = agent.store.log_page(run_id, stage=stage, limit=100_000)
+    return [line.text for line in page.lines]
+
+
+def ecs_output(agent: Agent, run_id: int, stage: str) -> list[str]:
+    """The stage's log without the agent's own (system) lines."""
+    page = agent.store.log_page(run_id, stage=stage, limit=100_000)
+    return [line.text for line in page.lines if line.stream.value != "system"]
+
+
+async def play_container(moto: Moto, cluster: str, run_id: int, stage: str,
+                         lines: list[str], config: EcsExecutorConfig) -> dict[str, Any]:
+    """Be the stage's container: print the lines into its stream, then exit."""
+    task = await wait_task(moto, cluster, run_id, stage)
+    put_lines(moto.client("logs"), config.log_group,
+              log_stream_name(run_id, task["taskArn"]), lines)
+    moto.client("ecs").stop_task(cluster=cluster, task=task["taskArn"],
+                                 reason="test: the container exited")
+    return task
+
+
+async def test_mixed_mode_runs_heavy_stages_as_ecs_tasks_and_ingests_their_logs(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        sample_repo) -> None:
+    repo = sample_repo("payments")
+    pipeline = add_pipeline(agent, ecs_config, executor="docker",
+                            stage_executors={s: "ecs" for s in ECS_STAGES})
+    service = add_service(agent, repo, pipeline)
+    run = push(agent, service, repo)
+    logs = moto.client("logs")
+
+    for stage in ECS_STAGES:
+        task = await wait_task(moto, cluster, run.id, stage)
+        stream = log_stream_name(run.id, task["taskArn"])
+        first = [f"{stage} line {i}" for i in range(5)]
+        put_lines(logs, ecs_config.log_group, stream, first)
+        await wait_log(agent, run.id, stage, first[-1])  # read while the task runs
+        rest = [f"{stage} line {i}" for i in range(5, 12)]
+        put_lines(logs, ecs_config.log_group, stream, rest)
+        moto.client("ecs").stop_task(cluster=cluster, task=task["taskArn"],
+                                     reason="test: the container exited")
+        assert agent.store.get_stage(run.id, stage).status.value == "in_progress"
+        await wait_run(agent, run.id, lambda r, s=stage: finished(r, s), timeout=30)
+        assert ecs_output(agent, run.id, stage) == first + rest  # in order, once each
+
+        definition = moto.client("ecs").describe_task_definition(
+            taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+        container = definition["containerDefinitions"][0]
+        assert container["image"] == "seamless/busybox:latest"
+        assert container["command"] == ["sh", "-c", COMMANDS[stage]]
+        tags = {t["key"]: t["value"] for t in task["tags"]}
+        assert tags == {"seamless:run": str(run.id), "seamless:stage": stage,
+                        "seamless:service": service.name}
+        assert task["startedBy"] == started_by(run.id)
+
+    done = await wait_run(agent, run.id, timeout=30)
+    assert done.status is RunStatus.success, stage_statuses(done)
+    assert stage_statuses(done)[STAGE_PREPARE] == "success"
+    # Prepare ran on the agent's host: no task was started for it.
+    all_tasks = moto.client("ecs").list_tasks(cluster=cluster, startedBy=started_by(run.id),
+                                              desiredStatus="STOPPED")["taskArns"]
+    assert len(all_tasks) == len(ECS_STAGES)
+    prepare_log = "\n".join(stage_lines(agent, run.id, STAGE_PREPARE))
+    assert "ecs executor" not in prepare_log
+    assert "(ecs executor)" in "\n".join(stage_lines(agent, run.id, STAGE_UNIT_TEST))
