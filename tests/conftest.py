@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from agent.bus import Bus
+from agent.engine.logsink import LogWriter
+from store.store import Store
 from tests.helpers import (
     ensure_base_image,
     free_port,
@@ -260,3 +263,23 @@ def tmp_data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+# --- a store and its log writer ----------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh SQLite store in the test's temp dir."""
+    db = Store(tmp_path / "seamless.db")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def writer(store: Store) -> Iterator[LogWriter]:
+    """The real log writer (batches into `store`, publishes on its own bus)."""
+    w = LogWriter(store, Bus())
+    w.start()
+    yield w
+    w.stop()

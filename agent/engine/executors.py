@@ -95,17 +95,15 @@ class ExecutorSet:
         slots = self._slots_for(executor)
         if slots is None:
             return executor.run(spec, log, cancel, save_state)
-        told = False
-        while not slots.acquire(timeout=0.2):
-            if cancel.is_set():
-                return StageResult(None, cancelled=True,
-                                   error=f"cancelled while waiting for a {executor.name} slot")
-            if not told:
-                bound = getattr(executor, "max_parallel", None)
-                log.system(f"waiting for a free {executor.name} slot "
-                           f"(at most {bound} stages at once)")
-                log.flush()
-                told = True
+        if not slots.acquire(blocking=False):
+            bound = getattr(executor, "max_parallel", None)
+            log.system(f"waiting for a free {executor.name} slot "
+                       f"(at most {bound} stages at once)")
+            log.flush()
+            while not slots.acquire(timeout=0.2):
+                if cancel.is_set():
+                    return StageResult(None, cancelled=True, error=(
+                        f"cancelled while waiting for a {executor.name} slot"))
         try:
             return executor.run(spec, log, cancel, save_state)
         finally:

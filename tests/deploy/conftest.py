@@ -93,13 +93,6 @@ class FakeWorkspaces:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "seamless.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def bus() -> Bus:
     return Bus()
 

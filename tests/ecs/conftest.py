@@ -24,12 +24,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from agent.bus import Bus
-from agent.engine.logsink import LogWriter
 from agent.executors.base import StageSpec
 from agent.executors.ecs import EcsExecutor
 from store.models import EcsExecutorConfig
-from store.store import Store
 
 REGION = "us-east-1"
 
@@ -102,21 +99,6 @@ def make_executor(ecs_config: EcsExecutorConfig) -> Callable[..., EcsExecutor]:
         opts.update(kw)
         return EcsExecutor(ecs_config, session, **opts)
     return make
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "agent.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def writer(store: Store) -> Iterator[LogWriter]:
-    w = LogWriter(store, Bus())
-    w.start()
-    yield w
-    w.stop()
 
 
 def spec(run_id: int = 1, stage: str = "Unit Test", **kw: Any) -> StageSpec:

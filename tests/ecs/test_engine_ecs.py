@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
+from agent.executors.ecs import STOP_REASON_CANCEL
 from agent.executors.ecs_taskdef import log_stream_name, started_by
 from agent.runtime import Agent
 from store.models import (
@@ -76,7 +77,7 @@ def add_service(agent: Agent, repo: SampleRepo, pipeline: str) -> Service:
 
 def push(agent: Agent, service: Service, repo: SampleRepo) -> RunInfo:
     return agent.engine.submit(service, trigger=Trigger.push, kind=RunKind.full,
-                               sha=repo.head_sha(), branch=service.branch)
+                               sha=repo.head_sha, branch=service.branch)
 
 
 async def wait_task(moto: Moto, cluster: str, run_id: int, stage: str,
@@ -95,13 +96,25 @@ async def wait_task(moto: Moto, cluster: str, run_id: int, stage: str,
     raise AssertionError(f"no ECS task for run {run_id} {stage}")
 
 
-async def wait_log(agent: Agent, run_id: int, stage: str, text: str) -> None:
+async def wait_log(agent: Agent, run_id: int, stage: str, text: str,
+                   exact: bool = True) -> None:
     for _ in range(400):
-        if text in stage_lines(agent, run_id, stage):
+        lines = stage_lines(agent, run_id, stage)
+        if text in lines or (not exact and any(text in line for line in lines)):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"{text!r} never reached the {stage} log: "
                          f"{stage_lines(agent, run_id, stage)}")
+
+
+async def wait_any_log(agent: Agent, run_ids: list[int], stage: str, text: str) -> int:
+    """The run whose stage log shows the line first."""
+    for _ in range(400):
+        for run_id in run_ids:
+            if text in stage_lines(agent, run_id, stage):
+                return run_id
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never reached a {stage} log")
 
 
 def finished(run: RunInfo, stage: str) -> bool:
@@ -174,3 +187,99 @@ async def test_mixed_mode_runs_heavy_stages_as_ecs_tasks_and_ingests_their_logs(
     prepare_log = "\n".join(stage_lines(agent, run.id, STAGE_PREPARE))
     assert "ecs executor" not in prepare_log
     assert "(ecs executor)" in "\n".join(stage_lines(agent, run.id, STAGE_UNIT_TEST))
+
+
+async def test_cancel_stops_the_ecs_task_of_the_stage_in_progress(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        sample_repo) -> None:
+    repo = sample_repo("orders")
+    pipeline = add_pipeline(agent, ecs_config, executor="docker",
+                            stage_executors={s: "ecs" for s in ECS_STAGES})
+    run = push(agent, add_service(agent, repo, pipeline), repo)
+    task = await wait_task(moto, cluster, run.id, STAGE_CODE_QUALITY)
+
+    agent.engine.cancel(run.id, "alice")
+    done = await wait_run(agent, run.id, timeout=30)
+
+    assert done.status is RunStatus.cancelled
+    assert stage_statuses(done)[STAGE_CODE_QUALITY] == "cancelled"
+    assert stage_statuses(done)[STAGE_UNIT_TEST] == "skipped"
+    stopped = moto.client("ecs").describe_tasks(cluster=cluster,
+                                                tasks=[task["taskArn"]])["tasks"][0]
+    assert stopped["lastStatus"] == "STOPPED"
+    assert stopped["stoppedReason"] == STOP_REASON_CANCEL
+    # Nothing else was started for the run after the cancel.
+    assert moto.client("ecs").list_tasks(cluster=cluster, startedBy=started_by(run.id),
+                                         desiredStatus="RUNNING")["taskArns"] == []
+
+
+async def finish_tasks(agent: Agent, moto: Moto, cluster: str, run_ids: list[int],
+                       hold_s: float = 0.3) -> int:
+    """Play every stage container: each task runs `hold_s`, then exits. Returns the most
+    tasks seen RUNNING at once."""
+    ecs = moto.client("ecs")
+    seen: dict[str, float] = {}
+    most = 0
+    loop = asyncio.get_running_loop()
+    while not all(agent.store.get_run(r).status in FINAL for r in run_ids):
+        running = ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"]
+        most = max(most, len(running))
+        for arn in running:
+            first = seen.setdefault(arn, loop.time())
+            if loop.time() - first >= hold_s:
+                ecs.stop_task(cluster=cluster, task=arn, reason="test: the container exited")
+        await asyncio.sleep(0.05)
+    return most
+
+
+async def test_whole_pipeline_on_ecs_runs_no_more_runs_than_max_parallel_tasks(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        sample_repo) -> None:
+    one = ecs_config.model_copy(update={"max_parallel_tasks": 1})
+    pipeline = add_pipeline(agent, one, executor="ecs", max_parallel_runs=4)
+    repos = [sample_repo("alpha"), sample_repo("beta")]
+    runs = [push(agent, add_service(agent, repo, pipeline), repo) for repo in repos]
+
+    most = await asyncio.wait_for(finish_tasks(agent, moto, cluster, [r.id for r in runs]),
+                                  timeout=60)
+
+    done = [agent.store.get_run(r.id) for r in runs]
+    assert [r.status for r in done] == [RunStatus.success, RunStatus.success]
+    assert most == 1
+    first, second = sorted(done, key=lambda r: r.stages[0].started_at)
+    ecs_spans = [(next(s for s in r.stages if s.name == STAGE_CODE_QUALITY).started_at,
+                  next(s for s in r.stages if s.name == STAGE_UNIT_TEST).finished_at)
+                 for r in (first, second)]
+    assert ecs_spans[0][1] <= ecs_spans[1][0]  # the second run's tasks began after the first's
+    # Prepare ran on the agent's host (its workspace is the EFS mount there): no task.
+    for run in done:
+        assert "ecs executor" not in "\n".join(stage_lines(agent, run.id, STAGE_PREPARE))
+
+
+async def test_mixed_mode_ecs_stages_of_parallel_runs_share_the_clusters_bound(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        sample_repo) -> None:
+    one = ecs_config.model_copy(update={"max_parallel_tasks": 1})
+    # Runs of a docker pipeline are bounded by the host (4 here), its ECS stages by ECS.
+    pipeline = add_pipeline(agent, one, executor="docker", max_parallel_runs=4,
+                            stage_executors={STAGE_UNIT_TEST: "ecs"})
+    repos = [sample_repo("gamma"), sample_repo("delta")]
+    runs = [push(agent, add_service(agent, repo, pipeline), repo) for repo in repos]
+    both_in_unit_test = [
+        wait_run(agent, r.id, lambda x: stage_statuses(x)[STAGE_UNIT_TEST] == "in_progress",
+                 timeout=30) for r in runs]
+    await asyncio.gather(*both_in_unit_test)
+    waiting = await wait_any_log(agent, [r.id for r in runs], STAGE_UNIT_TEST,
+                                 "waiting for a free ecs slot (at most 1 stages at once)")
+    other = next(r.id for r in runs if r.id != waiting)
+    await wait_log(agent, other, STAGE_UNIT_TEST, "started on cluster", exact=False)
+    await asyncio.sleep(0.3)  # room for a second task to start, were the bound missing
+
+    running = moto.client("ecs").list_tasks(cluster=cluster,
+                                            desiredStatus="RUNNING")["taskArns"]
+    assert len(running) == 1
+
+    most = await asyncio.wait_for(finish_tasks(agent, moto, cluster, [r.id for r in runs]),
+                                  timeout=60)
+    assert most == 1
+    assert [agent.store.get_run(r.id).status for r in runs] == [RunStatus.success] * 2

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from agent.bus import Bus
-from agent.engine.logsink import LogWriter
 from agent.executors.base import StageSpec, stage_labels
 from store.store import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "agent.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def writer(store: Store) -> Iterator[LogWriter]:
-    w = LogWriter(store, Bus())
-    w.start()
-    yield w
-    w.stop()
 
 
 @pytest.fixture
