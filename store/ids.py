@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 from ulid import ULID
 
 _lock = threading.Lock()
 _last = 0
+
+
+def ulid_floor(moment: datetime) -> str:
+    """The smallest ULID of a moment: every id made before it sorts lower."""
+    return str(ULID.from_int(int(moment.timestamp() * 1000) << 80))
 
 
 def new_ulid(ts: float | None = None) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from store.db import Database, iso, now
+from store.ids import ulid_floor
 from store.models import LogLine, LogPage
 
 
@@ -80,12 +81,12 @@ class LogQueries(Database):
 
     def prune_logs(self, retention: timedelta, batch: int = 5000) -> int:
         """Delete lines older than the retention, in small batches so writers keep going."""
-        cutoff = iso(now() - retention)
+        cutoff = ulid_floor(now() - retention)
         total = 0
         while True:
             with self.write() as conn:
                 cur = conn.execute(
-                    "DELETE FROM log_lines WHERE id IN (SELECT id FROM log_lines WHERE ts<?"
+                    "DELETE FROM log_lines WHERE id IN (SELECT id FROM log_lines WHERE id<?"
                     " LIMIT ?)", (cutoff, batch))
             total += cur.rowcount
             if cur.rowcount < batch:

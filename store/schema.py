@@ -141,4 +141,9 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: retention prunes by ULID (ids carry their time), so the ts index only slowed
+    # every log insert down.
+    """
+    DROP INDEX IF EXISTS log_lines_by_ts;
+    """,
 ]

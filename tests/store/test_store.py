@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from ulid import ULID
 
 from store.ids import new_ulid
 from store.models import (
@@ -97,7 +98,8 @@ def test_log_lines_older_than_the_retention_are_pruned(store: Store) -> None:
     run = store.create_run(_service(store), trigger=Trigger.push, kind=RunKind.full,
                            sha="abcdef1")
     old = datetime.now(UTC) - timedelta(hours=49)
-    lines = [LogLine(id=new_ulid(), run_id=run.id, stage="Prepare", stream=LogStream.stdout,
+    old_ids = sorted(str(ULID.from_timestamp(old.timestamp() + i / 1000)) for i in range(5))
+    lines = [LogLine(id=old_ids[i], run_id=run.id, stage="Prepare", stream=LogStream.stdout,
                      text=f"old {i}", ts=old) for i in range(5)]
     lines += [LogLine(id=new_ulid(), run_id=run.id, stage="Prepare", stream=LogStream.stdout,
                       text="fresh", ts=datetime.now(UTC))]
