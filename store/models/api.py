@@ -1,0 +1,129 @@
+"""Live events and the bodies of API requests and answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from store.models.config import Service
+from store.models.names import BRANCH, DEFAULT_STAGES, SHA, Role, RunKind
+from store.models.records import (
+    ApiToken,
+    Approval,
+    Deployment,
+    RunInfo,
+    StageInfo,
+)
+
+# ---- live events (/api/v1/ws/events) -------------------------------------------------
+
+EventType = Literal["run", "stage", "approval", "deployment", "service", "pipeline", "lagged"]
+
+
+class Event(BaseModel):
+    type: EventType
+    ts: datetime
+    run: RunInfo | None = None
+    stage: StageInfo | None = None
+    approval: Approval | None = None
+    deployment: Deployment | None = None
+    service: Service | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- API request bodies ------------------------------------------------------------------
+
+class TriggerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    branch: str | None = None
+    sha: str | None = None
+    kind: RunKind = RunKind.full
+
+    @field_validator("sha")
+    @classmethod
+    def _sha(cls, v: str | None) -> str | None:
+        if v is not None and not SHA.match(v):
+            raise ValueError("must be 7–40 lowercase hex characters")
+        return v
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, v: str | None) -> str | None:
+        if v is not None and not BRANCH.match(v):
+            raise ValueError("not a valid branch name")
+        return v
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_stage: str | None = Field(None, description="None = the whole run again")
+
+    @field_validator("from_stage")
+    @classmethod
+    def _stage(cls, v: str | None) -> str | None:
+        if v is not None and v not in DEFAULT_STAGES:
+            raise ValueError(f"unknown stage; stages are {list(DEFAULT_STAGES)}")
+        return v
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    environment: Literal["staging", "production"]
+    sha: str
+
+    @field_validator("sha")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if not SHA.match(v):
+            raise ValueError("must be 7–40 lowercase hex characters")
+        return v
+
+
+class TokenCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=100)
+    role: Role = Role.viewer
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(..., description="shown once; only its hash is stored")
+    info: ApiToken
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any = None
+
+
+
+# ---- dashboard rows (GET /api/v1/overview) ---------------------------------------------
+
+class ServiceOverview(BaseModel):
+    """One dashboard row: a service with its last run, live deployments and pending approval."""
+
+    pipeline: str
+    service: Service
+    last_run: RunInfo | None = None
+    staging: Deployment | None = None
+    production: Deployment | None = None
+    pending_approval: Approval | None = None
+
+
+class RunPage(BaseModel):
+    """GET /api/v1/runs: newest first; pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[RunInfo]
+    next_cursor: str | None = None
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: Role

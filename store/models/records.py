@@ -1,0 +1,164 @@
+"""What happened: runs, stages, log lines, deployments, approvals, tokens, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from store.models.names import (
+    ApprovalStatus,
+    DeploymentKind,
+    DeploymentStatus,
+    LogStream,
+    Role,
+    RunKind,
+    RunStatus,
+    StageStatus,
+    Trigger,
+)
+
+# ---- runs, stages, logs ---------------------------------------------------------
+
+class StageInfo(BaseModel):
+    id: int
+    run_id: int
+    name: str
+    position: int
+    status: StageStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    container_id: str | None = None
+    error: str | None = None
+    reused_from_run: int | None = Field(None, description="rerun: result copied from this run")
+
+
+class RunInfo(BaseModel):
+    id: int
+    service_id: int
+    service: str
+    pipeline: str
+    number: int
+    trigger: Trigger
+    kind: RunKind
+    sha: str
+    branch: str | None = None
+    pr_number: int | None = None
+    author: str | None = None
+    message: str | None = None
+    status: RunStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    rerun_of: int | None = None
+    rerun_from_stage: str | None = None
+    actor: str | None = None
+    stages: list[StageInfo] = Field(default_factory=list)
+
+
+class LogLine(BaseModel):
+    id: str = Field(..., description="ULID: sortable, a resumable cursor")
+    run_id: int
+    stage: str
+    stream: LogStream
+    text: str
+    ts: datetime
+
+
+class LogPage(BaseModel):
+    lines: list[LogLine]
+    next_cursor: str | None = None
+    total: int | None = None
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_cursor: str | None = None
+
+
+# ---- deploys, approvals -----------------------------------------------------------
+
+class Deployment(BaseModel):
+    id: int
+    service_id: int
+    service: str
+    environment: str
+    sha: str
+    image: str
+    run_id: int | None = None
+    status: DeploymentStatus
+    kind: DeploymentKind
+    actor: str | None = None
+    message: str | None = None
+    author: str | None = None
+    committed_at: datetime | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None
+    image_exists: bool | None = None
+    current: bool = False
+
+
+class CommitSummary(BaseModel):
+    sha: str
+    author: str | None = None
+    message: str | None = None
+    committed_at: datetime | None = None
+
+
+class Approval(BaseModel):
+    id: int
+    run_id: int
+    service: str
+    status: ApprovalStatus
+    candidate_sha: str
+    production_sha: str | None = None
+    commits: list[CommitSummary] = Field(default_factory=list)
+    staging_health: str | None = None
+    requested_at: datetime
+    expires_at: datetime | None = None
+    actor: str | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+
+class DoraFigures(BaseModel):
+    service: str | None = None
+    window_days: int
+    deployments: int
+    deployment_frequency_per_day: float
+    lead_time_median_s: float | None = None
+    change_failure_rate: float | None = None
+    time_to_restore_median_s: float | None = None
+
+
+# ---- auth, audit, webhooks ---------------------------------------------------------
+
+class ApiToken(BaseModel):
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked: bool = False
+
+
+class AuditEvent(BaseModel):
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str | None = None
+
+
+class WebhookDelivery(BaseModel):
+    delivery_id: str
+    event: str
+    received_at: datetime
+    service_id: int | None = None
+    run_id: int | None = None
+    outcome: str
