@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.engine.ecs_stages_runner import EcsStages, runs_on_ecs
 from agent.engine.executors import ExecutorSet
 from agent.engine.stages import command_spec, secrets_of, stage_command
 from agent.engine.threads import in_thread
@@ -62,6 +63,7 @@ class RunDriver:
         self.deployer = deployer
         self.executors = executors
         self.instance = instance
+        self.ecs_stages = EcsStages(executors, workspaces, self._saver)
 
     async def drive(self, control: RunControl, reattach: dict[str, Any] | None = None) -> None:
         """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
@@ -130,7 +132,13 @@ class RunDriver:
         if resume is not None:
             return self._reattach(run, service, pipeline, name, stage_log, control, resume)
         if name == STAGE_PREPARE:
-            workspace = self.workspaces.prepare(service, run.sha, stage_log, cancel)
+            if runs_on_ecs(pipeline, name):  # cloned on the cluster, not on this host
+                prepared = self.ecs_stages.prepare(run, service, pipeline, stage_log, cancel)
+                if isinstance(prepared, StageResult):
+                    return prepared
+                workspace = prepared
+            else:
+                workspace = self.workspaces.prepare(service, run.sha, stage_log, cancel)
             command = stage_command(service, name)
             if command is None:
                 return StageResult(exit_code=0)
@@ -142,8 +150,10 @@ class RunDriver:
                 return StageResult.skip("nothing to deploy: the Build stage was skipped")
             return self.deployer.deploy_stage(run, service, pipeline, DEPLOY_ENVIRONMENTS[name],
                                               image_for(service, run.sha), stage_log)
-        workspace = self._workspace(service, run, stage_log, cancel)
+        workspace = self._workspace(service, pipeline, run, name, stage_log, cancel)
         if name == STAGE_BUILD:
+            if runs_on_ecs(pipeline, name):
+                return self.ecs_stages.build(run, service, pipeline, workspace, stage_log, cancel)
             return self._build(run, service, workspace, stage_log, cancel)
         command = stage_command(service, name)
         if command is None:
@@ -198,13 +208,20 @@ class RunDriver:
             return StageResult(exit_code=None, error=(
                 f"the agent restarted during {name}; the previous version kept serving. "
                 "Rerun from this stage to deploy again"))
+        if name == STAGE_BUILD and runs_on_ecs(pipeline, name):
+            result = self.ecs_stages.reattach_build(run, service, pipeline, stage_log,
+                                                    control.cancel, resume.get("state"))
+            if result is not None:
+                return result
         # Prepare, Build and compose-based Integration Test are idempotent: run them again.
         stage_log.system(f"the agent restarted during {name}: running it again")
         return self._execute(run, service, pipeline, name, stage_log, control, None)
 
-    def _workspace(self, service: Service, run: RunInfo, stage_log: StageLog,
-                   cancel: threading.Event) -> Path:
+    def _workspace(self, service: Service, pipeline: Pipeline, run: RunInfo, name: str,
+                   stage_log: StageLog, cancel: threading.Event) -> Path:
         path = Path(self.workspaces.path_for(service.name, run.sha))
+        if runs_on_ecs(pipeline, STAGE_PREPARE) and runs_on_ecs(pipeline, name):
+            return path  # on EFS, where the task looks; this host may not mount it
         if not path.is_dir():  # cleaned up since Prepare (a rerun of an old run): fetch again
             stage_log.system("the workspace was cleaned up since Prepare: checking out again")
             path = Path(self.workspaces.prepare(service, run.sha, stage_log, cancel))

@@ -42,19 +42,21 @@ def prepare_spec(run_id: int, service: str, repo_url: str, sha: str, workspace: 
 def build_spec(run_id: int, service: str, workspace: Path, *, image_repository: str,
                sha: str, dockerfile: str = "Dockerfile", context: str = ".",
                mode: BuildMode = "docker", image: str | None = None,
-               timeout_s: float = 1800.0) -> StageSpec:
-    """Build the service's Dockerfile at `sha` and push `<repository>:<sha>`."""
+               timeout_s: float = 1800.0, push: bool = True) -> StageSpec:
+    """Build the service's Dockerfile at `sha` and push `<repository>:<sha>` (unless
+    `push` is False: a pull request's build only proves the image builds)."""
     target = shlex.quote(f"{image_repository}:{sha}")
     ctx, dfile = shlex.quote(context), shlex.quote(f"{context.rstrip('/')}/{dockerfile}")
     if mode == "docker":
-        command = (f"set -eu; docker build --pull -t {target} -f {dfile} {ctx}; "
-                   f"docker push {target}")
+        command = f"set -eu; docker build --pull -t {target} -f {dfile} {ctx}"
+        if push:
+            command += f"; docker push {target}"
         uses_socket, default_image = True, DOCKER_CLI_IMAGE
     else:
         # kaniko resolves paths itself: give it absolute ones under the workspace.
         command = ('set -eu; /kaniko/executor --context "dir://$SEAMLESS_WORKSPACE/"'
                    f"{ctx} --dockerfile \"$SEAMLESS_WORKSPACE/\"{dfile} "
-                   f"--destination {target} --cache=true")
+                   f"--destination {target} --cache=true" + ("" if push else " --no-push"))
         uses_socket, default_image = False, KANIKO_IMAGE
     return StageSpec(run_id=run_id, stage=STAGE_BUILD, service=service,
                      image=image or default_image, command=command, workspace=workspace,

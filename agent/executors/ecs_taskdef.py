@@ -95,7 +95,10 @@ def task_definition(config: EcsExecutorConfig, spec: StageSpec,
         "name": CONTAINER_NAME,
         "image": spec.image,
         "essential": True,
-        "command": ["sh", "-c", spec.command],
+        # The entry point is set too: images like alpine/git (entry point `git`) and
+        # kaniko (`/kaniko/executor`) would otherwise receive `sh -c …` as arguments.
+        "entryPoint": ["sh", "-c"],
+        "command": [spec.command],
         "workingDirectory": workdir,
         # moto (and EC2 placement) need container-level memory; Fargate sizes the task too.
         "memory": config.memory_mib,

@@ -80,6 +80,8 @@ class EcsExecutorConfig(_Config):
     max_parallel_tasks: int = Field(50, ge=1, le=10_000)
     cpu: int = Field(1024, ge=128, le=16_384, description="CPU units per stage task")
     memory_mib: int = Field(2048, ge=128, le=122_880, description="hard memory limit per stage")
+    # How a Build stage on ECS builds: the EC2 instance's Docker daemon, or kaniko (Fargate).
+    build_mode: Literal["docker", "kaniko"] = "docker"
 
 
 ExecutorName = Literal["docker", "local", "ecs"]

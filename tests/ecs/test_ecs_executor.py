@@ -55,7 +55,8 @@ def test_stage_runs_as_a_task_with_image_command_efs_workspace_and_awslogs(
     assert definition["family"].startswith("seamless-stage-")
     container = definition["containerDefinitions"][0]
     assert container["image"] == "seamless/busybox:latest"
-    assert container["command"] == ["sh", "-c", "sh test.sh"]
+    assert container["entryPoint"] == ["sh", "-c"]
+    assert container["command"] == ["sh test.sh"]
     assert container["workingDirectory"] == f"{WORKSPACES_MOUNT}/payments/abc1234"
     assert container["environment"] == []  # values (secrets too) travel as overrides only
     assert container["mountPoints"][0]["containerPath"] == WORKSPACES_MOUNT

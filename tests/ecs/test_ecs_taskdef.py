@@ -80,8 +80,9 @@ def test_prepare_fetches_the_exact_commit_into_the_workspace() -> None:
     stage = prepare_spec(3, "payments", "https://git.example/acme/pay.git", "abc1234", WS)
     container = task_definition(config(), stage, ROOT)["containerDefinitions"][0]
     assert container["image"].startswith("alpine/git")
+    assert container["entryPoint"] == ["sh", "-c"]  # not the image's own `git` entry point
     assert container["workingDirectory"] == "/workspaces/payments/abc1234"
-    script = container["command"][2]
+    script = container["command"][0]
     assert "git fetch -q --depth 1 https://git.example/acme/pay.git abc1234" in script
     assert "git checkout -q --detach abc1234" in script
 
@@ -100,8 +101,17 @@ def test_docker_build_mounts_the_instance_socket_and_pushes_the_sha_tag() -> Non
             "readOnly": False} in container["mountPoints"]
     assert {"name": "docker-socket", "host": {"sourcePath": DOCKER_SOCKET}} in body["volumes"]
     assert "docker build --pull -t 1234.dkr.ecr.us-east-1.amazonaws.com/payments:abc1234 " \
-           "-f svc/Dockerfile svc" in container["command"][2]
-    assert "docker push" in container["command"][2]
+           "-f svc/Dockerfile svc" in container["command"][0]
+    assert "docker push" in container["command"][0]
+
+
+def test_build_for_a_pull_request_does_not_push() -> None:
+    docker = build_spec(3, "payments", WS, image_repository="repo/payments", sha="abc1234",
+                        push=False)
+    kaniko = build_spec(3, "payments", WS, image_repository="repo/payments", sha="abc1234",
+                        mode="kaniko", push=False)
+    assert "docker build" in docker.command and "docker push" not in docker.command
+    assert kaniko.command.endswith(" --no-push")
 
 
 def test_kaniko_build_runs_on_fargate_without_a_socket() -> None:
@@ -111,7 +121,7 @@ def test_kaniko_build_runs_on_fargate_without_a_socket() -> None:
     container = task_definition(cfg, stage, ROOT)["containerDefinitions"][0]
     assert "kaniko" in container["image"]
     assert all(m["containerPath"] != DOCKER_SOCKET for m in container["mountPoints"])
-    assert "--destination repo/payments:abc1234" in container["command"][2]
+    assert "--destination repo/payments:abc1234" in container["command"][0]
 
 
 def test_build_task_is_registered_and_started_on_the_cluster(

@@ -5,7 +5,8 @@ it there) until the test plays the container's part: it writes the task's output
 its CloudWatch stream with `put_log_events` and ends it with `stop_task` (moto then
 reports exit code 0). Real exit codes and stop reasons are covered by
 test_ecs_results.py with botocore's Stubber. Non-ECS stages (Prepare) use the local
-executor on the agent's host, so no Docker engine is needed.
+executor on the agent's host, so no Docker engine is needed. With `executor: ecs` for the
+whole pipeline, Prepare and Build are tasks too and the agent's host clones nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from agent.executors.ecs import STOP_REASON_CANCEL
 from agent.executors.ecs_taskdef import log_stream_name, started_by
 from agent.runtime import Agent
 from store.models import (
+    STAGE_BUILD,
     STAGE_CODE_QUALITY,
+    STAGE_DEPLOY_STAGING,
+    STAGE_INTEGRATION_TEST,
     STAGE_PREPARE,
     STAGE_UNIT_TEST,
     EcsExecutorConfig,
@@ -171,7 +175,8 @@ async def test_mixed_mode_runs_heavy_stages_as_ecs_tasks_and_ingests_their_logs(
             taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
         container = definition["containerDefinitions"][0]
         assert container["image"] == "seamless/busybox:latest"
-        assert container["command"] == ["sh", "-c", COMMANDS[stage]]
+        assert container["entryPoint"] == ["sh", "-c"]
+        assert container["command"] == [COMMANDS[stage]]
         tags = {t["key"]: t["value"] for t in task["tags"]}
         assert tags == {"seamless:run": str(run.id), "seamless:stage": stage,
                         "seamless:service": service.name}
@@ -251,9 +256,9 @@ async def test_whole_pipeline_on_ecs_runs_no_more_runs_than_max_parallel_tasks(
                   next(s for s in r.stages if s.name == STAGE_UNIT_TEST).finished_at)
                  for r in (first, second)]
     assert ecs_spans[0][1] <= ecs_spans[1][0]  # the second run's tasks began after the first's
-    # Prepare ran on the agent's host (its workspace is the EFS mount there): no task.
+    # Prepare was a task as well (the pipeline's executor is ecs), bounded the same way.
     for run in done:
-        assert "ecs executor" not in "\n".join(stage_lines(agent, run.id, STAGE_PREPARE))
+        assert "(ecs executor)" in "\n".join(stage_lines(agent, run.id, STAGE_PREPARE))
 
 
 async def test_mixed_mode_ecs_stages_of_parallel_runs_share_the_clusters_bound(
@@ -283,3 +288,104 @@ async def test_mixed_mode_ecs_stages_of_parallel_runs_share_the_clusters_bound(
                                   timeout=60)
     assert most == 1
     assert [agent.store.get_run(r.id).status for r in runs] == [RunStatus.success] * 2
+
+
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+PRIVATE_REPO = "https://git.example.com:8443/acme/ledger.git"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def task_definition(moto: Moto, task: dict[str, Any]) -> dict[str, Any]:
+    definition = moto.client("ecs").describe_task_definition(
+        taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    return definition["containerDefinitions"][0]
+
+
+def task_env(task: dict[str, Any]) -> dict[str, str]:
+    override = task["overrides"]["containerOverrides"][0]
+    return {e["name"]: e["value"] for e in override.get("environment", [])}
+
+
+@pytest.mark.parametrize("build_mode", ["docker", "kaniko"])
+async def test_whole_pipeline_on_ecs_clones_and_builds_on_the_cluster_not_on_the_host(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        build_mode: str) -> None:
+    config = ecs_config.model_copy(update={"build_mode": build_mode})
+    pipeline = add_pipeline(agent, config, executor="ecs")
+    name = f"ledger-{uuid.uuid4().hex[:6]}"
+    service = agent.store.create_service(ServiceConfig(
+        name=name, pipeline=pipeline, repo_url=PRIVATE_REPO, dockerfile="Dockerfile",
+        build_context="app", image_repository=f"{ECR}/{name}",
+        code_quality_command=COMMANDS[STAGE_CODE_QUALITY],
+        unit_test_command=COMMANDS[STAGE_UNIT_TEST]))
+    agent.workspaces.github_token = "ghs_not-in-any-definition"
+    run = agent.engine.submit(service, trigger=Trigger.push, kind=RunKind.full, sha=SHA,
+                              branch=service.branch)
+
+    tasks = {}
+    for stage in (STAGE_PREPARE, STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_BUILD):
+        tasks[stage] = await play_container(moto, cluster, run.id, stage,
+                                            [f"{stage} output"], config)
+        await wait_run(agent, run.id, lambda r, s=stage: finished(r, s), timeout=30)
+        assert ecs_output(agent, run.id, stage) == [f"{stage} output"]
+    done = await wait_run(agent, run.id, timeout=30)
+
+    statuses = stage_statuses(done)
+    assert [statuses[s] for s in (STAGE_PREPARE, STAGE_CODE_QUALITY, STAGE_UNIT_TEST,
+                                  STAGE_BUILD)] == ["success"] * 4
+    assert statuses[STAGE_INTEGRATION_TEST] == "skipped"  # no command configured
+    # The run went on to deploy the built image; this pipeline has no staging target.
+    staging = agent.store.get_stage(run.id, STAGE_DEPLOY_STAGING)
+    assert staging.status.value == "failed"
+    assert staging.error == "no deploy target configured for staging"
+
+    prepare = task_definition(moto, tasks[STAGE_PREPARE])
+    assert prepare["image"].startswith("alpine/git")
+    assert prepare["entryPoint"] == ["sh", "-c"]
+    assert f"git fetch -q --depth 1 {PRIVATE_REPO} {SHA}" in prepare["command"][0]
+    assert f"git checkout -q --detach {SHA}" in prepare["command"][0]
+    assert prepare["workingDirectory"] == f"/workspaces/{name}/{SHA}"
+    # The private-repo token reaches git only through the task's environment override.
+    env = task_env(tasks[STAGE_PREPARE])
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com:8443/.extraHeader"
+    assert env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
+    assert "ghs_not-in-any-definition" not in str(prepare)
+    assert "GIT_CONFIG_VALUE_0" not in task_env(tasks[STAGE_BUILD])
+
+    build = task_definition(moto, tasks[STAGE_BUILD])
+    target = f"{ECR}/{name}:{SHA}"
+    if build_mode == "docker":
+        assert build["image"].startswith("docker:")
+        assert build["command"] == [f"set -eu; docker build --pull -t {target} "
+                                    f"-f app/Dockerfile app; docker push {target}"]
+    else:
+        assert "kaniko" in build["image"]
+        assert f"--destination {target}" in build["command"][0]
+        assert "--no-push" not in build["command"][0]
+
+    # The agent's host cloned nothing: no mirror, no workspace.
+    assert not (agent.config.workspaces_dir / name).exists()
+    assert not (agent.config.mirrors_dir / f"{name}.git").exists()
+    assert "(ecs executor)" in "\n".join(stage_lines(agent, run.id, STAGE_BUILD))
+
+
+async def test_ecs_build_without_a_registry_repository_fails_clearly(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig) -> None:
+    pipeline = add_pipeline(agent, ecs_config, executor="ecs")
+    name = f"ledger-{uuid.uuid4().hex[:6]}"
+    service = agent.store.create_service(ServiceConfig(
+        name=name, pipeline=pipeline, repo_url=PRIVATE_REPO, dockerfile="Dockerfile"))
+    run = agent.engine.submit(service, trigger=Trigger.push, kind=RunKind.full, sha=SHA,
+                              branch=service.branch)
+    await play_container(moto, cluster, run.id, STAGE_PREPARE, ["cloned"], ecs_config)
+
+    done = await wait_run(agent, run.id, timeout=30)
+
+    assert done.status is RunStatus.failed
+    build = agent.store.get_stage(run.id, STAGE_BUILD)
+    assert build.status.value == "failed"
+    assert "has no image_repository on a registry" in (build.error or "")
+    # Build refused before asking ECS: Prepare's is the only task of the run.
+    stopped = moto.client("ecs").list_tasks(cluster=cluster, startedBy=started_by(run.id),
+                                            desiredStatus="STOPPED")["taskArns"]
+    assert len(stopped) == 1
