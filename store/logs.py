@@ -11,7 +11,6 @@ from store.db import Database, iso, now
 from store.ids import ulid_floor
 from store.models import LogLine, LogPage
 
-
 # Rows per multi-row INSERT, largest first (5000 x 6 = 30000 parameters, under
 # SQLite's default limit of 32766); fewer than the smallest go through executemany.
 _INSERT_CHUNKS = (5000, 500, 50)

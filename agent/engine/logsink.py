@@ -73,7 +73,11 @@ class LogWriter:
         self.interval_s = interval_s
         self.peak_pending = 0  # observed high-water mark (tests, metrics)
         self.lines_written = 0
-        self._queue: deque[Record | threading.Event] = deque()
+        # Whole lists of records as the producers handed them (not one entry per line:
+        # that cost a deque operation and an isinstance per line), and commit markers.
+        self._queue: deque[list[Record] | threading.Event] = deque()
+        self._pending = 0  # lines in the queue (the backpressure bound counts lines)
+        self._count_lock = threading.Lock()
         self._put_lock = threading.Lock()
         self._space = threading.Condition(threading.Lock())
         self._wake = threading.Event()
@@ -103,7 +107,7 @@ class LogWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return self._pending
 
     def stage_log(self, run_id: int, stage: str, secrets: list[str]) -> StageLogWriter:
         return StageLogWriter(self, run_id, stage, SecretMasker(secrets))
@@ -117,14 +121,16 @@ class LogWriter:
             with self._sync_lock:
                 self._write(list(records))
             return
-        queue = self._queue
+        count = len(records)
         with self._put_lock:  # one producer at a time waits for space: the bound holds
-            while len(queue) + len(records) > self.max_pending and queue and self.running:
+            while self._pending + count > self.max_pending and self._pending and self.running:
                 self._wake.set()
                 with self._space:
                     self._space.wait(0.05)
-            queue.extend(records)
-            size = len(queue)
+            with self._count_lock:
+                self._queue.append(list(records))
+                self._pending += count
+                size = self._pending
         if size > self.peak_pending:
             self.peak_pending = size
         if size >= BATCH_LINES:
@@ -145,7 +151,7 @@ class LogWriter:
     def _run(self) -> None:
         queue = self._queue
         while True:
-            if len(queue) < BATCH_LINES and not self._stopping:
+            if self._pending < BATCH_LINES and not self._stopping:
                 self._wake.wait(self.interval_s)
                 self._wake.clear()
             if not queue:
@@ -154,13 +160,18 @@ class LogWriter:
                 continue
             batch: list[Record] = []
             markers: list[threading.Event] = []
-            popleft = queue.popleft
-            while queue and len(batch) < MAX_BATCH_LINES:
-                item = popleft()
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                else:
-                    batch.append(item)
+            with self._count_lock:
+                while queue and len(batch) < MAX_BATCH_LINES:
+                    item = queue.popleft()
+                    if isinstance(item, threading.Event):
+                        markers.append(item)
+                        continue
+                    room = MAX_BATCH_LINES - len(batch)
+                    if len(item) > room:  # a huge put: keep transactions bounded
+                        queue.appendleft(item[room:])
+                        item = item[:room]
+                    batch.extend(item)
+                self._pending -= len(batch)
             with self._space:
                 self._space.notify_all()
             try:
@@ -221,13 +232,16 @@ class StageLogWriter:
         partial = self._partial
         run_id, stage, mask = self.run_id, self.stage, self.masker.active
         with self._lock:
+            fast = not partial and not mask
             for stream, stamp, data in frames:
                 # Most pieces are exactly one whole line: skip the reassembly machinery.
-                if (data and not partial and data.find(b"\n") == len(data) - 1 and not mask
-                        and len(data) <= MAX_LINE_BYTES and not data.endswith(b"\r\n")):
+                # (`find + 1 == len > 0`: one "\n", at the end, and not an empty piece.)
+                if (fast and data.find(b"\n") + 1 == len(data) > 0
+                        and len(data) <= MAX_LINE_BYTES and data[-2:-1] != b"\r"):
                     append((run_id, stage, stream, data[:-1].decode("utf-8", "replace"), stamp))
                 else:
                     feed(stream, data, stamp, records)
+                    fast = not partial and not mask
         self._put(records)
 
     def flush(self) -> None:

@@ -25,7 +25,8 @@ from agent.executors.base import StageLog
 from store.models import LogStream
 
 _HEADER = struct.Struct(">BxxxL")
-_STREAM_NAMES = {1: "stdout", 2: "stderr"}
+# Stream name by the frame header's type byte (a tuple index beats dict.get per frame).
+_STREAM_NAMES = tuple("stderr" if kind == 2 else "stdout" for kind in range(256))
 READ_SIZE = 256 * 1024
 
 Frame = tuple[str, str, bytes]  # (stream, ts-iso, payload)
@@ -197,7 +198,7 @@ def iter_frame_batches(stream: ContainerLogStream) -> Iterator[list[Frame]]:
                 raw, _, text = buf[pos + 8:end].partition(b" ")
                 stamp = to_iso(raw.decode("ascii", "replace"))
             pos = end
-            append((names.get(kind, "stdout"), stamp, text))
+            append((names[kind], stamp, text))
         buf = buf[pos:]
         if frames:
             yield frames
