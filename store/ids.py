@@ -14,8 +14,9 @@ _last = 0
 
 
 def ulid_floor(moment: datetime) -> str:
-    """The smallest ULID of a moment: every id made before it sorts lower."""
-    return str(ULID.from_int(int(moment.timestamp() * 1000) << 80))
+    """The smallest ULID of a moment: every id made before it sorts lower. Moments
+    before 1970 (a retention longer than the epoch) floor at the smallest ULID."""
+    return str(ULID.from_int(max(0, int(moment.timestamp() * 1000)) << 80))
 
 
 def new_ulid(ts: float | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,26 +219,31 @@ class Engine:
                 log.exception("scheduler pass failed")
 
     def _start_what_fits(self) -> None:
-        """Oldest queued first (fair), within the global and per-pipeline bounds; one run
-        at a time per service and branch, so deploys of a branch stay in commit order."""
-        busy_keys = {self._key(self.store.get_run(rid)) for rid in self._tasks}
-        per_pipeline: dict[str, int] = {}
-        for rid in self._tasks:
-            pipe = self.store.get_run(rid).pipeline
-            per_pipeline[pipe] = per_pipeline.get(pipe, 0) + 1
+        """Oldest queued first (fair); one run at a time per service and branch, so deploys
+        of a branch stay in commit order. Runs on the agent's host count against the
+        global bound and their pipeline's; runs of an ECS pipeline only against the
+        cluster's `max_parallel_tasks`, not the build host's cores."""
+        running = [self.store.get_run(rid) for rid in self._tasks]
+        busy_keys = {self._key(r) for r in running}
+        per_pipeline = Counter(r.pipeline for r in running)
+        on_host = sum(1 for r in running if not self._on_cluster(r.pipeline))
         for run in self.store.runs_with_status(RunStatus.queued):
-            if len(self._tasks) >= self.max_parallel_runs:
-                return
             key = self._key(run)
             pipeline = self.store.get_pipeline(run.pipeline)
-            limit = pipeline.max_parallel_runs
-            if pipeline.executor == "ecs" and pipeline.ecs_executor is not None:
-                limit = pipeline.ecs_executor.max_parallel_tasks  # bounded by the cluster
-            if key in busy_keys or per_pipeline.get(run.pipeline, 0) >= limit:
+            cluster = self._on_cluster(run.pipeline)
+            limit = (pipeline.ecs_executor.max_parallel_tasks
+                     if cluster and pipeline.ecs_executor else pipeline.max_parallel_runs)
+            if key in busy_keys or per_pipeline[run.pipeline] >= limit:
+                continue
+            if not cluster and on_host >= self.max_parallel_runs:
                 continue
             busy_keys.add(key)
-            per_pipeline[run.pipeline] = per_pipeline.get(run.pipeline, 0) + 1
+            per_pipeline[run.pipeline] += 1
+            on_host += 0 if cluster else 1
             self._launch(run.id)
+
+    def _on_cluster(self, pipeline_name: str) -> bool:
+        return self.store.get_pipeline(pipeline_name).executor == "ecs"
 
     @staticmethod
     def _key(run: RunInfo) -> tuple[int, str]:

@@ -389,3 +389,32 @@ async def test_ecs_build_without_a_registry_repository_fails_clearly(
     stopped = moto.client("ecs").list_tasks(cluster=cluster, startedBy=started_by(run.id),
                                             desiredStatus="STOPPED")["taskArns"]
     assert len(stopped) == 1
+
+
+async def test_ecs_pipeline_runs_are_not_held_back_by_the_build_hosts_bound(
+        agent: Agent, moto: Moto, cluster: str, ecs_config: EcsExecutorConfig,
+        sample_repo) -> None:
+    """The host may run one run at a time; a run of an ECS pipeline still starts, because
+    its capacity is the cluster's."""
+    agent.engine.max_parallel_runs = 1
+    host_pipeline = add_pipeline(agent, ecs_config, executor="local")
+    busy = sample_repo("busy")
+    host_service = agent.store.create_service(ServiceConfig(
+        name=busy.name, pipeline=host_pipeline, repo_url=busy.url, dockerfile=None,
+        code_quality_command="sleep 30"))
+    host_run = push(agent, host_service, busy)
+    await wait_run(agent, host_run.id, lambda r: r.status is RunStatus.running)
+
+    cluster_repo = sample_repo("cloudy")
+    cluster_pipeline = add_pipeline(agent, ecs_config, executor="ecs")
+    cluster_run = push(agent, add_service(agent, cluster_repo, cluster_pipeline), cluster_repo)
+    await wait_task(moto, cluster, cluster_run.id, STAGE_PREPARE)
+
+    second_host_run = push(agent, agent.store.create_service(ServiceConfig(
+        name="waits", pipeline=host_pipeline, repo_url=busy.url, dockerfile=None,
+        code_quality_command="true")), busy)
+    await asyncio.sleep(0.5)
+    assert agent.store.get_run(second_host_run.id).status is RunStatus.queued
+    agent.engine.cancel(host_run.id, "tester")
+    agent.engine.cancel(cluster_run.id, "tester")
+    await wait_run(agent, second_host_run.id, timeout=30)

@@ -16,7 +16,7 @@ from seamless_tui.screens.rollback import RollbackScreen
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.screens.service import ServiceScreen
 from seamless_tui.widgets.log_view import LogView
-from tests.tui.conftest import LiveAgent, wait_for
+from tests.tui.conftest import LiveAgent, settle, wait_for
 
 
 async def _connected(pilot: Any) -> None:
@@ -31,6 +31,7 @@ def _snap(snap_compare, app, steps) -> bool:
         await _connected(pilot)
         await steps(pilot)
         pilot.app.clear_notifications()
+        await settle(pilot)  # fetches done: under load a fixed pause was not always enough
         await pilot.pause(0.2)
 
     return snap_compare(app, terminal_size=(80, 24), run_before=run_before)
