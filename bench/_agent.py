@@ -49,6 +49,16 @@ class ServedAgent:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=30)
 
+    def add_service(self, repo_url: str, **fields: object) -> None:
+        """A pipeline `bench` without deploy targets and its one service `svc`."""
+        with self.client() as client:
+            client.post("/api/v1/pipelines", json={
+                "name": "bench", "staging": {"kind": "none"},
+                "production": {"kind": "none"}}).raise_for_status()
+            client.post("/api/v1/services", json={
+                "name": "svc", "pipeline": "bench", "repo_url": repo_url, "branch": "main",
+                **fields}).raise_for_status()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

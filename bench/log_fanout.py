@@ -82,14 +82,9 @@ def main() -> None:
         agent = ServedAgent(Path(tmp) / "data", SEAMLESS_EXECUTOR="local",
                             SEAMLESS_POLL_ENABLED="false")
         try:
+            agent.add_service(str(repo), dockerfile=None,
+                              unit_test_command=f"{sys.executable} printer.py")
             with agent.client() as client:
-                client.post("/api/v1/pipelines", json={
-                    "name": "bench", "staging": {"kind": "none"},
-                    "production": {"kind": "none"}}).raise_for_status()
-                client.post("/api/v1/services", json={
-                    "name": "svc", "pipeline": "bench", "repo_url": str(repo),
-                    "branch": "main", "dockerfile": None,
-                    "unit_test_command": f"{sys.executable} printer.py"}).raise_for_status()
                 run = client.post("/api/v1/services/svc/trigger", json={}).json()
             url = (f"{agent.ws_url}/api/v1/ws/runs/{run['id']}/logs?token={agent.token}"
                    "&stage=Unit%20Test")

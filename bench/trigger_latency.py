@@ -87,14 +87,7 @@ def main() -> None:
         agent = ServedAgent(Path(tmp) / "data", SEAMLESS_EXECUTOR="local",
                             SEAMLESS_POLL_ENABLED="false")
         try:
-            with agent.client() as client:
-                client.post("/api/v1/pipelines", json={
-                    "name": "bench", "staging": {"kind": "none"},
-                    "production": {"kind": "none"}}).raise_for_status()
-                client.post("/api/v1/services", json={
-                    "name": "svc", "pipeline": "bench", "repo_url": str(repo),
-                    "branch": "main", "webhook_secret": SECRET,
-                    "unit_test_command": "sleep 30"}).raise_for_status()
+            agent.add_service(str(repo), webhook_secret=SECRET, unit_test_command="sleep 30")
             latencies = asyncio.run(measure(agent, repo, shas))
         finally:
             agent.stop()
