@@ -246,7 +246,7 @@ def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemonUR
 
 @pytest.fixture
 def sample_repo(tmp_path: Path) -> Callable[..., SampleRepo]:
-    """Factory: ``sample_repo(name="svc", unit_test_passes=True, port=8080, version="v1")``.
+    """Factory: ``sample_repo(name="svc", unit_test_passes=True, version="v1")``.
 
     Each call creates a fresh git repo under ``tmp_path / "repos" / name``.
     """

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import BASE_IMAGE
+from agent.demo.shop import CONTAINER_PORT, service_files, unit_test_script
 
 GIT_ENV = {
     # Keep tests independent from the machine's git configuration.
@@ -36,72 +36,18 @@ def git(cwd: Path | str, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def _unit_test_script(passing: bool) -> str:
-    last = "test_version ... ok" if passing else "test_version ... FAILED"
-    summary = "3 passed" if passing else "1 failed, 2 passed"
-    return (
-        "#!/bin/sh\n"
-        "# Fake unit tests: print runner-like lines, exit non-zero on failure.\n"
-        'echo "test_add ... ok"\n'
-        'echo "test_health ... ok"\n'
-        f'echo "{last}"\n'
-        f'echo "{summary}"\n'
-        f"exit {0 if passing else 1}\n"
-    )
-
-
-def _service_files(name: str, port: int, version: str, unit_test_passes: bool) -> dict[str, str]:
-    return {
-        "app/index.html": f"<h1>{name}</h1><p>{version}</p>\n",
-        "app/health": "ok\n",
-        "app/version": f"{version}\n",
-        "Dockerfile": (
-            f"FROM {BASE_IMAGE}\n"
-            "COPY app /www\n"
-            f"EXPOSE {port}\n"
-            "# busybox httpd ignores SIGTERM as PID 1: without this `docker stop` waits 10 s.\n"
-            "STOPSIGNAL SIGKILL\n"
-            f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n'
-        ),
-        "lint.sh": (
-            "#!/bin/sh\n"
-            "# Fake code-quality check.\n"
-            "set -e\n"
-            "test -f app/index.html\n"
-            'echo "lint: 0 problems"\n'
-        ),
-        "test.sh": _unit_test_script(unit_test_passes),
-        "compose.yaml": (
-            'version: "3"\n'
-            "services:\n"
-            "  app:\n"
-            "    # The image built from this commit; compose must not build or pull.\n"
-            "    image: ${SEAMLESS_IMAGE:?set SEAMLESS_IMAGE to the image to test}\n"
-        ),
-        "integration.sh": (
-            "#!/bin/sh\n"
-            "# Runs in a container on the compose network, where the service is `app`.\n"
-            f'url="http://${{APP_HOST:-app}}:{port}/health"\n'
-            "i=0\n"
-            "while [ $i -lt 60 ]; do\n"
-            '    body=$(wget -qO- "$url" 2>/dev/null) && [ "$body" = ok ] && {\n'
-            '        echo "integration: GET $url -> $body"\n'
-            "        exit 0\n"
-            "    }\n"
-            "    i=$((i + 1))\n"
-            "    sleep 0.5\n"
-            "done\n"
-            'echo "integration: $url never answered ok" >&2\n'
-            "exit 1\n"
-        ),
-    }
+def _service_files(name: str, version: str, unit_test_passes: bool) -> dict[str, str]:
+    """The demo shop's service files (the product ships them; tests build on the same)."""
+    files = service_files(name, version)
+    files["test.sh"] = unit_test_script(name, unit_test_passes)
+    return files
 
 
 @dataclass
 class SampleRepo:
     path: Path
     name: str = "svc"
-    port: int = 8080
+    port: int = CONTAINER_PORT
 
     @property
     def url(self) -> str:
@@ -130,7 +76,8 @@ class SampleRepo:
 
     def set_unit_tests(self, passing: bool) -> str:
         state = "pass" if passing else "fail"
-        return self.commit(f"make unit tests {state}", {"test.sh": _unit_test_script(passing)})
+        script = unit_test_script(self.name, passing)
+        return self.commit(f"make unit tests {state}", {"test.sh": script})
 
     def set_version(self, version: str) -> str:
         index = f"<h1>{self.name}</h1><p>{version}</p>\n"
@@ -163,7 +110,6 @@ def make_sample_service_repo(
     name: str = "svc",
     *,
     unit_test_passes: bool = True,
-    port: int = 8080,
     version: str = "v1",
 ) -> SampleRepo:
     """Create the sample service repository at ``path`` with one commit on ``main``."""
@@ -173,6 +119,6 @@ def make_sample_service_repo(
     git(path, "config", "user.name", "Seamless Tests")
     git(path, "config", "user.email", "tests@seamless.invalid")
     git(path, "config", "commit.gpgsign", "false")
-    repo = SampleRepo(path=path, name=name, port=port)
-    repo.commit(f"initial {name} service", _service_files(name, port, version, unit_test_passes))
+    repo = SampleRepo(path=path, name=name, port=CONTAINER_PORT)
+    repo.commit(f"initial {name} service", _service_files(name, version, unit_test_passes))
     return repo

@@ -65,7 +65,7 @@ async def test_signed_push_runs_stages_visible_on_events(tmp_path: Path,
         run = agent.store.get_run(run_id)
         assert (run.trigger.value, run.author, run.message) == ("push", "Mona", "Add a feature")
         lines = agent.store.log_page(run_id, stage="Unit Test").lines
-        assert any("3 passed" in ln.text for ln in lines)
+        assert any("4 passed" in ln.text for ln in lines)
     finally:
         server.stop()
         agent.close()

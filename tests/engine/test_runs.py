@@ -21,7 +21,7 @@ async def test_push_runs_through_integration_and_pushes_the_sha_tagged_image(
     assert [statuses[s] for s in ("Prepare", "Code Quality", "Unit Test", "Build",
                                   "Integration Test")] == ["success"] * 5
     assert repo.head_sha in registry.tags("payments")
-    assert "lint: 0 problems" in log_text(agent, run.id, "Code Quality")
+    assert "0 problems" in log_text(agent, run.id, "Code Quality")
     assert "integration: GET" in log_text(agent, run.id, "Integration Test")
     # No deploy target: a clear failure, never a fake success.
     assert statuses["Deploy to Staging"] == "failed"
