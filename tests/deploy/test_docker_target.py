@@ -234,7 +234,7 @@ def test_without_a_health_path_the_images_healthcheck_decides(
     docker_client.images.build(fileobj=io.BytesIO((
         f"FROM {service_images['v1'][1]}\n"
         "HEALTHCHECK --interval=1s --timeout=2s --retries=2"
-        f" CMD wget -qO- http://127.0.0.1:{PORT}/version\n").encode()), tag=tag)
+        f" CMD wget -qO- http://127.0.0.1:{PORT}/version\n").encode()), tag=tag, rm=True)
     pipeline, service = make_service(store, service_images.repo, health_check=HealthCheck(
         path=None, timeout_s=15, interval_s=0.2))
     result, log, _ = deploy(deployer, store, pipeline, service, ("9" * 40, tag))
