@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 3
 ARGS ?=
 
-# CI exports SEAMLESS_REQUIRE_DOCKER=1 so a missing engine fails tests instead of skipping.
+# CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
 .PHONY: venv docker images test lint typecheck demo demo-clean screenshots clean

@@ -1,8 +1,9 @@
 """Shared fixtures: Docker engine, base image, a local registry, git daemon, sample repos.
 
 Docker rule: tests that need the engine (marked ``@pytest.mark.docker`` or using
-``docker_client``/``base_image``/``requires_docker``) are skipped when the engine is
-unreachable -- or fail when SEAMLESS_REQUIRE_DOCKER=1 (CI: a missing engine is a bug).
+``docker_client``/``base_image``/``requires_docker``) fail with a clear message when the
+engine is unreachable: it is missing set-up (`make test` installs and starts it), never a
+reason to skip.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from agent.engine.logsink import LogWriter
 from store.store import Store
 from tests.helpers import (
     ensure_base_image,
+    fail_missing,
     free_port,
     http_get,
     port_open,
     require_docker,
-    skip_or_fail,
     wait_until,
 )
 from tests.sample_repo import SampleRepo, git, make_sample_service_repo
@@ -52,7 +53,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture
 def requires_docker() -> None:
-    """Use (or mark ``@pytest.mark.docker``) to skip/fail a test when the engine is down."""
+    """Use (or mark ``@pytest.mark.docker``) to fail a test clearly when the engine is down."""
     require_docker()
 
 
@@ -159,7 +160,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A throwaway plain-HTTP registry on 127.0.0.1 (dockerd trusts loopback registries)."""
     binary = shutil.which(REGISTRY_BIN)
     if not binary:
-        skip_or_fail(f"{REGISTRY_BIN} not installed (Debian package docker-registry)")
+        fail_missing(f"{REGISTRY_BIN} not installed (Debian package docker-registry)")
     workdir = tmp_path_factory.mktemp("registry")
     reg = None
     for _attempt in range(3):  # the free port may be taken between probe and bind

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.demo.shop import CONTAINER_PORT, service_files, unit_test_script
+from agent.demo.shop import CONTAINER_PORT, ShopRepo, service_files, unit_test_script
 
 GIT_ENV = {
     # Keep tests independent from the machine's git configuration.
@@ -64,15 +64,7 @@ class SampleRepo:
 
     def commit(self, message: str, files: dict[str, str] | None = None) -> str:
         """Write ``files`` (path -> content; ``*.sh`` made executable), commit, return the sha."""
-        for rel, content in (files or {}).items():
-            target = self.path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-            if rel.endswith(".sh"):
-                target.chmod(0o755)
-        git(self.path, "add", "-A")
-        git(self.path, "commit", "-q", "--allow-empty", "-m", message)
-        return self.head_sha
+        return ShopRepo(self.name, self.path).commit(message, files or {})
 
     def set_unit_tests(self, passing: bool) -> str:
         state = "pass" if passing else "fail"
