@@ -5,7 +5,7 @@ same finished container.
     .venv/bin/python bench/log_ingest.py [--lines 1000000] [--json]
 
 agent lines/s: from container start until every line is committed (the live
-path: follow stream → frames → masking → bounded queue → batched inserts).
+path: attach stream → lines → masking → bounded queue → batched inserts).
 raw lines/s: `docker logs <container> > /dev/null` afterwards, same container.
 Peak RSS is this process's high-water mark (it only runs the agent pipeline).
 """

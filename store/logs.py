@@ -97,6 +97,12 @@ class LogQueries(Database):
                                  (run_id, stage))
         return int(row[0]) if row else 0
 
+    def log_line_counts(self, run_id: int, stage: str) -> dict[str, int]:
+        """Stored lines of a stage per stream (where a re-read of its source resumes)."""
+        rows = self.query("SELECT stream, COUNT(*) FROM log_lines WHERE run_id=? AND stage=?"
+                          " GROUP BY stream", (run_id, stage))
+        return {r[0]: int(r[1]) for r in rows}
+
     def last_log_ts(self, run_id: int, stage: str) -> str | None:
         row = self.query_one(
             "SELECT ts FROM log_lines WHERE run_id=? AND stage=? ORDER BY id DESC LIMIT 1",

@@ -40,3 +40,6 @@ class LoggingStageLog:
         if self._partial:
             self.write(self._partial.decode(errors="replace"))
             self._partial = b""
+
+    def rewind(self) -> None:
+        self._partial = b""

@@ -69,6 +69,10 @@ class StageLog(Protocol):
     def flush(self) -> None:
         """Finish a partial last line and wait until everything is stored."""
 
+    def rewind(self) -> None:
+        """The source will be read again from its start: drop a partial line and skip
+        the lines already stored."""
+
 
 class StateSaver(Protocol):
     def __call__(self, state: dict[str, Any] | None) -> None:

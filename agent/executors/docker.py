@@ -2,9 +2,10 @@
 
 One container per stage, named and labelled deterministically (see base.py) so
 a restarted agent finds it again. The workspace is bind-mounted at /workspace
-by its host path. Logs are followed with timestamps in a separate thread
-(follow streams can hang after the container exits, so the wait is bounded);
-cancel and timeout kill the container at once.
+by its host path. Output is read in a separate thread, from an attach made
+before the start or, on a re-attach, from the container's log (see
+docker_logs.py); the wait for the reader after the container exits is bounded.
+Cancel and timeout kill the container at once.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from typing import Any
 import docker
 import requests
 
-from agent.engine.logsink import iso_ts
 from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver, agent_label
-from agent.executors.docker_logs import LogPump, open_log_stream
+from agent.executors.docker_logs import (
+    ContainerLogStream,
+    LogPump,
+    open_attach_stream,
+    open_log_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,10 @@ POLL_S = 0.2
 
 class EngineGone(RuntimeError):
     pass
+
+
+class _ImageMissing(RuntimeError):
+    """The stage image is not on the engine and could not be pulled: the message says why."""
 
 
 EngineErrors = (requests.exceptions.RequestException, docker.errors.APIError, OSError, EngineGone)
@@ -66,18 +75,21 @@ class DockerExecutor:
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
         try:
-            missing = self.ensure_image(spec.image, log)
-            if missing:
-                log.system(missing)
-                return StageResult(exit_code=None, error=missing)
-            container_id = self._create(spec)
+            container_id = self._create(spec, log)
+        except _ImageMissing as missing:
+            log.system(str(missing))
+            return StageResult(exit_code=None, error=str(missing))
         except EngineErrors as exc:
             log.system(engine_error(exc))
             return StageResult(exit_code=None, error=engine_error(exc))
         save_state({"container_id": container_id})
         try:
+            attached = open_attach_stream(self.api, container_id)
             self.api.start(container_id)
-            return self._follow(container_id, spec, log, cancel, after_iso=None)
+            if attached is None:  # an engine on TCP: follow the log from its start
+                attached = open_log_stream(self.api, container_id, follow=True)
+                return self._follow(container_id, spec, log, cancel, attached)
+            return self._follow(container_id, spec, log, cancel, attached, timestamps=False)
         except EngineErrors as exc:
             log.system(engine_error(exc))
             return StageResult(exit_code=None, error=engine_error(exc))
@@ -102,28 +114,43 @@ class DockerExecutor:
         return (f"image {image!r} is not on this engine and cannot be pulled here: "
                 "build it or load it")
 
-    def _create(self, spec: StageSpec) -> str:
-        self._remove_by_name(spec.container_name)  # a leftover of an earlier attempt
+    def _create(self, spec: StageSpec, log: StageLog) -> str:
+        """Create the stage's container. The common case costs one call: a missing image
+        or a leftover of the same name (an earlier attempt) is dealt with on the error."""
         binds = {str(spec.workspace): {"bind": "/workspace", "mode": "rw"}}
         if spec.mount_docker_socket:  # opt-in: root-equivalent access to the host engine
             binds[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
         host_config = self.api.create_host_config(binds=binds, network_mode=spec.network)
-        created = self.api.create_container(
-            spec.image, command=["/bin/sh", "-c", spec.command],
-            name=spec.container_name or None, labels=spec.labels, environment=spec.env,
-            working_dir=spec.workdir, host_config=host_config, detach=True)
-        return str(created["Id"])
 
-    # -- follow until exit, cancel or timeout ------------------------------------------------
+        def create() -> str:
+            created = self.api.create_container(
+                spec.image, command=["/bin/sh", "-c", spec.command],
+                name=spec.container_name or None, labels=spec.labels, environment=spec.env,
+                working_dir=spec.workdir, host_config=host_config, detach=True)
+            return str(created["Id"])
+
+        for _ in range(2):
+            try:
+                return create()
+            except docker.errors.ImageNotFound:
+                missing = self.ensure_image(spec.image, log)
+                if missing:
+                    raise _ImageMissing(missing) from None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or not spec.container_name:
+                    raise
+                self._remove_by_name(spec.container_name)
+        return create()
+
+    # -- read output until exit, cancel or timeout --------------------------------------------
     def _follow(self, container_id: str, spec: StageSpec, log: StageLog,
-                cancel: threading.Event, after_iso: str | None,
+                cancel: threading.Event, stream: ContainerLogStream, timestamps: bool = True,
                 deadline: float | None = None) -> StageResult:
-        since = _since_param(after_iso)
-        pump = LogPump(open_log_stream(self.api, container_id, follow=True, since=since),
-                       log, after_iso)
+        pump = LogPump(stream, log, timestamps)
         pump.start()
         deadline = deadline or time.monotonic() + spec.timeout_s
         exited_at: float | None = None
+        hung = False
         next_check = time.monotonic() + 1.0
         try:
             while pump.is_alive():
@@ -142,7 +169,8 @@ class DockerExecutor:
                     if exited_at is None and not self._running(container_id):
                         exited_at = now
                     if exited_at is not None and now - exited_at > EXIT_GRACE_S:
-                        break  # the stream hangs after exit: finish from a fresh read
+                        hung = True  # the stream hangs after exit: finish from a fresh read
+                        break
                 pump.join(POLL_S)
         finally:
             if pump.is_alive():
@@ -150,15 +178,14 @@ class DockerExecutor:
             pump.join(2.0)
         if pump.error is not None and not self._exists(container_id):
             raise EngineGone(engine_error(pump.error))
-        if exited_at is not None or pump.error is not None:
-            self._read_rest(container_id, log, pump.last_iso)
+        if hung or pump.error is not None:
+            self._read_all(container_id, log)
         return self._exit_result(container_id, log)
 
-    def _read_rest(self, container_id: str, log: StageLog, after_iso: str | None) -> None:
-        """Everything logged after `after_iso`, without following (container exited)."""
-        pump = LogPump(open_log_stream(self.api, container_id, follow=False,
-                                       since=_since_param(after_iso)), log, after_iso)
-        pump.run()  # bounded: the container is not running, the body ends
+    def _read_all(self, container_id: str, log: StageLog) -> None:
+        """An exited container's whole log, minus the lines already stored."""
+        log.rewind()
+        LogPump(open_log_stream(self.api, container_id, follow=False), log).run()
 
     def _exit_result(self, container_id: str, log: StageLog) -> StageResult:
         status = self.api.wait(container_id, timeout=30)
@@ -177,7 +204,8 @@ class DockerExecutor:
         if container is None:
             return None
         container_id = container["Id"]
-        after_iso = iso_ts(since) if since is not None else None
+        # `since` is not needed: the log is read again from its start, and the lines
+        # stored before the restart are skipped by count (StageLogWriter.rewind).
         try:
             info = self.api.inspect_container(container_id)
             if info["State"].get("Running"):
@@ -185,9 +213,11 @@ class DockerExecutor:
                 started = _parse_docker_time(info["State"].get("StartedAt"))
                 deadline = time.monotonic() + spec.timeout_s - (
                     (datetime.now(UTC) - started).total_seconds() if started else 0)
-                return self._follow(container_id, spec, log, cancel, after_iso, deadline)
+                log.rewind()
+                stream = open_log_stream(self.api, container_id, follow=True)
+                return self._follow(container_id, spec, log, cancel, stream, deadline=deadline)
             log.system(f"container {spec.container_name} finished while the agent was away")
-            self._read_rest(container_id, log, after_iso)
+            self._read_all(container_id, log)
             return self._exit_result(container_id, log)
         except docker.errors.NotFound:
             return None
@@ -260,13 +290,6 @@ class DockerExecutor:
         if name:
             for c in self.api.containers(all=True, filters={"name": f"^/{name}$"}):
                 self._remove(c["Id"])
-
-
-def _since_param(after_iso: str | None) -> float | None:
-    if after_iso is None:
-        return None
-    # Docker returns lines at or after `since`; the pump drops those at or before it.
-    return datetime.fromisoformat(after_iso).timestamp()
 
 
 def _parse_docker_time(value: str | None) -> datetime | None:

@@ -1,12 +1,18 @@
-"""Reading a container's log stream fast, with stdout/stderr kept apart.
+"""Reading a container's output fast, with stdout/stderr kept apart.
 
-docker-py's `logs(stream=True)` reads each multiplexed frame with two small
-reads and drops the stream type. We read the HTTP body in large blocks and
-split the frames ourselves (8-byte header: stream type, 3 zero bytes, big-endian
-length), which is several times cheaper per line and keeps stderr as stderr.
+A new stage container is *attached* before it starts (POST …/attach, what
+`docker run` does): the engine copies the container's pipes straight to us, and
+lines are stamped as they arrive. Following the log instead (GET …/logs with
+`follow`) makes the engine decode its JSON log file line by line, which costs
+dockerd more CPU than the whole rest of the pipeline and caps a stage at ~90k
+lines/s. The log endpoint, with docker's own timestamps, serves what the attach
+cannot: a re-attach after a restart, an exited container's output, an engine on
+TCP. Those re-reads start from the beginning and skip the lines already stored
+(see StageLogWriter.rewind), so they neither lose nor repeat a line.
 
-With `timestamps=1` each frame starts with docker's RFC 3339 nano stamp, so a
-re-attach can ask for the lines after the last stored one.
+docker-py reads each multiplexed frame with two small reads and drops the stream
+type. We read the body in large blocks and split the frames ourselves (8-byte
+header: stream type, 3 zero bytes, big-endian length).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from urllib.parse import urlencode
 
 import docker
 
-from agent.engine.logsink import docker_ts_to_iso
+from agent.engine.logsink import docker_ts_to_iso, iso_ts
 from agent.executors.base import StageLog
 from store.models import LogStream
 
@@ -57,17 +63,14 @@ class ContainerLogStream:
             self._response.close()
 
 
-def open_log_stream(api: Any, container_id: str, *, follow: bool,
-                    since: float | None = None) -> ContainerLogStream:
-    """Open the multiplexed, timestamped log stream of a container."""
+def open_log_stream(api: Any, container_id: str, *, follow: bool) -> ContainerLogStream:
+    """The multiplexed, timestamped log of a container, from its first line."""
     params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1,
                               "follow": 1 if follow else 0, "tail": "all"}
-    if since is not None:
-        params["since"] = f"{since:.6f}"
     url = api._url("/containers/{0}/logs", container_id)
     socket_path = getattr(api.get_adapter(url), "socket_path", None)
     if socket_path:
-        return _open_unix(socket_path, url, params)
+        return _open_unix(socket_path, "GET", url, params)
     response = api._get(url, params=params, stream=True)
     api._raise_for_status(response)
     if follow:  # a quiet stage must not hit the client's read timeout
@@ -75,15 +78,34 @@ def open_log_stream(api: Any, container_id: str, *, follow: bool,
     return ContainerLogStream(None, _body_blocks(response), response)
 
 
-def _open_unix(socket_path: str, url: str, params: dict[str, Any]) -> ContainerLogStream:
-    """HTTP/1.0 straight over the engine's unix socket. Over HTTP/1.1 dockerd sends
-    every frame as its own chunk and reading through http.client costs a call per log
-    line; an HTTP/1.0 body is the bare frame stream, read here in 256 KiB blocks."""
+def open_attach_stream(api: Any, container_id: str) -> ContainerLogStream | None:
+    """The live, multiplexed stdout/stderr of a container not started yet (attach first,
+    then start, and not a byte is missed); None when the engine is not on a unix socket
+    (the caller follows the log instead)."""
+    url = api._url("/containers/{0}/attach", container_id)
+    socket_path = getattr(api.get_adapter(url), "socket_path", None)
+    if not socket_path:
+        return None
+    return _open_unix(socket_path, "POST", url, {"stream": 1, "stdout": 1, "stderr": 1})
+
+
+def _open_unix(socket_path: str, method: str, url: str, params: dict[str, Any]
+               ) -> ContainerLogStream:
+    """HTTP straight over the engine's unix socket. A log is asked for over HTTP/1.0:
+    over HTTP/1.1 dockerd sends every frame as its own chunk, and reading through
+    http.client costs a call per log line; an HTTP/1.0 body is the bare frame stream.
+    An attach upgrades the connection to that same bare stream. Read in 256 KiB blocks."""
     path = "/" + url.split("://", 1)[1].split("/", 1)[1]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(30)
     sock.connect(socket_path)
-    sock.sendall(f"GET {path}?{urlencode(params)} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+    request = f"{method} {path}?{urlencode(params)} "
+    if method == "GET":
+        request += "HTTP/1.0\r\nHost: docker\r\n\r\n"
+    else:
+        request += ("HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                    "Content-Length: 0\r\n\r\n")
+    sock.sendall(request.encode())
     head = b""
     while b"\r\n\r\n" not in head:
         block = sock.recv(65536)
@@ -92,15 +114,19 @@ def _open_unix(socket_path: str, url: str, params: dict[str, Any]) -> ContainerL
         head += block
     header, _, rest = head.partition(b"\r\n\r\n")
     status = int(header.split(b" ", 2)[1]) if header.startswith(b"HTTP/") else 0
-    if status != 200:
+    if status not in (200, 101):
         body = rest
-        while block := sock.recv(65536):
-            body += block
+        sock.settimeout(5)
+        try:
+            while block := sock.recv(65536):
+                body += block
+        except OSError:
+            pass
         sock.close()
         message = body.decode("utf-8", "replace").strip()
         if status == 404:
             raise docker.errors.NotFound(message)
-        raise docker.errors.APIError(f"{status} logs of the container: {message}")
+        raise docker.errors.APIError(f"{status} {method} {path}: {message}")
     sock.settimeout(None)  # a quiet stage may print nothing for a long time
 
     def blocks() -> Iterator[bytes]:
@@ -175,8 +201,10 @@ def _body_blocks(response: Any) -> Iterator[bytes]:
         pos = 0
 
 
-def iter_frame_batches(stream: ContainerLogStream) -> Iterator[list[Frame]]:
-    """Yield lists of (stream, ts-iso, payload) frames, one list per block read."""
+def iter_frame_batches(stream: ContainerLogStream, timestamps: bool = True
+                       ) -> Iterator[list[Frame]]:
+    """Yield lists of (stream, ts-iso, payload) frames, one list per block read. Without
+    `timestamps` (an attach) every frame of a block is stamped with its arrival."""
     unpack = _HEADER.unpack_from
     names = _STREAM_NAMES
     to_iso = docker_ts_to_iso
@@ -186,19 +214,21 @@ def iter_frame_batches(stream: ContainerLogStream) -> Iterator[list[Frame]]:
         frames: list[Frame] = []
         append = frames.append
         pos, size = 0, len(buf)
+        arrived = "" if timestamps else iso_ts()
         while pos + 8 <= size:
             kind, length = unpack(buf, pos)
             end = pos + 8 + length
             if end > size:
                 break
-            if length > 31 and buf[pos + 38] == 32:  # "2024-…T…:12.123456789Z ": 30 chars
+            if not timestamps:
+                append((names[kind], arrived, buf[pos + 8:end]))
+            elif length > 31 and buf[pos + 38] == 32:  # "2024-…T…:12.123456789Z ": 30 chars
                 stamp = buf[pos + 8:pos + 34].decode("ascii", "replace") + "+00:00"
-                text = buf[pos + 39:end]
+                append((names[kind], stamp, buf[pos + 39:end]))
             else:  # trailing zeros trimmed from the nanoseconds: the general form
                 raw, _, text = buf[pos + 8:end].partition(b" ")
-                stamp = to_iso(raw.decode("ascii", "replace"))
+                append((names[kind], to_iso(raw.decode("ascii", "replace")), text))
             pos = end
-            append((names[kind], stamp, text))
         buf = buf[pos:]
         if frames:
             yield frames
@@ -220,31 +250,24 @@ def frame_writer(log: StageLog) -> Callable[[list[Frame]], None]:
 
 
 class LogPump(threading.Thread):
-    """Copies one log stream into a StageLog in its own thread (the blocking read may
-    hang after the container exits, so the caller bounds it and can `close()` it)."""
+    """Copies one log or attach stream into a StageLog in its own thread (a read may
+    block after the container exits, so the caller bounds it and can `close()` it)."""
 
-    def __init__(self, stream: ContainerLogStream, log: StageLog,
-                 after_iso: str | None = None) -> None:
+    def __init__(self, stream: ContainerLogStream, log: StageLog, timestamps: bool = True
+                 ) -> None:
         super().__init__(name="docker-log-pump", daemon=True)
         self.stream = stream
         self.write = frame_writer(log)
-        self.after_iso = after_iso  # skip lines stamped at or before this (re-attach)
-        self.last_iso: str | None = after_iso
-        self.lines = 0
+        self.timestamps = timestamps
+        self.lines = 0  # frames, in fact: one per line on the log endpoint
         self.error: BaseException | None = None
         self._closed = False
 
     def run(self) -> None:
         try:
-            for frames in iter_frame_batches(self.stream):
-                if self.after_iso is not None:
-                    frames = [f for f in frames if f[1] > self.after_iso]
-                    if frames:
-                        self.after_iso = None  # stamps only grow from here on
-                if frames:
-                    self.write(frames)
-                    self.lines += len(frames)
-                    self.last_iso = frames[-1][1]
+            for frames in iter_frame_batches(self.stream, self.timestamps):
+                self.write(frames)
+                self.lines += len(frames)
         except Exception as exc:  # engine gone, or closed by us
             if not self._closed:
                 self.error = exc

@@ -84,6 +84,42 @@ def test_secret_split_across_chunks_is_masked(store: Store, writer: LogWriter) -
     assert SECRET_MASK in "".join(stored[2:])
 
 
+def test_blocks_of_many_lines_keep_every_line_its_encoding_and_its_mask(
+        store: Store, writer: LogWriter) -> None:
+    secret = "s3cr3t-value"
+    log = writer.stage_log(5, "Unit Test", [secret])
+    text = "".join(f"{i} \u00e9t\u00e9 {secret if i % 7 == 0 else 'ok'}\r\n" for i in range(500))
+    data = text.encode() + b"x" * (MAX_LINE_BYTES + 3) + b"\nlast"
+    cut = text.encode().index("\u00e9".encode()) + 1  # in the middle of a 2-byte character
+    for piece in (data[:cut], data[cut:4000], data[4000:]):
+        log.write_chunk(piece)
+    log.flush()
+    stored = texts(store, 5)
+    assert stored[:500] == [f"{i} \u00e9t\u00e9 {SECRET_MASK if i % 7 == 0 else 'ok'}"
+                            for i in range(500)]
+    assert [len(t) for t in stored[500:502]] == [MAX_LINE_BYTES, 3]
+    assert stored[502:] == ["last"]
+
+
+def test_rewind_skips_the_lines_stored_per_stream_and_drops_a_half_line(
+        store: Store, writer: LogWriter) -> None:
+    first = writer.stage_log(6, "Unit Test", [])
+    first.write_chunk(b"out1\nout2\nhalf-of-out3")
+    first.write_chunk(b"err1\n", LogStream.stderr)
+    first.system("a system line is not output: not counted")
+    first.writer.wait_committed()
+    # A fresh reader (an agent after a restart) reads the whole source again.
+    second = writer.stage_log(6, "Unit Test", [])
+    second.rewind()
+    second.write_chunk(b"out1\nout2\nhalf-of-out3 and its end\nout4\n")
+    second.write_chunk(b"err1\nerr2\n", LogStream.stderr)
+    second.flush()
+    lines = [(ln.stream.value, ln.text) for ln in store.log_page(6, limit=100).lines]
+    assert [t for s, t in lines if s == "stdout"] == [
+        "out1", "out2", "half-of-out3 and its end", "out4"]
+    assert [t for s, t in lines if s == "stderr"] == ["err1", "err2"]
+
+
 def test_docker_timestamps_become_store_timestamps() -> None:
     assert docker_ts_to_iso("2024-05-01T10:11:12.123456789Z") == \
         "2024-05-01T10:11:12.123456+00:00"

@@ -6,11 +6,11 @@ import re
 import threading
 import time
 import uuid
-from datetime import datetime
 
 import docker
 import pytest
 
+from agent.deploy.stagelog import LoggingStageLog
 from agent.executors.docker import DockerExecutor
 from agent.executors.docker_logs import LogPump, open_log_stream
 from tests.executors.conftest import stored
@@ -94,20 +94,20 @@ def test_reattach_to_a_running_container_continues_without_gap_or_duplicate(
         executor, make_spec, writer, store, docker_client) -> None:
     spec = make_spec("i=0; while [ $i -lt 60 ]; do echo line$i; i=$((i+1)); sleep 0.05;"
                      " done; exit 4")
-    container_id = executor._create(spec)
-    docker_client.api.start(container_id)
-    # The "old agent": stored what it had read so far, then died.
-    time.sleep(1.0)
     first = writer.stage_log(spec.run_id, spec.stage, [])
+    container_id = executor._create(spec, first)
+    docker_client.api.start(container_id)
+    # The "old agent": stored what it had read so far (and half a line), then died.
+    time.sleep(1.0)
     pump = LogPump(open_log_stream(docker_client.api, container_id, follow=False), first)
     pump.run()
-    first.flush()
+    first.write_chunk(b"line-half-rea")  # never stored: it had no newline yet
+    first.writer.wait_committed()
     assert 0 < pump.lines < 60, "the container should still be printing"
-    since = datetime.fromisoformat(store.last_log_ts(spec.run_id, spec.stage))
-    # The new agent re-attaches after the last stored timestamp.
+    # The new agent re-reads the log and skips what is stored.
     second = writer.stage_log(spec.run_id, spec.stage, [])
     result = executor.reattach(spec, second, threading.Event(),
-                               {"container_id": container_id}, since)
+                               {"container_id": container_id}, None)
     second.flush()
     assert result is not None and result.exit_code == 4
     lines = [t for s, t in stored(store, spec.run_id) if s == "stdout"]
@@ -118,14 +118,53 @@ def test_reattach_to_a_running_container_continues_without_gap_or_duplicate(
 def test_reattach_to_a_finished_container_reads_the_rest_and_its_exit_code(
         executor, make_spec, writer, store, docker_client) -> None:
     spec = make_spec("echo one; echo two; exit 2")
-    container_id = executor._create(spec)
+    log = writer.stage_log(spec.run_id, spec.stage, [])
+    container_id = executor._create(spec, log)
     docker_client.api.start(container_id)
     docker_client.api.wait(container_id, timeout=30)
-    log = writer.stage_log(spec.run_id, spec.stage, [])
     result = executor.reattach(spec, log, threading.Event(), None, None)  # found by name
     log.flush()
     assert result is not None and result.exit_code == 2
     assert [t for s, t in stored(store, spec.run_id) if s == "stdout"] == ["one", "two"]
+
+
+def test_a_finished_container_read_again_gives_no_line_twice(
+        executor, make_spec, writer, store, docker_client) -> None:
+    spec = make_spec("echo one; echo err >&2; echo two; exit 0")
+    log = writer.stage_log(spec.run_id, spec.stage, [])
+    container_id = executor._create(spec, log)
+    docker_client.api.start(container_id)
+    docker_client.api.wait(container_id, timeout=30)
+    log.write_chunk(b"one\n")  # what the agent stored before it died
+    result = executor.reattach(spec, log, threading.Event(), {"container_id": container_id},
+                               None)
+    log.flush()
+    assert result is not None and result.ok
+    lines = stored(store, spec.run_id)  # (the engine keeps no order across streams)
+    assert [t for s, t in lines if s == "stdout"] == ["one", "two"]
+    assert [t for s, t in lines if s == "stderr"] == ["err"]
+
+
+def test_a_big_output_arrives_whole_and_in_order(executor, make_spec, writer, store) -> None:
+    spec = make_spec("i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done;"
+                     " printf 'no newline at the end'")
+    log = writer.stage_log(spec.run_id, spec.stage, [])
+    assert executor.run(spec, log, threading.Event(), lambda s: None).ok
+    log.flush()
+    assert [t for s, t in stored(store, spec.run_id) if s == "stdout"] == [
+        f"line {i}" for i in range(20000)] + ["no newline at the end"]
+
+
+def test_a_leftover_container_of_the_same_name_is_replaced(
+        executor, make_spec, writer, store, docker_client) -> None:
+    spec = make_spec("echo fresh")
+    log = writer.stage_log(spec.run_id, spec.stage, [])
+    leftover = executor._create(spec, log)  # an earlier attempt that never ran
+    result = executor.run(spec, log, threading.Event(), lambda s: None)
+    log.flush()
+    assert result.ok
+    assert [t for s, t in stored(store, spec.run_id) if s == "stdout"] == ["fresh"]
+    assert not docker_client.api.containers(all=True, filters={"id": leftover})
 
 
 def test_reattach_to_a_vanished_container_returns_none(executor, make_spec, writer) -> None:
@@ -143,7 +182,7 @@ def test_cleanup_removes_only_containers_of_runs_not_kept(make_spec, docker_clie
     keep, drop = (make_spec("sleep 30"), make_spec("sleep 30"))
     for spec in (keep, drop):
         spec.labels["io.seamless.managed"] = scope
-        docker_client.api.start(executor._create(spec))
+        docker_client.api.start(executor._create(spec, LoggingStageLog("test")))
     others = {int(m.group(1)) for c in docker_client.api.containers(all=True)
               if (m := re.match(r"^seamless-run(\d+)$",
                                 c["Labels"].get("com.docker.compose.project", "")))}
