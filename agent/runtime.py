@@ -79,6 +79,7 @@ class Agent:
         if self.poller is not None:
             await self.poller.stop()
         await self.engine.stop()
+        await in_thread(self.executors.drain)
         await in_thread(self.logs.stop)
         self.notifier.stop()
         await in_thread(self.deployer.close)

@@ -118,6 +118,19 @@ class ExecutorSet:
                 self._slots[id(executor)] = threading.BoundedSemaphore(bound)
             return self._slots[id(executor)]
 
+    def discard_ready(self, run_id: int) -> None:
+        """Containers created ahead for a run that has stopped needing them."""
+        discard = getattr(self._docker, "discard_ready", None)
+        if discard is not None:
+            discard(run_id)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Let background container removals finish (agent shutdown)."""
+        reaper = getattr(self._docker, "reaper", None)
+        if reaper is not None and not reaper.drain(timeout):
+            log.warning("stage containers still being removed at shutdown; the next start "
+                        "cleans them up")
+
     def all(self) -> list[Executor]:
         found = [e for e in (self._docker, self._local) if e is not None]
         return found + list(self._ecs.values())

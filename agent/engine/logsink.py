@@ -13,6 +13,7 @@ memory without bound; the container just waits on its pipe.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
@@ -64,6 +65,24 @@ def _log_line(row: tuple[str, int, str, str, str, str]) -> LogLine:
     return line
 
 
+class _LoopMarker:
+    """A commit marker that wakes a coroutine (see LogWriter.committed)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.done = done
+
+    def set(self) -> None:
+        def settle() -> None:
+            if not self.done.done():
+                self.done.set_result(None)
+
+        try:
+            self.loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+
 class LogWriter:
     def __init__(self, store: Any, bus: Any, max_pending: int = 20_000,
                  interval_s: float = INTERVAL_S) -> None:
@@ -75,7 +94,7 @@ class LogWriter:
         self.lines_written = 0
         # Whole lists of records as the producers handed them (not one entry per line:
         # that cost a deque operation and an isinstance per line), and commit markers.
-        self._queue: deque[list[Record] | threading.Event] = deque()
+        self._queue: deque[list[Record] | threading.Event | _LoopMarker] = deque()
         self._pending = 0  # lines in the queue (the backpressure bound counts lines)
         self._count_lock = threading.Lock()
         self._put_lock = threading.Lock()
@@ -136,6 +155,21 @@ class LogWriter:
         if size >= BATCH_LINES:
             self._wake.set()
 
+    async def committed(self) -> None:
+        """`wait_committed` for the event loop: no thread is tied up while it waits."""
+        if not self.running:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append(_LoopMarker(loop, done))
+        self._wake.set()
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(done), 0.5)
+            except TimeoutError:
+                if not self.running and self._thread is None:
+                    return
+
     def wait_committed(self) -> None:
         """Block until every record queued before this call is committed."""
         if not self.running:
@@ -159,11 +193,11 @@ class LogWriter:
                     return
                 continue
             batch: list[Record] = []
-            markers: list[threading.Event] = []
+            markers: list[threading.Event | _LoopMarker] = []
             with self._count_lock:
                 while queue and len(batch) < MAX_BATCH_LINES:
                     item = queue.popleft()
-                    if isinstance(item, threading.Event):
+                    if not isinstance(item, list):
                         markers.append(item)
                         continue
                     room = MAX_BATCH_LINES - len(batch)
@@ -246,13 +280,21 @@ class StageLogWriter:
         self._put(records)
 
     def flush(self) -> None:
+        self._finish_partial_lines()
+        self.writer.wait_committed()
+
+    async def flush_async(self) -> None:
+        """`flush` for the event loop."""
+        self._finish_partial_lines()
+        await self.writer.committed()
+
+    def _finish_partial_lines(self) -> None:
         records: list[Record] = []
         with self._lock:
             for stream, (data, stamp) in list(self._partial.items()):
                 self._emit_lines(data, stream, stamp, stamp, records)
             self._partial.clear()
         self._put(records)
-        self.writer.wait_committed()
 
     def rewind(self) -> None:
         """The source is about to be read again from its start (a re-attach after a

@@ -42,6 +42,7 @@ from store.store import Store
 log = logging.getLogger(__name__)
 
 DEPLOY_ENVIRONMENTS = {STAGE_DEPLOY_STAGING: "staging", STAGE_DEPLOY_PRODUCTION: "production"}
+COMMAND_CONTAINER_STAGES = (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST)
 
 
 @dataclass
@@ -68,6 +69,12 @@ class RunDriver:
     async def drive(self, control: RunControl, reattach: dict[str, Any] | None = None) -> None:
         """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
         in progress when the agent restarted to its executor state."""
+        try:
+            await self._drive(control, reattach)
+        finally:
+            self.executors.discard_ready(control.run_id)
+
+    async def _drive(self, control: RunControl, reattach: dict[str, Any] | None) -> None:
         run = self.store.get_run(control.run_id)
         service = self.store.get_service_by_id(run.service_id)
         pipeline = self.store.get_pipeline(service.pipeline)
@@ -78,9 +85,13 @@ class RunDriver:
                 continue
             if control.cancel.is_set():
                 return self._finish_cancelled(control)
+            resume = (reattach or {}).get(stage.name)
+            reason = None if resume else self._skip_reason(run, service, stage.name)
+            if reason is not None:  # settled here: no thread, no in-progress blip
+                await self._skip(run.id, stage.name, reason)
+                continue
             if stage.name == STAGE_DEPLOY_PRODUCTION and not await self._gate_open(run, service):
                 return
-            resume = (reattach or {}).get(stage.name)
             result = await self._run_stage(run, service, pipeline, stage.name, control, resume)
             if control.cancel.is_set() or result.cancelled:
                 return self._finish_cancelled(control)
@@ -92,6 +103,25 @@ class RunDriver:
         self.t.run(run.id, RunStatus.success)
 
     # -- one stage -----------------------------------------------------------------
+    def _skip_reason(self, run: RunInfo, service: Service, name: str) -> str | None:
+        """Why the stage has nothing to do, known from the configuration alone."""
+        if name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST):
+            if stage_command(service, name) is None:
+                return f"no {name} command configured for {service.name}"
+        elif name == STAGE_BUILD:
+            if not service.dockerfile:
+                return f"no Dockerfile configured for {service.name}"
+        elif name in DEPLOY_ENVIRONMENTS:
+            if self.store.get_stage(run.id, STAGE_BUILD).status is StageStatus.skipped:
+                return "nothing to deploy: the Build stage was skipped"
+        return None
+
+    async def _skip(self, run_id: int, name: str, reason: str) -> None:
+        stage_log = self.logs.stage_log(run_id, name, [])
+        stage_log.system(f"skipped: {reason}")
+        await stage_log.flush_async()
+        self.t.stage(run_id, name, StageStatus.skipped, error=reason)
+
     async def _run_stage(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
                          control: RunControl, resume: Any) -> StageResult:
         stage_log = self.logs.stage_log(run.id, name, secrets_of(service))
@@ -108,11 +138,10 @@ class RunDriver:
             log.exception("stage %s of run %s crashed", name, run.id)
             stage_log.system(f"internal error: {exc.__class__.__name__}: {exc}")
             result = StageResult(exit_code=None, error=f"internal error: {exc}")
-        await in_thread(stage_log.flush)
+        if result.skipped and result.error:
+            stage_log.system(f"skipped: {result.error}")
+        await stage_log.flush_async()
         if result.skipped:
-            if result.error:
-                stage_log.system(f"skipped: {result.error}")
-                await in_thread(stage_log.flush)
             self.t.stage(run.id, name, StageStatus.skipped, error=result.error)
         elif result.cancelled or control.cancel.is_set():
             self.t.stage(run.id, name, StageStatus.cancelled,
@@ -131,6 +160,9 @@ class RunDriver:
         cancel = control.cancel
         if resume is not None:
             return self._reattach(run, service, pipeline, name, stage_log, control, resume)
+        reason = self._skip_reason(run, service, name)
+        if reason is not None:
+            return StageResult.skip(reason)
         if name == STAGE_PREPARE:
             if runs_on_ecs(pipeline, name):  # cloned on the cluster, not on this host
                 prepared = self.ecs_stages.prepare(run, service, pipeline, stage_log, cancel)
@@ -138,6 +170,7 @@ class RunDriver:
                     return prepared
                 workspace = prepared
             else:
+                self._prepare_next(run, service, pipeline, name)
                 workspace = self.workspaces.prepare(service, run.sha, stage_log, cancel)
             command = stage_command(service, name)
             if command is None:
@@ -145,9 +178,6 @@ class RunDriver:
             return self._command(run, service, pipeline, name, command, workspace, stage_log,
                                  control)
         if name in DEPLOY_ENVIRONMENTS:
-            build = self.store.get_stage(run.id, STAGE_BUILD)
-            if build.status is StageStatus.skipped:
-                return StageResult.skip("nothing to deploy: the Build stage was skipped")
             return self.deployer.deploy_stage(run, service, pipeline, DEPLOY_ENVIRONMENTS[name],
                                               image_for(service, run.sha), stage_log)
         workspace = self._workspace(service, pipeline, run, name, stage_log, cancel)
@@ -156,12 +186,11 @@ class RunDriver:
                 return self.ecs_stages.build(run, service, pipeline, workspace, stage_log, cancel)
             return self._build(run, service, workspace, stage_log, cancel)
         command = stage_command(service, name)
-        if command is None:
-            return StageResult.skip(f"no {name} command configured for {service.name}")
+        assert command is not None  # else skipped above
         if name == STAGE_INTEGRATION_TEST and service.compose_file:
             return self._integration(run, service, pipeline, command, workspace, stage_log,
                                      control)
-        assert name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST), name
+        assert name in COMMAND_CONTAINER_STAGES, name
         return self._command(run, service, pipeline, name, command, workspace, stage_log,
                              control)
 
@@ -174,9 +203,32 @@ class RunDriver:
         if executor.name == "local" and self.executors.docker_error:
             stage_log.system(f"local executor: {self.executors.docker_error}")
         stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
+        if network is None:
+            self._prepare_next(run, service, pipeline, name)
 
         return self.executors.run_bounded(executor, spec, stage_log, control.cancel,
                                           self._saver(run.id, name, executor))
+
+    def _prepare_next(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str
+                      ) -> None:
+        """Have the next stage's container created while this one runs, when the next
+        stage to run is a plain command in a container (not compose, not ECS)."""
+        names = [s.name for s in run.stages]
+        finished = {s.name for s in run.stages if s.status.finished}
+        for following in names[names.index(name) + 1:]:
+            if following in finished or self._skip_reason(run, service, following):
+                continue
+            command = stage_command(service, following)
+            if following not in COMMAND_CONTAINER_STAGES or command is None or (
+                    following == STAGE_INTEGRATION_TEST and service.compose_file):
+                return
+            precreate = getattr(self.executors.for_stage(pipeline, following), "precreate",
+                                None)
+            if precreate is not None:
+                workspace = self.workspaces.path_for(service.name, run.sha)
+                precreate(command_spec(service, pipeline, run, following, command, workspace,
+                                       None, self.instance))
+            return
 
     def _saver(self, run_id: int, name: str, executor: Any) -> Any:
         def save(state: dict[str, Any] | None) -> None:
@@ -229,8 +281,7 @@ class RunDriver:
 
     def _build(self, run: RunInfo, service: Service, workspace: Path, stage_log: StageLog,
                cancel: threading.Event) -> StageResult:
-        if not service.dockerfile:
-            return StageResult.skip(f"no Dockerfile configured for {service.name}")
+        assert service.dockerfile  # else skipped above
         context = workspace / service.build_context
         if not (context / service.dockerfile).is_file():
             return StageResult.skip(

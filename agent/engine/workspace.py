@@ -4,11 +4,14 @@ Each service has one bare mirror (`mirrors/<service>.git`) that is fetched, neve
 re-cloned, on every Prepare. Each (service, sha) gets its own checkout
 (`workspaces/<service>/<sha>`), so parallel runs never share a working tree.
 
-Checkouts are `git clone --shared` of the mirror rather than `git worktree`:
-a shared clone borrows the mirror's objects (cheap: no copy) but keeps its own
-refs, index and lock files, so checkouts never contend with a fetch running in
-the mirror, and cleanup is a plain `rmtree` (a removed worktree leaves stale
-metadata in the mirror until `worktree prune`).
+A checkout is what `git clone --shared` makes, minus what a stage never uses: a
+fresh repository (`init --template=`, no sample hooks) that borrows the mirror's
+objects through `objects/info/alternates` (documented in gitrepository-layout;
+no copy), with the commit checked out detached. It copies none of the mirror's
+refs (every branch and pull request head) and costs half a clone. It is not a
+`git worktree`: it keeps its own index and lock files, so checkouts never
+contend with a fetch running in the mirror, and cleanup is a plain `rmtree` (a
+removed worktree leaves stale metadata in the mirror until `worktree prune`).
 
 A private-repo token travels only in the environment of the git process
 (GIT_CONFIG_COUNT/KEY/VALUE, an http.extraHeader scoped to the repo's host):
@@ -93,8 +96,10 @@ class Workspaces:
             log.system(f"checking out {sha[:12]} into {target}")
             started = time.monotonic()
             try:
-                self._run_git(["clone", "--shared", "--no-checkout", "--quiet", str(mirror),
-                               str(tmp)], None, log, cancel)
+                self._run_git(["init", "--quiet", "--template=", str(tmp)], None, log, cancel)
+                alternates = tmp / ".git" / "objects" / "info" / "alternates"
+                alternates.parent.mkdir(parents=True, exist_ok=True)
+                alternates.write_text(f"{mirror / 'objects'}\n")
                 self._run_git(["-c", "advice.detachedHead=false", "checkout", "--quiet",
                                "--detach", sha], tmp, log, cancel)
                 shutil.rmtree(target, ignore_errors=True)
@@ -120,7 +125,8 @@ class Workspaces:
                     cw.set_value('remote "origin"', "url", url)
         log.system(f"fetching {_redact(url)} (branches and pull requests)")
         started = time.monotonic()
-        self._run_git(["fetch", "--prune", "--no-progress", "origin", *FETCH_REFSPECS],
+        self._run_git(["fetch", "--prune", "--no-progress", "--no-write-fetch-head", "origin",
+                       *FETCH_REFSPECS],
                       mirror, log, cancel, url)
         log.system(f"fetched in {time.monotonic() - started:.1f} s")
         if self._full_sha(mirror, sha) is None:

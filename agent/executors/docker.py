@@ -26,6 +26,7 @@ from agent.executors.docker_logs import (
     open_attach_stream,
     open_log_stream,
 )
+from agent.executors.docker_prepared import ReadyContainers, Reaper
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,14 @@ class DockerExecutor:
         # The label that marks this agent's stage containers (find, cleanup): two agents
         # sharing one engine each use their own instance id.
         self.managed_label = agent_label(instance) if instance else managed_label
+        self.reaper = Reaper(self._remove)
+        self._ready = ReadyContainers(lambda spec: self._create(spec, None), self.reaper.submit)
 
     # -- run ---------------------------------------------------------------------------
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
         try:
-            container_id = self._create(spec, log)
+            container_id = self._ready.take(spec) or self._create(spec, log)
         except _ImageMissing as missing:
             log.system(str(missing))
             return StageResult(exit_code=None, error=str(missing))
@@ -94,7 +97,17 @@ class DockerExecutor:
             log.system(engine_error(exc))
             return StageResult(exit_code=None, error=engine_error(exc))
         finally:
-            self._remove(container_id)
+            if spec.network:  # on a compose network: gone before the project's teardown
+                self._remove(container_id)
+            else:
+                self.reaper.submit(container_id)
+
+    def precreate(self, spec: StageSpec) -> None:
+        """Create the container of a stage expected to run next, in the background."""
+        self._ready.prepare(spec)
+
+    def discard_ready(self, run_id: int) -> None:
+        self._ready.discard_run(run_id)
 
     def ensure_image(self, image: str, log: StageLog) -> str | None:
         """None when the image is there (pulled if it names a registry); else why not."""
@@ -114,9 +127,10 @@ class DockerExecutor:
         return (f"image {image!r} is not on this engine and cannot be pulled here: "
                 "build it or load it")
 
-    def _create(self, spec: StageSpec, log: StageLog) -> str:
+    def _create(self, spec: StageSpec, log: StageLog | None) -> str:
         """Create the stage's container. The common case costs one call: a missing image
-        or a leftover of the same name (an earlier attempt) is dealt with on the error."""
+        or a leftover of the same name (an earlier attempt) is dealt with on the error.
+        Without a log (ahead of time) a missing image is not pulled."""
         binds = {str(spec.workspace): {"bind": "/workspace", "mode": "rw"}}
         if spec.mount_docker_socket:  # opt-in: root-equivalent access to the host engine
             binds[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
@@ -133,6 +147,8 @@ class DockerExecutor:
             try:
                 return create()
             except docker.errors.ImageNotFound:
+                if log is None:
+                    raise
                 missing = self.ensure_image(spec.image, log)
                 if missing:
                     raise _ImageMissing(missing) from None
@@ -178,7 +194,10 @@ class DockerExecutor:
             pump.join(2.0)
         if pump.error is not None and not self._exists(container_id):
             raise EngineGone(engine_error(pump.error))
-        if hung or pump.error is not None:
+        # A followed log may end before its last lines once the container stops (the
+        # engine's follower gives up early): read it once more, whole. An attach ends
+        # only after the container's pipes are drained.
+        if hung or pump.error is not None or timestamps:
             self._read_all(container_id, log)
         return self._exit_result(container_id, log)
 
@@ -225,7 +244,7 @@ class DockerExecutor:
             log.system(engine_error(exc))
             return StageResult(exit_code=None, error=engine_error(exc))
         finally:
-            self._remove(container_id)
+            self.reaper.submit(container_id)
 
     def _find(self, spec: StageSpec, state: dict[str, Any] | None) -> dict[str, Any] | None:
         wanted = [f"{k}={v}" for k, v in spec.labels.items()] or [self.managed_label]

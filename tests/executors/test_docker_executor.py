@@ -21,8 +21,14 @@ def executor(docker_client: docker.DockerClient) -> DockerExecutor:
     return DockerExecutor(docker_client)
 
 
-def gone(client: docker.DockerClient, name: str) -> bool:
-    return not client.api.containers(all=True, filters={"name": f"^/{name}$"})
+def gone(client: docker.DockerClient, name: str, within_s: float = 10.0) -> bool:
+    """Removed, now or within a few seconds (finished containers go in the background)."""
+    deadline = time.monotonic() + within_s
+    while client.api.containers(all=True, filters={"name": f"^/{name}$"}):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_stage_exit_code_and_both_streams_in_order(executor, make_spec, writer, store,
@@ -191,6 +197,6 @@ def test_cleanup_removes_only_containers_of_runs_not_kept(make_spec, docker_clie
         assert drop.container_name in removed
         assert keep.container_name not in removed
         assert gone(docker_client, drop.container_name)
-        assert not gone(docker_client, keep.container_name)
+        assert not gone(docker_client, keep.container_name, within_s=0)
     finally:
         executor._remove_by_name(keep.container_name)
