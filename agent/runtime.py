@@ -89,13 +89,15 @@ class Agent:
         self.store.close()
 
     async def _maintain(self) -> None:
-        """Retention: old log lines and workspaces are pruned in the background."""
+        """Retention: old log lines and workspaces are pruned in the background, and the
+        git mirrors get git's housekeeping."""
         while True:
             try:
                 pruned = await in_thread(lambda: self.store.prune_logs(
                     timedelta(hours=self.config.log_retention_hours)))
                 removed = await in_thread(lambda: self.workspaces.cleanup(
                     timedelta(hours=self.config.workspace_retention_hours)))
+                await in_thread(self.workspaces.maintain_mirrors)
                 if pruned or removed:
                     log.info("retention: %s log lines, %s workspaces removed", pruned, removed)
             except Exception:

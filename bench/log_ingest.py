@@ -51,7 +51,7 @@ def run(lines: int, secrets: list[str]) -> dict[str, float]:
         writer = LogWriter(store, Bus())
         writer.start()
         executor = DockerExecutor(client)
-        executor._remove = lambda container_id: None  # type: ignore[method-assign]  # keep it for `docker logs`
+        executor.reaper.submit = lambda container_id: None  # type: ignore[method-assign]  # keep it for `docker logs`
         run_id = 1
         spec = StageSpec(run_id=run_id, stage="Unit Test", service="bench", image=IMAGE,
                          command=COMMAND.replace("{n}", str(lines)), workspace=Path(tmp),

@@ -125,8 +125,10 @@ class Workspaces:
                     cw.set_value('remote "origin"', "url", url)
         log.system(f"fetching {_redact(url)} (branches and pull requests)")
         started = time.monotonic()
-        self._run_git(["fetch", "--prune", "--no-progress", "--no-write-fetch-head", "origin",
-                       *FETCH_REFSPECS],
+        # --no-auto-maintenance: git's housekeeping check costs a process per fetch; the
+        # agent's maintenance pass does the housekeeping instead (maintain_mirrors).
+        self._run_git(["fetch", "--prune", "--no-progress", "--no-write-fetch-head",
+                       "--no-auto-maintenance", "origin", *FETCH_REFSPECS],
                       mirror, log, cancel, url)
         log.system(f"fetched in {time.monotonic() - started:.1f} s")
         if self._full_sha(mirror, sha) is None:
@@ -243,6 +245,18 @@ class Workspaces:
             return []
 
     # -- cleanup ----------------------------------------------------------------------------------
+    def maintain_mirrors(self) -> None:
+        """git's own housekeeping (`gc --auto`: packs loose objects when there are many)
+        for each mirror, which fetches skip to stay fast. In the foreground: this already
+        runs in the background, and the mirror's lock keeps fetches out meanwhile."""
+        for mirror in sorted(self.mirrors_dir.glob("*.git")):
+            with self._lock(f"mirror:{mirror.stem}"):
+                try:
+                    self._run_git(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],
+                                  mirror, None, None)
+                except WorkspaceError as exc:
+                    log.warning("maintenance of %s: %s", mirror.name, exc)
+
     def cleanup(self, max_age: timedelta) -> int:
         """Remove workspaces not used (modified) for `max_age`; the number removed."""
         cutoff = time.time() - max_age.total_seconds()

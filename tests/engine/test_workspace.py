@@ -71,6 +71,34 @@ def test_second_prepare_fetches_into_the_mirror_and_each_sha_gets_its_workspace(
     assert workspaces.prepare(svc, first, ListLog(), threading.Event()) == ws1
 
 
+def test_mirrors_get_gits_housekeeping_from_the_maintenance_pass(tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo", "svc")
+    svc = service(repo.url)
+    for version in ("v2", "v3"):
+        workspaces.prepare(svc, repo.set_version(version), ListLog(), threading.Event())
+    mirror = workspaces.mirror_for("svc")
+
+    def loose_objects() -> int:
+        out = subprocess.run(["git", "count-objects"], cwd=mirror, capture_output=True,
+                             text=True, check=True).stdout
+        return int(out.split()[0])
+
+    # Enough garbage for git's estimate (it samples objects/17/) to call for a gc.
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    for i in range(1500):
+        (blobs / str(i)).write_text(f"blob {i}\n")
+    subprocess.run(["git", "hash-object", "-w", "--stdin-paths"], cwd=mirror, check=True,
+                   input="\n".join(str(blobs / str(i)) for i in range(1500)), text=True,
+                   capture_output=True)
+    assert loose_objects() > 1500, "fetches leave housekeeping to the maintenance pass"
+    for key, value in (("gc.auto", "1"), ("gc.pruneExpire", "now")):
+        subprocess.run(["git", "config", key, value], cwd=mirror, check=True)
+    workspaces.maintain_mirrors()
+    assert loose_objects() == 0
+    assert workspaces.prepare(svc, repo.set_version("v4"), ListLog(), threading.Event())
+
+
 def test_a_sha_no_longer_on_any_branch_is_fetched_or_reported(tmp_path, workspaces) -> None:
     repo = make_sample_service_repo(tmp_path / "repo")
     svc = service(repo.url)
