@@ -87,6 +87,23 @@ async def test_cancel_stops_the_running_container_within_two_seconds(
     assert not docker_client.containers.list(filters={"label": mine})
 
 
+async def test_a_failed_stage_leaves_no_container_behind_not_even_the_next_ones(
+        agent: Agent, sample_repo, docker_client) -> None:
+    repo = sample_repo("lint-fails")
+    service = add_service(agent, repo, code_quality_command="echo 'style: 3 problems'; exit 3")
+    run = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
+
+    assert run.status is RunStatus.failed
+    assert stage_statuses(run)["Unit Test"] == "skipped"
+    # Unit Test's container was created ahead while Code Quality ran: it goes too.
+    mine = [f"io.seamless.run={run.id}", f"io.seamless.agent={agent.instance}"]
+    deadline = time.monotonic() + 10
+    while docker_client.api.containers(all=True, filters={"label": mine}):
+        assert time.monotonic() < deadline, docker_client.api.containers(
+            all=True, filters={"label": mine})
+        time.sleep(0.1)
+
+
 async def test_stage_timeout_kills_the_container_with_a_clear_reason(
         agent: Agent, sample_repo) -> None:
     repo = sample_repo("hangs")
