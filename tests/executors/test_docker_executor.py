@@ -121,13 +121,19 @@ def test_reattach_to_a_running_container_continues_without_gap_or_duplicate(
     assert gone(docker_client, spec.container_name)
 
 
+def run_to_the_end(executor, spec, log, docker_client) -> str:
+    """A stage container that ran and exited while no agent was watching."""
+    container_id = executor._create(spec, log)
+    docker_client.api.start(container_id)
+    docker_client.api.wait(container_id, timeout=30)
+    return container_id
+
+
 def test_reattach_to_a_finished_container_reads_the_rest_and_its_exit_code(
         executor, make_spec, writer, store, docker_client) -> None:
     spec = make_spec("echo one; echo two; exit 2")
     log = writer.stage_log(spec.run_id, spec.stage, [])
-    container_id = executor._create(spec, log)
-    docker_client.api.start(container_id)
-    docker_client.api.wait(container_id, timeout=30)
+    run_to_the_end(executor, spec, log, docker_client)
     result = executor.reattach(spec, log, threading.Event(), None, None)  # found by name
     log.flush()
     assert result is not None and result.exit_code == 2
@@ -138,9 +144,7 @@ def test_a_finished_container_read_again_gives_no_line_twice(
         executor, make_spec, writer, store, docker_client) -> None:
     spec = make_spec("echo one; echo err >&2; echo two; exit 0")
     log = writer.stage_log(spec.run_id, spec.stage, [])
-    container_id = executor._create(spec, log)
-    docker_client.api.start(container_id)
-    docker_client.api.wait(container_id, timeout=30)
+    container_id = run_to_the_end(executor, spec, log, docker_client)
     log.write_chunk(b"one\n")  # what the agent stored before it died
     result = executor.reattach(spec, log, threading.Event(), {"container_id": container_id},
                                None)
