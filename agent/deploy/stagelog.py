@@ -42,4 +42,5 @@ class LoggingStageLog:
             self._partial = b""
 
     def rewind(self) -> None:
+        """Deploy work is never read again from a source: only the partial line goes."""
         self._partial = b""

@@ -105,7 +105,7 @@ class RunDriver:
     # -- one stage -----------------------------------------------------------------
     def _skip_reason(self, run: RunInfo, service: Service, name: str) -> str | None:
         """Why the stage has nothing to do, known from the configuration alone."""
-        if name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST):
+        if name in COMMAND_CONTAINER_STAGES:
             if stage_command(service, name) is None:
                 return f"no {name} command configured for {service.name}"
         elif name == STAGE_BUILD:

@@ -93,7 +93,8 @@ class ReadyContainers:
         made_for, future = entry
         try:
             container_id = future.result(READY_WAIT_S)
-        except Exception:
+        except TimeoutError:  # the engine is slow: create anew, drop this one when made
+            future.add_done_callback(self._discard_result)
             return None
         if made_for != spec and container_id:
             self._discard(container_id)
@@ -109,7 +110,7 @@ class ReadyContainers:
             future.add_done_callback(self._discard_result)
 
     def _discard_result(self, future: Future[str | None]) -> None:
-        container_id = future.result() if not future.exception() else None
+        container_id = future.result()  # never raises: _create_into settles it with None
         if container_id:
             self._discard(container_id)
 
