@@ -46,7 +46,9 @@ class _Fetching:
             value = await call()
             self.post_message(Fetched(name, value))  # type: ignore[attr-defined]
 
-        self.run_worker(job(), group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
+        # The function, not `job()`: a fetch superseded before it starts (exclusive) then
+        # leaves no coroutine that was never awaited.
+        self.run_worker(job, group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
                         exit_on_error=False, name=name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
