@@ -85,6 +85,19 @@ def test_timeout_kills_the_container_with_a_clear_error(executor, make_spec, wri
     assert gone(docker_client, spec.container_name)
 
 
+def test_a_stage_that_closes_its_output_and_goes_on_is_still_waited_for_and_timed(
+        executor, make_spec, writer, store) -> None:
+    # e.g. a script that sends the rest of its output to a file: `exec >test.log 2>&1`
+    quiet = make_spec("echo starting; exec >/dev/null 2>&1; sleep 1; exit 5")
+    log = writer.stage_log(quiet.run_id, quiet.stage, [])
+    assert executor.run(quiet, log, threading.Event(), lambda s: None).exit_code == 5
+    hangs = make_spec("exec >/dev/null 2>&1; sleep 60", timeout_s=2)
+    log = writer.stage_log(hangs.run_id, hangs.stage, [])
+    started = time.monotonic()
+    assert executor.run(hangs, log, threading.Event(), lambda s: None).timed_out
+    assert time.monotonic() - started < 10
+
+
 def test_missing_image_is_reported_clearly(executor, make_spec, writer, store) -> None:
     spec = make_spec("true", image="seamless/no-such-image:abc")
     log = writer.stage_log(spec.run_id, spec.stage, [])
