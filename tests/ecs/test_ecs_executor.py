@@ -110,11 +110,12 @@ def test_cancel_stops_the_task_with_a_reason(
         moto: Moto, cluster: str, make_executor, writer: LogWriter, store: Store) -> None:
     executor = make_executor()
     saved, cancel = StateBox(), threading.Event()
-    thread, out = in_thread(lambda: executor.run(spec(run_id=9), writer.stage_log(
-        9, "Unit Test", []), cancel, saved))
+    log = writer.stage_log(9, "Unit Test", [])
+    thread, out = in_thread(lambda: executor.run(spec(run_id=9), log, cancel, saved))
     arn = running_task(saved)["task_arn"]
     cancel.set()
     thread.join(5)
+    log.flush()  # as the runner does after every stage: its lines are stored
 
     assert out["result"].cancelled and not out["result"].ok
     task = moto.client("ecs").describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
