@@ -160,9 +160,6 @@ class RunDriver:
         cancel = control.cancel
         if resume is not None:
             return self._reattach(run, service, pipeline, name, stage_log, control, resume)
-        reason = self._skip_reason(run, service, name)
-        if reason is not None:
-            return StageResult.skip(reason)
         if name == STAGE_PREPARE:
             if runs_on_ecs(pipeline, name):  # cloned on the cluster, not on this host
                 prepared = self.ecs_stages.prepare(run, service, pipeline, stage_log, cancel)
@@ -186,7 +183,7 @@ class RunDriver:
                 return self.ecs_stages.build(run, service, pipeline, workspace, stage_log, cancel)
             return self._build(run, service, workspace, stage_log, cancel)
         command = stage_command(service, name)
-        assert command is not None  # else skipped above
+        assert command is not None  # else `drive` skipped the stage
         if name == STAGE_INTEGRATION_TEST and service.compose_file:
             return self._integration(run, service, pipeline, command, workspace, stage_log,
                                      control)
@@ -216,6 +213,8 @@ class RunDriver:
         names = [s.name for s in run.stages]
         finished = {s.name for s in run.stages if s.status.finished}
         for following in names[names.index(name) + 1:]:
+            if following in DEPLOY_ENVIRONMENTS:
+                return
             if following in finished or self._skip_reason(run, service, following):
                 continue
             command = stage_command(service, following)
@@ -266,6 +265,9 @@ class RunDriver:
             if result is not None:
                 return result
         # Prepare, Build and compose-based Integration Test are idempotent: run them again.
+        reason = self._skip_reason(run, service, name)  # the config changed meanwhile
+        if reason is not None:
+            return StageResult.skip(reason)
         stage_log.system(f"the agent restarted during {name}: running it again")
         return self._execute(run, service, pipeline, name, stage_log, control, None)
 
@@ -281,7 +283,7 @@ class RunDriver:
 
     def _build(self, run: RunInfo, service: Service, workspace: Path, stage_log: StageLog,
                cancel: threading.Event) -> StageResult:
-        assert service.dockerfile  # else skipped above
+        assert service.dockerfile  # else `drive` skipped the stage
         context = workspace / service.build_context
         if not (context / service.dockerfile).is_file():
             return StageResult.skip(

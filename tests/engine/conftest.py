@@ -12,19 +12,18 @@ import pytest
 from agent.config import AgentConfig
 from agent.runtime import Agent
 from store.models import (
+    FINISHED_RUN_STATUSES,
     NoTargetConfig,
     PipelineConfig,
     RunInfo,
     RunKind,
-    RunStatus,
     Service,
     ServiceConfig,
     Trigger,
 )
 from tests.sample_repo import SampleRepo
 
-FINAL = {RunStatus.success, RunStatus.failed, RunStatus.cancelled, RunStatus.rejected,
-         RunStatus.superseded}
+FINAL = FINISHED_RUN_STATUSES
 
 
 @pytest.fixture

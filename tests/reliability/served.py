@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from store.models import Role
+from store.models import FINISHED_RUN_STATUSES, Role
 from store.store import Store
 from tests.helpers import REPO_ROOT, free_port, http_get, wait_until
 
-FINAL = {"success", "failed", "cancelled", "rejected", "superseded"}
+FINAL = {status.value for status in FINISHED_RUN_STATUSES}
 
 
 @dataclass
