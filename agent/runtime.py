@@ -12,11 +12,11 @@ from agent.bus import Bus
 from agent.config import AgentConfig
 from agent.engine.engine import Engine
 from agent.engine.executors import ExecutorSet
-from agent.engine.logsink import LogWriter
 from agent.engine.runner import RunDriver
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import Workspaces
+from agent.logs.writer import LogWriter
 from agent.onboarding.secrets import github_token
 from store.store import Store
 

@@ -24,8 +24,8 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from agent.bus import Bus
-    from agent.engine.logsink import LogWriter
     from agent.executors.cloudwatch import LogFollower
+    from agent.logs.writer import LogWriter
     from store.store import Store
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

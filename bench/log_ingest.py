@@ -29,9 +29,9 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.bus import Bus  # noqa: E402
-from agent.engine.logsink import LogWriter  # noqa: E402
 from agent.executors.base import StageSpec, stage_labels  # noqa: E402
 from agent.executors.docker import DockerExecutor  # noqa: E402
+from agent.logs.writer import LogWriter  # noqa: E402
 from store.store import Store  # noqa: E402
 
 IMAGE = "seamless/busybox:latest"

@@ -23,7 +23,7 @@ from _common import parser, report
 
 from agent.bus import Bus
 from agent.deploy.deployer import Deployer
-from agent.deploy.stagelog import LoggingStageLog
+from agent.logs.logger import LoggingStageLog
 from store.models import (
     DockerTargetConfig,
     HealthCheck,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from agent.bus import Bus
-from agent.engine.logsink import LogWriter
+from agent.logs.writer import LogWriter
 from store.store import Store
 from tests.helpers import (
     ensure_base_image,

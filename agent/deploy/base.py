@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.executors.base import StageLog
+from agent.logs import StageLog
 from store.models import Pipeline, Service
 
 

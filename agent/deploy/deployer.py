@@ -20,8 +20,9 @@ from agent.deploy.base import DeployError, DeployRequest, DeployTarget
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
 from agent.deploy.proxy import Fronts
-from agent.deploy.stagelog import LoggingStageLog
-from agent.executors.base import StageLog, StageResult
+from agent.executors.base import StageResult
+from agent.logs import StageLog
+from agent.logs.logger import LoggingStageLog
 from store.configs import NotFound
 from store.db import now
 from store.models import (

@@ -30,7 +30,7 @@ import docker.errors
 from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
 from agent.deploy.proxy import Fronts
-from agent.executors.base import StageLog
+from agent.logs import StageLog
 from store.models import DockerTargetConfig, Service
 
 DRAIN_TIMEOUT_S = 10.0

@@ -28,7 +28,7 @@ import docker.errors
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
-from agent.executors.base import StageLog
+from agent.logs import StageLog
 from store.models import EcsTargetConfig, Service
 
 # What register_task_definition accepts back from describe_task_definition.

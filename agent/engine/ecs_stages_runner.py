@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from agent.engine.executors import ExecutorSet
 from agent.engine.stages import stage_timeout
-from agent.executors.base import Executor, StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import Executor, StageResult, StageSpec, StateSaver
 from agent.executors.ecs_stages import build_spec, prepare_spec
+from agent.logs import StageLog
 from store.models import (
     STAGE_BUILD,
     STAGE_PREPARE,

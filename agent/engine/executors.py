@@ -7,7 +7,8 @@ import threading
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.executors.base import Executor, StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import Executor, StageResult, StageSpec, StateSaver
+from agent.logs import StageLog
 from store.models import Pipeline
 
 log = logging.getLogger(__name__)

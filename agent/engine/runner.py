@@ -18,7 +18,8 @@ from agent.engine.stages import command_spec, secrets_of, stage_command
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import WorkspaceError
-from agent.executors.base import StageLog, StageResult
+from agent.executors.base import StageResult
+from agent.logs import StageLog
 from store.configs import NotFound
 from store.models import (
     STAGE_BUILD,

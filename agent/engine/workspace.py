@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import git
 
-from agent.executors.base import StageLog
+from agent.logs import StageLog
 from store.models import CommitSummary, Service
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from store.models import LogStream
+from agent.logs import StageLog
 
 
 @dataclass
@@ -50,28 +50,6 @@ class StageResult:
     @classmethod
     def skip(cls, reason: str) -> StageResult:
         return cls(exit_code=None, error=reason, skipped=True)
-
-
-class StageLog(Protocol):
-    """Where a stage's output goes: masked, timestamped, batched into SQLite, published."""
-
-    def write(self, text: str, stream: LogStream = LogStream.stdout,
-              ts: datetime | None = None) -> None:
-        """One line (no trailing newline)."""
-
-    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
-                    ts: datetime | None = None) -> None:
-        """Raw bytes that may end mid-line; lines are reassembled."""
-
-    def system(self, text: str) -> None:
-        """A line from the agent itself (shown distinctly)."""
-
-    def flush(self) -> None:
-        """Finish a partial last line and wait until everything is stored."""
-
-    def rewind(self) -> None:
-        """The source will be read again from its start: drop a partial line and skip
-        the lines already stored."""
 
 
 class StateSaver(Protocol):

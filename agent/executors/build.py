@@ -13,7 +13,8 @@ import docker
 import requests
 from docker.utils import parse_repository_tag
 
-from agent.executors.base import StageLog, StageResult
+from agent.executors.base import StageResult
+from agent.logs import StageLog
 
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
                  "repository does not exist", "no such image", "no such host", "dial tcp")

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agent.executors.base import StageLog
+from agent.logs import StageLog
 from store.models import LogStream
 
 MAX_PAGES_PER_POLL = 20  # ~10k events each; keeps one poll short enough to stay cancellable

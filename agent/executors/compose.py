@@ -17,14 +17,8 @@ from pathlib import Path
 
 import docker
 
-from agent.executors.base import (
-    Executor,
-    StageLog,
-    StageResult,
-    StageSpec,
-    StateSaver,
-    run_prefix,
-)
+from agent.executors.base import Executor, StageResult, StageSpec, StateSaver, run_prefix
+from agent.logs import StageLog
 
 _PROJECT = re.compile(r"^seamless-(?:([0-9a-f]+)-)?run(\d+)$")
 _PASSED_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",

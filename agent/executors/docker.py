@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import requests
 
-from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver, agent_label
+from agent.executors.base import StageResult, StageSpec, StateSaver, agent_label
 from agent.executors.docker_logs import (
     ContainerLogStream,
     LogPump,
@@ -27,6 +27,7 @@ from agent.executors.docker_logs import (
     open_log_stream,
 )
 from agent.executors.docker_prepared import ReadyContainers, Reaper
+from agent.logs import StageLog
 
 log = logging.getLogger(__name__)
 

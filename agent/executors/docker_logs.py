@@ -8,7 +8,7 @@ dockerd more CPU than the whole rest of the pipeline and caps a stage at ~90k
 lines/s. The log endpoint, with docker's own timestamps, serves what the attach
 cannot: a re-attach after a restart, an exited container's output, an engine on
 TCP. Those re-reads start from the beginning and skip the lines already stored
-(see StageLogWriter.rewind), so they neither lose nor repeat a line.
+(see agent.logs.writer.StageLogWriter.rewind), so they neither lose nor repeat a line.
 
 docker-py reads each multiplexed frame with two small reads and drops the stream
 type. We read the body in large blocks and split the frames ourselves (8-byte
@@ -20,22 +20,20 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import docker
 
-from agent.engine.logsink import docker_ts_to_iso, iso_ts
-from agent.executors.base import StageLog
-from store.models import LogStream
+from agent.logs import Frame, StageLog
+from agent.logs.timestamps import docker_ts_to_iso, iso_ts
 
 _HEADER = struct.Struct(">BxxxL")
 # Stream name by the frame header's type byte (a tuple index beats dict.get per frame).
 _STREAM_NAMES = tuple("stderr" if kind == 2 else "stdout" for kind in range(256))
 READ_SIZE = 256 * 1024
 
-Frame = tuple[str, str, bytes]  # (stream, ts-iso, payload)
 
 
 class ContainerLogStream:
@@ -234,21 +232,6 @@ def iter_frame_batches(stream: ContainerLogStream, timestamps: bool = True
             yield frames
 
 
-def frame_writer(log: StageLog) -> Callable[[list[Frame]], None]:
-    """The StageLog's batch method when it has one, else one write_chunk per frame."""
-    fast = getattr(log, "write_frames", None)
-    if fast is not None:
-        return fast  # type: ignore[no-any-return]
-
-    def slow(frames: list[Frame]) -> None:
-        from datetime import datetime
-
-        for stream, stamp, data in frames:
-            log.write_chunk(data, LogStream(stream), datetime.fromisoformat(stamp))
-
-    return slow
-
-
 class LogPump(threading.Thread):
     """Copies one log or attach stream into a StageLog in its own thread (a read may
     block after the container exits, so the caller bounds it and can `close()` it)."""
@@ -257,7 +240,7 @@ class LogPump(threading.Thread):
                  ) -> None:
         super().__init__(name="docker-log-pump", daemon=True)
         self.stream = stream
-        self.write = frame_writer(log)
+        self.write = log.write_frames
         self.timestamps = timestamps
         self.lines = 0  # frames, in fact: one per line on the log endpoint
         self.error: BaseException | None = None

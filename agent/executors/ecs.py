@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import StageResult, StageSpec, StateSaver
 from agent.executors.cloudwatch import LogFollower
 from agent.executors.ecs_taskdef import (
     CONTAINER_NAME,
@@ -31,6 +31,7 @@ from agent.executors.ecs_taskdef import (
     started_by,
     task_definition,
 )
+from agent.logs import StageLog
 from store.models import EcsExecutorConfig
 
 logger = logging.getLogger(__name__)

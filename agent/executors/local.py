@@ -14,7 +14,8 @@ import threading
 import time
 from typing import IO, Any
 
-from agent.executors.base import StageLog, StageResult, StageSpec, StateSaver
+from agent.executors.base import StageResult, StageSpec, StateSaver
+from agent.logs import StageLog
 from store.models import LogStream
 
 # The agent's own environment may hold tokens: a stage gets only these from it.

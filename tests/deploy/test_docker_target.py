@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from agent.deploy.deployer import Deployer, RollbackError
-from agent.deploy.stagelog import LoggingStageLog
+from agent.logs.logger import LoggingStageLog
 from store.models import (
     STAGE_DEPLOY_PRODUCTION,
     ApprovalStatus,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.deploy.stagelog import LoggingStageLog
+from agent.logs.logger import LoggingStageLog
 from store.models import (
     DeploymentKind,
     DeploymentStatus,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from agent.engine.logsink import LogWriter
 from agent.executors.ecs import STOP_REASON_CANCEL, STOP_REASON_CLEANUP
 from agent.executors.ecs_taskdef import WORKSPACES_MOUNT, log_stream_name
+from agent.logs.writer import LogWriter
 from store.models import LogStream
 from store.store import Store
 from tests.ecs.conftest import Moto, StateBox, in_thread, put_lines, spec, wait_for

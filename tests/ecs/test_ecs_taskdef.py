@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine.logsink import LogWriter
 from agent.executors.ecs_stages import build_spec, prepare_spec
 from agent.executors.ecs_taskdef import (
     DOCKER_SOCKET,
@@ -19,6 +18,7 @@ from agent.executors.ecs_taskdef import (
     run_task_request,
     task_definition,
 )
+from agent.logs.writer import LogWriter
 from store.models import EcsExecutorConfig
 from tests.ecs.conftest import Moto, StateBox, spec
 

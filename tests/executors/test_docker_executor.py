@@ -10,9 +10,9 @@ import uuid
 import docker
 import pytest
 
-from agent.deploy.stagelog import LoggingStageLog
 from agent.executors.docker import DockerExecutor
 from agent.executors.docker_logs import LogPump, open_log_stream
+from agent.logs.logger import LoggingStageLog
 from tests.executors.conftest import stored
 
 

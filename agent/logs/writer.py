@@ -18,10 +18,11 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from agent.engine.masking import SecretMasker
+from agent.logs.masking import SecretMasker
+from agent.logs.timestamps import iso_ts
 from store.ids import new_ulids
 from store.models import LogLine, LogStream
 
@@ -36,20 +37,6 @@ INTERVAL_S = 0.1
 
 _STREAMS = {s.value: s for s in LogStream}
 _LOGLINE_FIELDS = frozenset(LogLine.model_fields)
-
-
-def iso_ts(ts: datetime | None = None) -> str:
-    return (ts or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def docker_ts_to_iso(raw: str) -> str:
-    """Docker's RFC 3339 nanosecond UTC stamp ("...12.123456789Z", trailing zeros
-    trimmed) → the store's microsecond form, by slicing (the hot path: no parsing)."""
-    if len(raw) > 20 and raw[19] == ".":
-        frac = (raw[20:-1] + "000000")[:6]
-    else:
-        frac = "000000"
-    return f"{raw[:19]}.{frac}+00:00"
 
 
 def _log_line(row: tuple[str, int, str, str, str, str]) -> LogLine:

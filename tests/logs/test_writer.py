@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from agent.bus import Bus
-from agent.engine.logsink import MAX_LINE_BYTES, LogWriter, docker_ts_to_iso
+from agent.logs.timestamps import docker_ts_to_iso
+from agent.logs.writer import MAX_LINE_BYTES, LogWriter
 from store.models import SECRET_MASK, LogStream
 from store.store import Store
 

@@ -6,7 +6,7 @@ import base64
 import json
 from urllib.parse import quote
 
-from agent.engine.masking import SecretMasker
+from agent.logs.masking import SecretMasker
 from store.models import SECRET_MASK
 
 SECRET = "s3cr3t/p@ss+word"

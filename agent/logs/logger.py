@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 
+from agent.logs import Frame, write_frames_by_chunk
 from store.models import LogStream
 
 log = logging.getLogger("seamless.deploy")
@@ -32,6 +34,9 @@ class LoggingStageLog:
         *complete, self._partial = (self._partial + data).split(b"\n")
         for line in complete:
             self.write(line.decode(errors="replace"), stream, ts)
+
+    def write_frames(self, frames: Iterable[Frame]) -> None:
+        write_frames_by_chunk(self, frames)
 
     def system(self, text: str) -> None:
         self.write(text, LogStream.system)
