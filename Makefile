@@ -3,7 +3,7 @@
 #   make venv          create .venv and install the project (+dev extras) when needed
 #   make docker        make sure a Docker engine + compose/registry/busybox are available
 #   make images        build the local base image seamless/busybox:latest (FORCE=1 to rebuild)
-#   make test          lint (ruff), type-check (mypy), pytest
+#   make test          lint (ruff), layers (import-linter), type-check (mypy), pytest
 #                      e.g. make test PYTEST_ARGS='tests/test_infrastructure.py -x'
 #   make demo ARGS=... / demo-clean / screenshots
 #   make clean
@@ -21,7 +21,7 @@ ARGS ?=
 # CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
-.PHONY: venv docker images test lint typecheck demo demo-clean screenshots clean
+.PHONY: venv docker images test lint layers typecheck demo demo-clean screenshots clean
 
 venv: $(STAMP)
 
@@ -40,10 +40,14 @@ images: docker
 lint: venv
 	$(BIN)/ruff check agent store seamless_tui tests bench
 
+# The import contracts in pyproject.toml: layers one way, the TUI on store.models only, no cycles.
+layers: venv
+	$(BIN)/lint-imports
+
 typecheck: venv
 	$(BIN)/mypy agent store seamless_tui
 
-test: venv docker images lint typecheck
+test: venv docker images lint layers typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 demo: venv docker images

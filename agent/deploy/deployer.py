@@ -20,9 +20,9 @@ from agent.deploy.base import DeployError, DeployRequest, DeployTarget
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
 from agent.deploy.proxy import Fronts
-from agent.executors.base import StageResult
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
+from agent.stage_result import StageResult
 from store.configs import NotFound
 from store.db import now
 from store.models import (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.logs import StageLog
+from agent.stage_result import StageResult
 
 
 @dataclass
@@ -33,23 +34,6 @@ class StageSpec:
     mount_docker_socket: bool = False
     network: str | None = None  # e.g. the compose project's network for Integration Test
     workdir: str = "/workspace"
-
-
-@dataclass
-class StageResult:
-    exit_code: int | None
-    error: str | None = None  # a clear, human reason when the stage did not succeed
-    timed_out: bool = False
-    cancelled: bool = False
-    skipped: bool = False  # nothing to do (no command configured, environment pinned…)
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not (self.error or self.timed_out or self.cancelled)
-
-    @classmethod
-    def skip(cls, reason: str) -> StageResult:
-        return cls(exit_code=None, error=reason, skipped=True)
 
 
 class StateSaver(Protocol):
