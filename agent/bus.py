@@ -128,10 +128,6 @@ class Bus:
         with self._lock:
             return bool(self._subs.get(("logs", run_id)))
 
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return sum(len(s) for s in self._subs.values())
-
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:

@@ -62,13 +62,10 @@ class Agent:
         await in_thread(self.deployer.restore_fronts)  # stable ports of live deployments
         await self.engine.start()
         if self.config.poll_enabled:
-            try:
-                from agent.triggers.polling import Poller
-            except ImportError:  # polling arrives with the API layer
-                Poller = None  # type: ignore[assignment,misc]  # noqa: N806
-            if Poller is not None:
-                self.poller = Poller(self)
-                await self.poller.start()
+            from agent.triggers.polling import Poller
+
+            self.poller = Poller(self)
+            await self.poller.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="seamless-maintenance")
         self.started = True
 

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from store.schema import MIGRATIONS
 
 
@@ -91,10 +89,6 @@ class Database:
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         with self.write() as conn:
             return conn.execute(sql, params)
-
-    def utils(self) -> sqlite_utils.Database:
-        """sqlite-utils over the write connection (call inside `write()`)."""
-        return sqlite_utils.Database(self._write_conn)
 
     # -- lifecycle ----------------------------------------------------------------
     def migrate(self) -> None:

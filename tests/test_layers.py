@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-AGENT_SIDE = ("docker", "fastapi", "boto3", "botocore", "sqlite3", "_sqlite3", "sqlite_utils",
+AGENT_SIDE = ("docker", "fastapi", "boto3", "botocore", "sqlite3", "_sqlite3",
               "uvicorn", "agent")
 
 PROBE = """

@@ -1,6 +1,6 @@
 """WebSocket streams: /api/v1/ws/events and /api/v1/ws/runs/{id}/logs.
 
-One code path for history and live (see STYLE.md): subscribe to the bus
+One code path for history and live: subscribe to the bus
 first, then send the store's backlog after the client's cursor, then the live
 batches, skipping ids at or below the last one sent — so a client that
 reconnects with its last ULID sees no gap and no duplicate.

@@ -66,10 +66,6 @@ class EcsTarget:
             return self.config.ecr_repository
         return image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
 
-    def remote_image(self, image: str) -> str:
-        registry, _ = self._registry_login()
-        return f"{registry}/{self._repository(image)}:{image.rsplit(':', 1)[1]}"
-
     def _ensure_repository(self, name: str) -> None:
         ecr = self._aws("ecr")
         try:

@@ -189,9 +189,6 @@ class Engine:
     def queue_depth(self) -> int:
         return len(self.store.runs_with_status(RunStatus.queued))
 
-    def running_count(self) -> int:
-        return len(self._tasks)
-
     def _poke(self) -> None:
         if self._wake is not None:
             self._on_loop(self._wake.set)

@@ -1,4 +1,4 @@
-"""Drives one run through its stages: the state machine of DESIGN.md.
+"""Drives one run through its stages: the run state machine (docs/architecture.md).
 
 Each stage's work is blocking (Docker, git, boto3) and runs in a daemon thread;
 every transition is committed (and published) before the next side effect.

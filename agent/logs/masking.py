@@ -62,17 +62,11 @@ class SecretMasker:
         alternation = "|".join(re.escape(f) for f in ordered)
         self._pattern = re.compile(alternation) if ordered else None
         self._bytes_pattern = re.compile(alternation.encode()) if ordered else None
-        self._mask_bytes = SECRET_MASK.encode()
 
     def mask(self, text: str) -> str:
         if self._pattern is None:
             return text
         return self._pattern.sub(SECRET_MASK, text)
-
-    def mask_bytes(self, data: bytes) -> bytes:
-        if self._bytes_pattern is None:
-            return data
-        return self._bytes_pattern.sub(self._mask_bytes, data)
 
     def safe_cut(self, data: bytes, cut: int) -> int:
         """A cut position <= `cut` that does not split an occurrence of a secret.
