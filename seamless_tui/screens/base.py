@@ -7,12 +7,14 @@ land in the App's single worker-error handler.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.worker import Worker
 
 from seamless_tui.client import AgentClient
@@ -54,14 +56,26 @@ class _Fetching:
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.seamless.worker_failed(event)
 
-    def on_fetched(self, message: Fetched) -> None:
+    async def on_fetched(self, message: Fetched) -> None:
         message.stop()
-        getattr(self, f"show_{message.name}")(message.value)
+        shown = getattr(self, f"show_{message.name}")(message.value)
+        if inspect.isawaitable(shown):
+            await shown
 
 
-class BaseScreen(_Fetching, Screen[Any]):
+class _FocusGuard:
+    def set_focus(self, widget: Widget | None, scroll_visible: bool = True,
+                  from_app_focus: bool = False) -> None:
+        # Focus on a widget already removed swallows every key, `q` included (the frozen TUI
+        # of issue #14): such a request is dropped, never applied.
+        if widget is not None and not widget.is_attached:
+            return
+        super().set_focus(widget, scroll_visible, from_app_focus)  # type: ignore[misc]
+
+
+class BaseScreen(_FocusGuard, _Fetching, Screen[Any]):
     pass
 
 
-class BaseModal(_Fetching, ModalScreen[Any]):
+class BaseModal(_FocusGuard, _Fetching, ModalScreen[Any]):
     pass

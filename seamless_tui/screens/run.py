@@ -14,6 +14,7 @@ from seamless_tui.fmt import STAGE_ICONS, duration, short_sha, span, status_text
 from seamless_tui.messages import AgentEvent, Reconnected
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.log_pane import LogPane
+from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
 from store.models import RunInfo, RunStatus, StageStatus
@@ -54,19 +55,20 @@ class RunScreen(BaseScreen):
         yield TopBar(f"Seamless › run {self.run_id}")
         with Horizontal(id="run-body"):
             yield StageList(id="stages")
+            yield LogPane(max_lines=self.max_log_lines)
         yield Footer()
 
     def on_mount(self) -> None:
         self.fetch("run", lambda: self.client.run(self.run_id))
         self.set_interval(1.0, self._tick)
 
-    def show_run(self, run: RunInfo) -> None:
+    async def show_run(self, run: RunInfo) -> None:
         self.run = run
         self._render_header()
-        self._render_stages()
         wanted = self.stage if self.chosen else (current_stage(run) or _last_started(run))
-        if wanted != self.stage or not self.query(LogPane):
-            self._open_log(wanted)
+        if wanted != self.stage or self.query_one(LogPane).view is None:
+            await self._open_log(wanted)
+        self._render_stages()  # after the log opened: the highlight marks the stage shown
 
     def _render_header(self) -> None:
         run = self.run
@@ -94,13 +96,10 @@ class RunScreen(BaseScreen):
             keep = names.index(self.stage) if self.stage in names else keep
         stages.highlighted = keep
 
-    def _open_log(self, stage: str | None) -> None:
+    async def _open_log(self, stage: str | None) -> LogView:
         self.stage = stage
-        for pane in self.query(LogPane):
-            pane.remove()
         self.seamless.stop_log_stream()
-        pane = LogPane(self.run_id, stage, max_lines=self.max_log_lines)
-        self.query_one("#run-body").mount(pane)
+        return await self.query_one(LogPane).show(self.run_id, stage)
 
     def _tick(self) -> None:
         if self.run is not None and any(s.status is StageStatus.in_progress
@@ -108,14 +107,15 @@ class RunScreen(BaseScreen):
             self._render_stages()
 
     @on(OptionList.OptionSelected, "#stages")
-    def _choose(self, event: OptionList.OptionSelected) -> None:
+    async def _choose(self, event: OptionList.OptionSelected) -> None:
         self.chosen = True
-        if event.option.id != self.stage:
-            self._open_log(event.option.id)
-        self.query_one(LogPane).view.focus()
+        view = self.query_one(LogPane).view
+        if event.option.id != self.stage or view is None:
+            view = await self._open_log(event.option.id)
+        view.focus()  # the view just mounted, never one being removed
 
     @on(AgentEvent)
-    def _event(self, message: AgentEvent) -> None:
+    async def _event(self, message: AgentEvent) -> None:
         ev, run = message.event, self.run
         if run is None:
             return
@@ -127,7 +127,7 @@ class RunScreen(BaseScreen):
             run.stages = [ev.stage if s.name == ev.stage.name else s for s in run.stages]
             self._render_stages()
             if not self.chosen and ev.stage.status is StageStatus.in_progress:
-                self._open_log(ev.stage.name)
+                await self._open_log(ev.stage.name)
 
     @on(Reconnected)
     def _reconnected(self) -> None:
@@ -136,8 +136,9 @@ class RunScreen(BaseScreen):
     # -- actions ------------------------------------------------------------------------------
     def action_switch_pane(self) -> None:
         stages = self.query_one(StageList)
-        if stages.has_focus and self.query(LogPane):
-            self.query_one(LogPane).view.focus()
+        pane = self.query_one(LogPane)
+        if stages.has_focus and pane.view is not None:
+            pane.focus_view()
         else:
             stages.focus()
 
@@ -147,9 +148,9 @@ class RunScreen(BaseScreen):
             return
         self.fetch("cancelled", lambda: self.client.cancel(self.run_id))
 
-    def show_cancelled(self, run: RunInfo) -> None:
+    async def show_cancelled(self, run: RunInfo) -> None:
         self.notify(f"Run #{run.number} cancelled")
-        self.show_run(run)
+        await self.show_run(run)
 
     def action_rerun(self) -> None:
         self.fetch("rerun", lambda: self.client.rerun(self.run_id))

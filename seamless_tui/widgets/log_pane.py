@@ -1,7 +1,9 @@
 """The log pane: the virtualised view, a status line with the "+N new lines" marker, and
-the `/` search box."""
+the `/` search box. The pane stays mounted; choosing a stage swaps the view inside it."""
 
 from __future__ import annotations
+
+import asyncio
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,7 +18,9 @@ class NewLinesMarker(Static):
     """Click (or press f/G) to resume following."""
 
     def on_click(self) -> None:
-        self.screen.query_one(LogView).action_follow()
+        view = self.screen.query_one(LogPane).view
+        if view is not None:
+            view.action_follow()
 
 
 class LogPane(Vertical):
@@ -32,20 +36,38 @@ class LogPane(Vertical):
     LogPane #log-search.visible { display: block; }
     """
 
-    def __init__(self, run_id: int, stage: str | None, *, max_lines: int = 10_000) -> None:
-        super().__init__()
-        self.run_id, self.stage, self.max_lines = run_id, stage, max_lines
+    def __init__(self, *, max_lines: int = 10_000, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self._view: LogView | None = None
+        self._swap = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
-        yield LogView(self.run_id, self.stage, max_lines=self.max_lines, id="log-view")
         with Horizontal(id="log-status"):
             yield Static("loading…", id="log-info")
             yield NewLinesMarker("", id="log-new")
         yield Input(placeholder="search the loaded lines (enter; esc closes)", id="log-search")
 
     @property
-    def view(self) -> LogView:
-        return self.query_one(LogView)
+    def view(self) -> LogView | None:
+        """The view that is mounted now; None while a stage switch is between views."""
+        return self._view
+
+    async def show(self, run_id: int, stage: str | None) -> LogView:
+        """Replace the view with one for `stage`. The old view is removed (its stream worker
+        cancelled with it) before the new one is mounted, so focus can only land on a
+        mounted view; concurrent switches run one after the other."""
+        async with self._swap:
+            self._view = None
+            await self.query(LogView).remove()
+            view = LogView(run_id, stage, max_lines=self.max_lines, id="log-view")
+            await self.mount(view, before=self.query_one("#log-status"))
+            self._view = view
+            return view
+
+    def focus_view(self) -> None:
+        if self._view is not None:
+            self._view.focus()
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)
@@ -55,21 +77,24 @@ class LogPane(Vertical):
     @on(Input.Submitted, "#log-search")
     def _search(self, event: Input.Submitted) -> None:
         event.stop()
-        self.view.set_search(event.value.strip())
+        if self._view is not None:
+            self._view.set_search(event.value.strip())
         event.input.remove_class("visible")
-        self.view.focus()
+        self.focus_view()
 
     def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
         box = self.query_one("#log-search", Input)
         if event.key == "escape" and box.has_focus:
             event.stop()
             box.remove_class("visible")
-            self.view.focus()
+            self.focus_view()
 
     @on(LogView.Status)
     def _status(self, message: LogView.Status) -> None:
         message.stop()
         view = message.view
+        if view is not self._view:
+            return  # a late status from the view just replaced
         w = view.window
         parts = [view.stage or "all stages",
                  "● follow" if view.follow and w.at_live_end else "○ paused"]

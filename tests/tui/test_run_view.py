@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.command import CommandPalette
 
 from seamless_tui.screens.run import RunScreen, StageList
+from seamless_tui.widgets.log_view import LogView
 from store.models import Role
 from tests.tui.conftest import LiveAgent, wait_for
 from tests.tui.textdump import screen_text
@@ -76,3 +77,27 @@ async def test_no_color_still_shows_status_by_icon_and_word(live_agent: LiveAgen
         assert app.no_color
         text = screen_text(app)
         assert "✗ failed" in text and "⏸ approval" in text and "✓✓✗" in text
+
+
+async def test_choosing_another_stage_focuses_its_mounted_log_and_keys_keep_working(
+        live_agent: LiveAgent):
+    # The README journey that froze a real terminal: G, l, k, k, enter from the dashboard.
+    app = live_agent.app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        await pilot.press("G", "l")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run
+                       and app.screen.query(LogView), "the run view")
+        for _ in range(3):  # switch stages repeatedly: each switch must land on a live pane
+            await pilot.press("k", "k", "enter")
+            await wait_for(pilot, lambda: isinstance(app.focused, LogView), "the log focused")
+            view = app.focused
+            assert view.is_attached and view in app.screen.query(LogView)
+            assert len(app.screen.query(LogView)) == 1
+            await pilot.press("tab")
+            await wait_for(pilot, lambda: isinstance(app.focused, StageList), "the stage list")
+        stage = app.screen.stage
+        await wait_for(pilot, lambda: app.screen.query_one(LogView).stage == stage
+                       and app.screen.query_one(LogView).loaded_once, "the chosen stage's log")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), "back to the list")
