@@ -34,10 +34,6 @@ from store.models import (
 SaverFor = Callable[[int, str, Executor], StateSaver]
 
 
-def runs_on_ecs(pipeline: Pipeline, stage: str) -> bool:
-    return pipeline.stage_executors.get(stage, pipeline.executor) == "ecs"
-
-
 def git_auth_env(token: str | None, repo_url: str) -> dict[str, str]:
     """git's own config-by-environment for a private https repo: an Authorization header
     scoped to the repo's host. It travels in the task's environment override, never in
@@ -113,12 +109,12 @@ class EcsStages:
         spec = self.build_spec(run, service, pipeline, workspace)
         if isinstance(spec, StageResult):
             return spec
-        executor = self.executors.for_stage(pipeline, STAGE_BUILD)
+        executor = self.executors.get("ecs", pipeline)
         return executor.reattach(spec, log, cancel, state, None,
                                  self.saver_for(run.id, STAGE_BUILD, executor))
 
     def _run(self, pipeline: Pipeline, spec: StageSpec, log: StageLog,
              cancel: threading.Event) -> StageResult:
-        executor = self.executors.for_stage(pipeline, spec.stage)
+        executor = self.executors.get("ecs", pipeline)
         return self.executors.run_bounded(executor, spec, log, cancel,
                                           self.saver_for(spec.run_id, spec.stage, executor))

@@ -13,10 +13,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from agent.deploy.deployer import Deployer
+from agent.engine.executors import executor_for
 from agent.engine.recovery import recover
 from agent.engine.runner import RunControl, RunDriver
 from agent.engine.transitions import Transitions
-from store.db import now
 from store.models import (
     DEFAULT_STAGES,
     PARTIAL_STAGES,
@@ -24,7 +25,6 @@ from store.models import (
     Approval,
     ApprovalStatus,
     Deployment,
-    Event,
     RunInfo,
     RunKind,
     RunStatus,
@@ -46,7 +46,7 @@ class EngineError(ValueError):
 
 class Engine:
     def __init__(self, store: Store, transitions: Transitions, driver: RunDriver,
-                 deployer: Any, max_parallel_runs: int) -> None:
+                 deployer: Deployer, max_parallel_runs: int) -> None:
         self.store = store
         self.t = transitions
         self.driver = driver
@@ -158,7 +158,7 @@ class Engine:
         # Recorded before the production deploy: the deployer lifts a rollback pin for it.
         approval = self.store.decide_approval(run_id, ApprovalStatus.approved, actor=actor,
                                               comment=comment)
-        self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
+        self.t.approval(approval)
         self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.idle)
         self.t.run(run_id, RunStatus.running)
         self._on_loop(self._launch, run_id)
@@ -168,7 +168,7 @@ class Engine:
         self._awaiting(run_id)
         approval = self.store.decide_approval(run_id, ApprovalStatus.rejected, actor=actor,
                                               comment=comment)
-        self.t.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
+        self.t.approval(approval)
         self.t.stage(run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.skipped,
                      error=f"rejected by {actor}" + (f": {comment}" if comment else ""))
         self.t.run(run_id, RunStatus.rejected, error=f"production deploy rejected by {actor}")
@@ -223,11 +223,11 @@ class Engine:
         running = [self.store.get_run(rid) for rid in self._tasks]
         busy_keys = {self._key(r) for r in running}
         per_pipeline = Counter(r.pipeline for r in running)
-        on_host = sum(1 for r in running if not self._on_cluster(r.pipeline))
+        on_host = sum(1 for r in running if not self._on_cluster(r))
         for run in self.store.runs_with_status(RunStatus.queued):
             key = self._key(run)
             pipeline = self.store.get_pipeline(run.pipeline)
-            cluster = self._on_cluster(run.pipeline)
+            cluster = executor_for(pipeline) == "ecs"
             limit = (pipeline.ecs_executor.max_parallel_tasks
                      if cluster and pipeline.ecs_executor else pipeline.max_parallel_runs)
             if key in busy_keys or per_pipeline[run.pipeline] >= limit:
@@ -239,8 +239,8 @@ class Engine:
             on_host += 0 if cluster else 1
             self._launch(run.id)
 
-    def _on_cluster(self, pipeline_name: str) -> bool:
-        return self.store.get_pipeline(pipeline_name).executor == "ecs"
+    def _on_cluster(self, run: RunInfo) -> bool:
+        return executor_for(self.store.get_pipeline(run.pipeline)) == "ecs"
 
     @staticmethod
     def _key(run: RunInfo) -> tuple[int, str]:
@@ -284,7 +284,7 @@ class Engine:
                 decided = self.store.decide_approval(approval.run_id, ApprovalStatus.expired,
                                                      actor="seamless",
                                                      comment="approval window expired")
-                self.t.bus.publish_event(Event(type="approval", ts=now(), approval=decided))
+                self.t.approval(decided)
                 self.t.stage(approval.run_id, STAGE_DEPLOY_PRODUCTION, StageStatus.skipped,
                              error="approval expired")
                 self.t.run(approval.run_id, RunStatus.cancelled,

@@ -1,4 +1,5 @@
-"""Which executor runs a stage: per pipeline and per stage (mixed mode)."""
+"""Which executor runs a stage (`executor_for`: per pipeline, per stage in mixed mode),
+and the executors themselves (`ExecutorSet`), made once and shared by every run."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import threading
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.executors.base import Executor, StageResult, StageSpec, StateSaver
+from agent.executors.base import (
+    BuildsImages,
+    Executor,
+    MakesContainersAhead,
+    RunsComposeTests,
+    StageResult,
+    StageSpec,
+    StateSaver,
+)
 from agent.logs import StageLog
 from store.models import Pipeline
 
@@ -18,12 +27,23 @@ class NoDockerEngine(RuntimeError):
     pass
 
 
+def executor_for(pipeline: Pipeline, stage: str | None = None) -> str:
+    """The executor that runs `stage` of `pipeline`: the stage's own override, else the
+    pipeline's. Without a stage, the pipeline's: whether its runs occupy this host
+    ("docker", "local") or the cluster ("ecs") when the scheduler counts them."""
+    if stage is None:
+        return pipeline.executor
+    return pipeline.stage_executors.get(stage, pipeline.executor)
+
+
 class ExecutorSet:
-    def __init__(self, config: AgentConfig, instance: str = "") -> None:
+    def __init__(self, config: AgentConfig, instance: str = "", *,
+                 docker: Executor | None = None) -> None:
+        """`docker`: the executor to use for "docker" stages instead of connecting to
+        an engine (the test harness's fake executor)."""
         self.config = config
         self.instance = instance
         self._lock = threading.Lock()
-        self._docker_client: Any = None
         self._docker: Executor | None = None
         self._local: Executor | None = None
         self._ecs: dict[str, Executor] = {}
@@ -33,7 +53,10 @@ class ExecutorSet:
         # cluster's bound), so mixed-mode pipelines are bounded too, not only `executor: ecs`.
         self._slots: dict[int, threading.BoundedSemaphore] = {}
         self.docker_error: str | None = None
-        self._connect_docker()
+        if docker is not None:
+            self._docker = docker
+        else:
+            self._connect_docker()
 
     def _connect_docker(self) -> None:
         if self.config.executor == "local":
@@ -53,12 +76,7 @@ class ExecutorSet:
             return
         from agent.executors.docker import DockerExecutor
 
-        self._docker_client = client
         self._docker = DockerExecutor(client, instance=self.instance)
-
-    @property
-    def docker_client(self) -> Any:
-        return self._docker_client
 
     @property
     def local(self) -> Executor:
@@ -69,8 +87,9 @@ class ExecutorSet:
                 self._local = LocalExecutor()
             return self._local
 
-    def for_stage(self, pipeline: Pipeline, stage: str) -> Executor:
-        name = pipeline.stage_executors.get(stage, pipeline.executor)
+    def get(self, name: str, pipeline: Pipeline) -> Executor:
+        """The executor called `name` (see `executor_for`); "docker" without an engine
+        falls back to the local one, with `docker_error` saying why."""
         if name == "ecs":
             return self.ecs(pipeline)
         if name == "local" or self._docker is None:
@@ -121,9 +140,21 @@ class ExecutorSet:
 
     def discard_ready(self, run_id: int) -> None:
         """Containers created ahead for a run that has stopped needing them."""
-        discard = getattr(self._docker, "discard_ready", None)
-        if discard is not None:
-            discard(run_id)
+        if isinstance(self._docker, MakesContainersAhead):
+            self._docker.discard_ready(run_id)
+
+    def docker_shaped(self, executor: Executor) -> Executor | None:
+        """For Build and a compose Integration Test, which need an image builder and
+        compose: `executor` when it can do them, else the Docker executor when there is
+        an engine (a `local` pipeline still builds on it), else None."""
+        if isinstance(executor, BuildsImages | RunsComposeTests):
+            return executor
+        return self._docker
+
+    def precreate(self, executor: Executor, spec: StageSpec) -> None:
+        """Have `spec`'s container made ahead, if `executor` can."""
+        if isinstance(executor, MakesContainersAhead):
+            executor.precreate(spec)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Let background container removals finish (agent shutdown)."""
@@ -135,6 +166,3 @@ class ExecutorSet:
     def all(self) -> list[Executor]:
         found = [e for e in (self._docker, self._local) if e is not None]
         return found + list(self._ecs.values())
-
-    def uses_ecs(self, pipeline: Pipeline) -> bool:
-        return pipeline.executor == "ecs"

@@ -1,63 +1,47 @@
 """Drives one run through its stages: the run state machine (docs/architecture.md).
 
-Each stage's work is blocking (Docker, git, boto3) and runs in a daemon thread;
-every transition is committed (and published) before the next side effect.
+What each stage does, when it is skipped, how it re-attaches is the stage table's
+(`stage_table.py`); this module walks a run through it. Each stage's work is blocking
+(Docker, git, boto3) and runs in a daemon thread; every transition is committed (and
+published) before the next side effect.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from agent.engine.ecs_stages_runner import EcsStages, runs_on_ecs
-from agent.engine.executors import ExecutorSet
+from agent.deploy.deployer import Deployer
+from agent.engine.executors import ExecutorSet, executor_for
+from agent.engine.stage_table import STAGES, StageDecl
+from agent.engine.stage_work import RunControl, StageWork, StageWorker
 from agent.engine.stages import command_spec, secrets_of, stage_command
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
-from agent.engine.workspace import WorkspaceError
-from agent.executors.base import StageResult
-from agent.logs import StageLog
+from agent.engine.workspace import WorkspaceError, Workspaces
+from agent.logs.writer import LogWriter, StageLogWriter
+from agent.stage_result import StageResult
 from store.configs import NotFound
 from store.models import (
-    STAGE_BUILD,
-    STAGE_CODE_QUALITY,
     STAGE_DEPLOY_PRODUCTION,
-    STAGE_DEPLOY_STAGING,
-    STAGE_INTEGRATION_TEST,
-    STAGE_PREPARE,
-    STAGE_UNIT_TEST,
     ApprovalStatus,
     Pipeline,
     RunInfo,
     RunStatus,
     Service,
     StageStatus,
-    image_for,
-    pushes_to_registry,
 )
 from store.store import Store
 
 log = logging.getLogger(__name__)
 
-DEPLOY_ENVIRONMENTS = {STAGE_DEPLOY_STAGING: "staging", STAGE_DEPLOY_PRODUCTION: "production"}
-COMMAND_CONTAINER_STAGES = (STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST)
-
-
-@dataclass
-class RunControl:
-    """What the engine holds for a run in flight."""
-
-    run_id: int
-    cancel: threading.Event = field(default_factory=threading.Event)
-    cancelled_by: str | None = None
+__all__ = ["RunControl", "RunDriver"]
 
 
 class RunDriver:
-    def __init__(self, store: Store, transitions: Transitions, logs: Any, workspaces: Any,
-                 deployer: Any, executors: ExecutorSet, instance: str = "") -> None:
+    def __init__(self, store: Store, transitions: Transitions, logs: LogWriter,
+                 workspaces: Workspaces, deployer: Deployer, executors: ExecutorSet,
+                 instance: str = "") -> None:
         self.store = store
         self.t = transitions
         self.logs = logs
@@ -65,7 +49,7 @@ class RunDriver:
         self.deployer = deployer
         self.executors = executors
         self.instance = instance
-        self.ecs_stages = EcsStages(executors, workspaces, self._saver)
+        self.worker = StageWorker(store, workspaces, deployer, executors, instance)
 
     async def drive(self, control: RunControl, reattach: dict[str, Any] | None = None) -> None:
         """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
@@ -106,16 +90,10 @@ class RunDriver:
     # -- one stage -----------------------------------------------------------------
     def _skip_reason(self, run: RunInfo, service: Service, name: str) -> str | None:
         """Why the stage has nothing to do, known from the configuration alone."""
-        if name in COMMAND_CONTAINER_STAGES:
-            if stage_command(service, name) is None:
-                return f"no {name} command configured for {service.name}"
-        elif name == STAGE_BUILD:
-            if not service.dockerfile:
-                return f"no Dockerfile configured for {service.name}"
-        elif name in DEPLOY_ENVIRONMENTS:
-            if self.store.get_stage(run.id, STAGE_BUILD).status is StageStatus.skipped:
-                return "nothing to deploy: the Build stage was skipped"
-        return None
+        decl = STAGES.get(name)
+        if decl is None:
+            return None
+        return decl.skip_reason(service, lambda other: self.store.get_stage(run.id, other).status)
 
     async def _skip(self, run_id: int, name: str, reason: str) -> None:
         stage_log = self.logs.stage_log(run_id, name, [])
@@ -124,14 +102,16 @@ class RunDriver:
         self.t.stage(run_id, name, StageStatus.skipped, error=reason)
 
     async def _run_stage(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
-                         control: RunControl, resume: Any) -> StageResult:
+                         control: RunControl, resume: dict[str, Any] | None) -> StageResult:
         stage_log = self.logs.stage_log(run.id, name, secrets_of(service))
         if resume is None:
             self.t.stage(run.id, name, StageStatus.in_progress)
+        work = StageWork(run, service, pipeline, name, stage_log, control,
+                         make_next_ahead=lambda: self._make_next_ahead(run, service, pipeline,
+                                                                       name))
         try:
-            result = await in_thread(
-                lambda: self._execute(run, service, pipeline, name, stage_log, control, resume),
-                name=f"run{run.id}-{name}")
+            result = await in_thread(lambda: self._execute(work, resume),
+                                     name=f"run{run.id}-{name}")
         except WorkspaceError as exc:  # unreachable repo, unknown sha: a plain failure
             stage_log.system(str(exc))
             result = StageResult(exit_code=None, error=str(exc))
@@ -139,188 +119,62 @@ class RunDriver:
             log.exception("stage %s of run %s crashed", name, run.id)
             stage_log.system(f"internal error: {exc.__class__.__name__}: {exc}")
             result = StageResult(exit_code=None, error=f"internal error: {exc}")
+        await self._settle(run.id, name, stage_log, control, result)
+        return result
+
+    async def _settle(self, run_id: int, name: str, stage_log: StageLogWriter,
+                      control: RunControl, result: StageResult) -> None:
+        """The stage's log stored, then its final status committed and published."""
         if result.skipped and result.error:
             stage_log.system(f"skipped: {result.error}")
         await stage_log.flush_async()
         if result.skipped:
-            self.t.stage(run.id, name, StageStatus.skipped, error=result.error)
+            self.t.stage(run_id, name, StageStatus.skipped, error=result.error)
         elif result.cancelled or control.cancel.is_set():
-            self.t.stage(run.id, name, StageStatus.cancelled,
+            self.t.stage(run_id, name, StageStatus.cancelled,
                          error=f"cancelled by {control.cancelled_by or 'a user'}")
         elif result.ok:
-            self.t.stage(run.id, name, StageStatus.success, exit_code=result.exit_code)
+            self.t.stage(run_id, name, StageStatus.success, exit_code=result.exit_code)
         else:
             error = result.error or f"exit code {result.exit_code}"
-            self.t.stage(run.id, name, StageStatus.failed, exit_code=result.exit_code,
+            self.t.stage(run_id, name, StageStatus.failed, exit_code=result.exit_code,
                          error=error)
-        return result
 
-    def _execute(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
-                 stage_log: StageLog, control: RunControl, resume: Any) -> StageResult:
-        """Blocking: what the stage does, by name."""
-        cancel = control.cancel
-        if resume is not None:
-            return self._reattach(run, service, pipeline, name, stage_log, control, resume)
-        if name == STAGE_PREPARE:
-            if runs_on_ecs(pipeline, name):  # cloned on the cluster, not on this host
-                prepared = self.ecs_stages.prepare(run, service, pipeline, stage_log, cancel)
-                if isinstance(prepared, StageResult):
-                    return prepared
-                workspace = prepared
-            else:
-                self._prepare_next(run, service, pipeline, name)
-                workspace = self.workspaces.prepare(service, run.sha, stage_log, cancel)
-            command = stage_command(service, name)
-            if command is None:
-                return StageResult(exit_code=0)
-            return self._command(run, service, pipeline, name, command, workspace, stage_log,
-                                 control)
-        if name in DEPLOY_ENVIRONMENTS:
-            return self.deployer.deploy_stage(run, service, pipeline, DEPLOY_ENVIRONMENTS[name],
-                                              image_for(service, run.sha), stage_log)
-        workspace = self._workspace(service, pipeline, run, name, stage_log, cancel)
-        if name == STAGE_BUILD:
-            if runs_on_ecs(pipeline, name):
-                return self.ecs_stages.build(run, service, pipeline, workspace, stage_log, cancel)
-            return self._build(run, service, workspace, stage_log, cancel)
-        command = stage_command(service, name)
-        assert command is not None  # else `drive` skipped the stage
-        if name == STAGE_INTEGRATION_TEST and service.compose_file:
-            return self._integration(run, service, pipeline, command, workspace, stage_log,
-                                     control)
-        assert name in COMMAND_CONTAINER_STAGES, name
-        return self._command(run, service, pipeline, name, command, workspace, stage_log,
-                             control)
+    def _execute(self, work: StageWork, resume: dict[str, Any] | None) -> StageResult:
+        """Blocking: the stage's work as its table entry declares it."""
+        decl = _decl(work.name)
+        if resume is None:
+            return decl.run(self.worker, work)
+        result = decl.reattach(self.worker, work, resume.get("state"))
+        if result is not None:
+            return result
+        # Run it again from the start: the configuration may have changed meanwhile.
+        reason = self._skip_reason(work.run, work.service, work.name)
+        if reason is not None:
+            return StageResult.skip(reason)
+        work.log.system(f"the agent restarted during {work.name}: running it again")
+        return decl.run(self.worker, work)
 
-    def _command(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
-                 command: str, workspace: Path, stage_log: StageLog, control: RunControl,
-                 network: str | None = None) -> StageResult:
-        spec = command_spec(service, pipeline, run, name, command, workspace, network,
-                            self.instance)
-        executor = self.executors.for_stage(pipeline, name)
-        if executor.name == "local" and self.executors.docker_error:
-            stage_log.system(f"local executor: {self.executors.docker_error}")
-        stage_log.system(f"{name}: `{command}` in {spec.image} ({executor.name} executor)")
-        if network is None:
-            self._prepare_next(run, service, pipeline, name)
-
-        return self.executors.run_bounded(executor, spec, stage_log, control.cancel,
-                                          self._saver(run.id, name, executor))
-
-    def _prepare_next(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str
-                      ) -> None:
+    def _make_next_ahead(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str
+                         ) -> None:
         """Have the next stage's container created while this one runs, when the next
-        stage to run is a plain command in a container (not compose, not ECS)."""
+        stage to run can have its container made ahead (a plain command in a container)."""
         names = [s.name for s in run.stages]
         finished = {s.name for s in run.stages if s.status.finished}
         for following in names[names.index(name) + 1:]:
-            if following in DEPLOY_ENVIRONMENTS:
-                return
+            decl = STAGES.get(following)
+            if decl is None or decl.environment is not None:
+                return  # a deploy: nothing to make, and past it the run may wait for approval
             if following in finished or self._skip_reason(run, service, following):
                 continue
             command = stage_command(service, following)
-            if following not in COMMAND_CONTAINER_STAGES or command is None or (
-                    following == STAGE_INTEGRATION_TEST and service.compose_file):
+            if command is None or not decl.made_ahead(service):
                 return
-            precreate = getattr(self.executors.for_stage(pipeline, following), "precreate",
-                                None)
-            if precreate is not None:
-                workspace = self.workspaces.path_for(service.name, run.sha)
-                precreate(command_spec(service, pipeline, run, following, command, workspace,
-                                       None, self.instance))
-            return
-
-    def _saver(self, run_id: int, name: str, executor: Any) -> Any:
-        def save(state: dict[str, Any] | None) -> None:
-            self.store.set_stage_executor_state(run_id, name, _with_executor(state, executor))
-
-        return save
-
-    def _reattach(self, run: RunInfo, service: Service, pipeline: Pipeline, name: str,
-                  stage_log: StageLog, control: RunControl, resume: dict[str, Any]
-                  ) -> StageResult:
-        """A stage the agent was running when it stopped: follow it again, or rerun it."""
-        command = stage_command(service, name)
-        if name in (STAGE_CODE_QUALITY, STAGE_UNIT_TEST) or (
-                name == STAGE_INTEGRATION_TEST and not service.compose_file):
-            assert command is not None
+            executor = self.executors.get(executor_for(pipeline, following), pipeline)
             workspace = self.workspaces.path_for(service.name, run.sha)
-            spec = command_spec(service, pipeline, run, name, command, workspace,
-                                instance=self.instance)
-            executor = self.executors.for_stage(pipeline, name)
-            since = self.store.last_log_ts(run.id, name)
-            result = executor.reattach(spec, stage_log, control.cancel, resume.get("state"),
-                                       _parse_ts(since), self._saver(run.id, name, executor))
-            if result is not None:
-                return result
-            return StageResult(exit_code=None, error=(
-                f"the agent restarted and the {name} container was gone "
-                f"({executor.name} executor): rerun from this stage"))
-        if name in DEPLOY_ENVIRONMENTS:
-            return StageResult(exit_code=None, error=(
-                f"the agent restarted during {name}; the previous version kept serving. "
-                "Rerun from this stage to deploy again"))
-        if name == STAGE_BUILD and runs_on_ecs(pipeline, name):
-            result = self.ecs_stages.reattach_build(run, service, pipeline, stage_log,
-                                                    control.cancel, resume.get("state"))
-            if result is not None:
-                return result
-        # Prepare, Build and compose-based Integration Test are idempotent: run them again.
-        reason = self._skip_reason(run, service, name)  # the config changed meanwhile
-        if reason is not None:
-            return StageResult.skip(reason)
-        stage_log.system(f"the agent restarted during {name}: running it again")
-        return self._execute(run, service, pipeline, name, stage_log, control, None)
-
-    def _workspace(self, service: Service, pipeline: Pipeline, run: RunInfo, name: str,
-                   stage_log: StageLog, cancel: threading.Event) -> Path:
-        path = Path(self.workspaces.path_for(service.name, run.sha))
-        if runs_on_ecs(pipeline, STAGE_PREPARE) and runs_on_ecs(pipeline, name):
-            return path  # on EFS, where the task looks; this host may not mount it
-        if not path.is_dir():  # cleaned up since Prepare (a rerun of an old run): fetch again
-            stage_log.system("the workspace was cleaned up since Prepare: checking out again")
-            path = Path(self.workspaces.prepare(service, run.sha, stage_log, cancel))
-        return path
-
-    def _build(self, run: RunInfo, service: Service, workspace: Path, stage_log: StageLog,
-               cancel: threading.Event) -> StageResult:
-        assert service.dockerfile  # else `drive` skipped the stage
-        context = workspace / service.build_context
-        if not (context / service.dockerfile).is_file():
-            return StageResult.skip(
-                f"no {service.dockerfile} in {service.build_context!r} of the repository")
-        client = self.executors.docker_client
-        if client is None:
-            return StageResult(exit_code=None, error=(
-                f"Build needs a Docker engine: {self.executors.docker_error}"))
-        from agent.executors.build import BuildSpec, build_image
-
-        push = run.kind.value == "full" and pushes_to_registry(service)
-        spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
-                         image=image_for(service, run.sha), push=push,
-                         labels={"io.seamless.service": service.name,
-                                 "io.seamless.sha": run.sha})
-        if not push and run.kind.value != "full":
-            stage_log.system("pull request run: the image is built but not pushed")
-        return build_image(client, spec, stage_log, cancel)
-
-    def _integration(self, run: RunInfo, service: Service, pipeline: Pipeline, command: str,
-                     workspace: Path, stage_log: StageLog, control: RunControl) -> StageResult:
-        client = self.executors.docker_client
-        if client is None:
-            return StageResult(exit_code=None, error=(
-                f"Integration Test with a compose file needs a Docker engine: "
-                f"{self.executors.docker_error}"))
-        from agent.executors.compose import IntegrationSpec, run_integration
-
-        test = command_spec(service, pipeline, run, STAGE_INTEGRATION_TEST, command, workspace,
-                            instance=self.instance)
-        spec = IntegrationSpec(run_id=run.id, workspace=workspace,
-                               compose_file=str(service.compose_file),
-                               image=image_for(service, run.sha), test=test,
-                               instance=self.instance)
-        executor = self.executors.for_stage(pipeline, STAGE_INTEGRATION_TEST)
-        return run_integration(client, executor, spec, stage_log, control.cancel)
+            self.executors.precreate(executor, command_spec(
+                service, pipeline, run, following, command, workspace, None, self.instance))
+            return
 
     # -- approval gate ----------------------------------------------------------------
     async def _gate_open(self, run: RunInfo, service: Service) -> bool:
@@ -345,13 +199,10 @@ class RunDriver:
         self.t.run(control.run_id, RunStatus.cancelled, error=f"cancelled by {actor}")
 
 
-def _with_executor(state: dict[str, Any] | None, executor: Any) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    return {"executor": executor.name, "state": state}
 
 
-def _parse_ts(value: str | None) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value) if value else None
+def _decl(name: str) -> StageDecl:
+    decl = STAGES.get(name)
+    if decl is None:
+        raise ValueError(f"no stage called {name!r} in the stage table")
+    return decl

@@ -6,7 +6,7 @@ from typing import Any
 
 from agent.bus import Bus
 from store.db import now
-from store.models import Event, RunInfo, RunStatus, StageInfo, StageStatus
+from store.models import Approval, Event, RunInfo, RunStatus, StageInfo, StageStatus
 from store.store import Store
 
 
@@ -25,6 +25,11 @@ class Transitions:
         run = self.store.get_run(run_id)
         self.bus.publish_event(Event(type="stage", ts=now(), stage=info, run=run))
         return info
+
+    def approval(self, approval: Approval) -> None:
+        """A decision on a production deploy (approved, rejected, expired), recorded by
+        the caller; published here like every other change."""
+        self.bus.publish_event(Event(type="approval", ts=now(), approval=approval))
 
     def created(self, run: RunInfo) -> None:
         self.bus.publish_event(Event(type="run", ts=now(), run=run))

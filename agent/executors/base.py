@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from agent.logs import StageLog
 from agent.stage_result import StageResult
@@ -36,6 +36,25 @@ class StageSpec:
     workdir: str = "/workspace"
 
 
+@dataclass
+class BuildSpec:
+    context_dir: Path
+    dockerfile: str
+    image: str  # full reference, tagged with the commit sha
+    push: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IntegrationSpec:
+    run_id: int
+    workspace: Path
+    compose_file: str  # relative to the workspace
+    image: str  # the image built from this commit, given to compose as SEAMLESS_IMAGE
+    test: StageSpec
+    instance: str = ""  # the agent's instance id (see run_prefix)
+
+
 class StateSaver(Protocol):
     def __call__(self, state: dict[str, Any] | None) -> None:
         """Persist what is needed to re-attach after a restart (e.g. container id)."""
@@ -57,6 +76,34 @@ class Executor(Protocol):
 
     def cleanup(self, keep_run_ids: set[int]) -> list[str]:
         """Remove this executor's leftovers of runs not in `keep_run_ids`; names removed."""
+
+
+@runtime_checkable
+class BuildsImages(Protocol):
+    """An executor that can also build a service's image (the Build stage)."""
+
+    def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
+        """Build (and push when asked) the image; a clear error when it fails."""
+
+
+@runtime_checkable
+class RunsComposeTests(Protocol):
+    """An executor that can run the Integration Test of a compose project."""
+
+    def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
+                    ) -> StageResult:
+        """Project up, the test in a stage container on its network, project down."""
+
+
+@runtime_checkable
+class MakesContainersAhead(Protocol):
+    """An executor that can create a stage's container before the stage starts."""
+
+    def precreate(self, spec: StageSpec) -> None:
+        """Create it in the background; `run` of the same spec takes it."""
+
+    def discard_ready(self, run_id: int) -> None:
+        """Drop what was made ahead for a run that no longer needs it."""
 
 
 def stage_slug(stage: str) -> str:

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import docker
 import requests
 from docker.utils import parse_repository_tag
 
-from agent.executors.base import StageResult
+from agent.executors.base import BuildSpec, StageResult
 from agent.logs import StageLog
 
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
                  "repository does not exist", "no such image", "no such host", "dial tcp")
 _STEP = re.compile(r"^Step \d+/\d+ : (.*)")
-
-
-@dataclass
-class BuildSpec:
-    context_dir: Path
-    dockerfile: str
-    image: str  # full reference, tagged with the commit sha
-    push: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _error_of(chunk: dict[str, Any]) -> str | None:

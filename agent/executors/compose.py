@@ -12,27 +12,22 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
-from agent.executors.base import Executor, StageResult, StageSpec, StateSaver, run_prefix
+from agent.executors.base import (
+    Executor,
+    IntegrationSpec,
+    StageResult,
+    StateSaver,
+    run_prefix,
+)
 from agent.logs import StageLog
 
 _PROJECT = re.compile(r"^seamless-(?:([0-9a-f]+)-)?run(\d+)$")
 _PASSED_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                "DOCKER_TLS_VERIFY", "TMPDIR")
-
-
-@dataclass
-class IntegrationSpec:
-    run_id: int
-    workspace: Path
-    compose_file: str  # relative to the workspace
-    image: str  # the image built from this commit, given to compose as SEAMLESS_IMAGE
-    test: StageSpec
-    instance: str = ""  # the agent's instance id (see base.run_prefix)
 
 
 def project_name(run_id: int, instance: str = "") -> str:

@@ -19,7 +19,16 @@ from typing import Any
 import docker
 import requests
 
-from agent.executors.base import StageResult, StageSpec, StateSaver, agent_label
+from agent.executors.base import (
+    BuildSpec,
+    IntegrationSpec,
+    StageResult,
+    StageSpec,
+    StateSaver,
+    agent_label,
+)
+from agent.executors.build import build_image
+from agent.executors.compose import run_integration
 from agent.executors.docker_logs import (
     ContainerLogStream,
     LogPump,
@@ -102,6 +111,15 @@ class DockerExecutor:
                 self._remove(container_id)
             else:
                 self.reaper.submit(container_id)
+
+    def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
+        """The Build stage on this engine (its build cache), pushing when asked."""
+        return build_image(self.client, spec, log, cancel)
+
+    def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
+                    ) -> StageResult:
+        """A compose project on this engine, the test in a container on its network."""
+        return run_integration(self.client, self, spec, log, cancel)
 
     def precreate(self, spec: StageSpec) -> None:
         """Create the container of a stage expected to run next, in the background."""

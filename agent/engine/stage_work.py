@@ -1,0 +1,219 @@
+"""The blocking work of each kind of stage: check a commit out, run a command in a
+container, build the image, run the integration test, deploy. The stage table
+(`stage_table.py`) says which of these each default stage does; `RunDriver` calls
+them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.deploy.deployer import Deployer
+from agent.engine.ecs_stages_runner import EcsStages
+from agent.engine.executors import ExecutorSet, executor_for
+from agent.engine.stages import command_spec, stage_command
+from agent.engine.workspace import Workspaces
+from agent.executors.base import (
+    BuildsImages,
+    Executor,
+    RunsComposeTests,
+    StateSaver,
+)
+from agent.executors.build import BuildSpec
+from agent.executors.compose import IntegrationSpec
+from agent.logs import StageLog
+from agent.stage_result import StageResult
+from store.models import (
+    STAGE_INTEGRATION_TEST,
+    STAGE_PREPARE,
+    Pipeline,
+    RunInfo,
+    Service,
+    image_for,
+    pushes_to_registry,
+)
+from store.store import Store
+
+
+@dataclass
+class RunControl:
+    """What the engine holds for a run in flight."""
+
+    run_id: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by: str | None = None
+
+
+@dataclass
+class StageWork:
+    """One stage of one run, as its work sees it."""
+
+    run: RunInfo
+    service: Service
+    pipeline: Pipeline
+    name: str
+    log: StageLog
+    control: RunControl
+    # Called as the stage's own work starts: have the next stage's container made ahead.
+    make_next_ahead: Callable[[], None] = lambda: None
+
+    @property
+    def cancel(self) -> threading.Event:
+        return self.control.cancel
+
+    @property
+    def executor_name(self) -> str:
+        return executor_for(self.pipeline, self.name)
+
+    @property
+    def command(self) -> str | None:
+        return stage_command(self.service, self.name)
+
+
+class StageWorker:
+    """Does the work the stage table names, through the executor `executor_for` picks."""
+
+    def __init__(self, store: Store, workspaces: Workspaces, deployer: Deployer,
+                 executors: ExecutorSet, instance: str = "") -> None:
+        self.store = store
+        self.workspaces = workspaces
+        self.deployer = deployer
+        self.executors = executors
+        self.instance = instance
+        self.ecs_stages = EcsStages(executors, workspaces, self.saver)
+
+    def executor(self, work: StageWork) -> Executor:
+        return self.executors.get(work.executor_name, work.pipeline)
+
+    def saver(self, run_id: int, name: str, executor: Executor) -> StateSaver:
+        def save(state: dict[str, Any] | None) -> None:
+            recorded = None if state is None else {"executor": executor.name, "state": state}
+            self.store.set_stage_executor_state(run_id, name, recorded)
+
+        return save
+
+    # -- what the stages run ---------------------------------------------------------
+    def prepare(self, work: StageWork) -> StageResult:
+        """Check the commit out (on this host, or as a task on the cluster), then run the
+        service's prepare command if it has one."""
+        if work.executor_name == "ecs":  # cloned on the cluster, not on this host
+            prepared = self.ecs_stages.prepare(work.run, work.service, work.pipeline,
+                                               work.log, work.cancel)
+            if isinstance(prepared, StageResult):
+                return prepared
+            workspace = prepared
+        else:
+            work.make_next_ahead()
+            workspace = self.workspaces.prepare(work.service, work.run.sha, work.log,
+                                                work.cancel)
+        if work.command is None:
+            return StageResult(exit_code=0)
+        return self._run_command(work, workspace)
+
+    def command(self, work: StageWork) -> StageResult:
+        """The stage's command in a stage container (or process, or task)."""
+        return self._run_command(work, self.workspace(work))
+
+    def build(self, work: StageWork) -> StageResult:
+        workspace = self.workspace(work)
+        run, service = work.run, work.service
+        if work.executor_name == "ecs":
+            return self.ecs_stages.build(run, service, work.pipeline, workspace, work.log,
+                                         work.cancel)
+        assert service.dockerfile  # else the table skipped the stage
+        context = workspace / service.build_context
+        if not (context / service.dockerfile).is_file():
+            return StageResult.skip(
+                f"no {service.dockerfile} in {service.build_context!r} of the repository")
+        builder = self.executors.docker_shaped(self.executor(work))
+        if not isinstance(builder, BuildsImages):
+            return StageResult(exit_code=None, error=(
+                f"Build needs a Docker engine: {self.executors.docker_error}"))
+        push = run.kind.value == "full" and pushes_to_registry(service)
+        spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
+                         image=image_for(service, run.sha), push=push,
+                         labels={"io.seamless.service": service.name,
+                                 "io.seamless.sha": run.sha})
+        if not push and run.kind.value != "full":
+            work.log.system("pull request run: the image is built but not pushed")
+        return builder.build(spec, work.log, work.cancel)
+
+    def integration(self, work: StageWork) -> StageResult:
+        """With a compose file: the project up, the test command on its network, down."""
+        if not work.service.compose_file:
+            return self.command(work)
+        workspace = self.workspace(work)
+        executor = self.executors.docker_shaped(self.executor(work))
+        if not isinstance(executor, RunsComposeTests):
+            return StageResult(exit_code=None, error=(
+                f"Integration Test with a compose file needs a Docker engine: "
+                f"{self.executors.docker_error}"))
+        command = work.command
+        assert command is not None  # else the table skipped the stage
+        run, service = work.run, work.service
+        test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST, command,
+                            workspace, instance=self.instance)
+        spec = IntegrationSpec(run_id=run.id, workspace=workspace,
+                               compose_file=str(service.compose_file),
+                               image=image_for(service, run.sha), test=test,
+                               instance=self.instance)
+        return executor.integration(spec, work.log, work.cancel)
+
+    def deploy(self, work: StageWork, environment: str) -> StageResult:
+        return self.deployer.deploy_stage(work.run, work.service, work.pipeline, environment,
+                                          image_for(work.service, work.run.sha), work.log)
+
+    # -- after a restart ----------------------------------------------------------------
+    def follow(self, work: StageWork, state: dict[str, Any] | None) -> StageResult:
+        """Follow the stage container (process, task) the last agent left running."""
+        command = work.command
+        assert command is not None
+        workspace = self.workspaces.path_for(work.service.name, work.run.sha)
+        spec = command_spec(work.service, work.pipeline, work.run, work.name, command,
+                            workspace, instance=self.instance)
+        executor = self.executor(work)
+        since = self.store.last_log_ts(work.run.id, work.name)
+        result = executor.reattach(spec, work.log, work.cancel, state,
+                                   datetime.fromisoformat(since) if since else None,
+                                   self.saver(work.run.id, work.name, executor))
+        if result is not None:
+            return result
+        return StageResult(exit_code=None, error=(
+            f"the agent restarted and the {work.name} container was gone "
+            f"({executor.name} executor): rerun from this stage"))
+
+    def follow_ecs_build(self, work: StageWork, state: dict[str, Any] | None
+                         ) -> StageResult | None:
+        """The Build task a restarted agent left running, rather than a second build of
+        the same tag; None when there is none (then Build runs again)."""
+        return self.ecs_stages.reattach_build(work.run, work.service, work.pipeline,
+                                              work.log, work.cancel, state)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def workspace(self, work: StageWork) -> Path:
+        path = Path(self.workspaces.path_for(work.service.name, work.run.sha))
+        if executor_for(work.pipeline, STAGE_PREPARE) == "ecs" and work.executor_name == "ecs":
+            return path  # on EFS, where the task looks; this host may not mount it
+        if not path.is_dir():  # cleaned up since Prepare (a rerun of an old run): fetch again
+            work.log.system("the workspace was cleaned up since Prepare: checking out again")
+            path = Path(self.workspaces.prepare(work.service, work.run.sha, work.log,
+                                                work.cancel))
+        return path
+
+    def _run_command(self, work: StageWork, workspace: Path) -> StageResult:
+        command = work.command
+        assert command is not None  # else the table skipped the stage
+        spec = command_spec(work.service, work.pipeline, work.run, work.name, command,
+                            workspace, None, self.instance)
+        executor = self.executor(work)
+        if executor.name == "local" and self.executors.docker_error:
+            work.log.system(f"local executor: {self.executors.docker_error}")
+        work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
+        work.make_next_ahead()
+        return self.executors.run_bounded(executor, spec, work.log, work.cancel,
+                                          self.saver(work.run.id, work.name, executor))
