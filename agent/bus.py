@@ -65,6 +65,9 @@ class Bus:
         self._lock = threading.Lock()
         self._subs: dict[Any, set[Subscription]] = {}
         self._listeners: list[Listener] = []
+        # Every event passes the agent's secret masker before anyone sees it (listeners
+        # feed notifications and commit statuses; subscribers are /ws/events).
+        self.redact_event: Callable[[Event], Event] = _unchanged
 
     # -- subscribing ------------------------------------------------------------------
     def subscribe_events(self, maxsize: int = 10_000) -> Subscription:
@@ -99,6 +102,7 @@ class Bus:
 
     # -- publishing --------------------------------------------------------------------
     def publish_event(self, event: Event) -> None:
+        event = self.redact_event(event)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -127,6 +131,10 @@ class Bus:
     def has_log_subscribers(self, run_id: int) -> bool:
         with self._lock:
             return bool(self._subs.get(("logs", run_id)))
+
+
+def _unchanged(event: Event) -> Event:
+    return event
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -16,6 +16,7 @@ from agent.engine.runner import RunDriver
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import Workspaces
+from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
 from agent.onboarding.secrets import github_token
 from store.store import Store
@@ -39,10 +40,15 @@ class Agent:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.db_path)
+        token = github_token(config)
+        # One masker on every way out: stored errors, events, logs (API bodies: the app).
+        self.secrets = SecretBook(self.store, lambda: [token] if token else [])
+        self.store.redact = self.secrets.mask
         self.bus = Bus()
-        self.logs = LogWriter(self.store, self.bus)
+        self.bus.redact_event = self.secrets.mask_model
+        self.logs = LogWriter(self.store, self.bus, shared_secrets=self.secrets.secrets)
         self.workspaces = Workspaces(config.mirrors_dir, config.workspaces_dir,
-                                     github_token=github_token(config))
+                                     github_token=token)
         self.instance = self.store.instance_id()
         self.executors = ExecutorSet(config, self.instance)
         self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory)

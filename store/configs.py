@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from store.db import Database, iso
 from store.models import Pipeline, PipelineConfig, Service, ServiceConfig
+
+T = TypeVar("T")
 
 
 class NotFound(LookupError):
@@ -15,6 +20,19 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     """The write would break a uniqueness or reference rule."""
+
+
+def _changes_configs(method: Callable[..., T]) -> Callable[..., T]:
+    """Bump `config_version` once the write is committed (or failed)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ConfigQueries, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._configs_changed()
+
+    return wrapper
 
 
 def _config_json(config: PipelineConfig | ServiceConfig) -> str:
@@ -34,7 +52,26 @@ def _service(row: sqlite3.Row) -> Service:
 
 
 class ConfigQueries(Database):
+    # Bumped by every pipeline/service write in this process: whoever caches something
+    # derived from the configs (the secret masker) knows when to rebuild it.
+    config_version = 0
+
+    def _configs_changed(self) -> None:
+        self.config_version += 1
+
+    def secret_values(self) -> list[str]:
+        """Every secret the configs hold: service secrets, webhook secrets, Slack URLs."""
+        values: list[str] = []
+        for service in self.list_services():
+            values.extend(service.secrets.values())
+            if service.webhook_secret:
+                values.append(service.webhook_secret)
+        values.extend(p.notify_slack_webhook_url for p in self.list_pipelines()
+                      if p.notify_slack_webhook_url)
+        return values
+
     # -- pipelines --------------------------------------------------------------
+    @_changes_configs
     def create_pipeline(self, config: PipelineConfig) -> Pipeline:
         stamp = iso()
         with self.write() as conn:
@@ -45,6 +82,7 @@ class ConfigQueries(Database):
                 (config.name, _config_json(config), stamp, stamp))
             return self.get_pipeline_by_id(int(cur.lastrowid or 0))
 
+    @_changes_configs
     def update_pipeline(self, name: str, config: PipelineConfig) -> Pipeline:
         if config.name != name:
             raise Conflict("a pipeline cannot be renamed")
@@ -55,6 +93,7 @@ class ConfigQueries(Database):
                 raise NotFound(f"no pipeline named {name!r}")
         return self.get_pipeline(name)
 
+    @_changes_configs
     def delete_pipeline(self, name: str) -> None:
         with self.write() as conn:
             pipeline = self.get_pipeline(name)
@@ -79,6 +118,7 @@ class ConfigQueries(Database):
         return [_pipeline(r) for r in self.query("SELECT * FROM pipelines ORDER BY name")]
 
     # -- services ------------------------------------------------------------------
+    @_changes_configs
     def create_service(self, config: ServiceConfig) -> Service:
         stamp = iso()
         with self.write() as conn:
@@ -91,6 +131,7 @@ class ConfigQueries(Database):
                 (config.name, pipeline.id, _config_json(config), stamp, stamp))
             return self.get_service_by_id(int(cur.lastrowid or 0))
 
+    @_changes_configs
     def update_service(self, name: str, config: ServiceConfig) -> Service:
         if config.name != name:
             raise Conflict("a service cannot be renamed")
@@ -103,6 +144,7 @@ class ConfigQueries(Database):
                 raise NotFound(f"no service named {name!r}")
         return self.get_service(name)
 
+    @_changes_configs
     def delete_service(self, name: str) -> None:
         """Delete a service with its whole history."""
         with self.write() as conn:

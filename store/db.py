@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,10 @@ def now() -> datetime:
 
 def iso(ts: datetime | None = None) -> str:
     return (ts or now()).astimezone(UTC).isoformat()
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -49,6 +53,9 @@ class Database:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Applied to free text the agent stores from outside (errors, health answers):
+        # the agent sets its secret masker here, so no secret is ever written to disk.
+        self.redact: Callable[[str], str] = _unchanged
         self.migrate()
 
     # -- transactions -----------------------------------------------------------

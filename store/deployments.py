@@ -68,8 +68,8 @@ class DeployQueries(Database):
             conn.execute(
                 "UPDATE deployments SET status=?, finished_at=?, error=?,"
                 " target_state=COALESCE(?, target_state) WHERE id=?",
-                (status.value, iso(), error,
-                 json.dumps(target_state) if target_state is not None else None,
+                (status.value, iso(), self.redact(error) if error else error,
+                 self.redact(json.dumps(target_state)) if target_state is not None else None,
                  deployment_id))
             return self.get_deployment(deployment_id)
 
@@ -120,7 +120,8 @@ class DeployQueries(Database):
                 "INSERT INTO approvals (run_id, status, candidate_sha, production_sha, commits,"
                 " staging_health, requested_at, expires_at) VALUES (?,?,?,?,?,?,?,?)",
                 (run_id, ApprovalStatus.pending.value, candidate_sha, production_sha,
-                 json.dumps([c.model_dump(mode="json") for c in commits]), staging_health,
+                 json.dumps([c.model_dump(mode="json") for c in commits]),
+                 self.redact(staging_health) if staging_health else staging_health,
                  iso(), iso(expires_at) if expires_at else None))
         return self.get_approval(run_id)
 

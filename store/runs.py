@@ -151,7 +151,7 @@ class RunQueries(Database):
         if status in FINISHED_RUN_STATUSES:
             fields["finished_at"] = stamp
         if error is not None:
-            fields["error"] = error
+            fields["error"] = self.redact(error)
         with self.write() as conn:
             if status is RunStatus.running:
                 # Keep the first start time when a run resumes after approval.
@@ -185,6 +185,8 @@ class RunQueries(Database):
                            ("reused_from_run", reused_from_run)):
             if value is not None:
                 fields[key] = value
+        if error is not None:
+            fields["error"] = self.redact(error)
         if started_at is not None:
             fields["started_at"] = iso(started_at)
         sets = ", ".join(f"{k}=?" for k in fields)

@@ -18,6 +18,7 @@ from agent.api import routes_admin, routes_deploys, routes_runs, routes_services
 from agent.api.auth import Authenticator
 from agent.api.errors import install_error_handlers
 from agent.api.metrics import Metrics
+from agent.api.redaction import MaskJsonBodies
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 
     app.state.ws_queue_events = ws_queue_events
     app.state.ws_queue_logs = ws_queue_logs
     install_error_handlers(app)
+    secrets = getattr(agent, "secrets", None)
+    if secrets is not None:
+        app.add_middleware(MaskJsonBodies, mask=secrets.mask)
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, ws, webhooks):
         app.include_router(module.router)
     return app

@@ -1,14 +1,23 @@
-"""Masking secret values in stage output.
+"""Masking secret values in everything that leaves the agent.
 
 A secret can leak in its plain form or in an encoding a build tool printed:
-base64 (e.g. a Basic auth header or a docker config), URL-encoded (a
-connection string), JSON-escaped (a config dump). Every form goes into one
-compiled alternation, longest first, so one `sub` per line masks them all.
+base64 (a Basic auth header, a docker config; also wrapped at 76 columns),
+URL-encoded (a connection string), JSON-escaped (a config dump), hex (a
+digest tool, `xxd`). A multi-line secret (a PEM key) printed line by line
+leaks each line, so each line of it is a secret of its own. Every form goes
+into one compiled alternation, longest first, so one `sub` masks them all.
 
-Streaming: the log sink reassembles lines before masking, so a secret split
-across two chunks is whole again when it is masked. Only lines longer than the
-64 KiB split limit need more care: `safe_cut` moves a cut so that it never
-falls inside a secret.
+Between any two characters of a form the pattern accepts line breaks and ANSI
+escape codes: a secret split across two lines (or wrapped base64, or coloured
+character by character) still matches. The match is replaced piece by piece:
+each line of it becomes the mask, and the escape codes inside it are kept, so
+the terminal colours stay as they were ("masked on the text with ANSI removed,
+then re-applied").
+
+Streaming: a stage log holds back a last line that ends with the beginning of
+a secret until the next line arrives (or a short time passes), so a secret
+split across lines, chunks or stdout/stderr is whole when it is masked; see
+`logsink.StageLogWriter`.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
 from store.models import SECRET_MASK
@@ -25,6 +35,17 @@ from store.models import SECRET_MASK
 # that short is guessable anyway; their base64 fragments would also match at
 # random in any base64 text.
 MIN_SECRET_LEN = 4
+
+# What may sit between two characters of a secret: ANSI escape sequences (CSI and
+# OSC) and line breaks. Kept out of the mask's text, put back around it.
+ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
+_GAP = rf"(?:{ANSI}|\r?\n)*"
+_ANSI_RE = re.compile(ANSI)
+_ANSI_OR_NEWLINE = re.compile(rf"{ANSI}|\n")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI_RE.sub("", text) if "\x1b" in text else text
 
 
 def _base64_forms(raw: bytes) -> set[str]:
@@ -37,45 +58,115 @@ def _base64_forms(raw: bytes) -> set[str]:
         encoded = base64.b64encode(b"\0" * offset + raw).decode().rstrip("=")
         determined = encoded[: total * 8 // 6]  # trailing chars also hold later bytes' bits
         forms.add(determined[skip:])
+        # The URL-safe alphabet (JWTs, many tokens) differs only in two characters.
+        forms.add(determined[skip:].replace("+", "-").replace("/", "_"))
     return forms
 
 
 def encoded_forms(secret: str) -> set[str]:
     """Every form of `secret` that gets masked (empty for too-short secrets)."""
-    if len(secret) < MIN_SECRET_LEN:
+    if len(secret.strip()) < MIN_SECRET_LEN:
         return set()
     forms = {secret, quote(secret, safe=""), quote_plus(secret),
              json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-    forms |= _base64_forms(secret.encode())
+    raw = secret.encode()
+    forms |= _base64_forms(raw)
+    forms |= {raw.hex(), raw.hex().upper()}
+    if "\n" in secret.strip():  # a PEM key or a certificate: printed line by line
+        for line in secret.splitlines():
+            forms |= encoded_forms(line.strip())
     return {f for f in forms if len(f) >= MIN_SECRET_LEN}
 
 
+def _pattern_of(form: str) -> str:
+    """`form` with line breaks and escape codes allowed between its characters."""
+    chars = [c for c in form if c not in "\r\n"]  # the form's own breaks are gaps too
+    return _GAP.join(re.escape(c) for c in chars)
+
+
+def _masked_piece(match: re.Match[str]) -> str:
+    """The mask for one match: each line of it masked, its escape codes kept."""
+    text = match.group(0)
+    if "\n" not in text and "\x1b" not in text:
+        return SECRET_MASK
+    out, line_has_text, pos = [], False, 0
+    for gap in _ANSI_OR_NEWLINE.finditer(text):
+        if gap.start() > pos:
+            line_has_text = True
+        if gap.group(0) == "\n":
+            if line_has_text:
+                out.append(SECRET_MASK)
+            out.append("\n")
+            line_has_text = False
+        else:
+            out.append(gap.group(0))
+        pos = gap.end()
+    if pos < len(text) or line_has_text:
+        out.append(SECRET_MASK)
+    return "".join(out)
+
+
 class SecretMasker:
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, secrets: Iterable[str]) -> None:
         forms: set[str] = set()
         for secret in secrets:
             if secret:
                 forms |= encoded_forms(secret)
         ordered = sorted(forms, key=len, reverse=True)  # longest match wins
         self.active = bool(ordered)
+        self.forms = ordered
         self.max_len = max((len(f.encode()) for f in ordered), default=0)
-        alternation = "|".join(re.escape(f) for f in ordered)
-        self._pattern = re.compile(alternation) if ordered else None
-        self._bytes_pattern = re.compile(alternation.encode()) if ordered else None
+        self._pattern = re.compile("|".join(_pattern_of(f) for f in ordered)) \
+            if ordered else None
+        self._max_chars = max((len(f) for f in ordered), default=0)
 
     def mask(self, text: str) -> str:
-        if self._pattern is None:
+        if self._pattern is None or not text:
             return text
-        return self._pattern.sub(SECRET_MASK, text)
+        return self._pattern.sub(_masked_piece, text)
 
-    def safe_cut(self, data: bytes, cut: int) -> int:
-        """A cut position <= `cut` that does not split an occurrence of a secret.
-        The caller keeps at least `max_len` bytes after `cut`, so every occurrence
-        that crosses it is complete in `data`."""
-        if self._bytes_pattern is None:
-            return cut
-        start = max(0, cut - self.max_len)
-        for match in self._bytes_pattern.finditer(data, start, cut + self.max_len):
-            if match.start() < cut < match.end():
-                return match.start()
-        return cut
+    def mask_lines(self, lines: list[str]) -> list[str]:
+        """Mask consecutive lines as one text, so a secret split across them is found;
+        the number of lines never changes."""
+        if self._pattern is None:
+            return lines
+        joined = "\n".join(lines)
+        masked = self._pattern.sub(_masked_piece, joined)
+        return lines if masked is joined or masked == joined else masked.split("\n")
+
+    def unfinished_tail(self, lines: list[str]) -> int:
+        """How many of the last `lines` end with the beginning of a secret (and should
+        wait for the next line before leaving): 0 when the tail cannot start one."""
+        if not self.active or not lines:
+            return 0
+        tail, sizes = "", []
+        for line in reversed(lines):
+            clean = strip_ansi(line).replace("\r", "")
+            tail = clean + tail
+            sizes.append(len(clean))
+            if len(tail) >= self._max_chars:
+                break
+        k = self._longest_beginning(tail)
+        if not k:
+            return 0
+        held, covered = 0, 0
+        for size in sizes:  # the lines the k characters reach back into
+            held += 1
+            covered += size
+            if covered >= k:
+                break
+        return held
+
+    def _longest_beginning(self, tail: str) -> int:
+        """The longest k such that `tail` ends with the first k (< len) characters of a
+        form: str.find/startswith only, so a long form (a PEM's hex) stays cheap."""
+        best = 0
+        for form in self.forms:
+            window = tail[-(len(form) - 1):] if len(form) > 1 else ""
+            i = window.find(form[0])
+            while i != -1 and len(window) - i > best:
+                if form.startswith(window[i:]):
+                    best = len(window) - i
+                    break
+                i = window.find(form[0], i + 1)
+        return best

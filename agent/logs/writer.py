@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ MAX_LINE_BYTES = 64 * 1024
 BATCH_LINES = 500
 MAX_BATCH_LINES = 5000  # a backlog drains in bigger transactions (fewer commits)
 INTERVAL_S = 0.1
+# How long a line ending with the beginning of a secret waits for the next line.
+HOLD_S = 0.2
 
 _STREAMS = {s.value: s for s in LogStream}
 _LOGLINE_FIELDS = frozenset(LogLine.model_fields)
@@ -72,8 +75,10 @@ class _LoopMarker:
 
 class LogWriter:
     def __init__(self, store: Any, bus: Any, max_pending: int = 20_000,
-                 interval_s: float = INTERVAL_S) -> None:
+                 interval_s: float = INTERVAL_S,
+                 shared_secrets: Callable[[], Iterable[str]] = tuple) -> None:
         self.store = store
+        self.shared_secrets = shared_secrets  # the agent's: masked in every stage's log
         self.bus = bus
         self.max_pending = max_pending
         self.interval_s = interval_s
@@ -90,6 +95,8 @@ class LogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()
+        self._holding: set[StageLogWriter] = set()  # stage logs with lines held back
+        self._holding_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -116,7 +123,8 @@ class LogWriter:
         return self._pending
 
     def stage_log(self, run_id: int, stage: str, secrets: list[str]) -> StageLogWriter:
-        return StageLogWriter(self, run_id, stage, SecretMasker(secrets))
+        return StageLogWriter(self, run_id, stage,
+                              SecretMasker([*secrets, *self.shared_secrets()]))
 
     # -- producers --------------------------------------------------------------------
     def put(self, records: list[Record]) -> None:
@@ -128,8 +136,11 @@ class LogWriter:
                 self._write(list(records))
             return
         count = len(records)
+        # The writer thread itself (releasing held lines) never waits for its own drain.
+        waits = threading.current_thread() is not self._thread
         with self._put_lock:  # one producer at a time waits for space: the bound holds
-            while self._pending + count > self.max_pending and self._pending and self.running:
+            while (waits and self._pending + count > self.max_pending and self._pending
+                   and self.running):
                 self._wake.set()
                 with self._space:
                     self._space.wait(0.05)
@@ -168,6 +179,21 @@ class LogWriter:
             if not self.running and self._thread is None:
                 return
 
+    def hold(self, stage_log: StageLogWriter) -> None:
+        """`stage_log` holds lines back: release them after HOLD_S if nothing came."""
+        with self._holding_lock:
+            self._holding.add(stage_log)
+
+    def _release_held(self, older_than_s: float) -> None:
+        with self._holding_lock:
+            holding = list(self._holding)
+        for stage_log in holding:
+            stage_log.release_held(older_than_s)
+            if not stage_log.holding:
+                with self._holding_lock:
+                    if not stage_log.holding:
+                        self._holding.discard(stage_log)
+
     # -- the writer thread --------------------------------------------------------------
     def _run(self) -> None:
         queue = self._queue
@@ -175,6 +201,8 @@ class LogWriter:
             if self._pending < BATCH_LINES and not self._stopping:
                 self._wake.wait(self.interval_s)
                 self._wake.clear()
+            if self._holding:
+                self._release_held(0.0 if self._stopping else HOLD_S)
             if not queue:
                 if self._stopping:
                     return
@@ -227,6 +255,9 @@ class StageLogWriter:
         self._partial: dict[str, tuple[bytes, str]] = {}  # stream → (bytes, ts of 1st piece)
         self._skip: dict[str, int] = {}  # stream → lines to drop (stored already: rewind)
         self._lock = threading.Lock()
+        self._hold_lock = threading.Lock()
+        self._held: list[Record] = []  # masked lines waiting for the next one (see _masked)
+        self._held_at = 0.0
 
     def write(self, text: str, stream: LogStream = LogStream.stdout,
               ts: datetime | None = None) -> None:
@@ -281,7 +312,7 @@ class StageLogWriter:
             for stream, (data, stamp) in list(self._partial.items()):
                 self._emit_lines(data, stream, stamp, stamp, records)
             self._partial.clear()
-        self._put(records)
+        self._put(records, final=True)
 
     def rewind(self) -> None:
         """The source is about to be read again from its start (a re-attach after a
@@ -296,12 +327,46 @@ class StageLogWriter:
             self._skip = {s: n for s, n in counts.items() if s != LogStream.system.value and n}
 
     # -- internals ----------------------------------------------------------------------
-    def _put(self, records: list[Record]) -> None:
+    def _put(self, records: list[Record], final: bool = False) -> None:
         if self._skip:
             records = self._skipped(records)
+        if self.masker.active:
+            records = self._masked(records, final)
         if records:
             self.last_ts = records[-1][4]
             self.writer.put(records)
+
+    def _masked(self, records: list[Record], final: bool) -> list[Record]:
+        """Mask the new lines together with the ones held back (every stream, in arrival
+        order), then hold back again a tail that ends with the beginning of a secret: the
+        next line may finish it. `final` (a flush, or the writer's timer) lets it go."""
+        with self._hold_lock:
+            if self._held:
+                records = self._held + records
+                self._held = []
+            if not records:
+                return records
+            texts = [r[3] for r in records]
+            masked = self.masker.mask_lines(texts)
+            if masked is not texts:
+                records = [(r[0], r[1], r[2], t, r[4]) if t is not r[3] else r
+                           for r, t in zip(records, masked, strict=True)]
+            hold = 0 if final else self.masker.unfinished_tail(masked)
+            if hold:
+                self._held = records[-hold:]
+                records = records[:-hold]
+                self._held_at = time.monotonic()
+                self.writer.hold(self)
+        return records
+
+    def release_held(self, older_than_s: float = 0.0) -> None:
+        """Let held lines go (called by the writer thread once they waited long enough)."""
+        if self._held and time.monotonic() - self._held_at >= older_than_s:
+            self._put([], final=True)
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
 
     def _skipped(self, records: list[Record]) -> list[Record]:
         """Drop the records a rewind counted as stored (rows, so a long line's pieces
@@ -329,38 +394,32 @@ class StageLogWriter:
             data = data[last + 1:]
             if not data:
                 return
-        limit = MAX_LINE_BYTES + self.masker.max_len
-        while len(data) > limit:  # an endless line: emit it in pieces
-            cut = self.masker.safe_cut(data, MAX_LINE_BYTES) or MAX_LINE_BYTES
+        while len(data) > MAX_LINE_BYTES:  # an endless line: emit it in pieces (masking
+            # sees the pieces joined, so a secret cut in two is still found)
+            cut = MAX_LINE_BYTES
             self._emit_text(data[:cut].decode("utf-8", "replace"), stream, line_stamp, out)
             data = data[cut:]
         self._partial[stream] = (data, line_stamp)
 
     def _emit_lines(self, block: bytes, stream: str, first_stamp: str, stamp: str,
                     out: list[Record]) -> None:
-        """Whole lines (without the last newline) in one decode, mask and split, several
-        times cheaper than one of each per line and with the same lines: a "\n" byte never
-        sits inside a UTF-8 sequence, and masking the block masks all that masking each
-        line would."""
+        """Whole lines (without the last newline) in one decode and split, several times
+        cheaper than one of each per line and with the same lines: a "\n" byte never sits
+        inside a UTF-8 sequence. Masking happens in `_put`, over every stream at once."""
         text = block.decode("utf-8", "replace")
-        if self.masker.active:
-            text = self.masker.mask(text)
         lines = text.split("\n")
         if "\r" in text:
             lines = [line.removesuffix("\r") for line in lines]
         run_id, stage = self.run_id, self.stage
         if len(block) > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES:
             for line in lines:  # a very long line among them: cut into pieces
-                self._emit_text(line, stream, first_stamp, out, masked=True)
+                self._emit_text(line, stream, first_stamp, out)
                 first_stamp = stamp
             return
         out.append((run_id, stage, stream, lines[0], first_stamp))
         out.extend([(run_id, stage, stream, line, stamp) for line in lines[1:]])
 
-    def _emit_text(self, text: str, stream: str, stamp: str, out: list[Record],
-                   masked: bool = False) -> None:
-        if self.masker.active and not masked:
-            text = self.masker.mask(text)
+    def _emit_text(self, text: str, stream: str, stamp: str, out: list[Record]) -> None:
         if len(text) <= MAX_LINE_BYTES:
             out.append((self.run_id, self.stage, stream, text, stamp))
             return

@@ -8,6 +8,7 @@ notifications never fail or slow a run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -75,6 +76,9 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, note: Notification) -> None:
+        redact = getattr(self.store, "redact", None)
+        if redact is not None:  # the agent's masker: nothing secret goes out
+            note = dataclasses.replace(note, subject=redact(note.subject), text=redact(note.text))
         name = note.pipeline or self.store.get_service(note.service).pipeline
         pipeline = self._pipelines(name)
         if pipeline.notify_sns_topic_arn:

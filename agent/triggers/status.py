@@ -85,6 +85,6 @@ class StatusReporter:
         self.client.create_commit_status(
             repo[0], repo[1], run.sha, state,
             target_url=f"{self.link_base}/api/v1/runs/{run.id}",
-            description=f"{service.name} #{run.number}: {description}",
+            description=self.agent.store.redact(f"{service.name} #{run.number}: {description}"),
             context=f"seamless/{service.name}")
         return True

@@ -40,9 +40,7 @@ def test_longest_overlapping_secret_wins() -> None:
     assert masker.mask("x token-extended y") == f"x {SECRET_MASK} y"
 
 
-def test_safe_cut_never_splits_a_secret() -> None:
+def test_a_secret_cut_between_two_pieces_of_a_line_is_masked_in_both() -> None:
     masker = SecretMasker([SECRET])
-    data = b"a" * 95 + SECRET.encode() + b"b" * 100
-    cut = masker.safe_cut(data, 100)
-    assert cut == 95
-    assert masker.safe_cut(data, 50) == 50
+    pieces = masker.mask_lines(["a" * 95 + SECRET[:5], SECRET[5:] + "b" * 100])
+    assert pieces == ["a" * 95 + SECRET_MASK, SECRET_MASK + "b" * 100]
