@@ -22,16 +22,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(agent: str, token: str) -> str:
-    from seamless_tui.client import AgentClient, ApiError
+def _check(agent: str, token: str) -> tuple[bool | None, str]:
+    """Ask the agent who the token is: (True, who) accepted, (False, why) refused,
+    (None, why) when the agent cannot be asked."""
+    from seamless_tui.client import AgentClient, AgentUnreachable, ApiError
 
-    async def check() -> str:
+    async def check() -> tuple[bool | None, str]:
         client = AgentClient(agent, token)
         try:
             me = await client.me()
-            return f"logged in to {agent} as {me.get('name')} ({me.get('role')})"
+            return True, f"logged in to {agent} as {me.get('name')} ({me.get('role')})"
+        except AgentUnreachable as exc:
+            return None, f"warning: could not check the token: {exc.message}"
         except ApiError as exc:
-            return f"warning: {exc.message}"
+            return False, exc.message
         finally:
             await client.aclose()
 
@@ -50,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         if not token:
             print("seamless-tui: no token given", file=sys.stderr)
             return 2
+        accepted, said = _check(agent, token)
+        if accepted is False:  # refused: the token already stored (if any) stays
+            print(f"seamless-tui: {agent} refused this token ({said}); nothing was stored",
+                  file=sys.stderr)
+            return 1
         print(store_token(agent, token))
-        print(_check(agent, token))
+        print(said)
         config.last_agent = agent
         config.save()
         return 0

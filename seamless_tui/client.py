@@ -18,11 +18,13 @@ import websockets
 from pydantic import TypeAdapter
 
 from store.models import (
+    AgentInfo,
     Approval,
     Deployment,
     DoraFigures,
     Event,
     LogPage,
+    LogSearchPage,
     RunInfo,
     Service,
     ServiceOverview,
@@ -30,10 +32,10 @@ from store.models import (
 
 StateCallback = Callable[[str, str], None]  # (state: "connected"|"reconnecting", detail)
 
-_ACTIONS = {
-    "approve": "approve runs", "reject": "reject runs", "cancel": "cancel runs",
+_ACTIONS = {  # first match wins: the specific paths come before /services
+    "unpin": "unpin environments", "trigger": "trigger runs", "approve": "approve runs",
+    "reject": "reject runs", "cancel": "cancel runs",
     "rerun": "rerun runs", "rollbacks": "roll back deployments", "services": "edit services",
-    "trigger": "trigger runs",
 }
 
 
@@ -112,6 +114,9 @@ class AgentClient:
     async def me(self) -> dict[str, str]:
         return dict(await self.request("GET", "/api/v1/me"))
 
+    async def info(self) -> AgentInfo:
+        return AgentInfo.model_validate(await self.request("GET", "/api/v1/info"))
+
     async def overview(self) -> list[ServiceOverview]:
         data = await self.request("GET", "/api/v1/overview")
         return TypeAdapter(list[ServiceOverview]).validate_python(data)
@@ -123,9 +128,10 @@ class AgentClient:
         data = await self.request("PUT", f"/api/v1/services/{name}", json_body=config)
         return Service.model_validate(data)
 
-    async def runs(self, service: str | None = None, limit: int = 50) -> list[RunInfo]:
-        data = await self.request("GET", "/api/v1/runs",
-                                  params={"service": service, "limit": limit})
+    async def runs(self, service: str | None = None, limit: int = 50, *,
+                   status: str | None = None, branch: str | None = None) -> list[RunInfo]:
+        data = await self.request("GET", "/api/v1/runs", params={
+            "service": service, "limit": limit, "status": status, "branch": branch})
         return TypeAdapter(list[RunInfo]).validate_python(data["items"])
 
     async def run(self, run_id: int) -> RunInfo:
@@ -139,6 +145,16 @@ class AgentClient:
         data = await self.request("POST", f"/api/v1/runs/{run_id}/rerun",
                                   json_body={"from_stage": from_stage})
         return RunInfo.model_validate(data)
+
+    async def trigger(self, service: str, branch: str | None = None) -> RunInfo:
+        """A run of the branch head (the service's branch when None)."""
+        data = await self.request("POST", f"/api/v1/services/{service}/trigger",
+                                  json_body={"branch": branch} if branch else {})
+        return RunInfo.model_validate(data)
+
+    async def unpin(self, service: str, environment: str) -> Service:
+        data = await self.request("POST", f"/api/v1/services/{service}/unpin/{environment}")
+        return Service.model_validate(data)
 
     async def deployments(self, service: str, environment: str | None = None
                           ) -> list[Deployment]:
@@ -176,6 +192,13 @@ class AgentClient:
             "stage": stage, "after": after, "before": before,
             "tail": "true" if tail else None, "limit": limit})
         return LogPage.model_validate(data)
+
+    async def search_log(self, run_id: int, stage: str, query: str, *,
+                         after: str | None = None, before: str | None = None,
+                         limit: int = 100) -> LogSearchPage:
+        data = await self.request("GET", f"/api/v1/runs/{run_id}/logs/search", params={
+            "stage": stage, "q": query, "after": after, "before": before, "limit": limit})
+        return LogSearchPage.model_validate(data)
 
     # -- WebSocket streams ------------------------------------------------------------------
     def _ws_url(self, path: str, params: dict[str, Any]) -> str:

@@ -1,4 +1,7 @@
-"""How statuses, ages and durations look. Icons carry the meaning, so NO_COLOR still reads."""
+"""How statuses, ages and durations look. Icons carry the meaning, so NO_COLOR still reads.
+
+Every glyph here is single-width in common terminal fonts (DejaVu Sans Mono, Menlo,
+Consolas): no emoji-range symbols such as U+23F8, which show as a missing-glyph box."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from datetime import UTC, datetime
 from rich.text import Text
 
 from seamless_tui.widgets.ansi import plain, sanitize
-from store.models import DeploymentStatus, RunStatus, StageStatus
+from store.models import DeploymentStatus, RunInfo, RunStatus, StageStatus
 
 Clock = Callable[[], datetime]
 
@@ -20,7 +23,7 @@ def system_clock() -> datetime:
 RUN_ICONS: dict[str, tuple[str, str]] = {
     RunStatus.queued: ("◌", "dim"),
     RunStatus.running: ("●", "bold yellow"),
-    RunStatus.awaiting_approval: ("⏸", "bold magenta"),
+    RunStatus.awaiting_approval: ("◆", "bold magenta"),
     RunStatus.success: ("✓", "green"),
     RunStatus.failed: ("✗", "bold red"),
     RunStatus.cancelled: ("⊘", "dim"),
@@ -31,12 +34,15 @@ RUN_ICONS: dict[str, tuple[str, str]] = {
 STAGE_ICONS: dict[str, tuple[str, str]] = {
     StageStatus.idle: ("·", "dim"),
     StageStatus.in_progress: ("●", "bold yellow"),
-    StageStatus.awaiting_approval: ("⏸", "bold magenta"),
+    StageStatus.awaiting_approval: ("◆", "bold magenta"),
     StageStatus.success: ("✓", "green"),
     StageStatus.failed: ("✗", "bold red"),
     StageStatus.skipped: ("-", "dim"),
     StageStatus.cancelled: ("⊘", "dim"),
+    StageStatus.timed_out: ("◷", "bold red"),
 }
+APPROVAL_ICON = "◆"
+REUSED_ICON = "↺"  # a rerun copied this stage's result from an earlier run
 
 DEPLOY_ICONS: dict[str, tuple[str, str]] = {
     DeploymentStatus.in_progress: ("●", "yellow"),
@@ -54,6 +60,25 @@ def status_text(status: str, icons: dict[str, tuple[str, str]] = RUN_ICONS,
     if words == "awaiting approval":
         words = "approval"
     return Text(f"{icon} {words}" if label else icon, style=style)
+
+
+def run_status(run: RunInfo) -> Text:
+    """A run's status; a run failed by a stage's timeout says `timed out`, not `failed`."""
+    if run.status is RunStatus.failed and any(s.status is StageStatus.timed_out
+                                               for s in run.stages):
+        return status_text(StageStatus.timed_out, STAGE_ICONS)
+    return status_text(run.status)
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 commit`, `2 commits`, `1,922 lines`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def run_label(number: int | None, service: str | None = None) -> str:
+    """Runs are `#N` (the per-service number) everywhere; with the service: `payments #3`."""
+    label = f"#{number}" if number is not None else "#?"
+    return f"{service} {label}" if service else label
 
 
 def short_sha(sha: str | None) -> str:

@@ -48,9 +48,14 @@ def store_token(agent_url: str, token: str) -> str:
         reason = "no OS keyring backend is available on this host (headless, no D-Bus)"
     path = token_file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # other agents' tokens stay
+        others = [ln for ln in path.read_text().splitlines()
+                  if ln.strip() and ln.split(" ", 1)[0] != agent_url]
+    except OSError:
+        others = []
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"{agent_url} {token}\n")
+        fh.write("".join(f"{ln}\n" for ln in [*others, f"{agent_url} {token}"]))
     os.chmod(path, 0o600)
     return f"{reason}; token stored in {path} (mode 0600, readable only by you)"
 

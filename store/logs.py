@@ -9,7 +9,7 @@ from itertools import chain
 
 from store.db import Database, iso, now
 from store.ids import ulid_floor
-from store.models import LogLine, LogPage
+from store.models import LogLine, LogMatch, LogPage, LogSearchPage
 
 # Rows per multi-row INSERT, largest first (5000 x 6 = 30000 parameters, under
 # SQLite's default limit of 32766); fewer than the smallest go through executemany.
@@ -88,6 +88,52 @@ class LogQueries(Database):
             lines.reverse()
         next_cursor = lines[-1].id if lines else after
         return LogPage(lines=lines, next_cursor=next_cursor)
+
+    def search_log(self, run_id: int, stage: str, needle: str, *, after: str | None = None,
+                   before: str | None = None, limit: int = 100, with_total: bool = True
+                   ) -> LogSearchPage:
+        """Lines of one stage containing `needle` (case-insensitive for ASCII, as SQL LIKE),
+        in id order after `after`, or the ones just before `before` (still in id order).
+        Each match carries its 1-based line number: counted once up to the first match,
+        then only across the gaps between matches, so a page costs its own span."""
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        where = "run_id=? AND stage=? AND text LIKE ? ESCAPE '\\'"
+        params: list[object] = [run_id, stage, pattern]
+        if after is not None:
+            where += " AND id>?"
+            params.append(after)
+        if before is not None:
+            where += " AND id<?"
+            params.append(before)
+        order = "DESC" if before is not None and after is None else "ASC"
+        rows = self.query(f"SELECT id, text FROM log_lines WHERE {where} ORDER BY id {order}"
+                          " LIMIT ?", (*params, limit))
+        rows = sorted(rows, key=lambda r: r[0])
+        stage_where = "run_id=? AND stage=?"
+        matches: list[LogMatch] = []
+        number = index = 0
+        for n, (line_id, text) in enumerate(rows):
+            if n == 0:  # where the page starts: one count of lines, one of earlier matches
+                number = self._count(f"{stage_where} AND id<?", (run_id, stage, line_id)) + 1
+                index = self._count(f"{stage_where} AND id<? AND text LIKE ? ESCAPE '\\'",
+                                    (run_id, stage, line_id, pattern)) + 1
+            else:
+                number += self._count(f"{stage_where} AND id>=? AND id<?",
+                                      (run_id, stage, rows[n - 1][0], line_id))
+                index += 1
+            matches.append(LogMatch(id=line_id, number=number, index=index, text=text))
+        total = None
+        if with_total:
+            total = self._count(f"{stage_where} AND text LIKE ? ESCAPE '\\'",
+                                (run_id, stage, pattern))
+        more = len(rows) == limit
+        return LogSearchPage(matches=matches, total=total,
+                             next_cursor=matches[-1].id if matches and more else None)
+
+    def _count(self, where: str, params: tuple[object, ...]) -> int:
+        row = self.query_one(f"SELECT COUNT(*) FROM log_lines WHERE {where}", params)
+        return int(row[0]) if row else 0
 
     def count_log_lines(self, run_id: int, stage: str | None = None) -> int:
         if stage is None:

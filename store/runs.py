@@ -96,6 +96,7 @@ class RunQueries(Database):
         *,
         service: str | None = None,
         status: RunStatus | None = None,
+        branch: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
         with_stages: bool = True,
@@ -109,6 +110,9 @@ class RunQueries(Database):
         if status is not None:
             where.append("r.status=?")
             params.append(status.value)
+        if branch is not None:
+            where.append("r.branch=?")
+            params.append(branch)
         if before_id is not None:
             where.append("r.id<?")
             params.append(before_id)

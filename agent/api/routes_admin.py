@@ -10,7 +10,16 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from agent.api.auth import Admin, Viewer, audit
 from agent.api.deps import agent_of
 from agent.api.errors import ERROR_RESPONSES
-from store.models import ApiToken, AuditEvent, TokenCreated, TokenCreateRequest, WhoAmI
+from store.models import (
+    AgentInfo,
+    ApiToken,
+    AuditEvent,
+    DockerState,
+    RunStatus,
+    TokenCreated,
+    TokenCreateRequest,
+    WhoAmI,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -36,6 +45,29 @@ def metrics(request: Request) -> Response:
 @router.get("/api/v1/me", response_model=WhoAmI, tags=["admin"])
 def me(token: Viewer) -> WhoAmI:
     return WhoAmI(name=token.name, role=token.role)
+
+
+@router.get("/api/v1/info", response_model=AgentInfo, tags=["admin"])
+def info(request: Request, _: Viewer) -> AgentInfo:
+    """Version, run counts and the Docker engine's state: a client's header line."""
+    agent = agent_of(request)
+    counts = agent.store.count_runs()
+    return AgentInfo(version=agent_version(), instance=getattr(agent, "instance", ""),
+                     running=counts.get(RunStatus.running, 0),
+                     queued=counts.get(RunStatus.queued, 0),
+                     awaiting_approval=counts.get(RunStatus.awaiting_approval, 0),
+                     docker=docker_state(agent.executors))
+
+
+def docker_state(executors: object) -> DockerState:
+    client = getattr(executors, "docker_client", None)
+    if client is None:
+        return DockerState(state="not used", detail=getattr(executors, "docker_error", None))
+    try:
+        version_info = client.version()
+    except Exception as exc:  # noqa: BLE001 - any engine failure is "down", with its reason
+        return DockerState(state="down", detail=f"{type(exc).__name__}: {exc}"[:200])
+    return DockerState(state="up", detail=f"Docker {version_info.get('Version', '?')}")
 
 
 @router.get("/api/v1/tokens", response_model=list[ApiToken], tags=["admin"])

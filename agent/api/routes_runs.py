@@ -15,6 +15,7 @@ from store.models import (
     ApprovalStatus,
     DecisionRequest,
     LogPage,
+    LogSearchPage,
     RerunRequest,
     RunInfo,
     RunPage,
@@ -29,13 +30,14 @@ ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 @router.get("/runs", response_model=RunPage, tags=["runs"])
 def list_runs(request: Request, _: Viewer, service: str | None = None,
               status: RunStatus | None = None,
+              branch: Annotated[str | None, Query(max_length=200)] = None,
               cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$",
                                                   description="next_cursor of the previous page")
                                 ] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     before = int(cursor) if cursor else None
-    runs = agent_of(request).store.list_runs(service=service, status=status, before_id=before,
-                                             limit=limit)
+    runs = agent_of(request).store.list_runs(service=service, status=status, branch=branch,
+                                             before_id=before, limit=limit)
     next_cursor = str(runs[-1].id) if len(runs) == limit else None
     # The hot path of every dashboard: serialise once, skip FastAPI's re-validation.
     page = RunPage(items=runs, next_cursor=next_cursor)
@@ -73,13 +75,35 @@ def run_logs(request: Request, run_id: int, _: Viewer,
              before: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
              tail: bool = False,
              limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> LogPage:
-    if stage is not None and stage not in DEFAULT_STAGES:
-        raise ApiError(422, "validation_error",
-                       [{"field": "stage", "message": f"one of {list(DEFAULT_STAGES)}"}])
+    _check_stage(stage)
     store = agent_of(request).store
     store.get_run(run_id)  # 404 for an unknown run rather than an empty page
     return store.log_page(run_id, stage=stage, after=after, before=before, limit=limit,
                           tail=tail)
+
+
+@router.get("/runs/{run_id}/logs/search", response_model=LogSearchPage, tags=["logs"])
+def search_logs(request: Request, run_id: int, _: Viewer,
+                stage: Annotated[str, Query(description="one of the stage names")],
+                q: Annotated[str, Query(min_length=1, max_length=500,
+                                        description="text to find (case-insensitive)")],
+                after: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
+                before: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> LogSearchPage:
+    """Matches over the whole stored log of a stage, paged by ULID: `after` the last match
+    for the next ones, `before` the first for the previous ones. The first page (no cursor)
+    carries the total."""
+    _check_stage(stage)
+    store = agent_of(request).store
+    store.get_run(run_id)
+    return store.search_log(run_id, stage, q, after=after, before=before, limit=limit,
+                            with_total=after is None and before is None)
+
+
+def _check_stage(stage: str | None) -> None:
+    if stage is not None and stage not in DEFAULT_STAGES:
+        raise ApiError(422, "validation_error",
+                       [{"field": "stage", "message": f"one of {list(DEFAULT_STAGES)}"}])
 
 
 # -- approvals ---------------------------------------------------------------------------

@@ -137,8 +137,8 @@ class RunDriver:
             self.t.stage(run_id, name, StageStatus.success, exit_code=result.exit_code)
         else:
             error = result.error or f"exit code {result.exit_code}"
-            self.t.stage(run_id, name, StageStatus.failed, exit_code=result.exit_code,
-                         error=error)
+            status = StageStatus.timed_out if result.timed_out else StageStatus.failed
+            self.t.stage(run_id, name, status, exit_code=result.exit_code, error=error)
 
     def _execute(self, work: StageWork, resume: dict[str, Any] | None) -> StageResult:
         """Blocking: the stage's work as its table entry declares it."""

@@ -11,9 +11,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Static
 
 from seamless_tui.client import ApiError
-from seamless_tui.fmt import first_line, short_sha
+from seamless_tui.fmt import first_line, plural, run_label, short_sha
 from seamless_tui.screens.base import BaseModal
-from store.models import Approval, ApprovalStatus
+from store.models import Approval, ApprovalStatus, RunInfo
 
 
 class ApprovalModal(BaseModal):
@@ -53,9 +53,14 @@ class ApprovalModal(BaseModal):
                 yield Button("Approve (a)", id="approve", variant="success")
 
     def on_mount(self) -> None:
-        self.query_one("#box").border_title = f"Approve production deploy · run {self.run_id}"
+        self.query_one("#box").border_title = "Approve production deploy"
         self.query_one("#leave", Button).focus()
         self.fetch("approval", lambda: self.client.approval(self.run_id))
+        self.fetch("run", lambda: self.client.run(self.run_id))
+
+    def show_run(self, run: RunInfo) -> None:
+        self.query_one("#box").border_title = (
+            f"Approve production deploy · {run_label(run.number, run.service)}")
 
     def show_approval(self, approval: Approval) -> None:
         self.approval = approval
@@ -65,7 +70,7 @@ class ApprovalModal(BaseModal):
             ("candidate    ", "dim"), (short_sha(approval.candidate_sha), "bold"), "\n",
             ("staging      ", "dim"), _health(approval.staging_health), "\n",
             ("status       ", "dim"), approval.status.value,
-            f"  ({len(approval.commits)} commits)")
+            f"  ({plural(len(approval.commits), 'commit')})")
         self.query_one("#summary", Static).update(summary)
         commits = Text()
         for c in approval.commits:
@@ -113,8 +118,23 @@ class ApprovalModal(BaseModal):
             self.action_decide(event.button.id == "approve")
 
 
+# The agent's verdict is `<deployment status>: <detail>` (e.g. `active: GET /health → 200`);
+# older records hold a bare word.
+_GOOD = {"active", "healthy", "ok", "passing"}
+_BAD = {"failed", "unhealthy", "rolled_back"}
+
+
 def _health(health: str | None) -> Text:
+    """The agent's staging verdict as it is: live and healthy, failed, or still deploying."""
     if not health:
-        return Text("unknown", "dim")
-    good = health.lower() in ("healthy", "ok", "passing")
-    return Text(("✓ " if good else "✗ ") + health, "green" if good else "bold red")
+        return Text("unknown (no staging deploy for this run)", "dim")
+    verdict, _, detail = health.partition(":")
+    word = verdict.strip().lower()
+    detail = detail.strip()
+    if word in _GOOD:
+        label, style = "✓ healthy", "green"
+    elif word in _BAD:
+        label, style = f"✗ {word.replace('_', ' ')}", "bold red"
+    else:
+        label, style = f"● {word.replace('_', ' ')}", "yellow"
+    return Text.assemble((label, style), (f"  {detail}" if detail else "", "dim"))

@@ -1,4 +1,5 @@
-"""A yes/no question whose focus starts on Cancel: the safe choice is the default."""
+"""A yes/no question whose focus starts on Cancel: the safe choice is the default.
+`y` confirms and `n` / esc cancel, and the buttons say so."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from textual.widgets import Button, Static
 
 
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "cancel", "cancel", id="confirm.cancel")]
+    BINDINGS = [
+        Binding("escape,n", "cancel", "cancel", id="confirm.cancel"),
+        Binding("y", "confirm", "confirm", id="confirm.confirm"),
+    ]
     DEFAULT_CSS = """
     ConfirmModal { align: center middle; }
     ConfirmModal #box { width: 64; max-width: 100%; height: auto; border: heavy $error;
@@ -29,14 +33,17 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical(id="box"):
             yield Static(self.question, id="question")
             with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(self.confirm_label, id="confirm", variant="error")
+                yield Button("Cancel (n)", id="cancel", variant="primary")
+                yield Button(f"{self.confirm_label} (y)", id="confirm", variant="error")
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

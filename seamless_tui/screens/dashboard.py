@@ -9,21 +9,44 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Input, OptionList
 from textual.widgets.option_list import Option
 
-from seamless_tui.fmt import age, duration, first_line, short_sha, span, status_text
+from seamless_tui.filters import RunFilter
+from seamless_tui.fmt import (
+    APPROVAL_ICON,
+    age,
+    duration,
+    first_line,
+    run_label,
+    run_status,
+    short_sha,
+    span,
+)
 from seamless_tui.messages import AgentEvent, Reconnected
+from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.stage_cells import stage_cells
-from seamless_tui.widgets.tables import VimTable
+from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import ApprovalStatus, DeploymentStatus, Event, ServiceOverview
+from store.models import (
+    ApprovalStatus,
+    Deployment,
+    DeploymentStatus,
+    Event,
+    RunInfo,
+    RunStatus,
+    ServiceOverview,
+)
 
-COLUMNS = (("service", 12), ("status", 11), ("stages", 7), ("commit", 7), ("author", 8),
-           ("age", 4), ("took", 6), ("staging", 7), ("prod", 7))
+COLUMNS = [Col("service", "service", min_width=7), Col("status", "status"),
+           Col("stages", "stages"), Col("commit", "commit"), Col("branch", "branch", drop=3),
+           Col("author", "author", drop=2), Col("age", "age"), Col("took", "took", drop=4),
+           Col("staging", "staging"), Col("prod", "prod"),
+           Col("message", "message", flex=True, drop=5, min_width=10)]
 SORTS = ("pipeline", "status", "age")
+AGES_EVERY_S = 5.0  # ages repaint this often; running timers every second
 _STATUS_RANK = {"failed": 0, "awaiting_approval": 1, "running": 2, "queued": 3}
 
 
-class DashboardScreen(BaseScreen):
+class DashboardScreen(ServiceActions, BaseScreen):
     BINDINGS = [
         Binding("slash", "filter", "filter", id="dashboard.filter"),
         Binding("s", "sort", "sort", id="dashboard.sort"),
@@ -31,6 +54,7 @@ class DashboardScreen(BaseScreen):
         Binding("p", "approvals", "approvals", show=False, id="dashboard.approvals"),
         Binding("l", "last_run", "last run", id="dashboard.last_run"),
         Binding("r", "rollback", "rollback", id="dashboard.rollback"),
+        Binding("t", "trigger", "start run", id="dashboard.trigger"),
         Binding("escape", "clear_filter", "clear", show=False, id="dashboard.clear_filter"),
     ]
 
@@ -46,6 +70,8 @@ class DashboardScreen(BaseScreen):
         self.rows: dict[str, ServiceOverview] = {}
         self.filter_text = ""
         self.sort_key = "pipeline"
+        self._since_ages = 0.0
+        self._announced: set[int] = set()  # approvals already rung for
 
     def compose(self) -> ComposeResult:
         yield TopBar("Seamless · pipelines")
@@ -55,26 +81,33 @@ class DashboardScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(VimTable)
-        table.cell_padding = 0
-        for label, width in COLUMNS:
-            table.add_column(label, width=width + 1, key=label)
-        table.focus()
+        self.query_one(VimTable).focus()
         self.refresh_data()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        """Ages and running timers move on their own, not only when an event comes."""
+        self._since_ages += 1.0
+        running = any(r.last_run and r.last_run.status is RunStatus.running
+                      for r in self.rows.values())
+        if running or self._since_ages >= AGES_EVERY_S:
+            self._since_ages = 0.0
+            self.render_rows()
 
     def refresh_data(self) -> None:
         self.fetch("overview", self.client.overview)
 
     def show_overview(self, rows: list[ServiceOverview]) -> None:
         self.rows = {r.service.name: r for r in rows}
+        self._announced |= {r.pending_approval.id for r in rows if r.pending_approval}
         self.render_rows()
 
     # -- rendering ----------------------------------------------------------------------------
     def _visible(self) -> list[ServiceOverview]:
-        needle = self.filter_text.lower()
-        rows = [r for r in self.rows.values() if not needle or needle in " ".join([
-            r.pipeline, r.service.name, r.last_run.author or "" if r.last_run else "",
-            r.last_run.status if r.last_run else ""]).lower()]
+        wanted = RunFilter.parse(self.filter_text)
+        rows = [r for r in self.rows.values() if wanted.accepts(
+            r.last_run, r.pipeline, r.service.name, r.last_run.author if r.last_run else "",
+            r.last_run.status if r.last_run else "")]
         if self.sort_key == "status":
             rows.sort(key=lambda r: (_STATUS_RANK.get(r.last_run.status if r.last_run else "", 9),
                                      r.service.name))
@@ -85,30 +118,33 @@ class DashboardScreen(BaseScreen):
         return rows
 
     def render_rows(self) -> None:
-        table = self.query_one(VimTable)
-        selected = table.selected_key()
-        table.clear()
         now, pipeline = self.now(), None
+        out: list[tuple[str, list[object]]] = []
         for row in self._visible():
             if self.sort_key == "pipeline" and row.pipeline != pipeline:
                 pipeline = row.pipeline
-                table.add_row(Text(f"▾ {pipeline}", style="bold"), key=f"pipeline:{pipeline}")
+                out.append((f"pipeline:{pipeline}", [Text(f"▾ {pipeline}", style="bold")]))
             run = row.last_run
-            cells: list[object] = [Text(first_line(row.service.name, 13))]
+            cells: list[object] = [Text(first_line(row.service.name, 40))]
             if run is None:
-                cells += [Text("no runs", style="dim"), stage_cells(None), "", "", "", ""]
+                cells += [Text("no runs", style="dim"), stage_cells(None), "", "", "", "", ""]
             else:
-                cells += [status_text(run.status), stage_cells(run), short_sha(run.sha),
-                          first_line(run.author, 8), age(run.created_at, now),
+                cells += [run_status(run), stage_cells(run), short_sha(run.sha),
+                          first_line(run.branch, 24), first_line(run.author, 12),
+                          age(run.created_at, now),
                           duration(span(run.started_at, run.finished_at, now))]
-            cells += [_deployed(row.staging), _deployed(row.production)]
-            table.add_row(*cells, key=row.service.name)
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+            pins = row.service.pinned
+            cells += [_deployed(row.staging, pins.get("staging")),
+                      _deployed(row.production, pins.get("production")),
+                      first_line(run.message if run else "", 200)]
+            out.append((row.service.name, cells))
+        self.query_one(VimTable).fill(COLUMNS, out)
         self._render_approvals()
+        wanted = RunFilter.parse(self.filter_text)
         self.query_one(TopBar).set_crumb(
             f"Seamless · {len(self.rows)} services · sort: {self.sort_key}"
-            + (f" · filter: {self.filter_text}" if self.filter_text else ""))
+            + (f" · filter: {self.filter_text}" if self.filter_text else "")
+            + (" (not understood)" if wanted.problem else ""))
 
     def _render_approvals(self) -> None:
         panel = self.query_one("#approvals", OptionList)
@@ -119,19 +155,38 @@ class DashboardScreen(BaseScreen):
             ap = row.pending_approval
             assert ap is not None
             panel.add_option(Option(Text.assemble(
-                ("⏸ ", "bold"), (row.service.name, "bold"), f"  run #{_run_number(row)}  ",
+                (f"{APPROVAL_ICON} ", "bold"), (row.service.name, "bold"),
+                f" {_run_number(row)}  ",
                 f"{short_sha(ap.production_sha)} → {short_sha(ap.candidate_sha)}"),
                 id=str(ap.run_id)))
-        panel.border_title = f"⏸ {len(pending)} awaiting approval — p, then enter to review"
+        panel.border_title = (f"{APPROVAL_ICON} {len(pending)} awaiting approval"
+                              " — p, then enter to review")
         panel.display = bool(pending)
 
     # -- live updates -------------------------------------------------------------------------
     @on(AgentEvent)
     def _event(self, message: AgentEvent) -> None:
+        self._announce_approval(message.event)
         if apply_event(self.rows, message.event):
             self.render_rows()
         elif message.event.type == "service":
             self.refresh_data()
+
+    def _announce_approval(self, event: Event) -> None:
+        """A run that starts waiting for approval rings the terminal bell and says so on
+        whatever screen is up (the dashboard is always on the stack, so it hears it)."""
+        ap = event.approval
+        if ap is None or ap.status is not ApprovalStatus.pending:
+            return
+        if ap.id in self._announced:
+            return  # already known: no second bell
+        self._announced.add(ap.id)
+        number = event.run.number if event.run is not None and event.run.id == ap.run_id \
+            else None
+        self.app.bell()
+        self.notify(f"{APPROVAL_ICON} {ap.service} {run_label(number) if number else ''} is "
+                    "waiting for approval: a (or p, enter) on the dashboard to review",
+                    title="Approval waiting", severity="warning", timeout=20)
 
     @on(Reconnected)
     def _reconnected(self) -> None:
@@ -168,15 +223,44 @@ class DashboardScreen(BaseScreen):
             panel.focus()
             panel.highlighted = 0
 
+    def _group(self) -> list[ServiceOverview]:
+        """On a pipeline row: the services under it."""
+        key = self.query_one(VimTable).selected_key() or ""
+        if not key.startswith("pipeline:"):
+            return []
+        return [r for r in self.rows.values() if r.pipeline == key.removeprefix("pipeline:")]
+
     def action_last_run(self) -> None:
         row = self._selected()
-        if row is not None and row.last_run is not None:
-            self.seamless.open_run(row.last_run.id)
+        runs: list[RunInfo] = []
+        if row is not None:
+            if row.last_run is None:
+                self.notify(f"{row.service.name} has no runs yet: t starts one",
+                            severity="warning")
+                return
+            runs = [row.last_run]
+        else:  # a pipeline row: its newest run
+            runs = [r.last_run for r in self._group() if r.last_run is not None]
+        if not runs:
+            self.notify("No runs here yet: pick a service row (j/k), t starts a run",
+                        severity="warning")
+            return
+        self.seamless.open_run(max(runs, key=lambda r: r.id).id)
+
+    def action_trigger(self) -> None:
+        row = self._selected()
+        if row is None:
+            self.notify("Pick a service row (j/k) to start a run of its branch head",
+                        severity="warning")
+            return
+        self.confirm_trigger(row.service)
 
     def action_rollback(self) -> None:
         row = self._selected()
-        if row is not None:
-            self.seamless.open_rollback(row.service.name)
+        if row is None:
+            self.notify("Pick a service row (j/k) to roll back", severity="warning")
+            return
+        self.seamless.open_rollback(row.service.name)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -190,6 +274,9 @@ class DashboardScreen(BaseScreen):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
+        problem = RunFilter.parse(self.filter_text).problem
+        if problem:
+            self.notify(problem, severity="warning")
         self.query_one(VimTable).focus()
 
     def action_clear_filter(self) -> None:
@@ -204,44 +291,51 @@ class DashboardScreen(BaseScreen):
         self.render_rows()
 
 
-def _deployed(dep: object) -> Text:
-    sha = getattr(dep, "sha", None)
-    return Text(short_sha(sha), style="" if sha else "dim")
+def _deployed(dep: Deployment | None, pinned: str | None) -> Text:
+    """The live sha; ` pin` when a rollback pinned the environment (u unpins it)."""
+    sha = dep.sha if dep is not None else None
+    out = Text(short_sha(sha), style="" if sha else "dim")
+    if pinned:
+        out.append(" pin", "bold magenta")
+    return out
 
 
 def _run_number(row: ServiceOverview) -> str:
     ap = row.pending_approval
     if row.last_run is not None and ap is not None and row.last_run.id == ap.run_id:
-        return str(row.last_run.number)
-    return str(ap.run_id) if ap else "?"
+        return run_label(row.last_run.number)
+    return ""
 
 
 def apply_event(rows: dict[str, ServiceOverview], event: Event) -> bool:
-    """Fold one live event into the dashboard rows; True when something shown changed."""
+    """Fold one live event into the dashboard rows; True when something shown changed.
+    An event may carry several parts (an approval comes with its run): each is folded."""
+    changed = False
     if event.run is not None and event.run.service in rows:
         row = rows[event.run.service]
         if row.last_run is None or event.run.id >= row.last_run.id:
             stages = event.run.stages or (row.last_run.stages if row.last_run
                                           and row.last_run.id == event.run.id else [])
             row.last_run = event.run.model_copy(update={"stages": stages})
-            return True
+            changed = True
     if event.stage is not None:
         for row in rows.values():
             run = row.last_run
             if run is not None and run.id == event.stage.run_id:
                 run.stages = [event.stage if s.name == event.stage.name else s
                               for s in run.stages]
-                return True
+                changed = True
+                break
     if event.approval is not None and event.approval.service in rows:
         row = rows[event.approval.service]
         pending = event.approval.status is ApprovalStatus.pending
         if pending or (row.pending_approval and row.pending_approval.run_id
                        == event.approval.run_id):
             row.pending_approval = event.approval if pending else None
-            return True
+            changed = True
     if event.deployment is not None and event.deployment.service in rows:
         dep = event.deployment
         if dep.status is DeploymentStatus.active and dep.environment in ("staging", "production"):
             setattr(rows[dep.service], dep.environment, dep)
-            return True
-    return False
+            changed = True
+    return changed

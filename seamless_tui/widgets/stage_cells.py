@@ -27,5 +27,6 @@ def current_stage(run: RunInfo) -> str | None:
     for stage in run.stages:
         if stage.status in (StageStatus.in_progress, StageStatus.awaiting_approval):
             return stage.name
-    failed = [s.name for s in run.stages if s.status is StageStatus.failed]
+    failed = [s.name for s in run.stages
+              if s.status in (StageStatus.failed, StageStatus.timed_out)]
     return failed[0] if failed else None

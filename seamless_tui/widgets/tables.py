@@ -1,9 +1,29 @@
-"""DataTable with vim keys (j/k, g = top, G = bottom, as in vim and less)."""
+"""DataTable with vim keys (j/k, g = top, G = bottom, as in vim and less), and columns that
+fit the terminal: each as wide as its widest cell, the flexible one taking the room left
+(or giving it up first), optional ones dropped on a narrow terminal — never `↶ rolled bac`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
+
+SCROLLBAR = 2  # room kept for the vertical scrollbar
+
+
+@dataclass(frozen=True)
+class Col:
+    key: str
+    label: str
+    flex: bool = False  # takes the room left over; shrinks (with …) when there is none
+    drop: int = 0  # > 0: may be left out on a narrow terminal, highest first
+    min_width: int = 0
+
+
+Row = tuple[str, Sequence[object]]  # (row key, cells: str or rich Text)
 
 
 class VimTable(DataTable[object]):
@@ -16,6 +36,7 @@ class VimTable(DataTable[object]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._fitted: tuple[list[Col], Sequence[Row]] | None = None
 
     def selected_key(self) -> str | None:
         if not self.row_count:
@@ -25,3 +46,53 @@ class VimTable(DataTable[object]):
         except Exception:  # noqa: BLE001 - an empty or refreshing table has no cursor row
             return None
         return str(key.value) if key.value is not None else None
+
+    def fill(self, cols: list[Col], rows: Sequence[Row]) -> None:
+        """Replace columns and rows, sized to the table's width; the cursor stays on its row."""
+        self._fitted = (cols, rows)
+        selected = self.selected_key()
+        width = self.size.width or self.app.size.width
+        texts = [(key, [c if isinstance(c, Text) else Text(str(c)) for c in cells])
+                 for key, cells in rows]
+        widths = fit_widths(cols, [t for _, t in texts], width - SCROLLBAR,
+                            pad=2 * self.cell_padding)
+        self.clear(columns=True)
+        shown = [(i, col) for i, col in enumerate(cols) if widths[i] > 0]
+        for i, col in shown:
+            self.add_column(Text(col.label, overflow="ellipsis"), width=widths[i], key=col.key)
+        for key, cells in texts:
+            out = []
+            for i, _col in shown:
+                cell = cells[i].copy() if i < len(cells) else Text("")
+                if cell.cell_len > widths[i]:
+                    cell.truncate(widths[i], overflow="ellipsis")
+                out.append(cell)
+            self.add_row(*out, key=key)
+        if selected is not None and selected in self.rows:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
+
+    def on_resize(self) -> None:
+        if self._fitted is not None:
+            self.fill(*self._fitted)
+
+
+def fit_widths(cols: list[Col], rows: list[list[Text]], room: int, pad: int = 2) -> list[int]:
+    """Each column's width (0: dropped) so that the whole row fits in `room` cells."""
+    natural = []
+    for i, col in enumerate(cols):
+        cells = [r[i].cell_len for r in rows if i < len(r)]
+        natural.append(max([len(col.label), col.min_width, *cells]))
+    widths = list(natural)
+    flex = next((i for i, c in enumerate(cols) if c.flex), None)
+    least = max(cols[flex].min_width, 6) if flex is not None else 0
+
+    def total() -> int:  # the flexible column counted at its least
+        return sum((least if i == flex else w) + pad for i, w in enumerate(widths) if w > 0)
+
+    for i in sorted((i for i, c in enumerate(cols) if c.drop), key=lambda i: -cols[i].drop):
+        if total() <= room:
+            break
+        widths[i] = 0
+    if flex is not None and widths[flex] > 0:
+        widths[flex] = least + max(0, room - total())
+    return widths

@@ -7,10 +7,14 @@ stays import-light: the TUI imports it on a laptop with no database and no Docke
 from __future__ import annotations
 
 from store.models.api import (
+    AgentInfo,
     DecisionRequest,
+    DockerState,
     ErrorBody,
     Event,
     EventType,
+    LogMatch,
+    LogSearchPage,
     RerunRequest,
     RollbackRequest,
     RunPage,
@@ -80,6 +84,10 @@ from store.models.records import (
 )
 
 __all__ = [
+    "AgentInfo",
+    "DockerState",
+    "LogMatch",
+    "LogSearchPage",
     "ApiToken",
     "Approval",
     "ApprovalStatus",

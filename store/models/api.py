@@ -127,3 +127,34 @@ class RunPage(BaseModel):
 class WhoAmI(BaseModel):
     name: str
     role: Role
+
+
+class DockerState(BaseModel):
+    state: Literal["up", "down", "not used"]
+    detail: str | None = Field(None, description="engine version, or why it does not answer")
+
+
+class AgentInfo(BaseModel):
+    """GET /api/v1/info: what a header line shows about the agent."""
+
+    version: str
+    instance: str
+    running: int
+    queued: int
+    awaiting_approval: int
+    docker: DockerState
+
+
+class LogMatch(BaseModel):
+    id: str = Field(..., description="ULID of the matching line")
+    number: int = Field(..., description="1-based position of the line in the stage's log")
+    index: int = Field(..., description="1-based position of the match among all matches")
+    text: str
+
+
+class LogSearchPage(BaseModel):
+    """GET /api/v1/runs/{id}/logs/search: matches in id order after the cursor."""
+
+    matches: list[LogMatch]
+    total: int | None = Field(None, description="matches in the whole stage log (first page)")
+    next_cursor: str | None = Field(None, description="pass as `after` for the next page")

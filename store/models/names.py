@@ -65,11 +65,12 @@ class StageStatus(StrEnum):
     failed = "failed"
     skipped = "skipped"
     cancelled = "cancelled"
+    timed_out = "timed_out"  # killed at its timeout: a failure, told apart from a red exit
 
     @property
     def finished(self) -> bool:
         return self in {StageStatus.success, StageStatus.failed, StageStatus.skipped,
-                        StageStatus.cancelled}
+                        StageStatus.cancelled, StageStatus.timed_out}
 
 
 class Trigger(StrEnum):

@@ -104,15 +104,15 @@ async def test_a_failed_stage_leaves_no_container_behind_not_even_the_next_ones(
         time.sleep(0.1)
 
 
-async def test_stage_timeout_kills_the_container_with_a_clear_reason(
+async def test_stage_timeout_kills_the_container_and_says_timed_out_not_failed(
         agent: Agent, sample_repo) -> None:
     repo = sample_repo("hangs")
     service = add_service(agent, repo, unit_test_command="sleep 300", stage_timeout_s=2)
     run = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
 
     unit = run.stages[2]
-    assert run.status is RunStatus.failed and unit.status.value == "failed"
-    assert "timed out" in (unit.error or "")
+    assert run.status is RunStatus.failed and unit.status.value == "timed_out"
+    assert "timed out" in (unit.error or "") and "timed out" in (run.error or "")
 
 
 async def test_newer_push_supersedes_a_queued_run_of_the_same_branch(

@@ -129,7 +129,7 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
         commits=[CommitSummary(sha=sha(0x103), author="chen", message="Switch to idempotency"
                                " keys"),
                  CommitSummary(sha=sha(0x1031), author="ben", message="Log capture latency")],
-        staging_health="healthy", expires_at=None)
+        staging_health="active: GET /health → 200", expires_at=None)
     with store.write() as conn:
         conn.execute("UPDATE approvals SET requested_at=?",
                      (iso(FIXED_NOW - timedelta(minutes=30)),))

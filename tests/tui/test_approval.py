@@ -63,3 +63,14 @@ async def test_viewer_trying_to_approve_gets_a_clear_message(live_agent: LiveAge
         assert "role" in str(error.render())
     with live_agent.http() as http:
         assert http.get(f"/api/v1/runs/{run}/approval").json()["status"] == "pending"
+
+
+async def test_healthy_staging_reads_healthy_with_the_agents_detail(live_agent: LiveAgent):
+    app = live_agent.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        modal = await _open_modal(app, pilot)
+        await wait_for(pilot, lambda: "payments #" in str(modal.query_one("#box").border_title),
+                       "the run number in the title")
+        summary = str(modal.query_one("#summary", Static).render())
+        assert "✓ healthy" in summary and "GET /health → 200" in summary
+        assert "✗" not in summary and "(2 commits)" in summary

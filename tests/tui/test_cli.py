@@ -82,3 +82,17 @@ def test_with_a_keyring_backend_the_token_goes_to_the_keyring_not_a_file():
         assert tokens.resolve_token("http://k", None) == ("sls_k", "keyring")
     finally:
         keyring.set_keyring(previous)
+
+
+def test_login_with_a_refused_token_keeps_the_good_one_and_fails(live_agent, monkeypatch,
+                                                                 capsys):
+    from store.models import Role
+
+    monkeypatch.setattr(tokens, "_keyring_backend", lambda: None)
+    good = live_agent.seeded.tokens[Role.viewer]
+    assert main(["login", "--agent", live_agent.url, "--token", good]) == 0
+    assert "logged in to" in capsys.readouterr().out
+    assert main(["login", "--agent", live_agent.url, "--token", "sls_BAD"]) == 1
+    err = capsys.readouterr().err
+    assert "refused this token" in err and "nothing was stored" in err
+    assert tokens.resolve_token(live_agent.url, None)[0] == good

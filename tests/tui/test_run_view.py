@@ -76,7 +76,7 @@ async def test_no_color_still_shows_status_by_icon_and_word(live_agent: LiveAgen
         await pilot.pause()
         assert app.no_color
         text = screen_text(app)
-        assert "✗ failed" in text and "⏸ approval" in text and "✓✓✗" in text
+        assert "✗ failed" in text and "◆ approval" in text and "✓✓✗" in text
 
 
 async def test_choosing_another_stage_focuses_its_mounted_log_and_keys_keep_working(

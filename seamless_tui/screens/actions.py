@@ -1,0 +1,70 @@
+"""Actions several screens offer, each behind a confirmation: start a run of the branch
+head, unpin environments a rollback pinned. Mixed into a screen (it brings `fetch`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+
+from seamless_tui.fmt import run_label, short_sha
+from seamless_tui.screens.confirm import ConfirmModal
+from store.models import RunInfo, Service
+
+
+class ServiceActions:
+    if TYPE_CHECKING:  # provided by BaseScreen (declared, not defined: no shadowing)
+        app: Any
+        seamless: Any
+        client: Any
+
+        def fetch(self, name: str, call: Any) -> None: ...
+        def notify(self, message: str, **kwargs: Any) -> None: ...
+
+    def confirm_trigger(self, service: Service) -> None:
+        question = Text.assemble("Start a run of ", (service.name, "bold"), " at the head of ",
+                                 (service.branch, "bold"), "?")
+        name = service.name
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.fetch("triggered", lambda: self.client.trigger(name))
+
+        self.app.push_screen(ConfirmModal(question, confirm="Start run"), answered)
+
+    def show_triggered(self, run: RunInfo) -> None:
+        self.notify(f"Started {run_label(run.number, run.service)}: {run.branch or ''} at "
+                    f"{short_sha(run.sha)}")
+        self.seamless.open_run(run.id)
+
+    def confirm_unpin(self, service: Service, environments: list[str]) -> None:
+        pinned = [env for env in environments if env in service.pinned]
+        if not pinned:
+            where = " or ".join(environments)
+            self.notify(f"{service.name} is not pinned in {where}: nothing to unpin",
+                        severity="warning")
+            return
+        question = Text.assemble("Unpin ", (service.name, "bold"), " in ")
+        for n, env in enumerate(pinned):
+            at = short_sha(service.pinned[env])
+            question.append_text(Text.assemble((", " if n else ""), (env, "bold"),
+                                               f" (pinned at {at})"))
+        question.append("?\nLater runs deploy there again.")
+        name = service.name
+
+        async def unpin() -> Service:
+            result = None
+            for env in pinned:
+                result = await self.client.unpin(name, env)
+            assert result is not None
+            return result
+
+        self.app.push_screen(ConfirmModal(question, confirm="Unpin"),
+                             lambda ok: self.fetch("unpinned", unpin) if ok else None)
+
+    def show_unpinned(self, service: Service) -> None:
+        self.notify(f"{service.name} unpinned: later runs deploy again")
+        self.unpinned(service)
+
+    def unpinned(self, service: Service) -> None:
+        """Screens refresh what shows the pin."""

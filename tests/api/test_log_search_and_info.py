@@ -1,0 +1,104 @@
+"""Search over a stage's whole stored log (paged by ULID), the agent's info line, and the
+runs list filtered by branch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from store.db import now
+from store.ids import new_ulid
+from store.models import LogLine, LogStream, Role, RunKind, RunStatus, Trigger
+from tests.api.conftest import LiveApi, add_service
+
+
+def _lines(run_id: int, stage: str, count: int) -> list[LogLine]:
+    start = now()
+    out = []
+    for i in range(1, count + 1):
+        text = f"test_{i} \x1b[31mNeedle\x1b[0m failed" if i % 10 == 0 else f"test_{i} ok"
+        out.append(LogLine(id=new_ulid((start + timedelta(milliseconds=i)).timestamp()),
+                           run_id=run_id, stage=stage, stream=LogStream.stdout, text=text,
+                           ts=start))
+    return out
+
+
+def test_search_pages_through_every_match_of_the_stage_with_line_numbers(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store.set_run_status(run.id, RunStatus.failed)
+    store.insert_log_lines(_lines(run.id, "Unit Test", 3000))
+    store.insert_log_lines(_lines(run.id, "Build", 50))  # another stage: never matched
+    url = f"/api/v1/runs/{run.id}/logs/search"
+    found = []
+    with api.client(Role.viewer) as c:
+        first = c.get(url, params={"stage": "Unit Test", "q": "NEEDLE"}).json()
+        assert first["total"] == 300
+        page, cursor = first, first["next_cursor"]
+        found += page["matches"]
+        while cursor:
+            page = c.get(url, params={"stage": "Unit Test", "q": "needle",
+                                      "after": cursor}).json()
+            assert page["total"] is None  # counted on the first page only
+            found += page["matches"]
+            cursor = page["next_cursor"]
+        back = c.get(url, params={"stage": "Unit Test", "q": "needle",
+                                  "before": found[200]["id"], "limit": 5}).json()
+        empty = c.get(url, params={"stage": "Unit Test", "q": ""})
+        unknown = c.get(url, params={"stage": "Nope", "q": "x"})
+    assert [m["number"] for m in found] == list(range(10, 3001, 10))
+    assert [m["index"] for m in found] == list(range(1, 301))
+    assert "Needle" in found[0]["text"]
+    assert [m["index"] for m in back["matches"]] == [196, 197, 198, 199, 200]
+    assert [m["number"] for m in back["matches"]] == [1960, 1970, 1980, 1990, 2000]
+    assert empty.status_code == 422 and empty.json()["detail"][0]["field"] == "q"
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "stage"
+
+
+def test_search_treats_like_wildcards_as_plain_text(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store.set_run_status(run.id, RunStatus.failed)
+    texts = ["100% done", "1000 done", "a_b", "axb"]
+    store.insert_log_lines([LogLine(id=new_ulid(), run_id=run.id, stage="Build",
+                                    stream=LogStream.stdout, text=t, ts=now()) for t in texts])
+    with api.client(Role.viewer) as c:
+        pct = c.get(f"/api/v1/runs/{run.id}/logs/search", params={"stage": "Build", "q": "0%"})
+        under = c.get(f"/api/v1/runs/{run.id}/logs/search", params={"stage": "Build", "q": "a_b"})
+    assert [m["text"] for m in pct.json()["matches"]] == ["100% done"]
+    assert [m["text"] for m in under.json()["matches"]] == ["a_b"]
+
+
+def test_info_reports_version_run_counts_and_the_docker_engine(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    for status in (RunStatus.success, RunStatus.awaiting_approval):
+        run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+        store.set_run_status(run.id, status)
+    with api.client(Role.viewer) as c:
+        info = c.get("/api/v1/info").json()
+        health = c.get("/healthz").json()
+    with api.client(None) as anonymous:
+        assert anonymous.get("/api/v1/info").status_code == 401
+    assert info["version"] == health["version"]
+    assert info["awaiting_approval"] == 1 and info["running"] == 0
+    # This agent was configured with the local executor: it says so rather than "down".
+    assert info["docker"]["state"] == "not used"
+    assert "local executor" in info["docker"]["detail"]
+
+
+def test_runs_filter_by_branch_and_status(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    for branch, status in (("main", RunStatus.success), ("main", RunStatus.failed),
+                           ("feature/x", RunStatus.failed)):
+        run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1",
+                               branch=branch)
+        store.set_run_status(run.id, status)
+    with api.client(Role.viewer) as c:
+        main = c.get("/api/v1/runs", params={"branch": "main"}).json()["items"]
+        failed_x = c.get("/api/v1/runs", params={"branch": "feature/x",
+                                                 "status": "failed"}).json()["items"]
+    assert [r["number"] for r in main] == [2, 1]
+    assert [r["number"] for r in failed_x] == [3]
