@@ -80,7 +80,8 @@ async def test_start_run_asks_first_and_reports_the_agents_answer(live_agent: Li
         await pilot.press("t", "y")
         # The seeded repository URL is not reachable: the agent says why, the TUI shows it.
         await wait_for(pilot, lambda: any("not found" in n.message
-                                          for n in app._notifications), "the agent's refusal")
+                                          for n in app._notifications), "the agent's refusal",
+                       timeout=30)
     with live_agent.http() as http:
         runs = http.get("/api/v1/runs", params={"service": "payments"}).json()["items"]
     assert len(runs) == 3  # nothing queued by the "n"
