@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.api.errors import error_response
 from agent.triggers.github import (
+    MalformedPayload,
     Plan,
     plan_pull_request,
     plan_push,
@@ -52,7 +53,8 @@ def _ignored(reason: str, **extra: Any) -> JSONResponse:
 @router.post("/webhooks/github", tags=["webhooks"], responses={
     200: {"description": "ping answered, duplicate delivery, or run(s) queued"},
     202: {"description": "acknowledged and ignored (with a reason)"},
-    400: {"description": "malformed JSON or missing GitHub headers"},
+    400: {"description": "malformed JSON, a field of the wrong type (named), or missing "
+                        "GitHub headers"},
     401: {"description": "missing or bad X-Hub-Signature-256"},
     404: {"description": "no service for this repository"},
     413: {"description": "payload over 25 MB"},
@@ -78,10 +80,15 @@ async def github_webhook(request: Request) -> JSONResponse:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return error_response(400, "malformed_json", "the payload is not valid JSON")
+    except RecursionError:
+        return error_response(400, "malformed_json", "the payload is nested too deeply")
     if not isinstance(payload, dict):
         return error_response(400, "malformed_json", "the payload must be a JSON object")
-    return await run_in_threadpool(_handle, request.app.state.agent, event, delivery, body,
-                                   payload, request.headers.get("x-hub-signature-256"))
+    try:
+        return await run_in_threadpool(_handle, request.app.state.agent, event, delivery, body,
+                                       payload, request.headers.get("x-hub-signature-256"))
+    except MalformedPayload as exc:
+        return error_response(400, "malformed_payload", str(exc))
 
 
 def _handle(agent: Any, event: str, delivery: str, body: bytes, payload: dict[str, Any],
@@ -102,10 +109,11 @@ def _handle(agent: Any, event: str, delivery: str, body: bytes, payload: dict[st
         return JSONResponse({"status": "pong", "services": [s.name for s in verified]})
     if event not in HANDLED_EVENTS:
         return _ignored(f"event {event!r} is not handled")
-    if not agent.store.record_delivery(delivery, event, "received", verified[0].id):
-        return JSONResponse({"status": "duplicate", "delivery": delivery})
+    # Planned before the delivery is recorded: a malformed one is refused, not remembered.
     plans = [(s, plan_push(s, payload) if event == "push" else plan_pull_request(s, payload))
              for s in verified]
+    if not agent.store.record_delivery(delivery, event, "received", verified[0].id):
+        return JSONResponse({"status": "duplicate", "delivery": delivery})
     runs, reasons = [], []
     for service, plan in plans:
         if plan.run:

@@ -26,6 +26,7 @@ from agent.executors.base import (
 )
 from agent.executors.build import BuildSpec
 from agent.executors.compose import IntegrationSpec
+from agent.executors.repo_paths import PathEscape, check_build_context, inside
 from agent.logs import StageLog
 from agent.stage_result import StageResult
 from store.models import (
@@ -126,10 +127,15 @@ class StageWorker:
             return self.ecs_stages.build(run, service, work.pipeline, workspace, work.log,
                                          work.cancel)
         assert service.dockerfile  # else the table skipped the stage
-        context = workspace / service.build_context
-        if not (context / service.dockerfile).is_file():
-            return StageResult.skip(
-                f"no {service.dockerfile} in {service.build_context!r} of the repository")
+        try:  # symlinks must not hand host files to the build
+            context = inside(workspace, service.build_context, "build_context")
+            inside(workspace, service.dockerfile, "dockerfile", base=context)
+            if not (context / service.dockerfile).is_file():
+                return StageResult.skip(
+                    f"no {service.dockerfile} in {service.build_context!r} of the repository")
+            check_build_context(workspace, service.build_context, service.dockerfile)
+        except PathEscape as exc:
+            return StageResult(exit_code=None, error=str(exc))
         builder = self.executors.docker_shaped(self.executor(work))
         if not isinstance(builder, BuildsImages):
             return StageResult(exit_code=None, error=(
@@ -161,7 +167,8 @@ class StageWorker:
         spec = IntegrationSpec(run_id=run.id, workspace=workspace,
                                compose_file=str(service.compose_file),
                                image=image_for(service, run.sha), test=test,
-                               instance=self.instance)
+                               instance=self.instance,
+                               opt_ins={k: [*v] for k, v in service.compose_opt_ins.items()})
         return executor.integration(spec, work.log, work.cancel)
 
     def deploy(self, work: StageWork, environment: str) -> StageResult:

@@ -53,6 +53,8 @@ class IntegrationSpec:
     image: str  # the image built from this commit, given to compose as SEAMLESS_IMAGE
     test: StageSpec
     instance: str = ""  # the agent's instance id (see run_prefix)
+    # compose service -> keys an admin allowed it past its project (compose_policy)
+    opt_ins: dict[str, list[str]] = field(default_factory=dict)
 
 
 class StateSaver(Protocol):

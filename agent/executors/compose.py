@@ -23,6 +23,7 @@ from agent.executors.base import (
     StateSaver,
     run_prefix,
 )
+from agent.executors.compose_policy import ComposeRefused, check_compose
 from agent.logs import StageLog
 
 _PROJECT = re.compile(r"^seamless-(?:([0-9a-f]+)-)?run(\d+)$")
@@ -54,12 +55,16 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
     if command is None:
         return _fail(log, "neither `docker compose` (v2) nor `docker-compose` (v1) is "
                           "installed on the agent's host")
-    compose_file = spec.workspace / spec.compose_file
-    if not compose_file.is_file():
-        return _fail(log, f"compose file {spec.compose_file!r} is not in the repository")
     project = project_name(spec.run_id, spec.instance)
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env["SEAMLESS_IMAGE"] = spec.image
+    try:
+        compose_file, opted_in = check_compose(command, spec.workspace, spec.compose_file,
+                                               project, env, spec.opt_ins)
+    except ComposeRefused as exc:
+        return _fail(log, str(exc))
+    for allowed in opted_in:
+        log.system(f"compose: opted in by an admin: {allowed}")
     base = [*command, "-p", project, "-f", str(compose_file)]
     try:
         log.system(f"compose: starting project {project} with SEAMLESS_IMAGE={spec.image}")

@@ -9,11 +9,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from store.models import RunKind, Service, Trigger
+from store.models import BRANCH, RunKind, Service, Trigger
 
 ZERO_SHA = "0" * 40
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+# Stored strings from a delivery are capped (a 5 MB PR title is not a title).
+MAX_MESSAGE = 2000
+MAX_NAME = 200
+MAX_REF = 300
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -48,11 +52,45 @@ def normalize_repo_url(url: str) -> str:
     return url
 
 
+class MalformedPayload(ValueError):
+    """A delivery whose field has the wrong type or an unsafe value: answered 400."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"field {field!r} {problem}")
+        self.field = field
+
+
+def _object(payload: dict[str, Any], path: str) -> dict[str, Any]:
+    """The object at a dotted path; {} when absent or null; MalformedPayload otherwise."""
+    value: Any = payload
+    for depth, key in enumerate(path.split(".")):
+        value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise MalformedPayload(".".join(path.split(".")[:depth + 1]),
+                                   f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, path: str, limit: int) -> str | None:
+    """A string field, cut to `limit` characters; None when absent."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedPayload(path, f"must be a string, not {type(value).__name__}")
+    return value[:limit]
+
+
 def payload_repo_urls(payload: dict[str, Any]) -> set[str]:
-    repo = payload.get("repository") or {}
-    return {normalize_repo_url(repo[k]) for k in ("clone_url", "html_url", "ssh_url",
-                                                   "git_url", "url")
-            if isinstance(repo.get(k), str) and repo[k]}
+    repo = _object(payload, "repository")
+    urls = set()
+    for key in ("clone_url", "html_url", "ssh_url", "git_url", "url"):
+        value = _text(repo, key, f"repository.{key}", 2000)
+        if value:
+            urls.add(normalize_repo_url(value))
+    return urls
 
 
 def services_for(services: list[Service], payload: dict[str, Any]) -> list[Service]:
@@ -82,44 +120,57 @@ def _ignore(reason: str) -> Plan:
 def plan_push(service: Service, payload: dict[str, Any]) -> Plan:
     if not service.triggers.push:
         return _ignore("push trigger is off for this service")
-    ref = str(payload.get("ref") or "")
+    ref = _text(payload, "ref", "ref", MAX_REF) or ""
     if not ref.startswith("refs/heads/"):
         return _ignore(f"{ref or 'ref'} is not a branch")
     branch = ref.removeprefix("refs/heads/")
     if branch != service.branch:
         return _ignore(f"branch {branch!r} is not the service's branch {service.branch!r}")
-    after = str(payload.get("after") or "")
+    after = _text(payload, "after", "after", 100) or ""
     if payload.get("deleted") or after == ZERO_SHA:
         return _ignore(f"branch {branch!r} was deleted")
     if not _FULL_SHA.match(after):
         return _ignore("push without a valid 'after' sha")
-    head = payload.get("head_commit") or {}
-    author = (head.get("author") or {}).get("name") or (payload.get("pusher") or {}).get("name")
-    message = head.get("message")
+    head = _object(payload, "head_commit")
+    author = (_text(_object(payload, "head_commit.author"), "name", "head_commit.author.name",
+                    MAX_NAME)
+              or _text(_object(payload, "pusher"), "name", "pusher.name", MAX_NAME))
+    message = _text(head, "message", "head_commit.message", MAX_MESSAGE)
     return Plan(run=True, reason="push", trigger=Trigger.push, kind=RunKind.full, sha=after,
-                branch=branch, author=author, message=message[:2000] if message else None)
+                branch=branch, author=author, message=message or None)
 
 
 def plan_pull_request(service: Service, payload: dict[str, Any]) -> Plan:
     if not service.triggers.pull_request:
         return _ignore("pull_request trigger is off for this service")
-    action = payload.get("action")
+    action = _text(payload, "action", "action", 100)
     if action not in PR_ACTIONS:
         return _ignore(f"pull_request action {action!r} does not run")
-    pr = payload.get("pull_request") or {}
-    head, base = pr.get("head") or {}, pr.get("base") or {}
-    if (base.get("ref") or service.branch) != service.branch:
-        return _ignore(f"pull request targets {base.get('ref')!r}, not {service.branch!r}")
-    head_repo = (head.get("repo") or {}).get("full_name")
-    base_repo = (base.get("repo") or {}).get("full_name")
+    pr = _object(payload, "pull_request")
+    head, base = _object(payload, "pull_request.head"), _object(payload, "pull_request.base")
+    base_ref = _text(base, "ref", "pull_request.base.ref", MAX_REF)
+    if (base_ref or service.branch) != service.branch:
+        return _ignore(f"pull request targets {base_ref!r}, not {service.branch!r}")
+    head_repo = _text(_object(payload, "pull_request.head.repo"), "full_name",
+                      "pull_request.head.repo.full_name", MAX_NAME)
+    base_repo = _text(_object(payload, "pull_request.base.repo"), "full_name",
+                      "pull_request.base.repo.full_name", MAX_NAME)
     if head_repo is None or head_repo != base_repo:
         # A fork's code is untrusted: it would run with the service's secrets.
         return _ignore("pull request from a fork is not run automatically")
-    sha = str(head.get("sha") or "")
+    sha = _text(head, "sha", "pull_request.head.sha", 100) or ""
     if not _FULL_SHA.match(sha):
         return _ignore("pull request without a valid head sha")
-    number = payload.get("number") or pr.get("number")
+    ref = head.get("ref")
+    if not isinstance(ref, str) or not BRANCH.match(ref):
+        # Stored and exported to stages as SEAMLESS_BRANCH: git's rules, nothing more.
+        raise MalformedPayload("pull_request.head.ref", "is not a valid branch name")
+    number = payload.get("number", pr.get("number"))
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool)
+                               or not 0 < number < 2**31):
+        raise MalformedPayload("number", "must be a positive integer")
     return Plan(run=True, reason=f"pull_request {action}", trigger=Trigger.pull_request,
-                kind=RunKind.partial, sha=sha, branch=head.get("ref"),
-                pr_number=int(number) if number is not None else None,
-                author=(pr.get("user") or {}).get("login"), message=pr.get("title"))
+                kind=RunKind.partial, sha=sha, branch=ref, pr_number=number,
+                author=_text(_object(payload, "pull_request.user"), "login",
+                             "pull_request.user.login", MAX_NAME),
+                message=_text(pr, "title", "pull_request.title", MAX_MESSAGE))

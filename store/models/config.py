@@ -10,12 +10,27 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from store.models.names import BRANCH, DEFAULT_STAGES, ENV_NAME, SLUG
+from store.models.names import (
+    BRANCH,
+    DEFAULT_STAGES,
+    ENV_NAME,
+    IMAGE_REF,
+    IMAGE_REPOSITORY,
+    SLUG,
+)
 
 # ---- configuration: pipelines and services (no YAML: forms and API bodies) -----
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _image_ref(value: str | None) -> str | None:
+    """An image name reaches the engine as given: only Docker's reference grammar passes."""
+    if value is not None and (len(value) > 255 or not IMAGE_REF.match(value)):
+        raise ValueError("not an image reference ([registry/]name[:tag][@sha256:digest]: "
+                         "lowercase letters, digits, '.', '_', '-', '/')")
+    return value
 
 
 class DockerTargetConfig(_Config):
@@ -86,6 +101,12 @@ class EcsExecutorConfig(_Config):
 
 ExecutorName = Literal["docker", "local", "ecs"]
 
+# What a compose service may be allowed past its project, by an admin (compose_policy).
+ComposeOptIn = Literal["volumes", "docker_socket", "privileged", "network_mode", "pid", "ipc",
+                       "uts", "userns_mode", "cgroup", "cap_add", "devices",
+                       "device_cgroup_rules", "external_links", "cgroup_parent",
+                       "security_opt", "volumes_from", "networks"]
+
 
 class PipelineConfig(_Config):
     name: str = Field(..., description="lowercase slug", examples=["shop"])
@@ -111,6 +132,8 @@ class PipelineConfig(_Config):
         if not SLUG.match(v):
             raise ValueError("must be a lowercase slug: a-z, 0-9 and '-', at most 63 characters")
         return v
+
+    _stage_image = field_validator("stage_image")(_image_ref)
 
     @field_validator("stage_executors")
     @classmethod
@@ -163,6 +186,10 @@ class ServiceConfig(_Config):
                                     description="values are masked in logs and API responses")
     stage_timeout_s: int | None = Field(None, ge=1, le=86_400)
     mount_docker_socket: bool = Field(False, description="opt-in: stages get the Docker CLI socket")
+    compose_opt_ins: dict[str, list[ComposeOptIn]] = Field(
+        default_factory=dict, description="admin opt-in: compose service -> keys it may use "
+        "past its project (host mounts, privileges, host namespaces), e.g. "
+        '{"app": ["volumes"]}; everything else in the compose file is refused')
     webhook_secret: str | None = Field(None, description="GitHub webhook HMAC secret")
     staging: DeployTargetConfig | None = None
     production: DeployTargetConfig | None = None
@@ -172,6 +199,24 @@ class ServiceConfig(_Config):
     def _slug(cls, v: str) -> str:
         if not SLUG.match(v):
             raise ValueError("must be a lowercase slug: a-z, 0-9 and '-', at most 63 characters")
+        return v
+
+    _stage_image = field_validator("stage_image")(_image_ref)
+
+    @field_validator("image_repository")
+    @classmethod
+    def _image_repository(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 200 or not IMAGE_REPOSITORY.match(v)):
+            raise ValueError("not an image repository ([registry/]name, no tag: lowercase "
+                             "letters, digits, '.', '_', '-', '/')")
+        return v
+
+    @field_validator("compose_opt_ins")
+    @classmethod
+    def _compose_services(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [k for k in v if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$", k)]
+        if bad:
+            raise ValueError(f"not compose service names: {bad}")
         return v
 
     @field_validator("branch")

@@ -33,6 +33,13 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Git ref names: conservative subset, so a branch name can never be a shell or path trick.
 BRANCH = re.compile(r"^(?!.*\.\.)(?![/-])(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![/.])$")
 SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# Docker image references (distribution's grammar): [host[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = (r"(?:localhost(?::[0-9]{1,5})?|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+(?::[0-9]{1,5})?"
+         r"|[a-zA-Z0-9-]+:[0-9]{1,5}|\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?)")
+IMAGE_REPOSITORY = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT}){{0,10}}$")
+IMAGE_REF = re.compile(IMAGE_REPOSITORY.pattern[:-1]
+                       + r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
