@@ -36,7 +36,7 @@ BATCH_LINES = 500
 MAX_BATCH_LINES = 5000  # a backlog drains in bigger transactions (fewer commits)
 INTERVAL_S = 0.1
 # How long a line ending with the beginning of a secret waits for the next line.
-HOLD_S = 0.2
+HOLD_S = 0.5
 
 _STREAMS = {s.value: s for s in LogStream}
 _LOGLINE_FIELDS = frozenset(LogLine.model_fields)
@@ -321,6 +321,8 @@ class StageLogWriter:
         lines rather than comparing timestamps is exact whatever stamped them."""
         with self._lock:
             self._partial.clear()
+        with self._hold_lock:  # lines held back were never stored: the re-read sends them
+            self._held = []
         self.writer.wait_committed()
         counts = self.writer.store.log_line_counts(self.run_id, self.stage)
         with self._lock:
