@@ -1,7 +1,9 @@
-"""The Seamless TUI application: owns the client and the long-lived streams.
+"""The Seamless TUI application: owns the client and the agent's event stream.
 
-Streams are App-level workers (they outlive any screen) that post messages;
-screens react in handlers. Worker failures are shown in one place.
+The event stream is an App-level worker; each event is published on the `agent_events`
+Signal, which the shown screen subscribes to. A stage log's stream belongs to its log
+view. Worker failures are shown in one place. Screens reach the App only through the
+`Services` protocol (seamless_tui/services.py): this module imports them, never back.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -16,20 +19,34 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from seamless_tui.client import AgentClient, ApiError
 from seamless_tui.config import UserConfig
-from seamless_tui.fmt import Clock, system_clock
+from seamless_tui.fmt import APPROVAL_ICON, Clock, run_label, system_clock
 from seamless_tui.keymap import apply_keymap, binding_ids
-from seamless_tui.messages import AgentEvent, ConnectionChanged, LogLines, Reconnected
+from seamless_tui.messages import ConnectionChanged
+from seamless_tui.screens import ALL_SCREENS
+from seamless_tui.screens.approval import ApprovalModal
+from seamless_tui.screens.dashboard import DashboardScreen
+from seamless_tui.screens.help import HelpScreen
+from seamless_tui.screens.jump import JumpModal
+from seamless_tui.screens.rollback import RollbackScreen
+from seamless_tui.screens.run import RunScreen
+from seamless_tui.screens.service import ServiceScreen
+from seamless_tui.services import Services
 from seamless_tui.theming import STYLESHEET, load_themes
-from seamless_tui.widgets.log_view import LogView
+from store.models import ApprovalStatus, Event
+
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class SeamlessApp(App[None]):
     TITLE = "Seamless"
-    CSS_PATH = str(STYLESHEET)
+    # Shared layout, then the screens' and widgets' own rules (package data: see pyproject).
+    CSS_PATH = [str(STYLESHEET), str(PACKAGE_DIR / "screens" / "screens.tcss"),
+                str(PACKAGE_DIR / "widgets" / "widgets.tcss")]
     BINDINGS = [
         Binding("question_mark", "help", "help", id="app.help"),
         Binding("colon", "jump", "jump", id="app.jump"),
@@ -47,12 +64,12 @@ class SeamlessApp(App[None]):
         self.max_log_lines = max_log_lines
         self.role: str | None = None
         self.service_names: list[str] = []
+        self.agent_events: Signal[Event] = Signal(self, "agent-events")
+        self.reconnected: Signal[None] = Signal(self, "reconnected")
+        self._announced: set[int] = set()  # approvals already rung for
         self._was_connected = False
 
     def on_mount(self) -> None:
-        from seamless_tui.screens import ALL_SCREENS
-        from seamless_tui.screens.dashboard import DashboardScreen
-
         for theme in load_themes():
             self.register_theme(theme)
         if self.user_config.theme in self.available_themes:
@@ -62,6 +79,7 @@ class SeamlessApp(App[None]):
         unknown = apply_keymap(self, self.user_config.keymap, known)
         if unknown:
             self.notify(f"tui.toml: unknown binding ids {unknown}", severity="warning")
+        self.agent_events.subscribe(self, self._announce_approval)
         self.push_screen(DashboardScreen())
         self.follow_events()
         self.load_me()
@@ -69,38 +87,38 @@ class SeamlessApp(App[None]):
         # (those passes were the 100 ms+ key stalls while a log floods in).
         self.call_after_refresh(gc.freeze)
 
-    # -- streams (App-level workers) ---------------------------------------------------------
+    # -- the event stream (an App-level worker) ----------------------------------------------
     def _on_state(self, state: str, detail: str) -> None:
         self.post_message(ConnectionChanged(state, detail))
 
     @work(exclusive=True, group="events", exit_on_error=False)
     async def follow_events(self) -> None:
+        # The worker runs on the App's loop: publishing from here is publishing from the App.
         async for event in self.client.events(self._on_state):
-            self.post_message(AgentEvent(event))
-
-    @work(exclusive=True, group="logs", exit_on_error=False)
-    async def start_log_stream(self, run_id: int, stage: str | None, after: str | None) -> None:
-        async for lines in self.client.log_stream(run_id, stage=stage, after=after):
-            self.post_message(LogLines(run_id, stage, lines))
-
-    def stop_log_stream(self) -> None:
-        self.workers.cancel_group(self, "logs")
+            self.agent_events.publish(event)
 
     @work(group="me", exit_on_error=False)
     async def load_me(self) -> None:
         me = await self.client.me()
         self.role = me.get("role")
 
-    @on(AgentEvent)
-    def _fan_out(self, message: AgentEvent) -> None:
-        for screen in self.screen_stack:
-            screen.post_message(AgentEvent(message.event))
+    def known_approvals(self, ids: Iterable[int]) -> None:
+        """Approvals already pending when first seen: no bell for them."""
+        self._announced.update(ids)
 
-    @on(LogLines)
-    def _log_lines(self, message: LogLines) -> None:
-        for view in self.screen.query(LogView):
-            if view.run_id == message.run_id and view.stage == message.stage:
-                view.add_live(message.lines)
+    def _announce_approval(self, event: Event) -> None:
+        """A run that starts waiting for approval rings the terminal bell and says so on
+        whatever screen is up."""
+        ap = event.approval
+        if ap is None or ap.status is not ApprovalStatus.pending or ap.id in self._announced:
+            return  # not waiting, or already known: no second bell
+        self._announced.add(ap.id)
+        number = event.run.number if event.run is not None and event.run.id == ap.run_id \
+            else None
+        self.bell()
+        self.notify(f"{APPROVAL_ICON} {ap.service} {run_label(number) if number else ''} is "
+                    "waiting for approval: a (or p, enter) on the dashboard to review",
+                    title="Approval waiting", severity="warning", timeout=20)
 
     @on(ConnectionChanged)
     def _connection(self, message: ConnectionChanged) -> None:
@@ -108,8 +126,7 @@ class SeamlessApp(App[None]):
         if message.state == "connected":
             # Every connect after the first may have missed events: views refetch.
             if self._was_connected:
-                for screen in self.screen_stack:
-                    screen.post_message(Reconnected())
+                self.reconnected.publish(None)
             self._was_connected = True
 
     @on(Worker.StateChanged)
@@ -132,43 +149,27 @@ class SeamlessApp(App[None]):
 
     # -- navigation ---------------------------------------------------------------------------
     def open_service(self, name: str) -> None:
-        from seamless_tui.screens.service import ServiceScreen
-
         self.push_screen(ServiceScreen(name))
 
     def open_run(self, run_id: int) -> None:
-        from seamless_tui.screens.run import RunScreen
-
         self.push_screen(RunScreen(run_id, max_log_lines=self.max_log_lines))
 
     def open_approval(self, run_id: int) -> None:
-        from seamless_tui.screens.approval import ApprovalModal
-
         self.push_screen(ApprovalModal(run_id))
 
     def open_rollback(self, service: str) -> None:
-        from seamless_tui.screens.rollback import RollbackScreen
-
         self.push_screen(RollbackScreen(service))
 
     def action_go_back(self) -> None:
-        from seamless_tui.screens.run import RunScreen
-
+        # A run's log stream ends with its view: popping the screen unmounts it.
         if len(self.screen_stack) > 2:
-            if isinstance(self.screen, RunScreen):
-                self.stop_log_stream()
             self.pop_screen()
 
     def action_help(self) -> None:
-        from seamless_tui.screens.help import HelpScreen
-
-        if type(self.screen).__name__ != "HelpScreen":
+        if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
     def action_jump(self) -> None:
-        from seamless_tui.screens.dashboard import DashboardScreen
-        from seamless_tui.screens.jump import JumpModal
-
         names = list(self.screen_stack[1].rows) if isinstance(
             self.screen_stack[1], DashboardScreen) else []
         self.push_screen(JumpModal(names), lambda n: self.open_service(n) if n else None)
@@ -202,3 +203,7 @@ class SeamlessApp(App[None]):
 
     async def _run_action(self, node: Any, action: str) -> None:
         await self.run_action(action, node)
+
+
+def _provides_services(app: SeamlessApp) -> Services:
+    return app  # mypy checks here that the App keeps every promise screens rely on

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
-from seamless_tui.widgets.ansi import plain, sanitize
+from seamless_tui.ansi import plain, sanitize
 from store.models import DeploymentStatus, RunInfo, RunStatus, StageStatus
 
 Clock = Callable[[], datetime]

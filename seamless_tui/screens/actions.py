@@ -18,7 +18,7 @@ class ServiceActions:
         seamless: Any
         client: Any
 
-        def fetch(self, name: str, call: Any) -> None: ...
+        def fetch(self, call: Any, then: Any) -> None: ...
         def notify(self, message: str, **kwargs: Any) -> None: ...
 
     def confirm_trigger(self, service: Service) -> None:
@@ -28,7 +28,7 @@ class ServiceActions:
 
         def answered(ok: bool | None) -> None:
             if ok:
-                self.fetch("triggered", lambda: self.client.trigger(name))
+                self.fetch(lambda: self.client.trigger(name), self.show_triggered)
 
         self.app.push_screen(ConfirmModal(question, confirm="Start run"), answered)
 
@@ -60,7 +60,7 @@ class ServiceActions:
             return result
 
         self.app.push_screen(ConfirmModal(question, confirm="Unpin"),
-                             lambda ok: self.fetch("unpinned", unpin) if ok else None)
+                             lambda ok: self.fetch(unpin, self.show_unpinned) if ok else None)
 
     def show_unpinned(self, service: Service) -> None:
         self.notify(f"{service.name} unpinned: later runs deploy again")

@@ -23,16 +23,6 @@ class ApprovalModal(BaseModal):
         Binding("escape", "leave", "leave pending", id="approval.leave"),
         Binding("slash", "comment", "comment", id="approval.comment"),
     ]
-    DEFAULT_CSS = """
-    ApprovalModal { align: center middle; }
-    ApprovalModal #box { width: 76; max-width: 100%; height: auto; max-height: 100%;
-        border: heavy $warning; background: $surface; padding: 0 1; }
-    ApprovalModal #commits { height: auto; max-height: 8; }
-    ApprovalModal #comment { margin: 0; }
-    ApprovalModal #error { color: $error; height: auto; }
-    ApprovalModal #buttons { height: 3; align-horizontal: right; }
-    ApprovalModal Button { margin-left: 1; min-width: 12; }
-    """
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
@@ -55,8 +45,8 @@ class ApprovalModal(BaseModal):
     def on_mount(self) -> None:
         self.query_one("#box").border_title = "Approve production deploy"
         self.query_one("#leave", Button).focus()
-        self.fetch("approval", lambda: self.client.approval(self.run_id))
-        self.fetch("run", lambda: self.client.run(self.run_id))
+        self.fetch(lambda: self.client.approval(self.run_id), self.show_approval)
+        self.fetch(lambda: self.client.run(self.run_id), self.show_run)
 
     def show_run(self, run: RunInfo) -> None:
         self.query_one("#box").border_title = (
@@ -98,7 +88,7 @@ class ApprovalModal(BaseModal):
             except ApiError as exc:  # shown in the dialog, not as a traceback
                 return exc
 
-        self.fetch("decision", decide)
+        self.fetch(decide, self.show_decision)
 
     def show_decision(self, result: Approval | ApiError) -> None:
         if isinstance(result, ApiError):

@@ -1,8 +1,9 @@
-"""What every screen shares: the client, the clock, and one way to fetch.
+"""What every screen shares: the app's services, one way to fetch, agent events while the
+screen is shown, and focus that never lands on a removed widget.
 
-`fetch(name, coroutine)` runs the request in a worker and hands the answer to
-`show_<name>(value)` through a message, so only handlers touch widgets. Failures
-land in the App's single worker-error handler.
+`fetch(call, then)` runs the request in a worker; the answer comes back as a typed
+`Fetched[T]` message whose handler calls `then(value)`, so only handlers touch widgets.
+Failures land in the App's single worker-error handler.
 """
 
 from __future__ import annotations
@@ -10,31 +11,38 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
+from textual import events
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.worker import Worker
 
 from seamless_tui.client import AgentClient
+from seamless_tui.services import Services, services
+from store.models import Event
 
-if TYPE_CHECKING:
-    from seamless_tui.app import SeamlessApp
+T = TypeVar("T")
 
 
-class Fetched(Message):
-    def __init__(self, name: str, value: Any) -> None:
+class Fetched(Message, Generic[T], bubble=False):
+    """A fetch's answer, for the handler `then` named when the fetch started."""
+
+    def __init__(self, value: T, then: Callable[[T], object]) -> None:
         super().__init__()
-        self.name, self.value = name, value
+        self.value, self.then = value, then
 
 
-class _Fetching:
+class _ScreenWork:
+    """Mixed into Screen and ModalScreen (the same behaviour for both)."""
+
     app: Any
+    _missed_events = False
 
     @property
-    def seamless(self) -> SeamlessApp:
-        return self.app  # type: ignore[no-any-return]
+    def seamless(self) -> Services:
+        return services(self)  # type: ignore[arg-type]
 
     @property
     def client(self) -> AgentClient:
@@ -43,27 +51,61 @@ class _Fetching:
     def now(self) -> datetime:
         return self.seamless.clock()
 
-    def fetch(self, name: str, call: Callable[[], Awaitable[Any]]) -> None:
+    def fetch(self, call: Callable[[], Awaitable[T]], then: Callable[[T], object]) -> None:
+        """Run `call` in a worker and hand its value to `then` in this screen's handler. A
+        new fetch for the same `then` supersedes the one still running."""
+        name = getattr(then, "__name__", "fetch")
+
         async def job() -> None:
             value = await call()
-            self.post_message(Fetched(name, value))  # type: ignore[attr-defined]
+            self.post_message(Fetched(value, then))  # type: ignore[attr-defined]
 
         # The function, not `job()`: a fetch superseded before it starts (exclusive) then
         # leaves no coroutine that was never awaited.
         self.run_worker(job, group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
                         exit_on_error=False, name=name)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        self.seamless.worker_failed(event)
-
-    async def on_fetched(self, message: Fetched) -> None:
-        message.stop()
-        shown = getattr(self, f"show_{message.name}")(message.value)
+    async def on_fetched(self, message: Fetched[Any]) -> None:
+        shown = message.then(message.value)
         if inspect.isawaitable(shown):
             await shown
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.seamless.worker_failed(event)
 
-class _FocusGuard:
+    # -- agent events, while shown ------------------------------------------------------------
+    def agent_event(self, event: Event) -> object:
+        """One live agent event, while this screen is the one shown (override)."""
+        return None
+
+    def reload(self) -> None:
+        """Fetch again what this screen shows: events may have been missed (override)."""
+
+    def _reconnected(self, _: None) -> None:
+        self.reload()
+
+    def _missed(self, _: object) -> None:
+        self._missed_events = True
+
+    def on_screen_resume(self, _: events.ScreenResume) -> None:
+        app = self.seamless
+        for signal in (app.agent_events, app.reconnected):
+            signal.unsubscribe(self)  # type: ignore[arg-type]
+        app.agent_events.subscribe(self, self.agent_event)  # type: ignore[arg-type]
+        app.reconnected.subscribe(self, self._reconnected)  # type: ignore[arg-type]
+        if self._missed_events:
+            self._missed_events = False
+            self.reload()
+
+    def on_screen_suspend(self, _: events.ScreenSuspend) -> None:
+        # A hidden screen is not handed every event: it only notes that it missed some
+        # (immediate, no message) and reloads once when it is shown again.
+        app = self.seamless
+        for signal in (app.agent_events, app.reconnected):
+            signal.unsubscribe(self)  # type: ignore[arg-type]
+            signal.subscribe(self, self._missed, immediate=True)  # type: ignore[arg-type]
+
+    # -- focus --------------------------------------------------------------------------------
     def set_focus(self, widget: Widget | None, scroll_visible: bool = True,
                   from_app_focus: bool = False) -> None:
         # Focus on a widget already removed swallows every key, `q` included (the frozen TUI
@@ -73,9 +115,9 @@ class _FocusGuard:
         super().set_focus(widget, scroll_visible, from_app_focus)  # type: ignore[misc]
 
 
-class BaseScreen(_FocusGuard, _Fetching, Screen[Any]):
+class BaseScreen(_ScreenWork, Screen[Any]):
     pass
 
 
-class BaseModal(_FocusGuard, _Fetching, ModalScreen[Any]):
+class BaseModal(_ScreenWork, ModalScreen[Any]):
     pass

@@ -27,11 +27,6 @@ class ConfigForm(BaseScreen):
         Binding("ctrl+s", "save", "save", id="config.save"),
         Binding("escape", "app.go_back", "cancel", id="config.cancel"),
     ]
-    DEFAULT_CSS = """
-    ConfigForm Label { margin-top: 1; text-style: bold; }
-    ConfigForm .field-error { color: $error; height: auto; }
-    ConfigForm #form-error { color: $error; height: auto; }
-    """
 
     def __init__(self, service: Service) -> None:
         super().__init__()
@@ -68,7 +63,7 @@ class ConfigForm(BaseScreen):
             except ApiError as exc:
                 return exc
 
-        self.fetch("saved", save)
+        self.fetch(save, self.show_saved)
 
     def show_saved(self, result: Service | ApiError) -> None:
         for err in self.query(".field-error"):

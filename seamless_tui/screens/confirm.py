@@ -17,13 +17,6 @@ class ConfirmModal(ModalScreen[bool]):
         Binding("escape,n", "cancel", "cancel", id="confirm.cancel"),
         Binding("y", "confirm", "confirm", id="confirm.confirm"),
     ]
-    DEFAULT_CSS = """
-    ConfirmModal { align: center middle; }
-    ConfirmModal #box { width: 64; max-width: 100%; height: auto; border: heavy $error;
-        background: $surface; padding: 0 1; }
-    ConfirmModal #buttons { height: 3; align-horizontal: right; }
-    ConfirmModal Button { margin-left: 1; }
-    """
 
     def __init__(self, question: Text | str, *, confirm: str = "Confirm") -> None:
         super().__init__()

@@ -20,7 +20,6 @@ from seamless_tui.fmt import (
     short_sha,
     span,
 )
-from seamless_tui.messages import AgentEvent, Reconnected
 from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.stage_cells import stage_cells
@@ -58,20 +57,12 @@ class DashboardScreen(ServiceActions, BaseScreen):
         Binding("escape", "clear_filter", "clear", show=False, id="dashboard.clear_filter"),
     ]
 
-    DEFAULT_CSS = """
-    DashboardScreen #filter { display: none; }
-    DashboardScreen #approvals { height: auto; max-height: 6; border: heavy $warning;
-        border-title-color: $warning; border-title-style: bold; display: none; }
-    DashboardScreen #services { height: 1fr; }
-    """
-
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, ServiceOverview] = {}
         self.filter_text = ""
         self.sort_key = "pipeline"
         self._since_ages = 0.0
-        self._announced: set[int] = set()  # approvals already rung for
 
     def compose(self) -> ComposeResult:
         yield TopBar("Seamless · pipelines")
@@ -95,11 +86,12 @@ class DashboardScreen(ServiceActions, BaseScreen):
             self.render_rows()
 
     def refresh_data(self) -> None:
-        self.fetch("overview", self.client.overview)
+        self.fetch(self.client.overview, self.show_overview)
 
     def show_overview(self, rows: list[ServiceOverview]) -> None:
         self.rows = {r.service.name: r for r in rows}
-        self._announced |= {r.pending_approval.id for r in rows if r.pending_approval}
+        self.seamless.known_approvals(r.pending_approval.id for r in rows
+                                      if r.pending_approval)
         self.render_rows()
 
     # -- rendering ----------------------------------------------------------------------------
@@ -164,32 +156,13 @@ class DashboardScreen(ServiceActions, BaseScreen):
         panel.display = bool(pending)
 
     # -- live updates -------------------------------------------------------------------------
-    @on(AgentEvent)
-    def _event(self, message: AgentEvent) -> None:
-        self._announce_approval(message.event)
-        if apply_event(self.rows, message.event):
+    def agent_event(self, event: Event) -> None:
+        if apply_event(self.rows, event):
             self.render_rows()
-        elif message.event.type == "service":
+        elif event.type == "service":
             self.refresh_data()
 
-    def _announce_approval(self, event: Event) -> None:
-        """A run that starts waiting for approval rings the terminal bell and says so on
-        whatever screen is up (the dashboard is always on the stack, so it hears it)."""
-        ap = event.approval
-        if ap is None or ap.status is not ApprovalStatus.pending:
-            return
-        if ap.id in self._announced:
-            return  # already known: no second bell
-        self._announced.add(ap.id)
-        number = event.run.number if event.run is not None and event.run.id == ap.run_id \
-            else None
-        self.app.bell()
-        self.notify(f"{APPROVAL_ICON} {ap.service} {run_label(number) if number else ''} is "
-                    "waiting for approval: a (or p, enter) on the dashboard to review",
-                    title="Approval waiting", severity="warning", timeout=20)
-
-    @on(Reconnected)
-    def _reconnected(self) -> None:
+    def reload(self) -> None:
         self.refresh_data()
 
     # -- actions ------------------------------------------------------------------------------

@@ -12,10 +12,6 @@ from textual.widgets import Input
 
 class JumpModal(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "close", "close", id="jump.close")]
-    DEFAULT_CSS = """
-    JumpModal { align: center top; }
-    JumpModal Input { width: 60; margin-top: 2; border: heavy $accent; }
-    """
 
     def __init__(self, names: list[str]) -> None:
         super().__init__()

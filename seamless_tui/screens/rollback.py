@@ -11,12 +11,11 @@ from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from seamless_tui.client import ApiError
 from seamless_tui.fmt import DEPLOY_ICONS, age, first_line, short_sha, status_text
-from seamless_tui.messages import AgentEvent
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.screens.confirm import ConfirmModal
 from seamless_tui.widgets.tables import VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import ENVIRONMENTS, Deployment, DeploymentStatus
+from store.models import ENVIRONMENTS, Deployment, DeploymentStatus, Event
 
 
 class RollbackScreen(BaseScreen):
@@ -24,10 +23,6 @@ class RollbackScreen(BaseScreen):
         Binding("escape", "app.go_back", "back", id="rollback.back"),
         Binding("e", "next_env", "environment", id="rollback.environment"),
     ]
-    DEFAULT_CSS = """
-    RollbackScreen #progress { height: auto; padding: 0 1; background: $panel; }
-    RollbackScreen #images { height: 1fr; }
-    """
 
     def __init__(self, service: str, environment: str = "production") -> None:
         super().__init__()
@@ -52,7 +47,7 @@ class RollbackScreen(BaseScreen):
 
     def load(self) -> None:
         name, env = self.service_name, self.environment
-        self.fetch("deployments", lambda: self.client.deployments(name, env))
+        self.fetch(lambda: self.client.deployments(name, env), self.show_deployments)
 
     def show_deployments(self, deployments: list[Deployment]) -> None:
         self.deployments = _deployable(deployments)
@@ -105,7 +100,7 @@ class RollbackScreen(BaseScreen):
             except ApiError as exc:
                 return exc
 
-        self.fetch("started", start)
+        self.fetch(start, self.show_started)
 
     def show_started(self, result: Deployment | ApiError) -> None:
         if isinstance(result, ApiError):
@@ -127,9 +122,11 @@ class RollbackScreen(BaseScreen):
             self.watching = None
             self.load()
 
-    @on(AgentEvent)
-    def _event(self, message: AgentEvent) -> None:
-        dep = message.event.deployment
+    def reload(self) -> None:
+        self.load()
+
+    def agent_event(self, event: Event) -> None:
+        dep = event.deployment
         if dep is None or dep.service != self.service_name:
             return
         if dep.id == self.watching:

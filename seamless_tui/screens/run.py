@@ -11,13 +11,12 @@ from textual.widgets import Footer, OptionList
 from textual.widgets.option_list import Option
 
 from seamless_tui.fmt import STAGE_ICONS, duration, short_sha, span, status_text
-from seamless_tui.messages import AgentEvent, Reconnected
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
-from store.models import RunInfo, RunStatus, StageStatus
+from store.models import Event, RunInfo, RunStatus, StageStatus
 
 
 class StageList(OptionList):
@@ -36,12 +35,6 @@ class RunScreen(BaseScreen):
         Binding("a", "approve", "approve", id="run.approve"),
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
-    DEFAULT_CSS = """
-    RunScreen StageList, RunScreen StageList:focus { width: 32; height: 1fr; border: none;
-        padding: 0; }
-    RunScreen #run-body { height: 1fr; }
-    RunScreen LogPane { border-left: vkey $panel; }
-    """
 
     def __init__(self, run_id: int, *, max_log_lines: int = 10_000) -> None:
         super().__init__()
@@ -59,7 +52,7 @@ class RunScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.fetch("run", lambda: self.client.run(self.run_id))
+        self.fetch(lambda: self.client.run(self.run_id), self.show_run)
         self.set_interval(1.0, self._tick)
 
     async def show_run(self, run: RunInfo) -> None:
@@ -98,7 +91,6 @@ class RunScreen(BaseScreen):
 
     async def _open_log(self, stage: str | None) -> LogView:
         self.stage = stage
-        self.seamless.stop_log_stream()
         return await self.query_one(LogPane).show(self.run_id, stage)
 
     def _tick(self) -> None:
@@ -114,9 +106,8 @@ class RunScreen(BaseScreen):
             view = await self._open_log(event.option.id)
         view.focus()  # the view just mounted, never one being removed
 
-    @on(AgentEvent)
-    async def _event(self, message: AgentEvent) -> None:
-        ev, run = message.event, self.run
+    async def agent_event(self, ev: Event) -> None:
+        run = self.run
         if run is None:
             return
         if ev.run is not None and ev.run.id == self.run_id:
@@ -129,9 +120,8 @@ class RunScreen(BaseScreen):
             if not self.chosen and ev.stage.status is StageStatus.in_progress:
                 await self._open_log(ev.stage.name)
 
-    @on(Reconnected)
-    def _reconnected(self) -> None:
-        self.fetch("run", lambda: self.client.run(self.run_id))
+    def reload(self) -> None:
+        self.fetch(lambda: self.client.run(self.run_id), self.show_run)
 
     # -- actions ------------------------------------------------------------------------------
     def action_switch_pane(self) -> None:
@@ -146,21 +136,21 @@ class RunScreen(BaseScreen):
         if self.run is not None and self.run.status.finished:
             self.notify(f"Run #{self.run.number} already finished", severity="warning")
             return
-        self.fetch("cancelled", lambda: self.client.cancel(self.run_id))
+        self.fetch(lambda: self.client.cancel(self.run_id), self.show_cancelled)
 
     async def show_cancelled(self, run: RunInfo) -> None:
         self.notify(f"Run #{run.number} cancelled")
         await self.show_run(run)
 
     def action_rerun(self) -> None:
-        self.fetch("rerun", lambda: self.client.rerun(self.run_id))
+        self.fetch(lambda: self.client.rerun(self.run_id), self.show_rerun)
 
     def action_rerun_from(self) -> None:
         stages = self.query_one(StageList)
         if stages.highlighted is None:
             return
         name = stages.get_option_at_index(stages.highlighted).id
-        self.fetch("rerun", lambda: self.client.rerun(self.run_id, name))
+        self.fetch(lambda: self.client.rerun(self.run_id, name), self.show_rerun)
 
     def show_rerun(self, run: RunInfo) -> None:
         self.notify(f"Started run #{run.number}")

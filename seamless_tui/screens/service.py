@@ -12,11 +12,10 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from seamless_tui.fmt import DEPLOY_ICONS, age, duration, first_line, short_sha, span, status_text
-from seamless_tui.messages import AgentEvent, Reconnected
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.tables import VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import Deployment, DoraFigures, RunInfo, Service
+from store.models import Deployment, DoraFigures, Event, RunInfo, Service
 
 SECRET_FIELDS = {"secrets", "webhook_secret"}
 
@@ -65,10 +64,10 @@ class ServiceScreen(BaseScreen):
 
     def load_all(self) -> None:
         name = self.service_name
-        self.fetch("service", lambda: self.client.service(name))
-        self.fetch("runs", lambda: self.client.runs(service=name, limit=100))
-        self.fetch("deployments", lambda: self.client.deployments(name))
-        self.fetch("dora", lambda: self.client.dora(name))
+        self.fetch(lambda: self.client.service(name), self.show_service)
+        self.fetch(lambda: self.client.runs(service=name, limit=100), self.show_runs)
+        self.fetch(lambda: self.client.deployments(name), self.show_deployments)
+        self.fetch(lambda: self.client.dora(name), self.show_dora)
 
     def show_service(self, service: Service) -> None:
         self.service = service
@@ -116,18 +115,17 @@ class ServiceScreen(BaseScreen):
             f"change failure rate    {rate}\n",
             f"time to restore        {hours(dora.time_to_restore_median_s)}\n"))
 
-    @on(AgentEvent)
-    def _event(self, message: AgentEvent) -> None:
-        ev = message.event
+    def agent_event(self, ev: Event) -> None:
         if ev.run is not None and ev.run.service == self.service_name:
-            self.fetch("runs", lambda: self.client.runs(service=self.service_name, limit=100))
+            self.fetch(lambda: self.client.runs(service=self.service_name, limit=100),
+                       self.show_runs)
         if ev.deployment is not None and ev.deployment.service == self.service_name:
-            self.fetch("deployments", lambda: self.client.deployments(self.service_name))
+            self.fetch(lambda: self.client.deployments(self.service_name),
+                       self.show_deployments)
         if ev.service is not None and ev.service.name == self.service_name:
             self.show_service(ev.service)
 
-    @on(Reconnected)
-    def _reconnected(self) -> None:
+    def reload(self) -> None:
         self.load_all()
 
     @on(DataTable.RowSelected, "#runs-table")

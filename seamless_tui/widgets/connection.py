@@ -7,8 +7,6 @@ from textual.widgets import Static
 
 
 class ConnectionIndicator(Static):
-    DEFAULT_CSS = "ConnectionIndicator { width: auto; padding: 0 1; }"
-
     def on_mount(self) -> None:
         self.watch(self.app, "connection_state", self._show)
 

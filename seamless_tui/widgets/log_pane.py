@@ -25,16 +25,6 @@ class NewLinesMarker(Static):
 
 class LogPane(Vertical):
     BINDINGS = [Binding("slash", "search", "search", id="log.search")]
-    DEFAULT_CSS = """
-    LogPane { height: 1fr; }
-    LogPane LogView { height: 1fr; }
-    LogPane #log-status { height: 1; }
-    LogPane #log-info { width: 1fr; color: $text-muted; }
-    LogPane NewLinesMarker { width: 24; background: $accent; color: $text; display: none; }
-    LogPane NewLinesMarker.visible { display: block; }
-    LogPane #log-search { display: none; height: 1; border: none; padding: 0 1; }
-    LogPane #log-search.visible { display: block; }
-    """
 
     def __init__(self, *, max_lines: int = 10_000, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -1,5 +1,8 @@
 """A line-virtualised stage log: only the visible rows are rendered, and only a window of
-lines is held; older and newer pages come from the agent by ULID cursor as you scroll."""
+lines is held; older and newer pages come from the agent by ULID cursor as you scroll.
+
+The view owns its work: it fetches its pages and follows its stage's live stream in its own
+workers, which end when the view is unmounted. Results come back as typed messages."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from textual.scrollbar import ScrollTo
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState
 
+from seamless_tui.services import services
 from seamless_tui.widgets.log_render import LogRendering
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
@@ -49,10 +53,19 @@ class LogView(LogRendering, can_focus=True):
             super().__init__()
             self.view, self.note = view, note
 
-    class PageLoaded(Message):
+    class PageLoaded(Message, bubble=False):
+        """One page from the agent: `tail`, `head`, `older` or `newer` than the window."""
+
         def __init__(self, kind: str, lines: list[Line], total: int | None) -> None:
             super().__init__()
             self.kind, self.lines, self.total = kind, lines, total
+
+    class LinesArrived(Message, bubble=False):
+        """Live lines from this view's stream."""
+
+        def __init__(self, lines: list[dict[str, Any]]) -> None:
+            super().__init__()
+            self.lines = lines
 
     def __init__(self, run_id: int, stage: str | None, *, max_lines: int = 10_000,
                  id: str | None = None) -> None:
@@ -114,10 +127,14 @@ class LogView(LogRendering, can_focus=True):
     def on_mount(self) -> None:
         self.load("tail")
 
+    def on_unmount(self) -> None:
+        # The stream and any page in flight end with the view (a stage switch, a popped screen).
+        self.workers.cancel_node(self)
+
     @work(group="log-page", exclusive=True, exit_on_error=False)
     async def load(self, kind: str) -> None:
         """Fetch one page: `tail` (newest), `head` (oldest), `older` or `newer` than the window."""
-        client = self.app.client  # type: ignore[attr-defined]
+        client = services(self).client
         w = self.window
         self.fetching = kind
         params: dict[str, Any] = {"stage": self.stage, "limit": PAGE}
@@ -131,13 +148,22 @@ class LogView(LogRendering, can_focus=True):
         lines = [make_line(ln.model_dump()) for ln in page.lines]
         self.post_message(self.PageLoaded(kind, lines, page.total))
 
+    @work(group="log-stream", exclusive=True, exit_on_error=False)
+    async def follow_stream(self, after: str | None) -> None:
+        """The stage's live lines after `after`; the client resumes by cursor on reconnect."""
+        client = services(self).client
+        async for lines in client.log_stream(self.run_id, stage=self.stage, after=after):
+            self.post_message(self.LinesArrived(lines))
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
             self.fetching = None
-        self.app.worker_failed(event)  # type: ignore[attr-defined]
+        services(self).worker_failed(event)
+
+    def on_log_view_lines_arrived(self, message: LinesArrived) -> None:
+        self.add_live(message.lines)
 
     def on_log_view_page_loaded(self, message: PageLoaded) -> None:
-        message.stop()
         w, lines, kind = self.window, message.lines, message.kind
         self.fetching = None
         full = len(lines) >= PAGE
@@ -168,7 +194,7 @@ class LogView(LogRendering, can_focus=True):
         if not self.loaded_once and kind == "tail":
             self.loaded_once = True
             # Live lines start right after the tail: no gap, no duplicate.
-            self.app.start_log_stream(self.run_id, self.stage, w.last_id)  # type: ignore[attr-defined]
+            self.follow_stream(w.last_id)
         self.post_message(self.Status(self))
 
     def _note_widths(self, lines: list[Line]) -> None:
@@ -177,7 +203,7 @@ class LogView(LogRendering, can_focus=True):
         self._max_width = min(max(self._max_width, widest), 4000)
 
     def add_live(self, raw: list[dict[str, Any]]) -> None:
-        """Lines from the App's log stream (called by a message handler). Applied at most
+        """Lines from the view's stream (called by its message handler). Applied at most
         every LIVE_INTERVAL: a flood of small batches costs one repaint, not fifty."""
         if not self.loaded_once:
             return  # the tail page still loading will include them (stream starts after it)

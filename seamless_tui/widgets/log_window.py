@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from rich.cells import cell_len
 
-from seamless_tui.widgets.ansi import plain, sanitize
+from seamless_tui.ansi import plain, sanitize
 
 
 class Line(NamedTuple):

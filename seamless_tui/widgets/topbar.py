@@ -10,10 +10,6 @@ from seamless_tui.widgets.connection import ConnectionIndicator
 
 
 class TopBar(Horizontal):
-    DEFAULT_CSS = """
-    TopBar { height: 1; background: $panel; }
-    TopBar #crumb { width: 1fr; padding: 0 1; text-style: bold; }
-    """
 
     def __init__(self, crumb: str) -> None:
         super().__init__()

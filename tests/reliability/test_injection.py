@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from seamless_tui.ansi import plain, sanitize
 from seamless_tui.fmt import first_line
-from seamless_tui.widgets.ansi import plain, sanitize
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, post_push, push_payload, summary
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seamless_tui.widgets.ansi import sanitize
+from seamless_tui.ansi import sanitize
 from seamless_tui.widgets.log_window import Line, LogWindow
 
 
