@@ -5,20 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from agent.bus import Bus
 from agent.config import AgentConfig
+from agent.deploy.base import DeployTarget
+from agent.deploy.deployer import Deployer
 from agent.engine.engine import Engine
 from agent.engine.executors import ExecutorSet
 from agent.engine.runner import RunDriver
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import Workspaces
+from agent.executors.base import Executor
 from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
+from agent.notify import Notifier
 from agent.onboarding.secrets import github_token
+from store.models import DeployTargetConfig
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,10 +39,20 @@ def docker_client_factory(docker_host: str | None = None) -> Any:
     return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
 
 
+@dataclass
+class Parts:
+    """Stand-ins for the parts that reach outside the agent (the Docker engine, git,
+    deploy targets): the test harness and bench/orchestration.py run the real engine
+    on fakes through these. None: the real part."""
+
+    docker_executor: Executor | None = None
+    workspaces: Workspaces | None = None
+    make_target: Callable[[DeployTargetConfig], DeployTarget | None] | None = None
+
+
 class Agent:
-    def __init__(self, config: AgentConfig) -> None:
-        from agent.deploy.deployer import Deployer
-        from agent.notify import Notifier
+    def __init__(self, config: AgentConfig, parts: Parts | None = None) -> None:
+        parts = parts or Parts()
 
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,11 +64,12 @@ class Agent:
         self.bus = Bus()
         self.bus.redact_event = self.secrets.mask_model
         self.logs = LogWriter(self.store, self.bus, shared_secrets=self.secrets.secrets)
-        self.workspaces = Workspaces(config.mirrors_dir, config.workspaces_dir,
-                                     github_token=token)
+        self.workspaces = parts.workspaces or Workspaces(
+            config.mirrors_dir, config.workspaces_dir, github_token=token)
         self.instance = self.store.instance_id()
-        self.executors = ExecutorSet(config, self.instance)
-        self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory)
+        self.executors = ExecutorSet(config, self.instance, docker=parts.docker_executor)
+        self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory,
+                                 make_target=parts.make_target)
         self.notifier = Notifier(self.store, self.bus)
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,

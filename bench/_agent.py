@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-BIN = Path(sys.executable).parent / "seamless-agent"
+from agent.demo.agentproc import AgentProcess
 
 
 def free_port() -> int:
@@ -23,27 +19,20 @@ def free_port() -> int:
 
 
 class ServedAgent:
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    """`seamless-agent serve` in its own process, started the way the demo starts it
+    (agent/demo/agentproc.py), quiet, polling off; `settings` go into its config file."""
+
+    def __init__(self, data_dir: Path, **settings: str | int | bool) -> None:
         self.port = free_port()
         self.data_dir = data_dir
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = AgentProcess(data_dir.parent, data_dir, self.port,
+                                    {"log_level": "warning", "poll_enabled": False,
+                                     "max_parallel_runs": 4, **settings})
+        self.process.start()
+        self.proc = self.process.proc
+        self.url = self.process.url
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log = open(data_dir.parent / f"agent-{self.port}.log", "w")
-        self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env={**os.environ, "SEAMLESS_LOG_LEVEL": "warning", **env},
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"agent did not start; see {self.log.name}")
-            time.sleep(0.1)
-        self.token = (data_dir / "admin-token").read_text().strip()
+        self.token = self.process.admin_token()
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
     def client(self) -> httpx.Client:
@@ -60,12 +49,7 @@ class ServedAgent:
                 **fields}).raise_for_status()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.process.stop()
 
 
 def percentile(values: list[float], p: float) -> float:

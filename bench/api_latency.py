@@ -63,7 +63,7 @@ def main() -> None:
         seed(store, args.runs, args.services)
         seeded_s = time.monotonic() - started
         store.close()
-        agent = ServedAgent(data_dir, SEAMLESS_EXECUTOR="local", SEAMLESS_POLL_ENABLED="false")
+        agent = ServedAgent(data_dir, executor="local")
         try:
             timings = []
             with agent.client() as client:

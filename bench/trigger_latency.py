@@ -84,8 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         shas = make_repo(repo, args.pushes)
-        agent = ServedAgent(Path(tmp) / "data", SEAMLESS_EXECUTOR="local",
-                            SEAMLESS_POLL_ENABLED="false")
+        agent = ServedAgent(Path(tmp) / "data", executor="local")
         try:
             agent.add_service(str(repo), webhook_secret=SECRET, unit_test_command="sleep 30")
             latencies = asyncio.run(measure(agent, repo, shas))

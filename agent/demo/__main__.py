@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from agent.demo.agentproc import Api, DemoAgent, pick_ports
+from agent.demo.agentproc import AgentProcess, Api, pick_ports
 from agent.demo.checks import Verifier, report
 from agent.demo.scenario import Scenario, Story
 from agent.demo.shop import SERVICE_NAMES, create_shop, service_name
@@ -99,7 +99,7 @@ def make_story(suffix: str) -> Story:
                  ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
 
 
-def write_state(workdir: Path, agent: DemoAgent, token: str | None, story: Story) -> None:
+def write_state(workdir: Path, agent: AgentProcess, token: str | None, story: Story) -> None:
     # demo-clean reads the service names from here.
     state = {"url": agent.url, "token": token, "pid": agent.proc.pid if agent.proc else None,
              "services": list(story.names.values()), "ports": story.ports, "shas": story.shas}
@@ -112,7 +112,7 @@ def tui_command(url: str, token: str) -> list[str]:
     return [*base, "--agent", url, "--token", token]
 
 
-def print_keep(agent: DemoAgent, token: str, story: Story) -> None:
+def print_keep(agent: AgentProcess, token: str, story: Story) -> None:
     pid = agent.proc.pid if agent.proc else "?"
     print(f"\nThe demo agent keeps running at {agent.url} (pid {pid}).")
     print(f"  TUI:    .venv/bin/seamless-tui --agent {agent.url} --token {token}")
@@ -129,7 +129,7 @@ def run_headless(scenario: Scenario, api: Api, story: Story, say: Progress) -> b
     return report(Verifier(api, story).all(), say)
 
 
-def run_with_tui(scenario: Scenario, agent: DemoAgent, token: str, workdir: Path) -> bool:
+def run_with_tui(scenario: Scenario, agent: AgentProcess, token: str, workdir: Path) -> bool:
     """The story plays in the background while the TUI shows it live."""
     errors: list[str] = []
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     repos = create_shop(workdir / "repos", args.suffix)
     story = make_story(args.suffix)
     port = pick_ports([args.port])[0]
-    agent = DemoAgent(workdir, workdir / "data", port)
+    agent = AgentProcess(workdir, workdir / "data", port)
     write_state(workdir, agent, None, story)
     print(f"demo: starting the agent on {agent.url} (log: {agent.log_path})")
     ok = False

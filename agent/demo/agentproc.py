@@ -1,4 +1,5 @@
-"""The demo's agent: `seamless-agent serve` as a subprocess, and a small REST client for it."""
+"""`seamless-agent serve` as a subprocess (the demo's agent, and the one the benches and
+tests start: tests/harness), and a small REST client for it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tomli_w
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
@@ -83,11 +85,19 @@ class Api:
         self.http.close()
 
 
-class DemoAgent:
-    """Starts `seamless-agent serve` with the demo's config; stops it by its own pid."""
+# Webhooks trigger every run; polling stays off so a story is deterministic.
+DEMO_SETTINGS: dict[str, str | int | bool] = {
+    "max_parallel_runs": 4, "executor": "docker", "poll_enabled": False, "log_level": "info"}
 
-    def __init__(self, workdir: Path, data_dir: Path, port: int) -> None:
+
+class AgentProcess:
+    """Starts `seamless-agent serve` with a config file of `settings` (default: the
+    demo's); stops it by its own pid."""
+
+    def __init__(self, workdir: Path, data_dir: Path, port: int,
+                 settings: dict[str, str | int | bool] | None = None) -> None:
         self.workdir, self.data_dir, self.port = workdir, data_dir, port
+        self.settings = DEMO_SETTINGS if settings is None else settings
         self.url = f"http://127.0.0.1:{port}"
         self.config_path = workdir / "agent.toml"
         self.log_path = workdir / "agent.log"
@@ -95,15 +105,9 @@ class DemoAgent:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
-        # Webhooks trigger every run; polling stays off so the story is deterministic.
-        self.config_path.write_text(
-            f'data_dir = "{self.data_dir}"\n'
-            'host = "127.0.0.1"\n'
-            f"port = {self.port}\n"
-            "max_parallel_runs = 4\n"
-            'executor = "docker"\n'
-            "poll_enabled = false\n"
-            'log_level = "info"\n')
+        self.config_path.write_text(tomli_w.dumps({
+            "data_dir": str(self.data_dir), "host": "127.0.0.1", "port": self.port,
+            **self.settings}))
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +147,10 @@ class DemoAgent:
 
     def admin_token(self) -> str:
         return self.token_path.read_text().strip()
+
+    def api(self) -> Api:
+        """A REST client with the admin token."""
+        return Api(self.url, self.admin_token())
 
     def log_tail(self, lines: int = 30) -> str:
         try:

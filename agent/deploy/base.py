@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.logs import StageLog
-from store.models import Pipeline, Service
+from store.models import CommitSummary, Pipeline, Service
 
 
 class DeployError(RuntimeError):
@@ -33,6 +33,16 @@ class DeployOutcome:
     health_detail: str  # e.g. "GET /health → 200 in 0.4 s"
     address: str | None = None  # where the environment serves, e.g. http://127.0.0.1:18001
     state: dict[str, Any] = field(default_factory=dict)  # stored as the deployment's target_state
+
+
+class CommitHistory(Protocol):
+    """The commits behind a deploy (a service's git mirror): for DORA lead times and
+    the approval's list of what goes to production."""
+
+    def commit_info(self, service: Service, sha: str) -> CommitSummary | None: ...
+
+    def commits_between(self, service: Service, old_sha: str | None, new_sha: str,
+                        limit: int = 50) -> list[CommitSummary]: ...
 
 
 class DeployTarget(Protocol):

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from agent.bus import Bus
-from agent.deploy.base import DeployError, DeployRequest, DeployTarget
+from agent.deploy.base import CommitHistory, DeployError, DeployRequest, DeployTarget
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
 from agent.deploy.proxy import Fronts
@@ -31,6 +31,7 @@ from store.models import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
+    DeployTargetConfig,
     DockerTargetConfig,
     DoraFigures,
     EcsTargetConfig,
@@ -40,6 +41,7 @@ from store.models import (
     Service,
     redact_service,
 )
+from store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +51,15 @@ class RollbackError(ValueError):
 
 
 class Deployer:
-    def __init__(self, store: Any, bus: Bus, workspaces: Any,
-                 docker_client_factory: Callable[[], Any]) -> None:
+    def __init__(self, store: Store, bus: Bus, workspaces: CommitHistory | None,
+                 docker_client_factory: Callable[[], Any],
+                 make_target: Callable[[DeployTargetConfig], DeployTarget | None] | None = None
+                 ) -> None:
+        """`make_target`: builds the target of a configured environment instead of the
+        built-in Docker host and ECS targets (the test harness's fake target)."""
         self.store, self.bus, self.workspaces = store, bus, workspaces
         self._docker_client_factory = docker_client_factory
+        self._make_target = make_target
         self.fronts = Fronts()
         self._locks: dict[tuple[int, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -66,7 +73,10 @@ class Deployer:
         config = getattr(service, environment) or getattr(pipeline, environment)
         key = config.model_dump_json()
         if key not in self._targets:
-            if isinstance(config, DockerTargetConfig):
+            made = self._make_target(config) if self._make_target else None
+            if made is not None:
+                self._targets[key] = made
+            elif isinstance(config, DockerTargetConfig):
                 self._targets[key] = DockerHostTarget(config, self._docker_client_factory,
                                                       self.fronts)
             elif isinstance(config, EcsTargetConfig):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig
 from agent.runtime import Agent
 from store.models import (
     FINISHED_RUN_STATUSES,
@@ -21,20 +18,18 @@ from store.models import (
     ServiceConfig,
     Trigger,
 )
+from tests.harness import agent_running, wait_run
 from tests.sample_repo import SampleRepo
+
+__all__ = ["add_service", "log_text", "push", "stage_statuses", "wait_run"]
 
 FINAL = FINISHED_RUN_STATUSES
 
 
 @pytest.fixture
 async def agent(tmp_path: Path, base_image: str) -> AsyncIterator[Agent]:
-    config = AgentConfig(data_dir=tmp_path / "data", port=0, poll_enabled=False,
-                         executor="docker", max_parallel_runs=4)
-    instance = Agent(config)
-    await instance.start()
-    yield instance
-    await instance.stop()
-    instance.close()
+    async with agent_running(tmp_path / "data") as running:
+        yield running
 
 
 def add_service(agent: Agent, repo: SampleRepo, *, name: str | None = None,
@@ -58,21 +53,6 @@ def push(agent: Agent, service: Service, sha: str, kind: RunKind = RunKind.full,
     trigger = Trigger.push if kind is RunKind.full else Trigger.pull_request
     return agent.engine.submit(service, trigger=trigger, kind=kind, sha=sha,
                                branch=service.branch, **kw)  # type: ignore[arg-type]
-
-
-async def wait_run(agent: Agent, run_id: int, until: Callable[[RunInfo], bool] | None = None,
-                   timeout: float = 120.0) -> RunInfo:
-    """Poll the store until the run is final (or `until` holds)."""
-    check = until or (lambda r: r.status in FINAL)
-    deadline = time.monotonic() + timeout
-    while True:
-        run = agent.store.get_run(run_id)
-        if check(run):
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still {run.status}: "
-                                 f"{[(s.name, s.status.value) for s in run.stages]}")
-        await asyncio.sleep(0.05)
 
 
 def stage_statuses(run: RunInfo) -> dict[str, str]:

@@ -108,23 +108,3 @@ async def test_without_auto_deploy_the_run_waits_for_approval_across_a_restart(
     finally:
         await again.stop()
         again.close()
-
-
-async def test_a_rejected_run_ends_rejected_and_production_is_untouched(
-        deploying_agent, sample_repo) -> None:
-    agent, ports = deploying_agent
-    repo = sample_repo("notifications", version="v1")
-    service = agent.store.create_service(ServiceConfig(
-        name=unique_name("flow"), pipeline="shop", repo_url=repo.url, auto_deploy=False,
-        **FAST_STAGES))
-    run = push(agent, service, repo.head_sha)
-    await wait_run(agent, run.id, lambda r: r.status is RunStatus.awaiting_approval,
-                   timeout=180)
-
-    agent.engine.reject(run.id, actor="qa", comment="staging looks off")
-    run = agent.store.get_run(run.id)
-
-    assert run.status is RunStatus.rejected
-    assert stage_statuses(run)["Deploy to Production"] == "skipped"
-    assert agent.store.current_deployment(service.id, "production") is None
-    assert _version(ports["production"]) is None

@@ -55,19 +55,6 @@ async def test_pull_request_run_stops_after_integration_and_pushes_nothing(
     assert registry.tags("search") == []
 
 
-async def test_stage_without_a_command_is_skipped_not_faked(agent: Agent, sample_repo) -> None:
-    repo = sample_repo("quiet")
-    service = add_service(agent, repo, code_quality_command=None, dockerfile=None,
-                          compose_file=None, integration_test_command=None)
-    run = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
-
-    assert run.status is RunStatus.success
-    statuses = stage_statuses(run)
-    assert statuses["Code Quality"] == statuses["Build"] == "skipped"
-    assert statuses["Unit Test"] == "success"
-    assert "no Code Quality command configured" in (run.stages[1].error or "")
-
-
 async def test_cancel_stops_the_running_container_within_two_seconds(
         agent: Agent, sample_repo, docker_client) -> None:
     repo = sample_repo("slow")
@@ -113,44 +100,6 @@ async def test_stage_timeout_kills_the_container_and_says_timed_out_not_failed(
     unit = run.stages[2]
     assert run.status is RunStatus.failed and unit.status.value == "timed_out"
     assert "timed out" in (unit.error or "") and "timed out" in (run.error or "")
-
-
-async def test_newer_push_supersedes_a_queued_run_of_the_same_branch(
-        agent: Agent, sample_repo) -> None:
-    repo = sample_repo("busy")
-    service = add_service(agent, repo, unit_test_command="sleep 2", compose_file=None,
-                          integration_test_command=None, dockerfile=None)
-    first = push(agent, service, repo.head_sha)
-    await wait_run(agent, first.id, lambda r: r.status is RunStatus.running)
-    second = push(agent, service, repo.commit("two"))
-    third = push(agent, service, repo.commit("three"))
-
-    second = await wait_run(agent, second.id)
-    assert second.status is RunStatus.superseded
-    assert "superseded by run #3" in (second.error or "")
-    assert (await wait_run(agent, first.id)).status is RunStatus.success
-    assert (await wait_run(agent, third.id)).status is RunStatus.success
-
-
-async def test_rerun_from_the_failed_stage_reuses_earlier_results(
-        agent: Agent, sample_repo) -> None:
-    repo = sample_repo("flaky", unit_test_passes=False)
-    service = add_service(agent, repo, compose_file=None, integration_test_command=None)
-    failed = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
-    assert failed.status is RunStatus.failed
-
-    # The flake goes away (same commit, the command now passes).
-    agent.store.update_service(service.name, service.model_copy(
-        update={"unit_test_command": "echo retried"}))
-    rerun = agent.engine.rerun(failed.id, "Unit Test", actor="tester")
-    rerun = await wait_run(agent, rerun.id)
-
-    assert rerun.status is RunStatus.success
-    assert rerun.rerun_of == failed.id and rerun.sha == failed.sha
-    prepare, quality = rerun.stages[0], rerun.stages[1]
-    assert prepare.reused_from_run == failed.id and quality.reused_from_run == failed.id
-    assert agent.store.count_log_lines(rerun.id, "Prepare") == 0  # not run again
-    assert "retried" in log_text(agent, rerun.id, "Unit Test")
 
 
 async def test_missing_stage_image_fails_with_a_clear_reason_and_the_agent_carries_on(

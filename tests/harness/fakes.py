@@ -1,0 +1,173 @@
+"""Fakes for the parts of an agent that reach outside it (Docker, git, deploy targets),
+so the real run engine is tested without them, in milliseconds.
+
+A stage's command says what the fake does: `exit=1 lines=3 duration=0.5` prints three
+lines, takes half a second (cancellable, bounded by the stage timeout) and exits 1. An
+empty word list is a stage that prints nothing, takes no time and succeeds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.deploy.base import DeployOutcome, DeployRequest, DeployTarget
+from agent.engine.workspace import Workspaces
+from agent.executors.base import BuildSpec, IntegrationSpec, StageSpec, StateSaver
+from agent.logs import Frame, StageLog
+from agent.logs.timestamps import iso_ts
+from agent.stage_result import StageResult
+from store.models import (
+    STAGE_BUILD,
+    CommitSummary,
+    DeployTargetConfig,
+    NoTargetConfig,
+    Service,
+)
+
+
+@dataclass(frozen=True)
+class FakeOutcome:
+    exit_code: int = 0
+    lines: int = 0
+    duration_s: float = 0.0
+
+    @classmethod
+    def parse(cls, command: str) -> FakeOutcome:
+        """`exit=N lines=N duration=S` in any order, each optional."""
+        values: dict[str, str] = {}
+        for word in command.split():
+            key, sep, value = word.partition("=")
+            if not sep or key not in ("exit", "lines", "duration"):
+                raise ValueError(f"fake stage command: {word!r} is not exit=N, lines=N or "
+                                 "duration=SECONDS")
+            values[key] = value
+        return cls(exit_code=int(values.get("exit", 0)), lines=int(values.get("lines", 0)),
+                   duration_s=float(values.get("duration", 0)))
+
+
+class FakeExecutor:
+    """An `Executor` (and image builder, compose runner, maker of containers ahead) that
+    runs nothing: each stage does what its command says (see `FakeOutcome`)."""
+
+    name = "docker"
+
+    def __init__(self, build: FakeOutcome | None = None) -> None:
+        self.build_outcome = build or FakeOutcome()
+        self.started: list[tuple[int, str]] = []  # (run id, stage), in start order
+        self.built: list[str] = []  # images
+        self.made_ahead: list[tuple[int, str]] = []
+        self.discarded: list[int] = []
+        self._lock = threading.Lock()
+
+    # -- Executor -----------------------------------------------------------------------
+    def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+            save_state: StateSaver) -> StageResult:
+        outcome = FakeOutcome.parse(spec.command)
+        started = time.time()
+        with self._lock:
+            self.started.append((spec.run_id, spec.stage))
+        save_state({"started": started, "command": spec.command})
+        return self._play(spec.stage, outcome, started, spec.timeout_s, log, cancel)
+
+    def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+                 state: dict[str, Any] | None, since: Any,
+                 save_state: StateSaver | None = None) -> StageResult | None:
+        """The "container" is still there when its state was saved: it ends on time."""
+        if not state or "started" not in state:
+            return None
+        outcome = FakeOutcome.parse(str(state.get("command", spec.command)))
+        return self._play(spec.stage, outcome, float(state["started"]), spec.timeout_s, log,
+                          cancel, lines=False)
+
+    def cleanup(self, keep_run_ids: set[int]) -> list[str]:
+        return []
+
+    # -- BuildsImages, RunsComposeTests, MakesContainersAhead --------------------------------
+    def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
+        with self._lock:
+            self.built.append(spec.image)
+        return self._play(STAGE_BUILD, self.build_outcome, time.time(), 1800.0, log, cancel)
+
+    def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
+                    ) -> StageResult:
+        return self.run(spec.test, log, cancel, lambda state: None)
+
+    def precreate(self, spec: StageSpec) -> None:
+        with self._lock:
+            self.made_ahead.append((spec.run_id, spec.stage))
+
+    def discard_ready(self, run_id: int) -> None:
+        with self._lock:
+            self.discarded.append(run_id)
+
+    # -- playing an outcome -----------------------------------------------------------------
+    def _play(self, stage: str, outcome: FakeOutcome, started: float, timeout_s: float,
+              log: StageLog, cancel: threading.Event, lines: bool = True) -> StageResult:
+        if lines and outcome.lines:
+            stamp = iso_ts()
+            frames: list[Frame] = [("stdout", stamp, f"{stage} line {i + 1}\n".encode())
+                                   for i in range(outcome.lines)]
+            log.write_frames(frames)
+        end = started + min(outcome.duration_s, timeout_s)
+        while (left := end - time.time()) > 0:
+            if cancel.wait(min(left, 0.05)):
+                return StageResult(exit_code=None, cancelled=True, error="cancelled")
+        if outcome.duration_s > timeout_s:
+            return StageResult(exit_code=None, timed_out=True,
+                               error=f"timed out after {timeout_s:g} s")
+        return StageResult(exit_code=outcome.exit_code)
+
+
+class FakeWorkspaces(Workspaces):
+    """Checkouts without git: an empty directory per (service, sha) holding the files the
+    service's config names (Dockerfile, compose file), so no stage skips for want of them."""
+
+    def prepare(self, service: Service, sha: str, log: StageLog,
+                cancel: threading.Event | None = None) -> Path:
+        path = self.path_for(service.name, sha)
+        context = path / service.build_context
+        context.mkdir(parents=True, exist_ok=True)
+        for name in (service.dockerfile, service.compose_file):
+            if name:
+                (context / name).touch()
+        return path
+
+    def commit_info(self, service: Service, sha: str) -> CommitSummary | None:
+        return None
+
+    def commits_between(self, service: Service, old_sha: str | None, new_sha: str,
+                        limit: int = 50) -> list[CommitSummary]:
+        return []
+
+
+@dataclass
+class FakeTarget:
+    """A deploy target that is live at once and healthy."""
+
+    kind: str = "fake"
+    live: dict[tuple[str, str], str] = field(default_factory=dict)  # (service, env) → image
+
+    def deploy(self, request: DeployRequest, log: StageLog) -> DeployOutcome:
+        self.live[(request.service.name, request.environment)] = request.image
+        log.system(f"fake target: {request.image} live in {request.environment}")
+        return DeployOutcome(healthy=True, health_detail="fake: healthy at once")
+
+    def current(self, service: Service, environment: str) -> dict[str, Any] | None:
+        image = self.live.get((service.name, environment))
+        return {"image": image} if image else None
+
+    def image_exists(self, image: str) -> bool:
+        return True
+
+
+def fake_targets(target: FakeTarget) -> Any:
+    """`Parts.make_target`: every configured environment deploys to `target`."""
+
+    def make(config: DeployTargetConfig) -> DeployTarget | None:
+        return None if isinstance(config, NoTargetConfig) else target
+
+    return make
