@@ -43,6 +43,10 @@ class AuthQueries(Database):
             return None
         return _token(row)
 
+    def get_token(self, token_id: int) -> ApiToken | None:
+        row = self.query_one("SELECT * FROM api_tokens WHERE id=?", (token_id,))
+        return _token(row) if row is not None else None
+
     def touch_token(self, token_id: int) -> None:
         self.execute("UPDATE api_tokens SET last_used_at=? WHERE id=?", (iso(), token_id))
 

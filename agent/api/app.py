@@ -14,7 +14,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from agent.api import routes_admin, routes_deploys, routes_runs, routes_services, webhooks, ws
+from agent.api import (
+    logfilters,
+    routes_admin,
+    routes_deploys,
+    routes_runs,
+    routes_services,
+    webhooks,
+    ws,
+)
 from agent.api.auth import Authenticator
 from agent.api.errors import install_error_handlers
 from agent.api.metrics import Metrics
@@ -33,6 +41,7 @@ def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 
                ws_queue_logs: int = 2000) -> FastAPI:
     """`manage_agent=False` when the caller starts and stops the agent itself.
     The ws_queue_* sizes bound each WebSocket client's backlog (events / log batches)."""
+    logfilters.install()  # no token in the server's log, no flood of one line
     metrics = Metrics(agent)
     side_tasks: list[Any] = []
 

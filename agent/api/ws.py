@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
 
 from agent.api.auth import websocket_token
 from agent.api.errors import ApiError
 from agent.bus import Subscription
 from store.configs import NotFound
-from store.models import DEFAULT_STAGES, Event, LogLine, Role
+from store.models import DEFAULT_STAGES, ApiToken, Event, LogLine, Role
 
 router = APIRouter(prefix="/api/v1")
 
@@ -39,6 +41,8 @@ CLOSE_NOT_FOUND = 4404
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 BACKLOG_PAGE = 2000
 LAGGED_NOTICE_TIMEOUT_S = 10.0
+FIRST_MESSAGE_TIMEOUT_S = 3.0
+TOKEN_CHECK_S = 0.4  # a revoked token's streams close within a second
 
 
 class _JsonCache:
@@ -83,20 +87,59 @@ def _batch_message(batch: list[LogLine], stage: str | None) -> str | None:
     return by_stage[stage]
 
 
-async def _authorize(ws: WebSocket) -> bool:
-    try:
-        ws.app.state.auth.check(websocket_token(ws), Role.viewer)
-    except ApiError as exc:
+async def _accept(ws: WebSocket) -> None:
+    if ws.application_state == WebSocketState.CONNECTING:
         await ws.accept()
-        await ws.close(code=CLOSE_UNAUTHORIZED if exc.status == 401 else 4403,
-                       reason=str(exc.detail)[:120])
-        return False
-    return True
 
 
-async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable[None]]
-                ) -> None:
-    """Run the sender until the client leaves or lags; tell a lagging client why."""
+async def _first_message_token(ws: WebSocket) -> str | None:
+    """A client that sent no header and no query token sends it as its first message:
+    `{"token": "..."}` (or the bare token), within FIRST_MESSAGE_TIMEOUT_S."""
+    await ws.accept()
+    try:
+        text = await asyncio.wait_for(ws.receive_text(), FIRST_MESSAGE_TIMEOUT_S)
+    except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError):
+        return None
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text).get("token")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+    return text or None
+
+
+async def _authorize(ws: WebSocket) -> ApiToken | None:
+    token = websocket_token(ws)
+    if token is None:
+        token = await _first_message_token(ws)
+    try:
+        return ws.app.state.auth.check(token, Role.viewer)  # type: ignore[no-any-return]
+    except ApiError as exc:
+        with contextlib.suppress(Exception):
+            await _accept(ws)
+            await ws.close(code=CLOSE_UNAUTHORIZED if exc.status == 401 else 4403,
+                           reason=str(exc.detail)[:120])
+        return None
+
+
+async def _token_watch(ws: WebSocket, token: ApiToken) -> str:
+    """Return once the stream's token is revoked or its role changed (the reason)."""
+    store = ws.app.state.agent.store
+    while True:
+        await asyncio.sleep(TOKEN_CHECK_S)
+        current = store.get_token(token.id)  # a primary-key read: microseconds
+        if current is None or current.revoked:
+            return "token revoked"
+        if current.role != token.role:
+            return "token role changed: reconnect"
+
+
+async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable[None]],
+                token: ApiToken) -> None:
+    """Run the sender until the client leaves or lags, or its token is revoked; tell a
+    lagging or revoked client why."""
 
     async def receiver() -> None:
         while (await ws.receive())["type"] != "websocket.disconnect":
@@ -107,7 +150,9 @@ async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable
         while not sub.lagged:
             await asyncio.sleep(0.1)
 
-    tasks = [asyncio.ensure_future(t()) for t in (sender, receiver, lag_watch)]
+    tasks: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(t()) for t in (sender, receiver, lag_watch)]
+    tasks.append(asyncio.ensure_future(_token_watch(ws, token)))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -115,7 +160,11 @@ async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         sub.close()
-    if tasks[2] in done or sub.lagged:
+    if tasks[3] in done:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(code=CLOSE_UNAUTHORIZED, reason=tasks[3].result()),
+                                   timeout=2.0)
+    elif tasks[2] in done or sub.lagged:
         # A slow but reading client gets told; one that stopped reading is just dropped.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.send_text(LAGGED), timeout=LAGGED_NOTICE_TIMEOUT_S)
@@ -126,23 +175,25 @@ async def _pump(ws: WebSocket, sub: Subscription, sender: Callable[[], Awaitable
 
 @router.websocket("/ws/events")
 async def events(ws: WebSocket) -> None:
-    if not await _authorize(ws):
+    token = await _authorize(ws)
+    if token is None:
         return
     agent = ws.app.state.agent
     sub = agent.bus.subscribe_events(maxsize=ws.app.state.ws_queue_events)
-    await ws.accept()
+    await _accept(ws)
 
     async def sender() -> None:
         while not sub.lagged:
             event: Event = await sub.get()
             await ws.send_text(_events_json.get(event, lambda e: e.model_dump_json()))
 
-    await _pump(ws, sub, sender)
+    await _pump(ws, sub, sender, token)
 
 
 @router.websocket("/ws/runs/{run_id}/logs")
 async def run_logs(ws: WebSocket, run_id: int) -> None:
-    if not await _authorize(ws):
+    token = await _authorize(ws)
+    if token is None:
         return
     agent = ws.app.state.agent
     after = ws.query_params.get("after") or None
@@ -150,7 +201,7 @@ async def run_logs(ws: WebSocket, run_id: int) -> None:
     # Subscribe before reading the backlog: a line committed in between is in both, and
     # the cursor drops the copy; subscribing after would lose it.
     sub = agent.bus.subscribe_logs(run_id, maxsize=ws.app.state.ws_queue_logs)
-    await ws.accept()
+    await _accept(ws)
     problem = None
     if after is not None and not _ULID.match(after):
         problem = (CLOSE_BAD_REQUEST, "after must be a ULID")
@@ -190,4 +241,4 @@ async def run_logs(ws: WebSocket, run_id: int) -> None:
             if message is not None:
                 await ws.send_text(message)
 
-    await _pump(ws, sub, sender)
+    await _pump(ws, sub, sender, token)
