@@ -3,6 +3,7 @@
 #   make venv          create .venv and install the project (+dev extras) when needed
 #   make docker        make sure a Docker engine + compose/registry/busybox are available
 #   make images        build the local base image seamless/busybox:latest (FORCE=1 to rebuild)
+#                      and the deploy front's image from the host's haproxy
 #   make test          lint (ruff), layers (import-linter), type-check (mypy), pytest
 #                      e.g. make test PYTEST_ARGS='tests/test_infrastructure.py -x'
 #   make demo ARGS=... / demo-clean / screenshots
@@ -34,8 +35,9 @@ $(STAMP): pyproject.toml
 docker:
 	@scripts/ensure-docker.sh
 
-images: docker
+images: venv docker
 	@FORCE=$(FORCE) scripts/build-base-image.sh
+	@$(BIN)/python -m agent.deploy.front_image >/dev/null
 
 lint: venv
 	$(BIN)/ruff check agent store seamless_tui tests bench

@@ -173,9 +173,10 @@ def install_service(path: Annotated[Path, typer.Option(help="where to write the 
 
 
 def main() -> None:
-    from agent import cli_remote
+    from agent import cli_remote, front_cli
 
     cli_remote.register(app, pipeline_app, service_app)
+    front_cli.register(app)
     try:
         # Optional: onboarding commands (init, env, service doctor) live in their own module.
         from agent.onboarding.cli import register

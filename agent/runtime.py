@@ -69,7 +69,7 @@ class Agent:
         self.instance = self.store.instance_id()
         self.executors = ExecutorSet(config, self.instance, docker=parts.docker_executor)
         self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory,
-                                 make_target=parts.make_target)
+                                 config.data_dir / "fronts", make_target=parts.make_target)
         self.notifier = Notifier(self.store, self.bus)
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
@@ -83,7 +83,7 @@ class Agent:
     async def start(self) -> None:
         self.logs.start()
         self.notifier.start()
-        await in_thread(self.deployer.restore_fronts)  # stable ports of live deployments
+        await in_thread(self.deployer.reconcile_fronts)  # fronts serve what the store says
         await self.engine.start()
         if self.config.poll_enabled:
             from agent.triggers.polling import Poller

@@ -86,7 +86,7 @@ def main() -> None:
     for version, (_sha, tag) in images.items():
         build(client, tag, version)
     store = Store(tmp / "seamless.db")
-    deployer = Deployer(store, Bus(), None, lambda: client)
+    deployer = Deployer(store, Bus(), None, lambda: client, tmp / "fronts")
     pipeline = store.create_pipeline(PipelineConfig(
         name=name, staging=DockerTargetConfig(), production=DockerTargetConfig()))
     service = store.create_service(ServiceConfig(

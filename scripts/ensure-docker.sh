@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine plus the tools the tests use (docker-compose v1,
-# docker-registry, busybox-static) are present and dockerd answers.
+# docker-registry, busybox-static) and the deploy front's HAProxy (its image is
+# built from the host's package: agent/deploy/front_image.py) are present and
+# dockerd answers.
 # Idempotent and silent when everything is already fine.
 #
 # Why not a system service: CI machines and containers here have no systemd,
@@ -22,6 +24,7 @@ command -v docker-compose >/dev/null 2>&1 || missing_pkgs+=(docker-compose)
 command -v docker-registry >/dev/null 2>&1 || missing_pkgs+=(docker-registry)
 # busybox-static specifically: the base image needs a *static* busybox.
 dpkg -s busybox-static >/dev/null 2>&1 || missing_pkgs+=(busybox-static)
+dpkg -s haproxy >/dev/null 2>&1 || missing_pkgs+=(haproxy)
 
 if command -v docker >/dev/null 2>&1 && engine_up && [ ${#missing_pkgs[@]} -eq 0 ]; then
     exit 0

@@ -12,6 +12,7 @@ from store.db import Database, iso
 from store.models import (
     Approval,
     ApprovalStatus,
+    CanaryMeasurement,
     CommitSummary,
     Deployment,
     DeploymentKind,
@@ -37,6 +38,24 @@ def _approval(row: sqlite3.Row) -> Approval:
 
 
 class DeployQueries(Database):
+    # -- canary figures -------------------------------------------------------------
+    def add_canary_measurement(self, deployment_id: int, m: CanaryMeasurement) -> None:
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO canary_measurements (deployment_id, step, weight, role, colour,"
+                " window_start, window_end, requests, errors, p50_ms, p95_ms, verdict, rule)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (deployment_id, m.step, m.weight, m.role, m.colour, iso(m.window_start),
+                 iso(m.window_end), m.requests, m.errors, m.p50_ms, m.p95_ms, m.verdict,
+                 m.rule))
+
+    def list_canary_measurements(self, deployment_id: int) -> list[CanaryMeasurement]:
+        rows = self.reader().execute(
+            "SELECT * FROM canary_measurements WHERE deployment_id=? ORDER BY id",
+            (deployment_id,)).fetchall()
+        return [CanaryMeasurement(**{k: r[k] for k in CanaryMeasurement.model_fields})
+                for r in rows]
+
     # -- deployments --------------------------------------------------------------
     def create_deployment(self, *, service_id: int, environment: str, sha: str, image: str,
                           kind: DeploymentKind, run_id: int | None = None,

@@ -146,4 +146,24 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX IF EXISTS log_lines_by_ts;
     """,
+    # 3: canary analysis, one row per colour per measured window (agent/deploy/canary.py).
+    """
+    CREATE TABLE canary_measurements (
+        id INTEGER PRIMARY KEY,
+        deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+        step INTEGER NOT NULL,
+        weight INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        colour TEXT NOT NULL,
+        window_start TEXT NOT NULL,
+        window_end TEXT NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        p50_ms REAL,
+        p95_ms REAL,
+        verdict TEXT NOT NULL,
+        rule TEXT NOT NULL
+    );
+    CREATE INDEX canary_by_deployment ON canary_measurements(deployment_id, id);
+    """,
 ]

@@ -6,11 +6,15 @@ and returns what it did. The engine records the deployment row around it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.logs import StageLog
-from store.models import CommitSummary, Pipeline, Service
+from store.models import CanaryMeasurement, CommitSummary, Pipeline, Service
+
+if TYPE_CHECKING:
+    from agent.deploy.canary import CanaryControl
 
 
 class DeployError(RuntimeError):
@@ -25,6 +29,8 @@ class DeployRequest:
     image: str  # full reference, tagged with the commit sha
     sha: str
     previous_state: dict[str, Any] | None = None  # target_state of the current deployment
+    control: CanaryControl | None = None  # promote/abort of a canary from the API
+    record: Callable[[CanaryMeasurement], None] | None = None  # stores canary figures
 
 
 @dataclass

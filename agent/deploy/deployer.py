@@ -13,13 +13,14 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from agent.bus import Bus
 from agent.deploy.base import CommitHistory, DeployError, DeployRequest, DeployTarget
+from agent.deploy.canary import CanaryControl
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
-from agent.deploy.proxy import Fronts
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from agent.stage_result import StageResult
@@ -52,15 +53,17 @@ class RollbackError(ValueError):
 
 class Deployer:
     def __init__(self, store: Store, bus: Bus, workspaces: CommitHistory | None,
-                 docker_client_factory: Callable[[], Any],
+                 docker_client_factory: Callable[[], Any], fronts_dir: Path,
                  make_target: Callable[[DeployTargetConfig], DeployTarget | None] | None = None
                  ) -> None:
-        """`make_target`: builds the target of a configured environment instead of the
-        built-in Docker host and ECS targets (the test harness's fake target)."""
+        """`fronts_dir`: the fronts' configs and admin sockets. `make_target`: builds the
+        target of a configured environment instead of the built-in Docker host and ECS
+        targets (the test harness's fake target)."""
         self.store, self.bus, self.workspaces = store, bus, workspaces
         self._docker_client_factory = docker_client_factory
         self._make_target = make_target
-        self.fronts = Fronts()
+        self.fronts_dir = fronts_dir
+        self._canaries: dict[tuple[int, str], CanaryControl] = {}
         self._locks: dict[tuple[int, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._targets: dict[str, DeployTarget] = {}
@@ -78,7 +81,7 @@ class Deployer:
                 self._targets[key] = made
             elif isinstance(config, DockerTargetConfig):
                 self._targets[key] = DockerHostTarget(config, self._docker_client_factory,
-                                                      self.fronts)
+                                                      self.fronts_dir)
             elif isinstance(config, EcsTargetConfig):
                 from agent.deploy.ecs import EcsTarget  # boto3 is loaded only when used
 
@@ -131,9 +134,13 @@ class Deployer:
         """Run the target (caller holds the lock) and finish + publish the deployment row."""
         current = self.store.current_deployment(service.id, dep.environment)
         previous = self.store.deployment_target_state(current.id) if current else None
+        control = CanaryControl()
         request = DeployRequest(service=service, pipeline=pipeline, environment=dep.environment,
-                                image=dep.image, sha=dep.sha, previous_state=previous)
+                                image=dep.image, sha=dep.sha, previous_state=previous,
+                                control=control,
+                                record=lambda m: self.store.add_canary_measurement(dep.id, m))
         log.system(f"deploying {dep.image} to {dep.environment} ({target.kind})")
+        self._canaries[(service.id, dep.environment)] = control
         try:
             outcome = target.deploy(request, log)
         except DeployError as exc:
@@ -149,8 +156,24 @@ class Deployer:
                                                 target_state=state)
             log.system(f"{dep.environment} now serves {dep.sha[:12]}"
                        + (f" at {outcome.address}" if outcome.address else ""))
+        finally:
+            self._canaries.pop((service.id, dep.environment), None)
         self._publish(done)
         return done
+
+    def steer_canary(self, service: Service, environment: str, action: str,
+                     actor: str) -> Deployment:
+        """Promote now or abort the deploy in progress; returns that deployment.
+
+        Raises RollbackError when no canary is running there."""
+        control = self._canaries.get((service.id, environment))
+        current = next((d for d in self.store.list_deployments(
+            service_id=service.id, environment=environment, limit=5)
+            if d.status is DeploymentStatus.in_progress), None)
+        if control is None or current is None:
+            raise RollbackError(f"no canary is running in {environment} of {service.name}")
+        control.request(action, actor)
+        return current
 
     def _approved(self, run_id: int) -> bool:
         try:
@@ -290,8 +313,8 @@ class Deployer:
         return compute_dora(deployments, days=days, now=now(), service=name)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def restore_fronts(self) -> int:
-        """After a restart: re-open the stable front of every live Docker deployment."""
+    def reconcile_fronts(self) -> int:
+        """At start: every front serves what the store records as active."""
         restored = 0
         for service in self.store.list_services():
             pipeline = self.store.get_pipeline(service.pipeline)
@@ -302,9 +325,10 @@ class Deployer:
                 if isinstance(target, DockerHostTarget) and current is not None:
                     state = self.store.deployment_target_state(current.id)
                     try:
-                        restored += target.restore(service, env, state)
+                        restored += target.reconcile(service, env, state)
                     except Exception:
-                        log.exception("could not restore the front of %s/%s", service.name, env)
+                        log.exception("could not reconcile the front of %s/%s", service.name,
+                                      env)
         return restored
 
     def _fail_interrupted(self, service: Service, environment: str) -> None:
@@ -319,5 +343,5 @@ class Deployer:
                 self._publish(done)
 
     def close(self) -> None:
+        """The fronts stay: they serve production while the agent is away."""
         self.wait_idle(30)
-        self.fronts.close_all()

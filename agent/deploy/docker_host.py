@@ -1,37 +1,45 @@
-"""Blue-green deploys on a Docker engine (the local one, or `DockerTargetConfig.docker_host`).
+"""Blue-green and canary deploys on a Docker engine, behind an HAProxy front.
 
 Per service and environment:
 - a user-defined bridge network `seamless-<service>-<env>`; staging and production never
   share containers, networks or ports;
-- two colour containers `seamless-<service>-<env>-blue|green` (one live at a time), each
-  publishing the service's port on an ephemeral host port (127.0.0.1 for the local engine);
-- a stable front: an asyncio TCP proxy inside the agent (`agent/deploy/proxy.py`) listening
-  on the stable port (`DockerTargetConfig.port`, or one chosen at the first deploy and kept
-  in the deployment's target_state) and forwarding to the live colour's published port.
+- two colour containers `seamless-<service>-<env>-blue|green` (restart policy
+  unless-stopped), each also publishing the service's port on an ephemeral loopback port
+  for the agent's health check;
+- a front (`agent/deploy/front.py`): an HAProxy container on that network, publishing the
+  stable port (`DockerTargetConfig.port`, or one chosen at the first deploy and kept in
+  the deployment's target_state) and reaching the colours by container name.
 
-A deploy starts the new colour beside the old one, health-checks it directly through its
-own published port, swaps the front's backend (new connections go to the new colour), waits
-for connections still on the old colour to end, then stops the old colour. A failed health
-check removes the new colour and leaves the front untouched. After an agent restart the
-Deployer calls `restore()` with the live deployment's target_state to re-open the front;
-the colour containers run with restart policy unless-stopped and are found by name.
+Blue-green starts the new colour beside the old one, health-checks it directly, waits
+until the front reaches it, gives it all the weight, drains the old colour on the front,
+then stops it. Canary walks the configured weights first (agent/deploy/canary.py); a
+failed step or an abort sets the canary's weight to 0 at once, drains and removes it.
+A failed health check removes the new colour and leaves the front untouched. At start
+the Deployer calls `reconcile()` so the front serves what the store records as active.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import docker
 import docker.errors
+import httpx
 
 from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
+from agent.deploy.canary import CanaryControl, CanaryFailed, run_steps
+from agent.deploy.front import Front, FrontError, FrontSpec
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
-from agent.deploy.proxy import Fronts
 from agent.logs import StageLog
 from store.models import DockerTargetConfig, Service
+
+logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10
@@ -57,10 +65,10 @@ class DockerHostTarget:
     kind = "docker"
 
     def __init__(self, config: DockerTargetConfig,
-                 client_factory: Callable[[], docker.DockerClient], fronts: Fronts) -> None:
+                 client_factory: Callable[[], docker.DockerClient], fronts_dir: Path) -> None:
         self.config = config
         self._client_factory = client_factory
-        self.fronts = fronts
+        self.fronts_dir = fronts_dir
         self._docker: docker.DockerClient | None = None
 
     # -- engine access -------------------------------------------------------------------
@@ -89,18 +97,31 @@ class DockerHostTarget:
     def _container_port(container: Any) -> int:
         return int(container.labels.get("io.seamless.port", "0"))
 
+    def front(self, service: Service, environment: str, port: int,
+              host: str | None = None) -> Front:
+        if self._engine_host()[1] != "127.0.0.1":
+            raise DeployError("the front's runtime API is a unix socket on the engine's host:"
+                              " deploy targets on a remote engine (tcp://, ssh://) are not"
+                              " supported yet")
+        spec = FrontSpec(service=service.name, environment=environment,
+                         host=host or self.config.host, port=port,
+                         network=resource_name(service.name, environment),
+                         container_port=service.container_port)
+        return Front(self._client(), spec, self.fronts_dir)
+
     # -- the deploy -------------------------------------------------------------------------
     def deploy(self, request: DeployRequest, log: StageLog) -> DeployOutcome:
         svc, env = request.service, request.environment
-        key = (svc.name, env)
         prev = request.previous_state or {}
         client = self._client()
         self._ensure_image(client, request.image, log)
-        self.restore(svc, env, prev)  # after an agent restart the front may not exist yet
         live = prev.get("colour") or self._running_colour(client, svc.name, env)
         colour = "green" if live == "blue" else "blue"
         name = f"{resource_name(svc.name, env)}-{colour}"
         network = self._ensure_network(client, resource_name(svc.name, env))
+        host = self.config.host
+        port = self.config.port or prev.get("port") or free_port(host)
+        front = self.front(svc, env, int(port), host)
         self._remove(client, name)  # a leftover of a failed or interrupted deploy
         log.system(f"starting {colour} colour {name} from {request.image}")
         container = self._run(client, request, name, colour, network)
@@ -115,29 +136,56 @@ class DockerHostTarget:
             keep = f"; {live} keeps serving" if live else ""
             raise DeployError(f"health check failed: {health.detail}{keep}")
         log.system(f"{colour} is healthy: {health.detail}")
-
-        host = self.config.host
-        port = self.config.port or prev.get("port") or free_port(host)
         try:
-            front = self.fronts.get(key)
-            if front is None or (front.host, front.port) != (host, port):
-                self.fronts.ensure(key, host, port, backend)
-                old = None
-            else:
-                old = self.fronts.switch(key, backend)
-        except OSError as exc:
+            # The front keeps serving the live colour while it learns the new one's address.
+            front.ensure({live: 100} if live else {})
+            front.wait_serving(colour)
+            if live and self.config.strategy == "canary":
+                self._canary(front, live, colour, request, log)
+            front.apply({colour: 100})
+        except (FrontError, CanaryFailed) as exc:
+            if live:
+                with contextlib.suppress(FrontError):
+                    front.apply({live: 100})  # weight 0 at once: the canary takes nothing new
+                    front.drain(colour, DRAIN_TIMEOUT_S)
             self._remove(client, name)
-            raise DeployError(f"cannot listen on the stable address {host}:{port}: {exc}") from exc
-        log.system(f"switched http://{host}:{port} to {colour} ({backend[0]}:{backend[1]})")
-        if old is not None and old != backend:
-            left = self.fronts.drain(key, old, DRAIN_TIMEOUT_S)
-            log.system(f"drained the old colour ({left} connection(s) still open)")
+            keep = f"; {live} keeps serving" if live else ""
+            if isinstance(exc, CanaryFailed):
+                log.system(f"canary stopped: {exc}{keep}")
+                raise DeployError(f"canary stopped: {exc}{keep}") from exc
+            raise DeployError(f"{exc}{keep}") from exc
+        log.system(f"the front at http://{host}:{port} sends every request to {colour}")
+        if live and live != colour:
+            left = front.drain(live, DRAIN_TIMEOUT_S)
+            log.system(f"drained the old colour ({max(left, 0)} connection(s) still open)")
         self._stop_others(client, svc.name, env, keep=name, log=log)
         return DeployOutcome(
             healthy=True, health_detail=health.detail, address=f"http://{host}:{port}",
             state={"kind": self.kind, "colour": colour, "container": name,
                    "container_id": container.id, "host": host, "port": port,
-                   "network": network, "image": request.image, "health": health.detail})
+                   "network": network, "front": front.spec.name, "image": request.image,
+                   "health": health.detail, "strategy": self.config.strategy})
+
+    def _canary(self, front: Front, stable: str, canary: str, request: DeployRequest,
+                log: StageLog) -> None:
+        check = request.service.health_check
+        url = f"http://{front.spec.host}:{front.spec.port}{check.path}" if check.path else None
+
+        def probe() -> None:
+            if url is not None:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.get(url, timeout=2)
+
+        cfg = self.config.canary
+        log.system(f"canary: steps {', '.join(f'{s}%' for s in cfg.steps)}; each bakes"
+                   f" {cfg.bake_s:g} s, needs {cfg.min_requests} canary requests; fails on"
+                   f" error rate > {cfg.max_error_rate:.1%} or > stable"
+                   f" +{cfg.max_error_rate_increase:.1%}, p95 > stable ×"
+                   f" {cfg.max_p95_ratio:g} + {cfg.p95_slack_ms:g} ms"
+                   + (f" or > {cfg.max_p95_ms:g} ms" if cfg.max_p95_ms else ""))
+        run_steps(front, stable, canary, cfg, control=request.control or CanaryControl(),
+                  record=request.record or (lambda m: None), say=log.system,
+                  probe=probe if cfg.probe_rps and url else None)
 
     def _ensure_image(self, client: docker.DockerClient, image: str, log: StageLog) -> None:
         try:
@@ -203,7 +251,14 @@ class DockerHostTarget:
     @staticmethod
     def _colours(client: docker.DockerClient, service: str, env: str) -> list[Any]:
         return client.containers.list(all=True, filters={"label": [
-            f"io.seamless.service={service}", f"io.seamless.environment={env}"]})
+            f"io.seamless.service={service}", f"io.seamless.environment={env}",
+            "io.seamless.colour"]})
+
+    @staticmethod
+    def _fronts(client: docker.DockerClient, service: str, env: str) -> list[Any]:
+        return client.containers.list(all=True, filters={"label": [
+            f"io.seamless.service={service}", f"io.seamless.environment={env}",
+            "io.seamless.role=front"]})
 
     def _running_colour(self, client: docker.DockerClient, service: str, env: str) -> str | None:
         running = [c for c in self._colours(client, service, env) if c.status == "running"]
@@ -221,32 +276,42 @@ class DockerHostTarget:
                     pass
 
     # -- restart, inspection --------------------------------------------------------------
-    def restore(self, service: Service, environment: str, state: dict[str, Any] | None) -> bool:
-        """Re-open the stable front for the live colour named in `state` (after a restart)."""
-        key = (service.name, environment)
-        if not state or state.get("kind") != self.kind or self.fronts.get(key) is not None:
-            return self.fronts.get(key) is not None
+    def reconcile(self, service: Service, environment: str, state: dict[str, Any] | None,
+                  ) -> bool:
+        """At start: the front serves the colour the store records as active (started if
+        it stopped), and every other colour of this environment is removed."""
+        if not state or state.get("kind") != self.kind:
+            return False
         client = self._client()
         try:
             container = client.containers.get(state["container"])
-            if container.status != "running":
-                container.start()
-            backend = self._backend(container)
-        except (docker.errors.NotFound, DeployError):
+        except docker.errors.NotFound:
+            logger.warning("%s/%s: the active colour %s is gone; redeploy or roll back",
+                        service.name, environment, state["container"])
             return False
-        self.fronts.ensure(key, state["host"], int(state["port"]), backend)
+        if container.status != "running":
+            container.start()
+        self._ensure_network(client, resource_name(service.name, environment))
+        front = self.front(service, environment, int(state["port"]), state.get("host"))
+        front.ensure({state["colour"]: 100})
+        for other in self._colours(client, service.name, environment):
+            if other.name != container.name:
+                logger.warning("removing %s: not the active colour of %s/%s", other.name,
+                            service.name, environment)
+                other.remove(force=True)
         return True
 
     def current(self, service: Service, environment: str) -> dict[str, Any] | None:
-        front = self.fronts.get((service.name, environment))
         running = [c for c in self._colours(self._client(), service.name, environment)
                    if c.status == "running"]
         if not running:
             return None
         c = running[0]
+        front = self._fronts(self._client(), service.name, environment)
+        address = front[0].labels.get("io.seamless.front-address") if front else None
         return {"colour": c.labels.get("io.seamless.colour"), "container": c.name,
                 "image": c.image.tags[0] if c.image.tags else c.image.id,
-                "address": f"http://{front.host}:{front.port}" if front else None}
+                "address": f"http://{address}" if address else None}
 
     def image_exists(self, image: str) -> bool:
         client = self._client()
@@ -265,8 +330,9 @@ class DockerHostTarget:
 
     def remove(self, service: Service, environment: str) -> None:
         """Tear an environment down: front, colour containers, network (tests, service delete)."""
-        self.fronts.close((service.name, environment))
         client = self._client()
+        for front in self._fronts(client, service.name, environment):
+            front.remove(force=True)
         for container in self._colours(client, service.name, environment):
             container.remove(force=True)
         for net in client.networks.list(names=[resource_name(service.name, environment)]):

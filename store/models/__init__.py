@@ -26,6 +26,7 @@ from store.models.api import (
 )
 from store.models.config import (
     SECRET_MASK,
+    CanaryConfig,
     DeployTargetConfig,
     DockerTargetConfig,
     EcsExecutorConfig,
@@ -72,6 +73,7 @@ from store.models.records import (
     ApiToken,
     Approval,
     AuditEvent,
+    CanaryMeasurement,
     CommitSummary,
     Deployment,
     DoraFigures,
@@ -88,6 +90,7 @@ __all__ = [
     "DockerState",
     "LogMatch",
     "LogSearchPage",
+    "CanaryMeasurement",
     "ApiToken",
     "Approval",
     "ApprovalStatus",
@@ -100,6 +103,7 @@ __all__ = [
     "Deployment",
     "DeploymentKind",
     "DeploymentStatus",
+    "CanaryConfig",
     "DockerTargetConfig",
     "DoraFigures",
     "ENVIRONMENTS",

@@ -33,14 +33,43 @@ def _image_ref(value: str | None) -> str | None:
     return value
 
 
+class CanaryConfig(_Config):
+    """Canary steps and the rules that judge each one (agent/deploy/canary.py)."""
+
+    steps: list[int] = Field([10, 50, 100], min_length=1, max_length=10,
+                             description="percent of requests on the canary, rising, ending 100")
+    bake_s: float = Field(60.0, gt=0, le=86400, description="measuring window per step")
+    min_requests: int = Field(20, ge=1, description="fewer canary requests: inconclusive")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="canary 5xx+failures, absolute")
+    max_error_rate_increase: float = Field(
+        0.02, ge=0, le=1, description="canary error rate minus stable's, at most")
+    max_p95_ms: float | None = Field(None, gt=0, description="canary p95, absolute")
+    max_p95_ratio: float = Field(1.5, ge=1, description="canary p95 ÷ stable p95, at most…")
+    p95_slack_ms: float = Field(50.0, ge=0, description="…plus this many ms")
+    hold_timeout_s: float = Field(600.0, gt=0, description="inconclusive this long: abort")
+    probe_rps: float = Field(0.0, ge=0, le=50,
+                             description="synthetic GETs of the health path through the front")
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_100(cls, steps: list[int]) -> list[int]:
+        if any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
+            raise ValueError("canary steps are rising percentages between 1 and 100")
+        if steps[-1] != 100:
+            raise ValueError("the last canary step must be 100")
+        return steps
+
+
 class DockerTargetConfig(_Config):
-    """Blue-green on a Docker engine; a stable host port fronts the live colour."""
+    """A Docker engine; an HAProxy front on a stable host port serves the live colour."""
 
     kind: Literal["docker"] = "docker"
     docker_host: str | None = Field(None, description="DOCKER_HOST URL; None = local engine")
     host: str = Field("127.0.0.1", description="address the stable port binds to")
     port: int | None = Field(None, ge=1, le=65535,
                              description="stable published port; None = chosen per service")
+    strategy: Literal["blue_green", "canary"] = "blue_green"
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
 
 class EcsTargetConfig(_Config):

@@ -102,6 +102,24 @@ class Deployment(BaseModel):
     current: bool = False
 
 
+class CanaryMeasurement(BaseModel):
+    """One colour's figures in one canary window, and the verdict the window got."""
+
+    deployment_id: int | None = None
+    step: int  # 1-based
+    weight: int  # percent of requests on the canary during the window
+    role: str  # canary | stable
+    colour: str
+    window_start: datetime
+    window_end: datetime
+    requests: int
+    errors: int  # 5xx + connection failures + response failures
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    verdict: str  # pass | fail | inconclusive
+    rule: str
+
+
 class CommitSummary(BaseModel):
     sha: str
     author: str | None = None

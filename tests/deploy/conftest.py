@@ -122,8 +122,13 @@ def make_run(store: Store, service, sha: str, **kwargs):
 
 
 @pytest.fixture
-def deployer(store, bus, docker_client) -> Iterator[Deployer]:
-    d = Deployer(store, bus, FakeWorkspaces(), lambda: docker_client)
+def fronts_dir(tmp_path) -> Path:
+    return tmp_path / "fronts"
+
+
+@pytest.fixture
+def deployer(store, bus, docker_client, fronts_dir) -> Iterator[Deployer]:
+    d = Deployer(store, bus, FakeWorkspaces(), lambda: docker_client, fronts_dir)
     yield d
     d.close()
     for service in store.list_services():

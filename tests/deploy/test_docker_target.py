@@ -64,7 +64,8 @@ def test_blue_green_switch_serves_new_version_without_failed_requests(
     assert [d.status for d in history] == [DeploymentStatus.active, DeploymentStatus.superseded]
     running = docker_client.containers.list(
         filters={"label": f"io.seamless.service={service.name}"})
-    assert [c.labels["io.seamless.colour"] for c in running] == ["green"]
+    assert sorted(c.labels.get("io.seamless.colour", c.labels.get("io.seamless.role"))
+                  for c in running) == ["front", "green"]
 
 
 def test_staging_and_production_are_separate_containers_ports_and_networks(
@@ -78,10 +79,9 @@ def test_staging_and_production_are_separate_containers_ports_and_networks(
     networks = {c.name: list(c.attrs["NetworkSettings"]["Networks"]) for c in
                 docker_client.containers.list(
                     filters={"label": f"io.seamless.service={service.name}"})}
-    assert networks == {
-        f"seamless-{service.name}-staging-blue": [f"seamless-{service.name}-staging"],
-        f"seamless-{service.name}-production-blue": [f"seamless-{service.name}-production"],
-    }
+    assert networks == {  # each front sits on its own environment's network only
+        f"seamless-{service.name}-{env}-{part}": [f"seamless-{service.name}-{env}"]
+        for env in ("staging", "production") for part in ("blue", "front")}
 
 
 def test_failing_health_check_keeps_the_old_version_serving(
@@ -99,7 +99,8 @@ def test_failing_health_check_keeps_the_old_version_serving(
     assert failed.status is DeploymentStatus.failed and "404" in failed.error
     assert live.status is DeploymentStatus.active and live.sha == service_images["v1"][0]
     names = [c.name for c in docker_client.containers.list(
-        all=True, filters={"label": f"io.seamless.service={service.name}"})]
+        all=True, filters={"label": [f"io.seamless.service={service.name}",
+                                     "io.seamless.colour"]})]
     assert names == [f"seamless-{service.name}-production-blue"]
 
 
@@ -210,16 +211,19 @@ def test_approval_shows_candidate_vs_production_commits_and_staging_health(
     assert store.get_stage(run.id, STAGE_DEPLOY_PRODUCTION).status.value == "idle"
 
 
-def test_a_restarted_agent_reopens_the_stable_address(
-        deployer, store, bus, service_images, docker_client):
+def test_production_serves_while_no_agent_runs_and_a_new_one_reconciles(
+        deployer, store, bus, service_images, docker_client, fronts_dir):
     pipeline, service = make_service(store, service_images.repo)
     assert deploy(deployer, store, pipeline, service, service_images["v1"])[0].ok
     url = address(store, service)
-    deployer.fronts.close_all()  # the agent process went away
+    deployer.close()  # the agent went away: the front is not the agent's
+    assert version_at(url) == "v1"
+    front = docker_client.containers.get(f"seamless-{service.name}-production-front")
+    front.remove(force=True)  # lost while no agent ran
     assert version_at(url) is None
-    restarted = Deployer(store, bus, FakeWorkspaces(), lambda: docker_client)
+    restarted = Deployer(store, bus, FakeWorkspaces(), lambda: docker_client, fronts_dir)
     try:
-        assert restarted.restore_fronts() == 1
+        assert restarted.reconcile_fronts() == 1
         assert version_at(url) == "v1"
         assert deploy(restarted, store, pipeline, service, service_images["v2"])[0].ok
         assert version_at(url) == "v2"

@@ -16,6 +16,7 @@ from store.models import (
     RunStatus,
     ServiceConfig,
 )
+from store.store import Store
 from tests.engine.conftest import push, stage_statuses, wait_run
 from tests.helpers import free_port, http_get, unique_name
 
@@ -39,22 +40,28 @@ async def deploying_agent(tmp_path: Path, base_image: str, docker_client
     yield agent, ports
     await agent.stop()
     agent.close()
-    _remove_deployments(docker_client)
+    store = Store(agent.config.db_path)  # a test may have closed the agent's own
+    services = [s.name for s in store.list_services()]
+    store.close()
+    _remove_deployments(docker_client, services)
 
 
-def _remove_deployments(docker_client) -> None:
+def _remove_deployments(docker_client, services: list[str]) -> None:
+    """This test's own containers and networks only: other runs share the engine."""
     import docker.errors
 
-    for container in docker_client.containers.list(all=True, filters={"name": "seamless-flow-"}):
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    for network in docker_client.networks.list(names=["seamless-flow-"]):
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
+    for name in services:
+        for container in docker_client.containers.list(
+                all=True, filters={"label": f"io.seamless.service={name}"}):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for network in docker_client.networks.list(names=[f"seamless-{name}-"]):
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass
 
 
 def _version(port: int) -> str | None:
