@@ -73,12 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from seamless_tui.app import SeamlessApp
     from seamless_tui.client import AgentClient
+    from seamless_tui.theming import IncompleteInstall, check_install
+
+    try:
+        check_install(SeamlessApp.CSS_PATH)
+    except IncompleteInstall as exc:
+        print(f"seamless-tui: {exc}", file=sys.stderr)
+        return 3
 
     if config.last_agent != agent:
         config.last_agent = agent
         config.save()
-    SeamlessApp(AgentClient(agent, token), config=config).run()
-    return 0
+    app = SeamlessApp(AgentClient(agent, token), config=config)
+    app.run()
+    # Textual reports a fatal error (a stylesheet it could not read, a crash) as its return
+    # code, not by raising: pass it on so scripts and systemd see the failure.
+    return app.return_code or 0
 
 
 if __name__ == "__main__":
