@@ -31,7 +31,7 @@ from seamless_tui.screens import ALL_SCREENS
 from seamless_tui.screens.approval import ApprovalModal
 from seamless_tui.screens.dashboard import DashboardScreen
 from seamless_tui.screens.help import HelpScreen
-from seamless_tui.screens.jump import JumpModal
+from seamless_tui.screens.jump import open_jump
 from seamless_tui.screens.rollback import RollbackScreen
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.screens.service import ServiceScreen
@@ -170,9 +170,7 @@ class SeamlessApp(App[None]):
             self.push_screen(HelpScreen(self.screen))
 
     def action_jump(self) -> None:
-        names = list(self.screen_stack[1].rows) if isinstance(
-            self.screen_stack[1], DashboardScreen) else []
-        self.push_screen(JumpModal(names), lambda n: self.open_service(n) if n else None)
+        open_jump(self)
 
     def action_next_theme(self) -> None:
         names = [t.name for t in load_themes()]

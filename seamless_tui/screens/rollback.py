@@ -11,23 +11,30 @@ from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from seamless_tui.client import ApiError
 from seamless_tui.fmt import DEPLOY_ICONS, age, first_line, short_sha, status_text
+from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.screens.confirm import ConfirmModal
-from seamless_tui.widgets.tables import VimTable
+from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import ENVIRONMENTS, Deployment, DeploymentStatus, Event
+from store.models import ENVIRONMENTS, Deployment, DeploymentStatus, Event, Service
+
+COLUMNS = [Col("mark", ""), Col("sha", "sha"), Col("message", "message", flex=True, min_width=12),
+           Col("author", "author", drop=2), Col("deployed", "deployed"),
+           Col("by", "by", drop=1), Col("status", "status")]
 
 
-class RollbackScreen(BaseScreen):
+class RollbackScreen(ServiceActions, BaseScreen):
     BINDINGS = [
         Binding("escape", "app.go_back", "back", id="rollback.back"),
         Binding("e", "next_env", "environment", id="rollback.environment"),
+        Binding("u", "unpin", "unpin", id="rollback.unpin"),
     ]
 
     def __init__(self, service: str, environment: str = "production") -> None:
         super().__init__()
         self.service_name, self.environment = service, environment
         self.deployments: list[Deployment] = []
+        self.service: Service | None = None
         self.watching: int | None = None  # the rollback deployment in progress
 
     def compose(self) -> ComposeResult:
@@ -38,32 +45,44 @@ class RollbackScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(VimTable)
-        for label, width in (("", 1), ("sha", 7), ("message", 22), ("author", 8),
-                             ("deployed", 8), ("by", 8), ("status", 12)):
-            table.add_column(label, width=width, key=label or "mark")
-        table.focus()
+        self.query_one(VimTable).focus()
         self.load()
 
     def load(self) -> None:
         name, env = self.service_name, self.environment
         self.fetch(lambda: self.client.deployments(name, env), self.show_deployments)
+        self.fetch(lambda: self.client.service(name), self.show_service)
+
+    def show_service(self, service: Service) -> None:
+        self.service = service
+        self._render_images()
 
     def show_deployments(self, deployments: list[Deployment]) -> None:
         self.deployments = _deployable(deployments)
-        table = self.query_one(VimTable)
-        table.clear()
+        self._render_images()
+
+    def _render_images(self) -> None:
         now = self.now()
+        pin = self.service.pinned.get(self.environment) if self.service is not None else None
+        rows = []
         for dep in self.deployments:
             mark = Text("▶", "bold green") if dep.current else Text(" ")
-            table.add_row(mark, Text(short_sha(dep.sha), "bold" if dep.current else ""),
-                          first_line(dep.message, 22), first_line(dep.author, 8),
-                          age(dep.finished_at or dep.started_at, now) + " ago",
-                          first_line(dep.actor, 8), status_text(dep.status, DEPLOY_ICONS),
-                          key=str(dep.id))
+            status = status_text(dep.status, DEPLOY_ICONS)
+            if dep.current and pin:
+                status.append(" pin", "bold magenta")
+            rows.append((str(dep.id), [
+                mark, Text(short_sha(dep.sha), "bold" if dep.current else ""),
+                first_line(dep.message, 200), first_line(dep.author, 12),
+                age(dep.finished_at or dep.started_at, now) + " ago", first_line(dep.actor, 12),
+                status]))
+        self.query_one(VimTable).fill(COLUMNS, rows)
         if not self.deployments:
             self.query_one("#progress", Static).update(
                 f"no deployments to {self.environment} yet")
+        elif pin and self.watching is None:
+            self.query_one("#progress", Static).update(Text.assemble(
+                (f"{self.environment} is pinned at {short_sha(pin)}", "bold magenta"),
+                ": pushes skip this deploy until unpinned (u). enter: roll back"))
 
     @on(Tabs.TabActivated)
     def _env(self, event: Tabs.TabActivated) -> None:
@@ -73,6 +92,15 @@ class RollbackScreen(BaseScreen):
 
     def action_next_env(self) -> None:
         self.query_one(Tabs).action_next_tab()
+
+    def action_unpin(self) -> None:
+        if self.service is not None:
+            self.confirm_unpin(self.service, [self.environment])
+
+    def unpinned(self, service: Service) -> None:
+        self.query_one("#progress", Static).update(
+            f"{self.environment} unpinned: later runs deploy there again")
+        self.show_service(service)
 
     @on(DataTable.RowSelected, "#images")
     def _pick(self, event: DataTable.RowSelected) -> None:

@@ -10,13 +10,22 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, OptionList
 from textual.widgets.option_list import Option
 
-from seamless_tui.fmt import STAGE_ICONS, duration, short_sha, span, status_text
+from seamless_tui.fmt import (
+    REUSED_ICON,
+    STAGE_ICONS,
+    duration,
+    run_label,
+    run_status,
+    short_sha,
+    span,
+)
+from seamless_tui.links import run_link
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
-from store.models import Event, RunInfo, RunStatus, StageStatus
+from store.models import Event, RunInfo, RunStatus, Service, StageStatus
 
 
 class StageList(OptionList):
@@ -33,6 +42,7 @@ class RunScreen(BaseScreen):
         Binding("R", "rerun", "rerun", id="run.rerun"),
         Binding("F", "rerun_from", "rerun from stage", id="run.rerun_from"),
         Binding("a", "approve", "approve", id="run.approve"),
+        Binding("o", "open_link", "commit link", id="run.link"),
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
 
@@ -45,7 +55,7 @@ class RunScreen(BaseScreen):
         self.max_log_lines = max_log_lines
 
     def compose(self) -> ComposeResult:
-        yield TopBar(f"Seamless › run {self.run_id}")
+        yield TopBar("Seamless › loading the run…")
         with Horizontal(id="run-body"):
             yield StageList(id="stages")
             yield LogPane(max_lines=self.max_log_lines)
@@ -58,7 +68,8 @@ class RunScreen(BaseScreen):
     async def show_run(self, run: RunInfo) -> None:
         self.run = run
         self._render_header()
-        wanted = self.stage if self.chosen else (current_stage(run) or _last_started(run))
+        wanted = self.stage if self.chosen else (current_stage(run) or _next_to_run(run)
+                                                 or _last_started(run))
         if wanted != self.stage or self.query_one(LogPane).view is None:
             await self._open_log(wanted)
         self._render_stages()  # after the log opened: the highlight marks the stage shown
@@ -66,9 +77,11 @@ class RunScreen(BaseScreen):
     def _render_header(self) -> None:
         run = self.run
         assert run is not None
-        head = Text.assemble(f"Seamless › {run.service} › #{run.number} ",
-                             status_text(run.status), f"  {short_sha(run.sha)} ",
+        head = Text.assemble(f"Seamless › {run.service} › {run_label(run.number)} ",
+                             run_status(run), f"  {short_sha(run.sha)} ",
                              (run.author or "", "dim"))
+        if run.rerun_of is not None:
+            head.append(f"  rerun from {run.rerun_from_stage or 'the start'}", "dim")
         self.query_one(TopBar).set_crumb(head)  # type: ignore[arg-type]
 
     def _render_stages(self) -> None:
@@ -81,7 +94,9 @@ class RunScreen(BaseScreen):
         for stage in self.run.stages:
             icon, style = STAGE_ICONS.get(stage.status, ("?", ""))
             took = span(stage.started_at, stage.finished_at, now)
+            reused = stage.reused_from_run is not None  # a rerun copied this result
             line = Text.assemble((f"{icon} ", style), stage.name.ljust(21),
+                                 (f"{REUSED_ICON} " if reused else "  ", "dim"),
                                  (duration(took) if took is not None else "", "dim"))
             stages.add_option(Option(line, id=stage.name))
         if self.stage is not None:
@@ -146,14 +161,19 @@ class RunScreen(BaseScreen):
         self.fetch(lambda: self.client.rerun(self.run_id), self.show_rerun)
 
     def action_rerun_from(self) -> None:
+        """From the highlighted stage; with none, from the stage shown (the failed one)."""
         stages = self.query_one(StageList)
-        if stages.highlighted is None:
+        name = (stages.get_option_at_index(stages.highlighted).id
+                if stages.highlighted is not None else self.stage)
+        if name is None:
+            self.notify("Pick a stage first (tab to the stage list, j/k), then F",
+                        severity="warning")
             return
-        name = stages.get_option_at_index(stages.highlighted).id
+        self.notify(f"Rerunning from {name}…")
         self.fetch(lambda: self.client.rerun(self.run_id, name), self.show_rerun)
 
     def show_rerun(self, run: RunInfo) -> None:
-        self.notify(f"Started run #{run.number}")
+        self.notify(f"Started {run_label(run.number, run.service)}")
         self.app.switch_screen(RunScreen(run.id, max_log_lines=self.max_log_lines))
 
     def action_approve(self) -> None:
@@ -161,6 +181,30 @@ class RunScreen(BaseScreen):
             self.notify("This run is not awaiting approval", severity="warning")
             return
         self.seamless.open_approval(self.run_id)
+
+
+    def action_open_link(self) -> None:
+        if self.run is None:
+            return
+        service = self.run.service
+        self.fetch(lambda: self.client.service(service), self.show_link)
+
+    def show_link(self, service: Service) -> None:
+        assert self.run is not None
+        url = run_link(service.repo_url, self.run.sha, self.run.pr_number)
+        if url is None:
+            self.notify(f"{service.repo_url} has no web page to link to", severity="warning")
+            return
+        self.app.copy_to_clipboard(url)  # OSC 52: the terminal's clipboard, also over SSH
+        self.notify(url, title="Commit link (copied to the clipboard)", timeout=15)
+
+
+def _next_to_run(run: RunInfo) -> str | None:
+    """A queued or running run's next stage to run (a rerun's reused stages skipped)."""
+    if run.status.finished:
+        return None
+    return next((s.name for s in run.stages
+                 if s.status is StageStatus.idle and s.reused_from_run is None), None)
 
 
 def _last_started(run: RunInfo) -> str | None:

@@ -9,21 +9,45 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
-from seamless_tui.fmt import DEPLOY_ICONS, age, duration, first_line, short_sha, span, status_text
+from seamless_tui.filters import RunFilter
+from seamless_tui.fmt import (
+    DEPLOY_ICONS,
+    age,
+    duration,
+    first_line,
+    run_label,
+    run_status,
+    short_sha,
+    span,
+    status_text,
+)
+from seamless_tui.links import run_link
+from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
-from seamless_tui.widgets.tables import VimTable
+from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import Deployment, DoraFigures, Event, RunInfo, Service
+from store.models import ENVIRONMENTS, Deployment, DoraFigures, Event, RunInfo, Service
 
 SECRET_FIELDS = {"secrets", "webhook_secret"}
+RUN_COLUMNS = [Col("#", "#"), Col("trigger", "trigger", drop=2), Col("sha", "sha"),
+               Col("branch", "branch", drop=1), Col("status", "status"),
+               Col("took", "took", drop=3), Col("age", "age"),
+               Col("message", "message", flex=True, min_width=12)]
+DEPLOY_COLUMNS = [Col("env", "env"), Col("sha", "sha"), Col("status", "status"),
+                  Col("kind", "kind", drop=2), Col("by", "by", drop=1), Col("when", "when"),
+                  Col("message", "message", flex=True, min_width=12)]
 
 
-class ServiceScreen(BaseScreen):
+class ServiceScreen(ServiceActions, BaseScreen):
     BINDINGS = [
         Binding("escape", "app.go_back", "back", id="service.back"),
         Binding("r", "rollback", "rollback", id="service.rollback"),
+        Binding("u", "unpin", "unpin", id="service.unpin"),
+        Binding("t", "trigger", "start run", id="service.trigger"),
+        Binding("o", "open_link", "commit link", id="service.link"),
+        Binding("slash", "filter", "filter runs", id="service.filter"),
         Binding("e", "edit", "edit config", id="service.edit"),
         Binding("1", "tab('runs')", "runs", show=False, id="service.tab_runs"),
         Binding("2", "tab('deploys')", "deploys", show=False, id="service.tab_deploys"),
@@ -35,11 +59,16 @@ class ServiceScreen(BaseScreen):
         super().__init__()
         self.service_name = name
         self.service: Service | None = None
+        self.runs: list[RunInfo] = []
+        self.deployments: list[Deployment] = []
+        self.run_filter = RunFilter()
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"Seamless › {self.service_name}")
         with TabbedContent(initial="runs"):
             with TabPane("1 Runs", id="runs"):
+                yield Input(placeholder="filter runs: status:failed branch:main words "
+                            "(enter applies, esc clears)", id="run-filter")
                 yield VimTable(id="runs-table")
             with TabPane("2 Deploys", id="deploys"):
                 yield VimTable(id="deploys-table")
@@ -51,21 +80,19 @@ class ServiceScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        runs = self.query_one("#runs-table", VimTable)
-        for label, width in (("#", 5), ("trigger", 8), ("sha", 7), ("message", 20),
-                             ("status", 10), ("took", 6), ("age", 4)):
-            runs.add_column(label, width=width, key=label)
-        deploys = self.query_one("#deploys-table", VimTable)
-        for label, width in (("env", 10), ("sha", 7), ("status", 11), ("kind", 8),
-                             ("by", 8), ("when", 4), ("message", 16)):
-            deploys.add_column(label, width=width, key=label)
-        runs.focus()
+        self.query_one("#runs-table", VimTable).focus()
         self.load_all()
+        self.set_interval(5.0, self._tick)
+
+    def _tick(self) -> None:
+        """Ages and running timers move on their own."""
+        self._render_runs()
+        self._render_deployments()
 
     def load_all(self) -> None:
         name = self.service_name
         self.fetch(lambda: self.client.service(name), self.show_service)
-        self.fetch(lambda: self.client.runs(service=name, limit=100), self.show_runs)
+        self._load_runs()
         self.fetch(lambda: self.client.deployments(name), self.show_deployments)
         self.fetch(lambda: self.client.dora(name), self.show_dora)
 
@@ -79,28 +106,42 @@ class ServiceScreen(BaseScreen):
         lines.append("\n" + "e: edit (admins)", style="dim")
         self.query_one("#config-text", Static).update(lines)
 
+    def _load_runs(self) -> None:
+        name, wanted = self.service_name, self.run_filter
+        self.fetch(lambda: self.client.runs(service=name, limit=200, status=wanted.run_status(),
+                                            branch=wanted.branch), self.show_runs)
+
     def show_runs(self, runs: list[RunInfo]) -> None:
-        table = self.query_one("#runs-table", VimTable)
-        selected = table.selected_key()
-        table.clear()
-        now = self.now()
-        for run in runs:
-            table.add_row(str(run.number), run.trigger.value, short_sha(run.sha),
-                          first_line(run.message, 20), status_text(run.status),
-                          duration(span(run.started_at, run.finished_at, now)),
-                          age(run.created_at, now), key=str(run.id))
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self.runs = runs
+        self._render_runs()
+
+    def _render_runs(self) -> None:
+        now, wanted = self.now(), self.run_filter
+        rows = [(str(run.id), [
+            run_label(run.number), run.trigger.value, short_sha(run.sha),
+            first_line(run.branch, 30), run_status(run),
+            duration(span(run.started_at, run.finished_at, now)), age(run.created_at, now),
+            first_line(run.message, 200)])
+            for run in self.runs if wanted.accepts(run, run.message, run.author, run.sha)]
+        self.query_one("#runs-table", VimTable).fill(RUN_COLUMNS, rows)
 
     def show_deployments(self, deployments: list[Deployment]) -> None:
-        table = self.query_one("#deploys-table", VimTable)
-        table.clear()
+        self.deployments = deployments
+        self._render_deployments()
+
+    def _render_deployments(self) -> None:
         now = self.now()
-        for dep in sorted(deployments, key=lambda d: (d.environment, -d.id)):
+        pinned = self.service.pinned if self.service is not None else {}
+        rows = []
+        for dep in sorted(self.deployments, key=lambda d: (d.environment, -d.id)):
             env = Text(dep.environment, style="bold" if dep.current else "")
-            table.add_row(env, short_sha(dep.sha), status_text(dep.status, DEPLOY_ICONS),
-                          dep.kind.value, first_line(dep.actor, 8), age(dep.started_at, now),
-                          first_line(dep.message, 16), key=str(dep.id))
+            if dep.current and dep.environment in pinned:
+                env.append(" pin", "bold magenta")
+            rows.append((str(dep.id), [
+                env, short_sha(dep.sha), status_text(dep.status, DEPLOY_ICONS), dep.kind.value,
+                first_line(dep.actor, 12), age(dep.started_at, now),
+                first_line(dep.message, 200)]))
+        self.query_one("#deploys-table", VimTable).fill(DEPLOY_COLUMNS, rows)
 
     def show_dora(self, dora: DoraFigures) -> None:
         def hours(s: float | None) -> str:
@@ -117,13 +158,13 @@ class ServiceScreen(BaseScreen):
 
     def agent_event(self, ev: Event) -> None:
         if ev.run is not None and ev.run.service == self.service_name:
-            self.fetch(lambda: self.client.runs(service=self.service_name, limit=100),
-                       self.show_runs)
+            self._load_runs()
         if ev.deployment is not None and ev.deployment.service == self.service_name:
             self.fetch(lambda: self.client.deployments(self.service_name),
                        self.show_deployments)
         if ev.service is not None and ev.service.name == self.service_name:
             self.show_service(ev.service)
+            self._render_deployments()  # the pin may have changed
 
     def reload(self) -> None:
         self.load_all()
@@ -140,6 +181,56 @@ class ServiceScreen(BaseScreen):
 
     def action_rollback(self) -> None:
         self.seamless.open_rollback(self.service_name)
+
+    def action_unpin(self) -> None:
+        if self.service is not None:
+            self.confirm_unpin(self.service, list(ENVIRONMENTS))
+
+    def unpinned(self, service: Service) -> None:
+        self.fetch(lambda: self.client.service(service.name), self.show_service)
+        self.fetch(lambda: self.client.deployments(service.name), self.show_deployments)
+
+    def action_trigger(self) -> None:
+        if self.service is not None:
+            self.confirm_trigger(self.service)
+
+    def action_open_link(self) -> None:
+        key = self.query_one("#runs-table", VimTable).selected_key()
+        run = next((r for r in self.runs if str(r.id) == key), None)
+        if run is None or self.service is None:
+            self.notify("Pick a run (j/k) to open its commit", severity="warning")
+            return
+        url = run_link(self.service.repo_url, run.sha, run.pr_number)
+        if url is None:
+            self.notify(f"{self.service.repo_url} has no web page to link to",
+                        severity="warning")
+            return
+        self.app.copy_to_clipboard(url)  # OSC 52
+        self.notify(url, title="Commit link (copied to the clipboard)", timeout=15)
+
+    def action_filter(self) -> None:
+        self.action_tab("runs")
+        box = self.query_one("#run-filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    @on(Input.Submitted, "#run-filter")
+    def _filter(self, event: Input.Submitted) -> None:
+        self.run_filter = RunFilter.parse(event.value)
+        if self.run_filter.problem:
+            self.notify(self.run_filter.problem, severity="warning")
+        self.query_one("#runs-table", VimTable).focus()
+        self._load_runs()
+
+    def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+        box = self.query_one("#run-filter", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.value = ""
+            box.remove_class("visible")
+            self.run_filter = RunFilter()
+            self.query_one("#runs-table", VimTable).focus()
+            self._load_runs()
 
     def action_edit(self) -> None:
         if self.seamless.role != "admin":

@@ -101,3 +101,36 @@ async def test_choosing_another_stage_focuses_its_mounted_log_and_keys_keep_work
                        and app.screen.query_one(LogView).loaded_once, "the chosen stage's log")
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), "back to the list")
+
+
+async def test_rerun_from_with_no_stage_picked_reruns_the_stage_shown_and_follows_it(
+        live_agent: LiveAgent):
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _run_screen(app, pilot, run_id)
+        assert screen.stage == "Unit Test"  # the failed stage is shown
+        screen.query_one(StageList).highlighted = None
+        await pilot.press("F")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
+                       and app.screen.run_id != run_id and app.screen.run, "the new run")
+        new = app.screen
+        # The new run's log pane is on the stage that runs again, not on a reused one.
+        await wait_for(pilot, lambda: new.stage == "Unit Test", "the rerun stage's log")
+        await wait_for(pilot, lambda: "↺" in screen_text(app), "the reused marks")
+        lines = [ln for ln in screen_text(app).splitlines() if "↺" in ln]
+        assert any("Prepare" in ln for ln in lines) and any("Code Quality" in ln for ln in lines)
+        assert not any("Unit Test" in ln for ln in lines)
+        assert "rerun from Unit Test" in screen_text(app)
+
+
+async def test_commit_link_is_shown_and_put_on_the_clipboard(live_agent: LiveAgent):
+    app = live_agent.app()
+    copied: list[str] = []
+    app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
+        await pilot.press("o")
+        await wait_for(pilot, lambda: copied, "the clipboard")
+    assert copied == ["https://git.example.com/acme/checkout/commit/aaaa201" + "0" * 33]
+    assert any(copied[0] in n.message for n in app._notifications)

@@ -1,0 +1,107 @@
+"""Service view and rollback picker: unpin behind a confirmation, the pin shown, runs
+filtered by status and branch, `#N` run numbers, columns that are not cut."""
+
+from __future__ import annotations
+
+from seamless_tui.screens.confirm import ConfirmModal
+from seamless_tui.screens.rollback import RollbackScreen
+from seamless_tui.screens.service import ServiceScreen
+from seamless_tui.widgets.tables import VimTable
+from store.models import Role
+from tests.tui.conftest import LiveAgent, wait_for
+from tests.tui.seed import sha
+from tests.tui.textdump import screen_text
+
+
+def _pin(live: LiveAgent, service: str, env: str, commit: str) -> None:
+    store = live.server.agent.store
+    store.set_pin(store.get_service(service).id, env, commit)
+
+
+def _pinned(live: LiveAgent, service: str) -> dict[str, str]:
+    with live.http() as http:
+        return dict(http.get(f"/api/v1/services/{service}").json()["pinned"])
+
+
+async def _service(app, pilot, name: str) -> ServiceScreen:
+    await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+    app.open_service(name)
+    await wait_for(pilot, lambda: isinstance(app.screen, ServiceScreen)
+                   and app.screen.service is not None and app.screen.runs, "the service")
+    await pilot.pause()
+    return app.screen
+
+
+async def test_unpin_from_the_service_view_asks_then_unpins(live_agent: LiveAgent):
+    _pin(live_agent, "payments", "production", sha(0x102))
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _service(app, pilot, "payments")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "production pin" in screen_text(app), "the pin")
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "pinned at aaaa102" in screen_text(app)
+        await pilot.press("n")
+        assert _pinned(live_agent, "payments") == {"production": sha(0x102)}
+        await wait_for(pilot, lambda: app.screen is screen, "back")
+        await pilot.press("u", "y")
+        await wait_for(pilot, lambda: not _pinned(live_agent, "payments"), "unpinned")
+        await wait_for(pilot, lambda: "production pin" not in screen_text(app),
+                       "the pin gone from the view")
+
+
+async def test_unpin_in_the_rollback_picker_of_the_pinned_environment(live_agent: LiveAgent):
+    _pin(live_agent, "payments", "production", sha(0x102))
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        app.open_rollback("payments")
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen)
+                       and app.screen.service is not None, "the picker")
+        await wait_for(pilot, lambda: "production is pinned at aaaa102" in screen_text(app),
+                       "the pin")
+        await pilot.press("u", "y")
+        await wait_for(pilot, lambda: not _pinned(live_agent, "payments"), "unpinned")
+        await wait_for(pilot, lambda: "unpinned" in screen_text(app), "said so")
+
+
+async def test_unpin_of_an_unpinned_service_says_there_is_nothing_to_do(live_agent: LiveAgent):
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _service(app, pilot, "checkout")
+        await pilot.press("u")
+        assert any("nothing to unpin" in n.message for n in app._notifications)
+        assert not isinstance(app.screen, ConfirmModal)
+
+
+async def test_runs_show_numbers_and_filter_by_status(live_agent: LiveAgent):
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _service(app, pilot, "payments")
+        table = screen.query_one("#runs-table", VimTable)
+        assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == \
+            ["#3", "#2", "#1"]
+        await pilot.press("slash", *"status:success", "enter")
+        await wait_for(pilot, lambda: table.row_count == 2, "the two successful runs")
+        await pilot.press("slash", *" branch:nope", "enter")
+        await wait_for(pilot, lambda: table.row_count == 0, "no run on that branch")
+
+
+async def test_deploy_status_is_never_cut_even_at_80_columns(live_agent: LiveAgent):
+    from store.models import DeploymentKind, DeploymentStatus
+
+    store = live_agent.server.agent.store
+    dep = store.create_deployment(
+        service_id=store.get_service("payments").id, environment="production", sha=sha(0x104),
+        image=f"x/payments:{sha(0x104)}", kind=DeploymentKind.deploy, actor="seamless",
+        message="Faulty release", author="ana")
+    store.finish_deployment(dep.id, DeploymentStatus.rolled_back)
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _service(app, pilot, "payments")
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        text = screen_text(app)
+        for status in ("↶ rolled back", "✓ active", "· superseded"):
+            assert status in text
