@@ -27,6 +27,7 @@ from agent.api.auth import Authenticator
 from agent.api.errors import install_error_handlers
 from agent.api.metrics import Metrics
 from agent.api.redaction import MaskJsonBodies
+from agent.triggers.github import RepoIndex
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 
     app.state.agent = agent
     app.state.auth = Authenticator(agent.store)
     app.state.metrics = metrics
+    app.state.repo_index = RepoIndex(agent.store)
     app.state.ws_queue_events = ws_queue_events
     app.state.ws_queue_logs = ws_queue_logs
     install_error_handlers(app)

@@ -18,9 +18,9 @@ from agent.api.errors import error_response
 from agent.triggers.github import (
     MalformedPayload,
     Plan,
+    RepoIndex,
     plan_pull_request,
     plan_push,
-    services_for,
     verify_signature,
 )
 from store.models import Service
@@ -85,15 +85,16 @@ async def github_webhook(request: Request) -> JSONResponse:
     if not isinstance(payload, dict):
         return error_response(400, "malformed_json", "the payload must be a JSON object")
     try:
-        return await run_in_threadpool(_handle, request.app.state.agent, event, delivery, body,
+        return await run_in_threadpool(_handle, request.app.state.agent,
+                                       request.app.state.repo_index, event, delivery, body,
                                        payload, request.headers.get("x-hub-signature-256"))
     except MalformedPayload as exc:
         return error_response(400, "malformed_payload", str(exc))
 
 
-def _handle(agent: Any, event: str, delivery: str, body: bytes, payload: dict[str, Any],
-            signature: str | None) -> JSONResponse:
-    candidates = services_for(agent.store.list_services(), payload)
+def _handle(agent: Any, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
+            payload: dict[str, Any], signature: str | None) -> JSONResponse:
+    candidates = repo_index.services_for(payload)
     if not candidates:
         return error_response(404, "unknown_repository", "no service uses this repository")
     with_secret = [s for s in candidates if s.webhook_secret]

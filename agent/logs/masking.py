@@ -23,6 +23,7 @@ split across lines, chunks or stdout/stderr is whole when it is masked; see
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -170,3 +171,11 @@ class SecretMasker:
                     break
                 i = window.find(form[0], i + 1)
         return best
+
+
+@functools.lru_cache(maxsize=64)
+def masker_for(secrets: frozenset[str]) -> SecretMasker:
+    """One masker per set of secrets, shared by every stage that masks the same ones:
+    compiling the pattern of a few hundred secrets costs milliseconds, and every stage
+    of a run (and every run of a service) masks the same set."""
+    return SecretMasker(sorted(secrets))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from agent.logs.masking import SecretMasker
+from agent.logs.masking import SecretMasker, masker_for
 from agent.logs.timestamps import iso_ts
 from store.ids import new_ulids
 from store.models import LogLine, LogStream
@@ -124,7 +124,7 @@ class LogWriter:
 
     def stage_log(self, run_id: int, stage: str, secrets: list[str]) -> StageLogWriter:
         return StageLogWriter(self, run_id, stage,
-                              SecretMasker([*secrets, *self.shared_secrets()]))
+                              masker_for(frozenset([*secrets, *self.shared_secrets()])))
 
     # -- producers --------------------------------------------------------------------
     def put(self, records: list[Record]) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from store.configs import NotFound
 from store.models import BRANCH, RunKind, Service, Trigger
+from store.store import Store
 
 ZERO_SHA = "0" * 40
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
@@ -96,6 +99,36 @@ def payload_repo_urls(payload: dict[str, Any]) -> set[str]:
 def services_for(services: list[Service], payload: dict[str, Any]) -> list[Service]:
     urls = payload_repo_urls(payload)
     return [s for s in services if normalize_repo_url(s.repo_url) in urls]
+
+
+class RepoIndex:
+    """Which services use a repository, by its normalized URL: rebuilt only when a
+    configuration changes, so a webhook reads just the services it is for (listing
+    and validating every service per delivery cost milliseconds with hundreds)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._version = -1
+        self._ids: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def services_for(self, payload: dict[str, Any]) -> list[Service]:
+        with self._lock:
+            if self._version != self.store.config_version:
+                version = self.store.config_version  # before reading: a change re-reads
+                ids: dict[str, list[int]] = {}
+                for service in self.store.list_services():
+                    ids.setdefault(normalize_repo_url(service.repo_url), []).append(service.id)
+                self._ids, self._version = ids, version
+            wanted = sorted({i for url in payload_repo_urls(payload)
+                             for i in self._ids.get(url, ())})
+        found = []
+        for service_id in wanted:
+            try:
+                found.append(self.store.get_service_by_id(service_id))
+            except NotFound:  # deleted since the index was built
+                continue
+        return sorted(found, key=lambda s: s.name)
 
 
 @dataclass(frozen=True)
