@@ -52,6 +52,12 @@ def _needs_command(name: str) -> Callable[[Service, StatusOf], str | None]:
     return reason
 
 
+def _needs_test(service: Service, status_of: StatusOf) -> str | None:
+    if service.integration_test_service:  # the compose service is the test
+        return None
+    return _needs_command(STAGE_INTEGRATION_TEST)(service, status_of)
+
+
 def _never(service: Service, status_of: StatusOf) -> str | None:
     return None
 
@@ -126,7 +132,7 @@ STAGES: dict[str, StageDecl] = {decl.name: decl for decl in (
     StageDecl(STAGE_BUILD, run=StageWorker.build, skip_reason=_needs_dockerfile,
               reattach=_follow_ecs_build, made_ahead=_no),
     StageDecl(STAGE_INTEGRATION_TEST, run=StageWorker.integration,
-              skip_reason=_needs_command(STAGE_INTEGRATION_TEST),
+              skip_reason=_needs_test,
               reattach=_integration_reattach,
               made_ahead=lambda service: not service.compose_file),
     StageDecl(STAGE_DEPLOY_STAGING, run=_deploy_to("staging"), skip_reason=_needs_image,

@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.deploy.deployer import Deployer
 from agent.engine.ecs_stages_runner import EcsStages
+from agent.engine.env_files import make_env_files
 from agent.engine.executors import ExecutorSet, executor_for
 from agent.engine.stages import command_spec, stage_command
 from agent.engine.workspace import Workspaces
@@ -26,7 +27,7 @@ from agent.executors.base import (
 )
 from agent.executors.build import BuildSpec
 from agent.executors.compose import IntegrationSpec
-from agent.executors.repo_paths import PathEscape, check_build_context, inside
+from agent.executors.repo_paths import PathEscape, check_build_context, inside, missing
 from agent.logs import StageLog
 from agent.stage_result import StageResult
 from store.models import (
@@ -112,6 +113,7 @@ class StageWorker:
             work.make_next_ahead()
             workspace = self.workspaces.prepare(work.service, work.run.sha, work.log,
                                                 work.cancel)
+            make_env_files(work.service, Path(workspace), work.log)
         if work.command is None:
             return StageResult(exit_code=0)
         return self._run_command(work, workspace)
@@ -130,9 +132,11 @@ class StageWorker:
         try:  # symlinks must not hand host files to the build
             context = inside(workspace, service.build_context, "build_context")
             inside(workspace, service.dockerfile, "dockerfile", base=context)
-            if not (context / service.dockerfile).is_file():
-                return StageResult.skip(
-                    f"no {service.dockerfile} in {service.build_context!r} of the repository")
+            why = (missing(workspace, service.build_context, directory=True)
+                   or missing(workspace, _joined(service.build_context, service.dockerfile)))
+            if why:  # configured but not there: a failure (only an unset dockerfile skips)
+                work.log.system(why)
+                return StageResult(exit_code=None, error=why)
             check_build_context(workspace, service.build_context, service.dockerfile)
         except PathEscape as exc:
             return StageResult(exit_code=None, error=str(exc))
@@ -150,7 +154,8 @@ class StageWorker:
         return builder.build(spec, work.log, work.cancel)
 
     def integration(self, work: StageWork) -> StageResult:
-        """With a compose file: the project up, the test command on its network, down."""
+        """With a compose file: the project up, the test command on its networks (or the
+        test service), down."""
         if not work.service.compose_file:
             return self.command(work)
         workspace = self.workspace(work)
@@ -159,15 +164,16 @@ class StageWorker:
             return StageResult(exit_code=None, error=(
                 f"Integration Test with a compose file needs a Docker engine: "
                 f"{self.executors.docker_error}"))
-        command = work.command
-        assert command is not None  # else the table skipped the stage
         run, service = work.run, work.service
-        test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST, command,
-                            workspace, instance=self.instance)
+        test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST,
+                            work.command or "", workspace, instance=self.instance)
+        dockerfile = (workspace / service.build_context / service.dockerfile).resolve() \
+            if service.dockerfile else None
         spec = IntegrationSpec(run_id=run.id, workspace=workspace,
                                compose_file=str(service.compose_file),
                                image=image_for(service, run.sha), test=test,
-                               instance=self.instance,
+                               instance=self.instance, build_dockerfile=dockerfile,
+                               test_service=service.integration_test_service,
                                opt_ins={k: [*v] for k, v in service.compose_opt_ins.items()})
         return executor.integration(spec, work.log, work.cancel)
 
@@ -210,6 +216,7 @@ class StageWorker:
             work.log.system("the workspace was cleaned up since Prepare: checking out again")
             path = Path(self.workspaces.prepare(work.service, work.run.sha, work.log,
                                                 work.cancel))
+        make_env_files(work.service, path, work.log)
         return path
 
     def _run_command(self, work: StageWork, workspace: Path) -> StageResult:
@@ -224,3 +231,7 @@ class StageWorker:
         work.make_next_ahead()
         return self.executors.run_bounded(executor, spec, work.log, work.cancel,
                                           self.saver(work.run.id, work.name, executor))
+
+
+def _joined(context: str, path: str) -> str:
+    return path if context in ("", ".") else f"{context.rstrip('/')}/{path}"

@@ -33,6 +33,7 @@ class StageSpec:
     labels: dict[str, str] = field(default_factory=dict)
     mount_docker_socket: bool = False
     network: str | None = None  # e.g. the compose project's network for Integration Test
+    extra_networks: tuple[str, ...] = ()  # joined too (a compose file's own networks)
     workdir: str = "/workspace"
 
 
@@ -51,10 +52,13 @@ class IntegrationSpec:
     workspace: Path
     compose_file: str  # relative to the workspace
     image: str  # the image built from this commit, given to compose as SEAMLESS_IMAGE
-    test: StageSpec
+    test: StageSpec  # the test container (or, with `test_service`, its command and timeout)
     instance: str = ""  # the agent's instance id (see run_prefix)
     # compose service -> keys an admin allowed it past its project (compose_policy)
     opt_ins: dict[str, list[str]] = field(default_factory=dict)
+    # The Dockerfile Build used (absolute): the compose service built from it runs `image`.
+    build_dockerfile: Path | None = None
+    test_service: str | None = None  # run the test as this compose service (`compose run`)
 
 
 class StateSaver(Protocol):
@@ -94,7 +98,8 @@ class RunsComposeTests(Protocol):
 
     def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
                     ) -> StageResult:
-        """Project up, the test in a stage container on its network, project down."""
+        """Project up, the test in a stage container on its networks (or as one of its
+        services), project down."""
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ import requests
 from docker.utils import parse_repository_tag
 
 from agent.executors.base import BuildSpec, StageResult
+from agent.executors.engine_errors import api_error
 from agent.logs import StageLog
 
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
@@ -42,8 +43,9 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
             result = _push(client, spec, log, cancel)
             if result is not None:
                 return result
-    except (docker.errors.APIError, docker.errors.DockerException,
-            requests.exceptions.RequestException) as exc:
+    except docker.errors.APIError as exc:
+        return _fail(log, f"build failed: {api_error(exc)}")
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         return _fail(log, f"the Docker engine failed during the build "
                           f"({exc.__class__.__name__}: {exc})")
     return StageResult(exit_code=0)

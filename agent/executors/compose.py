@@ -1,6 +1,7 @@
 """The Integration Test stage with a compose file: bring the project up under a
-per-run name, run the test command in a stage container joined to the project's
-network, and always tear the project down."""
+per-run name (the file rewritten for the run: compose_project.py), run the test
+command in a stage container joined to every network of the project, or as one
+of its services (`compose run`), and always tear the project down."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 
+from agent.executors import compose_project
 from agent.executors.base import (
     Executor,
     IntegrationSpec,
@@ -56,25 +59,44 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
         return _fail(log, "neither `docker compose` (v2) nor `docker-compose` (v1) is "
                           "installed on the agent's host")
     project = project_name(spec.run_id, spec.instance)
+    # The service's env and secrets reach compose's interpolation (and `.env` defaults).
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(spec.test.env)
     env["SEAMLESS_IMAGE"] = spec.image
     try:
-        compose_file, opted_in = check_compose(command, spec.workspace, spec.compose_file,
-                                               project, env, spec.opt_ins)
+        compose_file, opted_in, resolved = check_compose(
+            command, spec.workspace, spec.compose_file, project, env, spec.opt_ins)
     except ComposeRefused as exc:
         return _fail(log, str(exc))
     for allowed in opted_in:
         log.system(f"compose: opted in by an admin: {allowed}")
-    base = [*command, "-p", project, "-f", str(compose_file)]
+    labels = {"io.seamless.run": str(spec.run_id), "io.seamless.stage": spec.test.stage}
+    run = compose_project.for_run(resolved, project=project, labels=labels,
+                                  build_dockerfile=spec.build_dockerfile,
+                                  image=spec.image if _image_exists(client, spec.image) else None)
+    if spec.test_service and spec.test_service not in run.config["services"]:
+        return _fail(log, f"integration_test_service {spec.test_service!r} is not a service of "
+                          f"{spec.compose_file}; its services: "
+                          f"{', '.join(sorted(run.config['services']))}")
+    run_file = compose_project.write(run.config)
+    base = [*command, "-p", project, "-f", str(run_file),
+            "--project-directory", str(compose_file.parent)]
     try:
-        log.system(f"compose: starting project {project} with SEAMLESS_IMAGE={spec.image}")
-        code = _compose([*base, "up", "-d"], spec.workspace, env, log, cancel, 300)
+        log.system(f"compose: starting project {project} from {spec.compose_file} "
+                   f"with SEAMLESS_IMAGE={spec.image}")
+        for note in run.notes:
+            log.system(f"compose: {note}")
+        services = _started(run.config, env.get("COMPOSE_PROFILES", ""), spec.test_service)
+        outcome = _compose([*base, "up", "-d", *services], spec.workspace, env, log, cancel,
+                           600) if services else 0
         if cancel.is_set():
             return StageResult(exit_code=None, cancelled=True, error="cancelled")
-        if code != 0:
-            return _fail(log, f"compose up failed (exit code {code}): see the lines above")
-        test = dataclasses.replace(spec.test, network=f"{project}_default")
-        result = executor.run(test, log, cancel, save_state or (lambda state: None))
+        if outcome != 0:
+            return _fail(log, f"compose up failed (exit code {outcome}): see the lines above")
+        if spec.test_service:
+            result = _run_service(client, base, spec, project, env, log, cancel)
+        else:
+            result = _run_container(client, executor, spec, project, log, cancel, save_state)
         if not result.ok and not result.cancelled:
             log.system("compose: state of the project after the failed test")
             _compose([*base, "ps"], spec.workspace, env, log, None, 60)
@@ -88,6 +110,87 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
         if code != 0:
             log.system(f"compose down failed (exit code {code}); cleanup will retry")
             remove_project(client, project)
+        _remove_images(client, run.built_images)
+        run_file.unlink(missing_ok=True)
+
+
+def _run_container(client: docker.DockerClient, executor: Executor, spec: IntegrationSpec,
+                   project: str, log: StageLog, cancel: threading.Event,
+                   save_state: StateSaver | None) -> StageResult:
+    """The test command in a stage container on every network of the project."""
+    networks = project_networks(client, project)
+    if not networks:
+        return _fail(log, f"compose project {project} has no network for the test container "
+                          "to join (every service uses network_mode?)")
+    log.system(f"compose: test container joins {', '.join(networks)}")
+    test = dataclasses.replace(spec.test, network=networks[0],
+                               extra_networks=tuple(networks[1:]))
+    return executor.run(test, log, cancel, save_state or (lambda state: None))
+
+
+def _run_service(client: docker.DockerClient, base: list[str], spec: IntegrationSpec,
+                 project: str, env: dict[str, str], log: StageLog,
+                 cancel: threading.Event) -> StageResult:
+    """The test as a compose service: `compose run`, its exit code the stage's."""
+    assert spec.test_service is not None
+    args = [*base, "run", "--rm", "-T", spec.test_service]
+    if spec.test.command:
+        args += ["sh", "-c", spec.test.command]
+    log.system(f"compose: running the test service {spec.test_service}")
+    timeout = spec.test.timeout_s
+    started = time.monotonic()
+    code = _compose(args, spec.workspace, env, log, cancel, timeout, output="test")
+    if cancel.is_set():
+        _kill_one_offs(client, project)
+        return StageResult(exit_code=None, cancelled=True, error="cancelled")
+    if time.monotonic() - started >= timeout:
+        _kill_one_offs(client, project)
+        message = f"timed out after {timeout:g} s: test service {spec.test_service} killed"
+        log.system(message)
+        return StageResult(exit_code=None, timed_out=True, error=message)
+    if code != 0:
+        log.system(f"exit code {code}")
+    return StageResult(exit_code=code)
+
+
+def _started(config: dict[str, Any], profiles: str, test_service: str | None) -> list[str]:
+    """The services `up` starts: those in no profile or an active one, not the test."""
+    active = {p.strip() for p in profiles.split(",") if p.strip()}
+    return [name for name, service in config["services"].items()
+            if name != test_service and (not service.get("profiles")
+                                         or active & set(service["profiles"]))]
+
+
+def project_networks(client: docker.DockerClient, project: str) -> list[str]:
+    """The project's own networks, `<project>_default` first."""
+    label = f"com.docker.compose.project={project}"
+    names = sorted(n["Name"] for n in client.api.networks(filters={"label": label}))
+    return sorted(names, key=lambda n: n != f"{project}_default")
+
+
+def _image_exists(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.api.inspect_image(image)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _kill_one_offs(client: docker.DockerClient, project: str) -> None:
+    label = [f"com.docker.compose.project={project}", "com.docker.compose.oneoff=True"]
+    for c in client.api.containers(filters={"label": label}):
+        try:
+            client.api.kill(c["Id"])
+        except docker.errors.APIError:
+            pass  # exited meanwhile
+
+
+def _remove_images(client: docker.DockerClient, images: list[str]) -> None:
+    for image in images:
+        try:
+            client.api.remove_image(image, force=True)
+        except docker.errors.APIError:
+            pass  # never built (compose up failed first), or already gone
 
 
 def _fail(log: StageLog, message: str) -> StageResult:
@@ -96,11 +199,12 @@ def _fail(log: StageLog, message: str) -> StageResult:
 
 
 def _compose(args: list[str], cwd: Path, env: dict[str, str], log: StageLog,
-             cancel: threading.Event | None, timeout_s: float) -> int:
-    """Run one compose command, its output into the stage log; its exit code."""
+             cancel: threading.Event | None, timeout_s: float, output: str = "compose") -> int:
+    """Run one compose command, its output into the stage log; its exit code.
+    `output="test"`: the lines are the test's own output, logged as such."""
     proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    reader = threading.Thread(target=_copy_lines, args=(proc, log), daemon=True)
+    reader = threading.Thread(target=_copy_lines, args=(proc, log, output), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout_s
     while proc.poll() is None:
@@ -116,11 +220,13 @@ def _compose(args: list[str], cwd: Path, env: dict[str, str], log: StageLog,
     return proc.returncode
 
 
-def _copy_lines(proc: subprocess.Popen[bytes], log: StageLog) -> None:
+def _copy_lines(proc: subprocess.Popen[bytes], log: StageLog, output: str) -> None:
     assert proc.stdout is not None
     for raw in proc.stdout:
         line = raw.decode("utf-8", "replace").rstrip()
-        if line:
+        if line and output == "test":
+            log.write(line)
+        elif line:
             log.system(f"compose: {line}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from agent.executors.repo_paths import PathEscape, inside
+from agent.executors.repo_paths import PathEscape, inside, missing
 
 MAX_COMPOSE_BYTES = 1024 * 1024
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -30,15 +30,15 @@ class ComposeRefused(ValueError):
 
 def check_compose(command: tuple[str, ...], workspace: Path, compose_rel: str,
                   project: str, env: dict[str, str],
-                  opt_ins: dict[str, list[str]]) -> tuple[Path, list[str]]:
-    """The compose file (inside the checkout) and the opt-ins it used; raises
-    ComposeRefused with every problem found."""
+                  opt_ins: dict[str, list[str]]) -> tuple[Path, list[str], dict[str, Any]]:
+    """The compose file (inside the checkout), the opt-ins it used and the config as
+    compose resolved it; raises ComposeRefused with every problem found."""
     try:
         compose_file = inside(workspace, compose_rel, "compose file")
     except PathEscape as exc:
         raise ComposeRefused(str(exc)) from None
     if not compose_file.is_file():
-        raise ComposeRefused(f"compose file {compose_rel!r} is not in the repository")
+        raise ComposeRefused(f"compose file: {missing(workspace, compose_rel)}")
     raw = _load(compose_file.read_bytes()[:MAX_COMPOSE_BYTES + 1], compose_rel)
     problems = list(_file_problems(workspace, compose_file, raw, depth=0))
     if problems:  # before `config`: it would read those files
@@ -52,7 +52,7 @@ def check_compose(command: tuple[str, ...], workspace: Path, compose_rel: str,
             problems.append(f"service {service!r}: {key}: {problem}")
     if problems:
         raise ComposeRefused(_message(problems, hint=True))
-    return compose_file, used
+    return compose_file, used, resolved
 
 
 def _message(problems: list[str], hint: bool = False) -> str:

@@ -36,6 +36,7 @@ from agent.executors.docker_logs import (
     open_log_stream,
 )
 from agent.executors.docker_prepared import ReadyContainers, Reaper
+from agent.executors.engine_errors import engine_error
 from agent.logs import StageLog
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,6 @@ class _ImageMissing(RuntimeError):
 
 
 EngineErrors = (requests.exceptions.RequestException, docker.errors.APIError, OSError, EngineGone)
-
-
-def engine_error(exc: BaseException) -> str:
-    return f"the Docker engine stopped answering during the stage ({exc.__class__.__name__}: {exc})"
 
 
 def _seconds(value: float) -> str:
@@ -160,6 +157,12 @@ class DockerExecutor:
                 spec.image, command=["/bin/sh", "-c", spec.command],
                 name=spec.container_name or None, labels=spec.labels, environment=spec.env,
                 working_dir=spec.workdir, host_config=host_config, detach=True)
+            try:
+                for network in spec.extra_networks:
+                    self.api.connect_container_to_network(created["Id"], network)
+            except docker.errors.APIError:
+                self._remove(created["Id"])
+                raise
             return str(created["Id"])
 
         for _ in range(2):

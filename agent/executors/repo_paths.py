@@ -5,9 +5,10 @@ the repository must not hand host files to a build or a container."""
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 
 class PathEscape(ValueError):
@@ -70,3 +71,36 @@ def check_build_context(workspace: Path, context_rel: str, dockerfile: str) -> t
         raise PathEscape(f"the build context holds symlinks leaving the repository: "
                          f"{shown}{more} (remove them or list them in .dockerignore)")
     return context, dockerfile
+
+
+def missing(root: Path, relative: str, *, directory: bool = False) -> str | None:
+    """None when `relative` exists under `root` as a file (or directory); else which part
+    is missing and what is there instead. A misspelt Dockerfile, build context or compose
+    file fails its stage (it never skips):
+    `no Dockerfile.production in project/; found Dockerfile, Dockerfile.prod`."""
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    here = root
+    for depth, part in enumerate(parts):
+        wanted_dir = depth < len(parts) - 1 or directory
+        candidate = here / part
+        exists = candidate.is_dir() if wanted_dir else candidate.is_file()
+        if exists:
+            here = candidate
+            continue
+        where = "/".join(parts[:depth]) + "/" if depth else "./"
+        return f"no {part}{'/' if wanted_dir else ''} in {where}; {_found(here, part, wanted_dir)}"
+    return None
+
+
+def _found(parent: Path, name: str, directory: bool) -> str:
+    try:
+        entries = [p.name for p in parent.iterdir()
+                   if (p.is_dir() if directory else p.is_file()) and p.name != ".git"]
+    except OSError:
+        entries = []
+    stem = name.split(".")[0].lower()
+    close = set(difflib.get_close_matches(name, entries, n=5, cutoff=0.6))
+    close |= {e for e in entries if stem and e.lower().split(".")[0] == stem}
+    if not close:
+        return "nothing with a similar name there"
+    return "found " + ", ".join(e + ("/" if directory else "") for e in sorted(close)[:5])

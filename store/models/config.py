@@ -204,6 +204,13 @@ class ServiceConfig(_Config):
     build_context: str = "."
     compose_file: str | None = Field(None, examples=["compose.yaml"])
     integration_test_command: str | None = Field(None, examples=["sh integration.sh"])
+    integration_test_service: str | None = Field(
+        None, description="run Integration Test as this compose service (`compose run`; "
+                          "integration_test_command, if set, is its command)",
+        examples=["e2e"])
+    env_files: dict[str, str] = Field(
+        default_factory=dict, description="files made in the checkout before the stages run:"
+                                          " target -> source, e.g. {'.env': '.env.example'}")
     image_repository: str | None = Field(
         None, description="registry/repository the sha-tagged image is pushed to",
         examples=["127.0.0.1:5000/payments"])
@@ -274,6 +281,13 @@ class ServiceConfig(_Config):
             raise ValueError("must be a path inside the repository (relative, no '..')")
         return v
 
+    @field_validator("env_files")
+    @classmethod
+    def _env_file_paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for path in [*v, *v.values()]:
+            cls._relative_path(path)
+        return v
+
     @field_validator("env", "secrets")
     @classmethod
     def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
@@ -284,8 +298,12 @@ class ServiceConfig(_Config):
 
     @model_validator(mode="after")
     def _integration_needs_command(self) -> ServiceConfig:
-        if self.compose_file and not self.integration_test_command:
-            raise ValueError("compose_file is set but integration_test_command is empty")
+        if self.compose_file and not (self.integration_test_command
+                                      or self.integration_test_service):
+            raise ValueError("compose_file is set but neither integration_test_command nor "
+                             "integration_test_service is")
+        if self.integration_test_service and not self.compose_file:
+            raise ValueError("integration_test_service needs a compose_file")
         return self
 
 

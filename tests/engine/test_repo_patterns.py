@@ -1,0 +1,70 @@
+"""Whole runs of repositories shaped like real ones (tests/repo_patterns.py): what the
+user sees — run and stage status, the stage's words — when the config is right, and
+when it names something the repository does not have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.runtime import Agent
+from store.models import RunKind, RunStatus
+from tests.engine.conftest import add_service, log_text, push, stage_statuses, wait_run
+from tests.repo_patterns import env_example_repo, subfolder_dockerfile_repo
+
+
+async def test_a_misnamed_dockerfile_fails_build_naming_the_close_matches(
+        agent: Agent, tmp_path: Path) -> None:
+    repo = subfolder_dockerfile_repo(tmp_path / "api")
+    service = add_service(agent, repo, build_context="project",
+                          dockerfile="Dockerfile.production", compose_file=None,
+                          integration_test_command=None, unit_test_command=None,
+                          code_quality_command=None)
+    run = await wait_run(agent, push(agent, service, repo.head_sha).id)
+
+    expected = "no Dockerfile.production in project/; found Dockerfile, Dockerfile.prod"
+    build = run.stages[3]
+    assert (build.name, build.status.value, build.error) == ("Build", "failed", expected)
+    assert expected in log_text(agent, run.id, "Build")
+    # Nothing was deployed, and the run does not pretend otherwise.
+    assert run.status is RunStatus.failed and run.error == expected
+    assert stage_statuses(run)["Deploy to Staging"] == "skipped"
+
+
+async def test_a_misnamed_build_context_and_compose_file_fail_their_stages(
+        agent: Agent, tmp_path: Path) -> None:
+    repo = subfolder_dockerfile_repo(tmp_path / "api")
+    wrong_context = add_service(agent, repo, name="ctx", build_context="projects",
+                                compose_file=None, integration_test_command=None,
+                                unit_test_command=None, code_quality_command=None)
+    wrong_compose = add_service(agent, repo, name="compose", build_context="project",
+                                dockerfile="Dockerfile.prod", compose_file="project/compose.yml",
+                                unit_test_command=None, code_quality_command=None)
+    ctx = push(agent, wrong_context, repo.head_sha)
+    compose = push(agent, wrong_compose, repo.head_sha, kind=RunKind.partial)
+    ctx, compose = await wait_run(agent, ctx.id), await wait_run(agent, compose.id)
+
+    assert ctx.status is RunStatus.failed
+    assert ctx.error == "no projects/ in ./; found project/"
+    assert compose.status is RunStatus.failed
+    assert compose.error == ("compose file: no compose.yml in project/; "
+                             "nothing with a similar name there")
+
+
+async def test_env_example_interpolates_ports_and_the_service_env_wins(
+        agent: Agent, tmp_path: Path, docker_client) -> None:
+    repo = env_example_repo(tmp_path / "web")
+    service = add_service(agent, repo, env_files={".env": ".env.example"},
+                          env={"GREETING": "hello-from-service"},
+                          secrets={"API_KEY": "s3cr3t-k3y-42"},
+                          code_quality_command=None, unit_test_command=None)
+    run = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
+
+    text = log_text(agent, run.id, "Integration Test")
+    assert run.status is RunStatus.success, text
+    assert "env_files: .env made from .env.example" in log_text(agent, run.id, "Prepare")
+    # WEB_PORT came from the .env made from .env.example; the fixed port is made loopback.
+    assert "compose: web: published ports 127.0.0.1::8080/tcp" in text
+    assert "http://web:8080/greeting -> hello-from-service" in text
+    # The secret reached compose's interpolation and stays masked in the log.
+    assert "http://web:8080/key -> ********" in text
+    assert "s3cr3t-k3y-42" not in text
