@@ -11,6 +11,7 @@ from agent.api.auth import Deployer, Viewer, audit
 from agent.api.deps import agent_of
 from agent.api.errors import ERROR_RESPONSES
 from store.models import (
+    CanaryStatus,
     Deployment,
     DoraFigures,
     RollbackRequest,
@@ -74,4 +75,28 @@ def rollback(request: Request, token: Deployer, body: Annotated[RollbackRequest,
     deployment = agent.engine.rollback(body.service, body.environment, body.sha,
                                        actor=token.name)
     audit(request, token, "rollback", f"{body.service}/{body.environment}", body.sha)
+    return JSONResponse(deployment.model_dump(mode="json"), status_code=202)
+
+
+Env = Literal["staging", "production"]
+
+
+@router.get("/services/{name}/canary/{environment}", response_model=CanaryStatus,
+            tags=["deploys"])
+def canary_status(request: Request, name: str, environment: Env, _: Viewer) -> CanaryStatus:
+    """The latest deploy of the environment: front weights and every measured window."""
+    agent = agent_of(request)
+    return agent.deployer.canary_status(agent.store.get_service(name), environment)
+
+
+@router.post("/services/{name}/canary/{environment}/{action}", response_model=Deployment,
+             status_code=202, tags=["deploys"])
+def canary_steer(request: Request, name: str, environment: Env,
+                 action: Literal["promote", "abort"], token: Deployer) -> JSONResponse:
+    """`promote`: skip the remaining analysis and give the canary all traffic; `abort`:
+    weight 0 at once, drain, remove it; the deploy fails. 409 when no canary runs."""
+    agent = agent_of(request)
+    deployment = agent.deployer.steer_canary(agent.store.get_service(name), environment,
+                                             action, token.name)
+    audit(request, token, f"canary {action}", f"{name}/{environment}", deployment.sha)
     return JSONResponse(deployment.model_dump(mode="json"), status_code=202)

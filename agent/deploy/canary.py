@@ -154,53 +154,54 @@ def run_steps(front: Front, stable: str, canary: str, cfg: CanaryConfig, *,
         front.apply({stable: 100 - weight, canary: weight})
         say(f"canary step {number}/{len(cfg.steps)}: {weight}% of requests on {canary},"
             f" baking {cfg.bake_s:g} s")
-        held_since = time.monotonic()
-        while True:
-            verdict = _bake(front, stable, canary, cfg, number, weight, control, record, say,
-                            probe)
-            if verdict == "promote":
-                return
-            if verdict == "pass":
-                break
-            held = time.monotonic() - held_since
-            if held >= cfg.hold_timeout_s:
-                raise CanaryFailed(f"step {number} ({weight}%) inconclusive for {held:.0f} s"
-                                   f" (hold_timeout_s {cfg.hold_timeout_s:g}): not promoted")
-            say(f"step {number} holds at {weight}%: inconclusive, measuring again")
+        if _step(front, stable, canary, cfg, number, weight, control, record, say, probe):
+            return  # promoted by hand
 
 
-def _bake(front: Front, stable: str, canary: str, cfg: CanaryConfig, number: int,
+def _step(front: Front, stable: str, canary: str, cfg: CanaryConfig, number: int,
           weight: int, control: CanaryControl, record: Record, say: Say,
-          probe: Callable[[], Any] | None) -> str:
+          probe: Callable[[], Any] | None) -> bool:
+    """One step: True when promoted by hand, False when it passed. An inconclusive
+    window holds the step and keeps measuring from the step's start (a growing window)."""
     since, before = time.time(), front.stats()
-    deadline = time.monotonic() + cfg.bake_s
-    next_probe = time.monotonic()
+    started = time.monotonic()
+    deadline = started + cfg.bake_s
+    next_probe = started
     while True:
         now_mono = time.monotonic()
         if probe is not None and cfg.probe_rps and now_mono >= next_probe:
             probe()
             next_probe = now_mono + 1 / cfg.probe_rps
-        wait = min(CHECK_INTERVAL_S, max(0.0, deadline - now_mono),
-                   max(0.0, next_probe - now_mono) if probe is not None and cfg.probe_rps
-                   else CHECK_INTERVAL_S)
+        wait = min(CHECK_INTERVAL_S, max(0.0, deadline - now_mono))
+        if probe is not None and cfg.probe_rps:
+            wait = min(wait, max(0.0, next_probe - now_mono))
         if control.wake.wait(wait):
             if control.action == "abort":
                 raise CanaryFailed(f"aborted by {control.actor} at step {number} ({weight}%)")
             say(f"promoted by {control.actor} at step {number} ({weight}%): skipping analysis")
-            return "promote"
+            return True
         until = time.time()
-        done = time.monotonic() >= deadline
+        baked = time.monotonic() >= deadline
         figures = window_figures(front, before, front.stats(), since, until)
         c, s = figures.get(canary, Figures(canary)), figures.get(stable, Figures(stable))
         verdict = judge(c, s, cfg)
-        if verdict.verdict == "fail" or done:
-            _store(record, number, weight, since, until, {"canary": c, "stable": s}, verdict)
-            say(f"step {number} ({weight}%) over {until - since:.1f} s: {c.line()}; {s.line()}")
-            say(f"verdict: {verdict.verdict} — {verdict.rule}")
-            if verdict.verdict == "fail":
-                raise CanaryFailed(f"step {number} ({weight}%) failed: {verdict.rule}"
-                                   f" ({c.line()}; {s.line()})")
-            return verdict.verdict
+        if verdict.verdict != "fail" and not baked:
+            continue  # fail fast, pass (or hold) only once the bake is over
+        _store(record, number, weight, since, until, {"canary": c, "stable": s}, verdict)
+        say(f"step {number} ({weight}%) over {until - since:.1f} s: {c.line()}; {s.line()}")
+        say(f"verdict: {verdict.verdict} — {verdict.rule}")
+        if verdict.verdict == "fail":
+            raise CanaryFailed(f"step {number} ({weight}%) failed: {verdict.rule}"
+                               f" ({c.line()}; {s.line()})")
+        if verdict.verdict == "pass":
+            return False
+        held = time.monotonic() - started
+        if held >= cfg.hold_timeout_s:
+            raise CanaryFailed(f"step {number} ({weight}%) inconclusive for {held:.0f} s"
+                               f" (hold_timeout_s {cfg.hold_timeout_s:g}): {verdict.rule};"
+                               " not promoted")
+        say(f"step {number} holds at {weight}%: inconclusive, measuring on")
+        deadline = time.monotonic() + cfg.bake_s
 
 
 def _store(record: Record, number: int, weight: int, since: float, until: float,

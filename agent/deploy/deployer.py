@@ -29,6 +29,7 @@ from store.db import now
 from store.models import (
     Approval,
     ApprovalStatus,
+    CanaryStatus,
     Deployment,
     DeploymentKind,
     DeploymentStatus,
@@ -140,7 +141,8 @@ class Deployer:
                                 control=control,
                                 record=lambda m: self.store.add_canary_measurement(dep.id, m))
         log.system(f"deploying {dep.image} to {dep.environment} ({target.kind})")
-        self._canaries[(service.id, dep.environment)] = control
+        if getattr(getattr(target, "config", None), "strategy", None) == "canary":
+            self._canaries[(service.id, dep.environment)] = control
         try:
             outcome = target.deploy(request, log)
         except DeployError as exc:
@@ -160,6 +162,21 @@ class Deployer:
             self._canaries.pop((service.id, dep.environment), None)
         self._publish(done)
         return done
+
+    def canary_status(self, service: Service, environment: str) -> CanaryStatus:
+        deployments = self.store.list_deployments(service_id=service.id,
+                                                  environment=environment, limit=1)
+        dep = deployments[0] if deployments else None
+        running = (service.id, environment) in self._canaries and dep is not None and (
+            dep.status is DeploymentStatus.in_progress)
+        target = self.target_for(service, self.store.get_pipeline(service.pipeline),
+                                 environment)
+        weights = target.front_weights(service, environment) if isinstance(
+            target, DockerHostTarget) else {}
+        return CanaryStatus(
+            service=service.name, environment=environment, running=running, deployment=dep,
+            weights=weights,
+            measurements=self.store.list_canary_measurements(dep.id) if dep else [])
 
     def steer_canary(self, service: Service, environment: str, action: str,
                      actor: str) -> Deployment:

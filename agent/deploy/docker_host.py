@@ -301,6 +301,17 @@ class DockerHostTarget:
                 other.remove(force=True)
         return True
 
+    def front_weights(self, service: Service, environment: str) -> dict[str, int]:
+        """Per colour weight on the front now ({} when it has none or does not answer)."""
+        fronts = self._fronts(self._client(), service.name, environment)
+        if not fronts:
+            return {}
+        host, _, port = fronts[0].labels.get("io.seamless.front-address", ":0").rpartition(":")
+        try:
+            return self.front(service, environment, int(port), host).weights()
+        except (FrontError, DeployError, ValueError):
+            return {}
+
     def current(self, service: Service, environment: str) -> dict[str, Any] | None:
         running = [c for c in self._colours(self._client(), service.name, environment)
                    if c.status == "running"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from store.models.api import (
     AgentInfo,
+    CanaryStatus,
     DecisionRequest,
     DockerState,
     ErrorBody,
@@ -86,6 +87,7 @@ from store.models.records import (
 )
 
 __all__ = [
+    "CanaryStatus",
     "AgentInfo",
     "DockerState",
     "LogMatch",

@@ -12,6 +12,7 @@ from store.models.names import BRANCH, DEFAULT_STAGES, SHA, Role, RunKind
 from store.models.records import (
     ApiToken,
     Approval,
+    CanaryMeasurement,
     Deployment,
     RunInfo,
     StageInfo,
@@ -71,6 +72,17 @@ class RerunRequest(BaseModel):
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     comment: str | None = Field(None, max_length=2000)
+
+
+class CanaryStatus(BaseModel):
+    """A service environment's canary: the deployment, the front's weights, every window."""
+
+    service: str
+    environment: str
+    running: bool  # a canary deploy is in progress and can be promoted or aborted
+    deployment: Deployment | None = None  # the one in progress, else the latest
+    weights: dict[str, int] = Field(default_factory=dict)  # per colour, from the front
+    measurements: list[CanaryMeasurement] = Field(default_factory=list)
 
 
 class RollbackRequest(BaseModel):

@@ -34,12 +34,26 @@ def _dockerfile(cmd: str) -> str:
             f'CMD ["sh", "-c", "{cmd}"]\n')
 
 
+def cgi_script(version: str, *, error_percent: int = 0, delay_s: float = 0) -> str:
+    """/cgi-bin/version: answers `version`, 500 on `error_percent` % of requests, after
+    `delay_s` (busybox httpd runs it per request)."""
+    delay = f"sleep {delay_s}\n" if delay_s else ""
+    fail = (f"if [ $((RANDOM % 100)) -lt {error_percent} ]; then\n"
+            "  printf 'Status: 500 Internal Server Error\\r\\n\\r\\nboom\\n'; exit 0\nfi\n"
+            if error_percent else "")
+    return f"#!/bin/sh\n{delay}{fail}printf 'Content-Type: text/plain\\r\\n\\r\\n{version}\\n'\n"
+
+
 def build_image(client, tag: str, version: str, *, healthy: bool = True,
-                start_delay_s: float = 0) -> str:
+                start_delay_s: float = 0, cgi: str | None = None) -> str:
     ctx = Path(tempfile.mkdtemp(prefix="seamless-deploy-img-"))
     try:
         (ctx / "app").mkdir()
         (ctx / "app" / "version").write_text(f"{version}\n")
+        if cgi is not None:
+            (ctx / "app" / "cgi-bin").mkdir()
+            (ctx / "app" / "cgi-bin" / "version").write_text(cgi)
+            (ctx / "app" / "cgi-bin" / "version").chmod(0o755)
         if healthy:
             (ctx / "app" / "health").write_text("ok\n")
         delay = f"sleep {start_delay_s}; " if start_delay_s else ""
@@ -104,10 +118,11 @@ def events(bus: Bus) -> list:
     return seen
 
 
-def make_service(store: Store, repo: str, *, auto_deploy: bool = True, **service_kwargs):
+def make_service(store: Store, repo: str, *, auto_deploy: bool = True,
+                 production: DockerTargetConfig | None = None, **service_kwargs):
     pipeline = store.create_pipeline(PipelineConfig(
         name=unique_name("pl"), auto_deploy=auto_deploy, approval_expiry_s=3600,
-        staging=DockerTargetConfig(), production=DockerTargetConfig()))
+        staging=DockerTargetConfig(), production=production or DockerTargetConfig()))
     service = store.create_service(ServiceConfig(
         name=unique_name("svc"), pipeline=pipeline.name, repo_url="/tmp/none",
         image_repository=repo, container_port=PORT,

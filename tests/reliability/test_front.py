@@ -3,9 +3,13 @@ while the agent is stopped or killed, and comes back by itself if its process di
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +72,45 @@ def test_a_front_whose_process_dies_comes_back_by_itself(
                       what="an answer")[0] == 503
     agent.spawn()
     assert _served_version(port) == "v1"
+
+
+@pytest.mark.slow
+def test_a_held_canary_is_promoted_from_the_cli_and_audited(serve, sample_repo) -> None:
+    repo = sample_repo("front-canary", version="v1")
+    agent: ServedAgent = serve()
+    name = svc_name("front-canary")
+    port = free_port()
+    canary = {"steps": [10, 100], "bake_s": 1, "min_requests": 5}
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port, "strategy": "canary",
+                                   "canary": canary})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      health_check={"path": "/health", "timeout_s": 30})
+    first = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=120)
+    assert first["status"] == "success", summary(first)
+    second = agent.trigger(name, repo.set_version("v2"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "seamless-agent"), *args,
+                               "--agent", agent.url, "--token", agent.token],
+                              capture_output=True, text=True, timeout=60)
+
+    def held() -> bool:  # no traffic at all: the step holds, inconclusive
+        status = json.loads(cli("canary", "status", name, "production", "--json").stdout)
+        return status["running"] and any(m["verdict"] == "inconclusive"
+                                         for m in status["measurements"])
+
+    wait_until(held, timeout=120, interval=0.5, what="the canary step to hold")
+    assert _served_version(port) in {"v1", "v2"}
+    promoted = cli("canary", "promote", name, "production")
+    assert promoted.returncode == 0, promoted.stderr
+    done = agent.wait_run(second["id"], timeout=60)
+    assert done["status"] == "success", summary(done)
+    assert _served_version(port) == "v2"
+    assert "promoted by admin" in "\n".join(agent.log_lines(second["id"],
+                                                            "Deploy to Production"))
+    audit = agent.call("GET", "/api/v1/audit", 200)
+    assert any(e["action"] == "canary promote" and e["target"] == f"{name}/production"
+               for e in audit), audit
+    refused = cli("canary", "abort", name, "production")
+    assert refused.returncode != 0 and "no canary is running" in refused.stderr
