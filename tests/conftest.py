@@ -22,6 +22,7 @@ import pytest
 from agent.bus import Bus
 from agent.logs.writer import LogWriter
 from store.store import Store
+from tests.harness import wait_until
 from tests.helpers import (
     ensure_base_image,
     fail_missing,
@@ -29,7 +30,6 @@ from tests.helpers import (
     http_get,
     port_open,
     require_docker,
-    wait_until,
 )
 from tests.sample_repo import SampleRepo, git, make_sample_service_repo
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -31,20 +29,6 @@ def free_port() -> int:
 def unique_name(prefix: str = "seamless-test") -> str:
     """A lowercase, docker- and compose-safe unique name (tests share one engine)."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1, what: str = ""
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; raise TimeoutError otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        time.sleep(interval)
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes] | None:

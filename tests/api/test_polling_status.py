@@ -15,7 +15,8 @@ from agent.triggers.status import StatusReporter
 from store.db import now
 from store.models import Event, RunKind, RunStatus, Trigger, Triggers
 from tests.api.conftest import add_service, local_agent
-from tests.helpers import free_port, wait_until
+from tests.harness import wait_until
+from tests.helpers import free_port
 
 
 def test_poller_runs_a_new_commit_exactly_once_across_restarts(

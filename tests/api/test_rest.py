@@ -20,7 +20,7 @@ from store.models import (
     Trigger,
 )
 from tests.api.conftest import LiveApi, add_service
-from tests.helpers import wait_until
+from tests.harness import wait_until
 
 SERVICE = {"name": "payments", "pipeline": "shop",
            "repo_url": "https://github.com/acme/payments.git",
@@ -141,7 +141,9 @@ def test_runs_list_pages_by_cursor_and_filters(api: LiveApi) -> None:
     with api.client(Role.viewer) as c:
         cursor = None
         while True:
-            params = {"service": "payments", "limit": 3, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"service": "payments", "limit": 3}
+            if cursor:
+                params["cursor"] = cursor
             page = c.get("/api/v1/runs", params=params).json()
             seen += [r["number"] for r in page["items"]]
             cursor = page["next_cursor"]

@@ -4,6 +4,7 @@ token, never get a 5xx."""
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -22,7 +23,7 @@ def test_generated_requests_never_get_a_server_error(api: LiveApi, role: Role | 
     add_service(api.agent.store, webhook_secret="s")
     schema = schemathesis.openapi.from_url(f"{api.url}/api/v1/openapi.json")
     headers = {"Authorization": f"Bearer {api.tokens[role]}"} if role else {}
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [cast(Any, result).ok() for result in schema.get_all_operations()]
     assert len(operations) > 30
     failures: list[str] = []
     deadline = time.monotonic() + BUDGET_S

@@ -139,7 +139,7 @@ async def test_slow_client_is_told_it_lagged_and_agent_stays_responsive(tmp_path
                     await asyncio.sleep(0.1)
             assert await asyncio.wait_for(fast_task, 30) == total
         frames = await asyncio.to_thread(slow.read_all)
-        texts = [json.loads(f.data) for f in frames if f.opcode is Opcode.TEXT]
+        texts = [json.loads(bytes(f.data)) for f in frames if f.opcode is Opcode.TEXT]
         got = [ln["id"] for msg in texts for ln in msg.get("lines", [])]
         closes = [f for f in frames if f.opcode is Opcode.CLOSE]
         assert 0 < len(got) < total and len(set(got)) == len(got)

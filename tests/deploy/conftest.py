@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,7 +75,7 @@ def service_images(docker_client, base_image) -> Iterator[Images]:
     repo = unique_name("seamless-test/deploy")
     images = Images()
     images.repo = repo
-    specs = {"v1": ("a" * 40, {}), "v2": ("b" * 40, {}),
+    specs: dict[str, tuple[str, dict[str, Any]]] = {"v1": ("a" * 40, {}), "v2": ("b" * 40, {}),
              "broken": ("c" * 40, {"healthy": False}),
              "slow": ("d" * 40, {"start_delay_s": 2})}
     for name, (sha, kwargs) in specs.items():

@@ -20,7 +20,8 @@ from store.models import (
 )
 from tests.deploy.conftest import PORT, FakeWorkspaces, make_run, make_service
 from tests.deploy.hammer import Hammer
-from tests.helpers import http_get, wait_until
+from tests.harness import wait_until
+from tests.helpers import http_get
 
 
 def deploy(deployer: Deployer, store, pipeline, service, image_pair, env="production"):

@@ -19,7 +19,8 @@ from store.models import (
     ServiceConfig,
 )
 from tests.deploy.conftest import REGION, make_run
-from tests.helpers import unique_name, wait_until
+from tests.harness import wait_until
+from tests.helpers import unique_name
 
 
 class Receiver:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -114,24 +113,14 @@ class StateBox:
     """The StateSaver the engine would give: remembers every saved state."""
 
     def __init__(self) -> None:
-        self.states: list[dict[str, Any] | None] = []
+        self.states: list[Any] = []  # dict, or None for "no state"
 
     def __call__(self, state: dict[str, Any] | None) -> None:
         self.states.append(state)
 
     @property
-    def last(self) -> dict[str, Any] | None:
+    def last(self) -> Any:
         return self.states[-1] if self.states else None
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what or predicate}")
 
 
 def now_ms() -> int:

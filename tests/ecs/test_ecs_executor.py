@@ -7,6 +7,7 @@ ECS's stop reasons are covered with recorded responses in test_ecs_results.py.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -15,7 +16,8 @@ from agent.executors.ecs_taskdef import WORKSPACES_MOUNT, log_stream_name
 from agent.logs.writer import LogWriter
 from store.models import LogStream
 from store.store import Store
-from tests.ecs.conftest import Moto, StateBox, in_thread, put_lines, spec, wait_for
+from tests.ecs.conftest import Moto, StateBox, in_thread, put_lines, spec
+from tests.harness import wait_until
 
 
 def texts(store: Store, run_id: int, stage: str, stream: LogStream | None = None) -> list[str]:
@@ -24,7 +26,7 @@ def texts(store: Store, run_id: int, stage: str, stream: LogStream | None = None
 
 
 def running_task(saved: StateBox) -> dict[str, Any]:
-    return wait_for(lambda: saved.last, what="the task ARN to be saved")
+    return wait_until(lambda: saved.last, interval=0.02, what="the task ARN to be saved")
 
 
 def test_stage_runs_as_a_task_with_image_command_efs_workspace_and_awslogs(
@@ -93,10 +95,10 @@ def test_cloudwatch_lines_are_stored_in_order_without_duplicates(
 
     first = [f"compile {i}" for i in range(300)]
     put_lines(logs, ecs_config.log_group, stream, first)
-    wait_for(lambda: saved.last["next_token"], what="the first lines to be read")
+    wait_until(lambda: saved.last["next_token"], what="the first lines to be read")
     second = [f"test {i} ok" for i in range(2500)] + ["multi\nline event"]
     put_lines(logs, ecs_config.log_group, stream, second)
-    wait_for(lambda: len(texts(store, 5, "Unit Test", LogStream.stdout)) >= 2802,
+    wait_until(lambda: len(texts(store, 5, "Unit Test", LogStream.stdout)) >= 2802,
              what="all lines to be stored")
     moto.set_task_transition("immediate")
     thread.join(10)
@@ -153,7 +155,7 @@ def test_restart_reattaches_from_saved_state_without_duplicate_lines(
     stage_log = writer.stage_log(11, "Unit Test", [])
     thread, out = in_thread(lambda: make_executor().run(spec(run_id=11), stage_log,
                                                         threading.Event(), save_then_die))
-    stream = wait_for(lambda: saved and saved[-1]["log_stream"], what="task started")
+    stream = wait_until(lambda: saved and saved[-1]["log_stream"], what="task started")
     put_lines(logs, ecs_config.log_group, stream, ["before 1", "before 2"])
     thread.join(10)
     assert isinstance(out.get("error"), AgentDied)
@@ -164,9 +166,9 @@ def test_restart_reattaches_from_saved_state_without_duplicate_lines(
     thread, out = in_thread(lambda: fresh.reattach(
         spec(run_id=11), writer.stage_log(11, "Unit Test", []), threading.Event(),
         saved[-1], None, later))
-    wait_for(lambda: later.last, what="the re-attached stage to read on")
+    wait_until(lambda: later.last, what="the re-attached stage to read on")
     put_lines(logs, ecs_config.log_group, stream, ["after"])
-    wait_for(lambda: "after" in texts(store, 11, "Unit Test"), what="the last line")
+    wait_until(lambda: "after" in texts(store, 11, "Unit Test"), what="the last line")
     moto.set_task_transition("immediate")
     thread.join(10)
 
@@ -180,15 +182,14 @@ def test_reattach_without_saved_state_finds_the_task_by_started_by_and_tag(
     executor = make_executor()
     for stage in ("Code Quality", "Unit Test"):  # two tasks of the same run
         saved = StateBox()
-        in_thread(lambda s=stage, b=saved: executor.run(spec(run_id=12, stage=s),
-                                                         writer.stage_log(12, s, []),
-                                                         threading.Event(), b))
+        in_thread(functools.partial(executor.run, spec(run_id=12, stage=stage),
+                                    writer.stage_log(12, stage, []), threading.Event(), saved))
         state = running_task(saved)
     put_lines(moto.client("logs"), ecs_config.log_group, state["log_stream"], ["unit line"])
 
     thread, out = in_thread(lambda: make_executor().reattach(
         spec(run_id=12), writer.stage_log(12, "Unit Test", []), threading.Event(), None, None))
-    wait_for(lambda: "unit line" in texts(store, 12, "Unit Test"), what="the unit test line")
+    wait_until(lambda: "unit line" in texts(store, 12, "Unit Test"), what="the unit test line")
     moto.set_task_transition("immediate")
     thread.join(10)
     assert out["result"].exit_code == 0
@@ -207,8 +208,8 @@ def test_cleanup_stops_only_tasks_of_runs_not_kept(moto: Moto, cluster: str, mak
     arns = {}
     for run_id in (21, 22):
         saved = StateBox()
-        in_thread(lambda r=run_id, b=saved: executor.run(spec(run_id=r), writer.stage_log(
-            r, "Unit Test", []), threading.Event(), b))
+        in_thread(functools.partial(executor.run, spec(run_id=run_id), writer.stage_log(
+            run_id, "Unit Test", []), threading.Event(), saved))
         arns[run_id] = running_task(saved)["task_arn"]
 
     removed = executor.cleanup(keep_run_ids={22})
@@ -234,7 +235,7 @@ def test_a_full_cluster_makes_the_stage_wait_then_cancel_cleanly(
     cancel = threading.Event()
     thread, out = in_thread(lambda: executor.run(spec(run_id=30), writer.stage_log(
         30, "Unit Test", []), cancel, StateBox()))
-    wait_for(lambda: any("waiting for room" in t for t in texts(store, 30, "Unit Test")),
+    wait_until(lambda: any("waiting for room" in t for t in texts(store, 30, "Unit Test")),
              what="the capacity message")
     cancel.set()
     thread.join(5)

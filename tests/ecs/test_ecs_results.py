@@ -8,6 +8,7 @@ the shapes real ECS and CloudWatch return, through the same executor code paths.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from botocore.stub import ANY, Stubber
 
 from agent.executors.cloudwatch import LogFollower
 from agent.executors.ecs import EcsExecutor, task_result
+from agent.logs import Frame, write_frames_by_chunk
 from store.models import EcsExecutorConfig, LogStream
 from tests.ecs.conftest import StateBox, spec
 
@@ -41,7 +43,13 @@ class ListLog:
     def system(self, text: str) -> None:
         self.lines.append((text, LogStream.system))
 
+    def write_frames(self, frames: Iterable[Frame]) -> None:
+        write_frames_by_chunk(self, frames)
+
     def flush(self) -> None:
+        pass
+
+    def rewind(self) -> None:
         pass
 
     def stdout(self) -> list[str]:

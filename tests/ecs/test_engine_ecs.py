@@ -12,8 +12,10 @@ whole pipeline, Prepare and Build are tasks too and the agent's host clones noth
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +170,7 @@ async def test_mixed_mode_runs_heavy_stages_as_ecs_tasks_and_ingests_their_logs(
         moto.client("ecs").stop_task(cluster=cluster, task=task["taskArn"],
                                      reason="test: the container exited")
         assert agent.store.get_stage(run.id, stage).status.value == "in_progress"
-        await wait_run(agent, run.id, lambda r, s=stage: finished(r, s), timeout=30)
+        await wait_run(agent, run.id, functools.partial(finished, stage=stage), timeout=30)
         assert ecs_output(agent, run.id, stage) == first + rest  # in order, once each
 
         definition = moto.client("ecs").describe_task_definition(
@@ -251,10 +253,11 @@ async def test_whole_pipeline_on_ecs_runs_no_more_runs_than_max_parallel_tasks(
     done = [agent.store.get_run(r.id) for r in runs]
     assert [r.status for r in done] == [RunStatus.success, RunStatus.success]
     assert most == 1
-    first, second = sorted(done, key=lambda r: r.stages[0].started_at)
+    first, second = sorted(done, key=lambda r: r.stages[0].started_at or datetime.min)
     ecs_spans = [(next(s for s in r.stages if s.name == STAGE_CODE_QUALITY).started_at,
                   next(s for s in r.stages if s.name == STAGE_UNIT_TEST).finished_at)
                  for r in (first, second)]
+    assert ecs_spans[0][1] is not None and ecs_spans[1][0] is not None
     assert ecs_spans[0][1] <= ecs_spans[1][0]  # the second run's tasks began after the first's
     # Prepare was a task as well (the pipeline's executor is ecs), bounded the same way.
     for run in done:
@@ -326,7 +329,7 @@ async def test_whole_pipeline_on_ecs_clones_and_builds_on_the_cluster_not_on_the
     for stage in (STAGE_PREPARE, STAGE_CODE_QUALITY, STAGE_UNIT_TEST, STAGE_BUILD):
         tasks[stage] = await play_container(moto, cluster, run.id, stage,
                                             [f"{stage} output"], config)
-        await wait_run(agent, run.id, lambda r, s=stage: finished(r, s), timeout=30)
+        await wait_run(agent, run.id, functools.partial(finished, stage=stage), timeout=30)
         assert ecs_output(agent, run.id, stage) == [f"{stage} output"]
     done = await wait_run(agent, run.id, timeout=30)
 

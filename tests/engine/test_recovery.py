@@ -13,7 +13,8 @@ from agent.runtime import Agent
 from store.models import NoTargetConfig, PipelineConfig, RunStatus, ServiceConfig
 from store.store import Store
 from tests.engine.conftest import log_text, wait_run
-from tests.helpers import REPO_ROOT, wait_until
+from tests.harness import wait_until
+from tests.helpers import REPO_ROOT
 
 SLOW_PRINTER = ("i=0; while [ $i -lt 30 ]; do echo line-$i; i=$((i+1)); sleep 0.1; done")
 

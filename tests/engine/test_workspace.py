@@ -8,13 +8,15 @@ import http.server
 import ssl
 import subprocess
 import threading
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agent.engine.workspace import WorkspaceError, Workspaces
-from store.models import Service
+from agent.logs import Frame, write_frames_by_chunk
+from store.models import LogStream, Service
 from tests.sample_repo import make_sample_service_repo
 
 
@@ -22,16 +24,24 @@ class ListLog:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def write(self, text, stream=None, ts=None) -> None:
+    def write(self, text: str, stream: LogStream = LogStream.stdout,
+              ts: datetime | None = None) -> None:
         self.lines.append(text)
 
-    def write_chunk(self, data, stream=None, ts=None) -> None:
+    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
+                    ts: datetime | None = None) -> None:
         self.lines.append(data.decode())
 
     def system(self, text: str) -> None:
         self.lines.append(text)
 
+    def write_frames(self, frames: Iterable[Frame]) -> None:
+        write_frames_by_chunk(self, frames)
+
     def flush(self) -> None:
+        pass
+
+    def rewind(self) -> None:
         pass
 
 

@@ -43,8 +43,8 @@ def test_a_missing_base_image_fails_with_a_hint(docker_client, base_image, tmp_p
                          threading.Event())
     log.flush()
     assert not result.ok
-    assert result.error.startswith("build failed:")
-    assert "base images must already exist on this engine" in result.error
+    assert (result.error or "").startswith("build failed:")
+    assert "base images must already exist on this engine" in (result.error or "")
     assert ("system", result.error) in stored(store, 12)
     try:
         docker_client.images.get(image)
@@ -62,6 +62,6 @@ def test_a_failing_push_is_reported(docker_client, base_image, tmp_path, writer)
     try:
         result = build_image(docker_client, BuildSpec(tmp_path, "Dockerfile", image, push=True),
                              log, threading.Event())
-        assert not result.ok and result.error.startswith(f"push of {image} failed:")
+        assert not result.ok and (result.error or "").startswith(f"push of {image} failed:")
     finally:
         docker_client.images.remove(image, force=True)

@@ -86,6 +86,6 @@ def test_a_broken_compose_file_is_a_clear_error(docker_client, app_image, make_s
                              threading.Event())
     log.flush()
     assert not result.ok
-    assert result.error.startswith("compose file 'compose.yaml' is not valid YAML (line 2"), (
-        result.error)
+    assert (result.error or "").startswith(
+        "compose file 'compose.yaml' is not valid YAML (line 2"), result.error
     assert leftovers(docker_client, project_name(spec.run_id)) == []

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psutil
 
 from agent.executors.base import StageSpec
 from agent.executors.local import LocalExecutor
 from tests.executors.conftest import stored
+
+
+def no_state(state: dict[str, Any] | None) -> None:
+    """The StateSaver of a stage nobody re-attaches to."""
 
 
 def spec_for(workspace, command: str, run_id: int, **kw) -> StageSpec:
@@ -22,7 +27,7 @@ def test_local_stage_runs_in_the_workspace_and_says_it_is_not_isolated(
     (workspace / "marker").write_text("here\n")
     log = writer.stage_log(1, "Unit Test", [])
     result = LocalExecutor().run(spec_for(workspace, "cat marker; echo bad >&2; exit 5", 1,
-                                          env={"X": "1"}), log, threading.Event(), print)
+                                          env={"X": "1"}), log, threading.Event(), no_state)
     log.flush()
     assert result.exit_code == 5
     lines = stored(store, 1)
@@ -37,7 +42,7 @@ def test_cancel_kills_the_whole_process_group(workspace, writer, tmp_path) -> No
     threading.Timer(0.5, cancel.set).start()
     started = time.monotonic()
     result = LocalExecutor().run(spec_for(workspace, f"sleep 60 & echo $! > {pidfile}; wait",
-                                          2), log, cancel, print)
+                                          2), log, cancel, no_state)
     assert result.cancelled
     assert time.monotonic() - started < 10
     child = int(pidfile.read_text())
@@ -52,7 +57,7 @@ def test_cancel_kills_the_whole_process_group(workspace, writer, tmp_path) -> No
 def test_timeout_kills_the_command(workspace, writer) -> None:
     log = writer.stage_log(3, "Unit Test", [])
     result = LocalExecutor().run(spec_for(workspace, "sleep 30", 3, timeout_s=0.5), log,
-                                 threading.Event(), print)
+                                 threading.Event(), no_state)
     assert result.timed_out and "timed out after 0.5 s" in (result.error or "")
     assert LocalExecutor().reattach(spec_for(workspace, "true", 3), log, threading.Event(),
                                     None, None) is None

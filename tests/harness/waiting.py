@@ -16,7 +16,7 @@ from store.models import FINISHED_RUN_STATUSES, Event, RunInfo
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.1,
+def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.1,
                what: str = "") -> T:
     """Poll ``predicate`` until it returns something truthy; raise TimeoutError otherwise.
     For what no bus event announces (another process, a container, a port)."""
@@ -30,7 +30,7 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
-async def wait_event(bus: Bus, check: Callable[[], T], timeout: float = 30.0,
+async def wait_event(bus: Bus, check: Callable[[], T | None], timeout: float = 30.0,
                      what: str = "", relevant: Callable[[Event], bool] = lambda e: True,
                      logs_of: int | None = None) -> T:
     """`check()` once now and again after each relevant bus event (and each batch of log

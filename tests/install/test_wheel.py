@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from store.models import RunStatus
-from tests.helpers import free_port, http_get, unique_name, wait_until
+from tests.harness import wait_until
+from tests.helpers import free_port, http_get, unique_name
 from tests.install.pty_screen import PtyProgram
 from tests.install.wheel_venv import (
     PACKAGES,

@@ -45,6 +45,7 @@ class FakeGitHub:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}{self.prefix}"
 
     def start(self) -> FakeGitHub:

@@ -51,6 +51,7 @@ def test_creating_a_service_creates_its_webhook_with_a_stored_secret(
     agent = _agent(tmp_path, gh)
     outcome = on_service_created(agent, agent.store.get_service("payments"))
     assert outcome.action == "created", outcome.message
+    assert outcome.hook_id is not None
     hook = gh.hooks[outcome.hook_id]
     service = agent.store.get_service("payments")
     assert service.webhook_secret and len(service.webhook_secret) == 64
@@ -66,6 +67,7 @@ def test_recreating_a_service_reuses_the_existing_hook_with_a_new_secret(
     first = on_service_created(agent, agent.store.get_service("payments"))
     second = on_service_created(agent, agent.store.get_service("payments"))
     assert first.hook_id == second.hook_id and len(gh.hooks) == 1
+    assert first.hook_id is not None
     assert gh.hooks[first.hook_id]["config"]["secret"] == (
         agent.store.get_service("payments").webhook_secret)
 
@@ -114,6 +116,7 @@ def test_doctor_reports_failed_deliveries_with_githubs_response(
         tmp_path: Path, gh: FakeGitHub) -> None:
     agent = _agent(tmp_path, gh)
     hook_id = on_service_created(agent, agent.store.get_service("payments")).hook_id
+    assert hook_id is not None
     gh.add_delivery(hook_id, 200, '{"queued": true}')
     gh.add_delivery(hook_id, 401, '{"error":"invalid signature"}', event="pull_request")
     report = diagnose(agent.config, agent.store, "payments")
@@ -127,6 +130,7 @@ def test_doctor_reports_failed_deliveries_with_githubs_response(
 def test_doctor_spots_a_hook_changed_by_hand(tmp_path: Path, gh: FakeGitHub) -> None:
     agent = _agent(tmp_path, gh)
     hook_id = on_service_created(agent, agent.store.get_service("payments")).hook_id
+    assert hook_id is not None
     gh.hooks[hook_id]["events"] = ["push"]
     gh.hooks[hook_id]["config"]["content_type"] = "form"
     report = diagnose(agent.config, agent.store, "payments")
@@ -137,6 +141,7 @@ def test_doctor_spots_a_hook_changed_by_hand(tmp_path: Path, gh: FakeGitHub) -> 
 def test_doctor_on_a_healthy_hook_says_ok(tmp_path: Path, gh: FakeGitHub) -> None:
     agent = _agent(tmp_path, gh)
     hook_id = on_service_created(agent, agent.store.get_service("payments")).hook_id
+    assert hook_id is not None
     gh.add_delivery(hook_id, 202, "")
     report = diagnose(agent.config, agent.store, "payments")
     assert report.ok

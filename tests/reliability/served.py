@@ -26,7 +26,8 @@ import httpx
 
 from store.models import FINISHED_RUN_STATUSES, Role
 from store.store import Store
-from tests.helpers import REPO_ROOT, free_port, http_get, wait_until
+from tests.harness import wait_until
+from tests.helpers import REPO_ROOT, free_port, http_get
 
 FINAL = {status.value for status in FINISHED_RUN_STATUSES}
 

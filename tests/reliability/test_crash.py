@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_until
+from tests.harness import wait_until
+from tests.helpers import free_port
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, stage, summary
 

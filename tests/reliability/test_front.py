@@ -16,7 +16,8 @@ import pytest
 
 from agent.deploy.front import FrontApi, parse_stat
 from tests.deploy.hammer import Hammer
-from tests.helpers import free_port, http_get, wait_until
+from tests.harness import wait_until
+from tests.helpers import free_port, http_get
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, summary
 from tests.reliability.test_crash import _docker_pipeline, _served_version

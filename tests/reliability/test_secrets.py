@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -74,7 +75,7 @@ def test_a_secret_never_leaves_the_agent_in_any_encoding(serve, sample_repo) -> 
             _assert_clean(f"GET {path}", resp.text)
 
     ws_url = f"ws://127.0.0.1:{agent.port}/api/v1/ws/runs/{run['id']}/logs?token={agent.token}"
-    streamed = []
+    streamed: list[dict[str, Any]] = []
     with connect(ws_url, open_timeout=10) as ws:
         while not any("done" == line["text"] for line in streamed):
             streamed.extend(json.loads(ws.recv(timeout=10))["lines"])

@@ -86,11 +86,12 @@ class _Capture(BaseHTTPRequestHandler):
 @pytest.fixture
 def slack() -> Iterator[tuple[str, list[str]]]:
     """A Slack-compatible webhook on loopback that keeps what it was sent."""
-    handler = type("Capture", (_Capture,), {"bodies": []})
+    bodies: list[str] = []
+    handler = type("Capture", (_Capture,), {"bodies": bodies})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", handler.bodies
+    yield f"http://127.0.0.1:{server.server_port}/hook", bodies
     server.shutdown()
 
 
