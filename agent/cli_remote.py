@@ -97,8 +97,11 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
         remote.show(remote.call("GET", f"/api/v1/services/{name}"))
 
     @service_app.command("remove")
-    def service_remove(name: str, agent: AgentUrl = None, token: Token = None) -> None:
-        Remote(agent, token).call("DELETE", f"/api/v1/services/{name}")
+    def service_remove(name: str, teardown: Annotated[bool, typer.Option(
+            "--teardown", help="also stop its live deployments and remove its images")] = False,
+                       agent: AgentUrl = None, token: Token = None) -> None:
+        Remote(agent, token).call("DELETE", f"/api/v1/services/{name}",
+                                  params={"teardown": "true"} if teardown else None)
         typer.echo(f"service {name} removed")
 
     @app.command()

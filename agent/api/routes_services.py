@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Request, Response
 from agent.api.auth import Admin, Deployer, Viewer, audit
 from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
+from agent.deploy.teardown import live_environments
+from agent.deploy.teardown import teardown as teardown_service
 from agent.onboarding.hooks import HookOutcome, on_service_created, on_service_deleted
 from store.models import (
     ENVIRONMENTS,
@@ -125,11 +127,20 @@ def _github_hook(request: Request, token: ApiToken, outcome: HookOutcome, name: 
 
 
 @router.delete("/services/{name}", status_code=204, tags=["services"])
-def delete_service(request: Request, name: str, token: Admin) -> Response:
+def delete_service(request: Request, name: str, token: Admin, teardown: bool = False
+                   ) -> Response:
+    """A service with live deployments is deleted only with `teardown=true`, which stops
+    its colours, frees its stable ports and removes its images first."""
     agent = agent_of(request)
     service = agent.store.get_service(name)
+    live = live_environments(agent.store, service)
+    if live and not teardown:
+        raise ApiError(409, "live_deployments", (
+            f"service {name} is live in {', '.join(live)}: delete it with teardown=true "
+            "to stop its colours, free its stable ports and remove its images"))
+    done = teardown_service(agent.store, agent.deployer, service) if teardown else []
     agent.store.delete_service(name)
-    audit(request, token, "service.delete", name)
+    audit(request, token, "service.delete", name, "; ".join(done) or None)
     _github_hook(request, token, on_service_deleted(agent, service), name)
     publish_service(request, None, action="deleted", name=name)
     return Response(status_code=204)

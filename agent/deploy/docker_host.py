@@ -37,7 +37,7 @@ from agent.deploy.canary import CanaryControl, CanaryFailed, run_steps
 from agent.deploy.front import Front, FrontError, FrontSpec
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
 from agent.logs import StageLog
-from store.models import DockerTargetConfig, Service
+from store.models import DockerTargetConfig, Service, image_for
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +338,21 @@ class DockerHostTarget:
             return True
         except docker.errors.APIError:
             return False
+
+    def remove_images(self, service: Service) -> list[str]:
+        """The images Build made for `service` (its repository, its label)."""
+        client = self._client()
+        repository = image_for(service, "").rstrip(":")
+        removed = []
+        for image in client.images.list(filters={"label": f"io.seamless.service={service.name}"}):
+            for tag in image.tags:
+                if tag.rsplit(":", 1)[0] == repository:
+                    try:
+                        client.images.remove(tag, force=True)
+                        removed.append(tag)
+                    except docker.errors.APIError:
+                        pass  # gone meanwhile
+        return removed
 
     def remove(self, service: Service, environment: str) -> None:
         """Tear an environment down: front, colour containers, network (tests, service delete)."""

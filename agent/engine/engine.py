@@ -143,14 +143,33 @@ class Engine:
             pr_number=old.pr_number, author=old.author, message=old.message,
             rerun_of=old.id, rerun_from_stage=from_stage, actor=actor,
             stage_names=tuple(names))
-        for stage in old.stages[:start]:
+        for stage in old.stages[:start]:  # their skip reasons go with them
             self.store.set_stage_status(run.id, stage.name, stage.status,
-                                        exit_code=stage.exit_code,
+                                        exit_code=stage.exit_code, error=stage.error,
                                         reused_from_run=stage.reused_from_run or old.id)
+        self._say_what_rerun_reuses(run.id, old, service, start)
         run = self.store.get_run(run.id)
         self.t.created(run)
         self._poke()
         return run
+
+    def _say_what_rerun_reuses(self, new_id: int, old: RunInfo, service: Service,
+                               start: int) -> None:
+        """The first stage the rerun runs says which stages it reused (with their skip
+        reasons) and whether it runs with a config changed since the original run."""
+        reused = [f"{s.name} ({s.status.value}{': ' + s.error if s.error else ''})"
+                  for s in old.stages[:start]]
+        log = self.driver.logs.stage_log(new_id, old.stages[start].name, [])
+        if reused:
+            log.system(f"rerun of run #{old.number} from {old.stages[start].name}: reused "
+                       + ", ".join(reused))
+        if service.updated_at > old.created_at:
+            log.system(f"the service's config changed since run #{old.number} (updated "
+                       f"{service.updated_at:%Y-%m-%d %H:%M:%S} UTC): this rerun uses the "
+                       "current config")
+        else:
+            log.system(f"the service's config is as it was for run #{old.number}")
+        log.flush()
 
     # -- approvals ------------------------------------------------------------------------
     def approve(self, run_id: int, actor: str, comment: str | None) -> Approval:

@@ -68,3 +68,39 @@ async def test_env_example_interpolates_ports_and_the_service_env_wins(
     # The secret reached compose's interpolation and stays masked in the log.
     assert "http://web:8080/key -> ********" in text
     assert "s3cr3t-k3y-42" not in text
+
+
+async def test_a_rerun_says_what_it_reused_and_that_it_runs_the_current_config(
+        agent: Agent, sample_repo) -> None:
+    repo = sample_repo("flaky", unit_test_passes=False)
+    service = add_service(agent, repo, code_quality_command=None, compose_file=None,
+                          integration_test_command=None, dockerfile=None)
+    failed = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
+    assert failed.status is RunStatus.failed
+    skipped = "no Code Quality command configured for flaky"
+
+    agent.store.update_service(service.name, service.model_copy(
+        update={"unit_test_command": "echo fixed"}))
+    rerun = await wait_run(agent, agent.engine.rerun(failed.id, "Unit Test", "tester").id)
+
+    assert rerun.status is RunStatus.success
+    quality = rerun.stages[1]
+    assert (quality.status.value, quality.error) == ("skipped", skipped)
+    text = log_text(agent, rerun.id, "Unit Test")
+    assert (f"rerun of run #{failed.number} from Unit Test: reused Prepare (success), "
+            f"Code Quality (skipped: {skipped})") in text
+    assert (f"the service's config changed since run #{failed.number} (updated "
+            in text) and "this rerun uses the current config" in text
+    assert "fixed" in text.splitlines()
+
+
+async def test_a_rerun_with_the_same_config_says_so(agent: Agent, sample_repo) -> None:
+    repo = sample_repo("same", unit_test_passes=False)
+    service = add_service(agent, repo, compose_file=None, integration_test_command=None,
+                          dockerfile=None)
+    failed = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
+    rerun = await wait_run(agent, agent.engine.rerun(failed.id, None, "tester").id)
+
+    assert rerun.status is RunStatus.failed
+    assert (f"the service's config is as it was for run #{failed.number}"
+            in log_text(agent, rerun.id, "Prepare"))
