@@ -12,7 +12,8 @@ from agent.logs.logger import LoggingStageLog
 from store.models import CanaryConfig, DeploymentStatus, DockerTargetConfig
 from tests.deploy.conftest import build_image, cgi_script, make_run, make_service
 from tests.deploy.hammer import Hammer
-from tests.helpers import unique_name, wait_until
+from tests.harness import wait_until
+from tests.helpers import unique_name
 
 # Short bakes keep the suite fast; at ~10% of a busybox CGI's traffic a step still sees
 # well over min_requests canary requests in 2 s.
