@@ -12,6 +12,9 @@ from typing import NoReturn, TypeVar
 
 import pytest
 
+# The one polling wait lives in the harness; re-exported for tests written against this module.
+from tests.harness.waiting import wait_until as wait_until
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "seamless/busybox:latest"
 BUILD_BASE_IMAGE_SCRIPT = REPO_ROOT / "scripts" / "build-base-image.sh"
