@@ -9,6 +9,7 @@ view. Worker failures are shown in one place. Screens reach the App only through
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ from seamless_tui.config import UserConfig
 from seamless_tui.fmt import APPROVAL_ICON, Clock, run_label, system_clock
 from seamless_tui.keymap import apply_keymap, binding_ids
 from seamless_tui.messages import ConnectionChanged
+from seamless_tui.palette import palette_commands
 from seamless_tui.screens import ALL_SCREENS
 from seamless_tui.screens.approval import ApprovalModal
 from seamless_tui.screens.dashboard import DashboardScreen
@@ -40,6 +42,7 @@ from seamless_tui.theming import STYLESHEET, load_themes
 from store.models import ApprovalStatus, Event
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+ERROR_TOAST_S = 8.0
 
 
 class SeamlessApp(App[None]):
@@ -68,6 +71,7 @@ class SeamlessApp(App[None]):
         self.reconnected: Signal[None] = Signal(self, "reconnected")
         self._announced: set[int] = set()  # approvals already rung for
         self._was_connected = False
+        self._shown_errors: dict[str, float] = {}  # message -> until when its toast shows
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -142,10 +146,20 @@ class SeamlessApp(App[None]):
         if isinstance(error, ApiError):
             if error.status in (401, 403) and event.worker.group == "events":
                 self.connection_state = "denied"
-            self.notify(error.message, severity="error", title="Agent said no"
-                        if error.status in (401, 403) else "Request failed", timeout=8)
+            self._error_once(error.message, "Agent said no" if error.status in (401, 403)
+                             else "Request failed")
         else:
-            self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=8)
+            self._error_once(f"{type(error).__name__}: {error}", "Error")
+
+    def _error_once(self, message: str, title: str) -> None:
+        """Several fetches failing for one reason (agent down, token refused) give one toast
+        while it is still up, not one each."""
+        now = time.monotonic()
+        if self._shown_errors.get(message, 0.0) > now:
+            return
+        self._shown_errors = {m: t for m, t in self._shown_errors.items() if t > now}
+        self._shown_errors[message] = now + ERROR_TOAST_S
+        self.notify(message, severity="error", title=title, timeout=ERROR_TOAST_S)
 
     # -- navigation ---------------------------------------------------------------------------
     def open_service(self, name: str) -> None:
@@ -182,19 +196,9 @@ class SeamlessApp(App[None]):
         self.user_config.save()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The palette lists every action of the current screen, the app, and each theme."""
-        yield from super().get_system_commands(screen)
-        seen: set[str] = set()
-        for node in (screen.focused, screen, self):
-            for _key, binding in [(b.key, b) for b in getattr(node, "BINDINGS", [])
-                                  if isinstance(b, Binding)]:
-                if binding.id in seen or not binding.description:
-                    continue
-                seen.add(binding.id or binding.action)
-                target = node if node is not None else screen
-                yield SystemCommand(binding.description.capitalize(),
-                                    f"key: {self.get_key_display(binding)}",
-                                    partial(self._run_action, target, binding.action))
+        """Each action of the focused widget, the screen and the app once, then each theme."""
+        yield from palette_commands(self, screen, super().get_system_commands(screen),
+                                    self._run_action)
         for theme in load_themes():
             yield SystemCommand(f"Theme: {theme.name}", "switch and remember the theme",
                                 partial(setattr, self, "theme", theme.name))

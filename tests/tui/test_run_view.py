@@ -134,3 +134,32 @@ async def test_commit_link_is_shown_and_put_on_the_clipboard(live_agent: LiveAge
         await wait_for(pilot, lambda: copied, "the clipboard")
     assert copied == ["https://git.example.com/acme/checkout/commit/aaaa201" + "0" * 33]
     assert any(copied[0] in n.message for n in app._notifications)
+
+
+async def test_palette_lists_each_action_once_with_readable_names(live_agent: LiveAgent):
+    app = live_agent.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
+        await wait_for(pilot, lambda: app.screen.query(LogView), "the log")
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: isinstance(app.focused, LogView), "the log focused")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    assert len(titles) == len(set(titles)), titles
+    assert titles.count("Quit") == 1
+    for wanted in ("Log: search the whole stage log", "Rerun from the selected stage",
+                   "Jump to a service or run (:payments, :payments#12, :#12)"):
+        assert wanted in titles
+    assert not any(t in ("Down", "Up", "End", "Error", "Stages/log") for t in titles)
+
+
+async def test_the_same_refusal_three_times_gives_one_toast(live_agent: LiveAgent):
+    app = live_agent.app(role=Role.viewer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
+        for _ in range(3):
+            await pilot.press("R")
+            await pilot.pause(0.3)
+        await wait_for(pilot, lambda: any("may not rerun" in n.message
+                                          for n in app._notifications), "the refusal")
+        await pilot.pause(0.5)
+        assert sum("may not rerun" in n.message for n in app._notifications) == 1

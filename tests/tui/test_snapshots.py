@@ -26,6 +26,13 @@ async def _connected(pilot: Any) -> None:
     await pilot.pause(0.2)
 
 
+@pytest.fixture(autouse=True)
+def _fixed_agent_url(monkeypatch):
+    # The test agent listens on a free port: the header shows one fixed address instead.
+    monkeypatch.setattr("seamless_tui.widgets.topbar.display_url",
+                        lambda url: "127.0.0.1:8787")
+
+
 def _snap(snap_compare, app, steps) -> bool:
     async def run_before(pilot: Any) -> None:
         await _connected(pilot)
