@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.demo.agentproc import AgentProcess, Api, pick_ports
-from agent.demo.checks import Verifier, report
+from agent.demo.checks import Verifier, report, served_without_agent
 from agent.demo.scenario import Scenario, Story
 from agent.demo.shop import SERVICE_NAMES, create_shop, service_name
 
@@ -120,6 +120,8 @@ def print_keep(agent: AgentProcess, token: str, story: Story) -> None:
     for role, ports in story.ports.items():
         print(f"  {story.names[role]:<14} staging http://127.0.0.1:{ports['staging']}/  "
               f"production http://127.0.0.1:{ports['production']}/")
+    print(f"  Fronts: .venv/bin/seamless-agent front status --data-dir {agent.data_dir}"
+          "  (HAProxy, outside the agent: production serves while it is stopped)")
     print("  Stop it and remove everything the demo made: make demo-clean")
 
 
@@ -173,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         write_state(workdir, agent, token, story)
         if args.headless:
             ok = run_headless(scenario, api, story, say)
+            say("stopping the agent: the HAProxy fronts keep every environment serving")
+            agent.stop()
+            ok = report(served_without_agent(story), say) and ok
+            if args.keep:
+                agent.start()
         else:
             print("demo: opening the TUI (the story plays live; press q to leave)")
             ok = run_with_tui(scenario, agent, token, workdir)
@@ -185,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             print_keep(agent, agent.admin_token(), story)
         else:
             agent.stop()
-            print("demo: agent stopped (the shop and its containers stay until make demo-clean)")
+            print("demo: agent stopped; production keeps serving through its HAProxy fronts"
+                  f" (see them: .venv/bin/seamless-agent front status --data-dir {agent.data_dir});"
+                  " everything stays until make demo-clean")
     if args.headless:
         print("demo: " + ("every expected outcome happened" if ok else "FAILED"))
     return 0 if ok else 1

@@ -139,6 +139,20 @@ class Verifier:
         return self.checks
 
 
+def served_without_agent(story: Story) -> list[Check]:
+    """With the agent stopped: every environment still serves its build, through the
+    HAProxy fronts that run outside the agent."""
+    checks = []
+    for service in SERVICE_NAMES:
+        for env in ("staging", "production"):
+            want = EXPECTED_LIVE[service][env]
+            port = story.ports[service][env]
+            version = fetch_version(port)
+            checks.append(Check(f"{service}: {env} serves {want} with no agent running",
+                                version == want, f":{port}/version -> {version}"))
+    return checks
+
+
 def report(checks: list[Check], say: Callable[[str], None]) -> bool:
     width = max(len(c.name) for c in checks)
     for c in checks:
