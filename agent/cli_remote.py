@@ -104,6 +104,18 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
                                   params={"teardown": "true"} if teardown else None)
         typer.echo(f"service {name} removed")
 
+    @service_app.command("cache")
+    def service_cache(name: str, clear: Annotated[bool, typer.Option(
+            "--clear", help="empty it (the next runs fill it again)")] = False,
+                      agent: AgentUrl = None, token: Token = None, as_json: Json = False
+                      ) -> None:
+        """The service's dependency cache: its size, or --clear it."""
+        remote = Remote(agent, token, as_json)
+        info = remote.call("DELETE" if clear else "GET", f"/api/v1/services/{name}/cache")
+        text = (f"{name}: cache cleared ({info['freed_bytes']} bytes freed)" if clear else
+                f"{name}: cache {info['bytes']} of {info['max_bytes']} bytes")
+        remote.show(info, text)
+
     @app.command()
     def runs(service: Annotated[str | None, typer.Option()] = None,
              status: Annotated[str | None, typer.Option()] = None,

@@ -32,6 +32,8 @@ class AgentConfig(BaseModel):
     workspace_retention_hours: float = Field(24.0, gt=0)
     executor: str = Field("auto", description="auto | docker | local")
     docker_host: str | None = None
+    cache_max_mb: int = Field(2048, ge=1, description="dependency cache per service; the "
+                                                      "least recently used files go first")
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     aws_region: str | None = None
@@ -50,6 +52,10 @@ class AgentConfig(BaseModel):
     @property
     def workspaces_dir(self) -> Path:
         return self.data_dir / "workspaces"
+
+    @property
+    def caches_dir(self) -> Path:
+        return self.data_dir / "caches"
 
     @property
     def url(self) -> str:

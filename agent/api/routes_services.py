@@ -11,11 +11,13 @@ from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
 from agent.deploy.teardown import live_environments
 from agent.deploy.teardown import teardown as teardown_service
+from agent.executors.caches import caches_of
 from agent.onboarding.hooks import HookOutcome, on_service_created, on_service_deleted
 from store.models import (
     ENVIRONMENTS,
     SECRET_MASK,
     ApiToken,
+    CacheInfo,
     Pipeline,
     PipelineConfig,
     RunInfo,
@@ -166,6 +168,28 @@ def trigger_run(request: Request, name: str, token: Deployer, body: Annotated[
                               branch=branch, actor=token.name)
     audit(request, token, "run.trigger", f"{name}#{run.number}", f"{branch}@{sha}")
     return run
+
+
+@router.get("/services/{name}/cache", response_model=CacheInfo, tags=["services"])
+def cache_info(request: Request, name: str, _: Viewer) -> CacheInfo:
+    """The service's dependency cache (mounted at /cache in its stages)."""
+    agent = agent_of(request)
+    service = agent.store.get_service(name)
+    caches = caches_of(agent.config)
+    return CacheInfo(service=service.name, bytes=caches.size(service.name),
+                     max_bytes=caches.max_bytes)
+
+
+@router.delete("/services/{name}/cache", response_model=CacheInfo, tags=["services"])
+def clear_cache(request: Request, name: str, token: Deployer) -> CacheInfo:
+    """Empty the service's dependency cache; the next runs fill it again."""
+    agent = agent_of(request)
+    service = agent.store.get_service(name)
+    caches = caches_of(agent.config)
+    freed = caches.clear(service.name)
+    audit(request, token, "service.cache_clear", name, f"{freed} bytes")
+    return CacheInfo(service=service.name, bytes=caches.size(service.name),
+                     max_bytes=caches.max_bytes, freed_bytes=freed)
 
 
 @router.post("/services/{name}/unpin/{environment}", response_model=Service, tags=["deploys"])

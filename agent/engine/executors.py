@@ -74,9 +74,11 @@ class ExecutorSet:
                 raise NoDockerEngine(self.docker_error) from exc
             log.warning("%s; stages run with the local executor", self.docker_error)
             return
+        from agent.executors.caches import caches_of
         from agent.executors.docker import DockerExecutor
 
-        self._docker = DockerExecutor(client, instance=self.instance)
+        self._docker = DockerExecutor(client, instance=self.instance,
+                                      caches=caches_of(self.config))
 
     @property
     def local(self) -> Executor:

@@ -17,7 +17,44 @@ from agent.logs import StageLog
 
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
                  "repository does not exist", "no such image", "no such host", "dial tcp")
-_STEP = re.compile(r"^Step \d+/\d+ : (.*)")
+_STEP = re.compile(r"^Step (\d+/\d+) : (.*)")
+
+
+class _Steps:
+    """Says, once per Dockerfile step, whether the host's layer cache served it."""
+
+    def __init__(self, log: StageLog) -> None:
+        self.log = log
+        self.current: tuple[str, str] | None = None
+        self.cached = False
+        self.served = self.total = 0
+
+    @property
+    def instruction(self) -> str:
+        return self.current[1] if self.current else ""
+
+    def line(self, text: str) -> None:
+        if match := _STEP.match(text):
+            self.close()
+            self.current, self.cached = (match.group(1), match.group(2).strip()), False
+        elif text.strip() == "---> Using cache":
+            self.cached = True
+
+    def close(self) -> None:
+        if self.current is None:
+            return
+        number, instruction = self.current
+        self.current = None
+        if instruction.upper().startswith("FROM "):
+            self.log.system(f"build step {number} base image: {instruction}")
+            return
+        self.total += 1
+        self.served += self.cached
+        self.log.system(f"build step {number} {'cached' if self.cached else 'ran'}: "
+                        f"{instruction}")
+
+    def summary(self) -> str:
+        return f"build: {self.served} of {self.total} steps from the layer cache"
 
 
 def _error_of(chunk: dict[str, Any]) -> str | None:
@@ -57,7 +94,7 @@ def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
                               tag=spec.image, rm=True, forcerm=True, decode=True,
                               labels=spec.labels or None)
     built = False
-    step = ""
+    steps = _Steps(log)
     try:
         for chunk in stream:
             if cancel.is_set():  # closing the request makes dockerd stop the build
@@ -66,22 +103,24 @@ def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
             error = _error_of(chunk)
             if error:
                 hint = ""
-                at_from = step.upper().startswith("FROM ")
+                at_from = steps.instruction.upper().startswith("FROM ")
                 if at_from or any(marker in error.lower() for marker in _MISSING_BASE):
                     hint = (" — base images must already exist on this engine (nothing is "
                             "pulled here): build or load the FROM image first")
                 return _fail(log, f"build failed: {error}{hint}")
             if "stream" in chunk:
                 text = str(chunk["stream"])
-                if match := _STEP.match(text):
-                    step = match.group(1).strip()
                 log.write_chunk(text.encode())
+                for line in text.splitlines():
+                    steps.line(line)
             elif "aux" in chunk and "ID" in (chunk["aux"] or {}):
                 built = True
     finally:
         stream.close()
     if not built:
         return _fail(log, "build failed: the engine reported no image")
+    steps.close()
+    log.system(steps.summary())
     log.system(f"built {spec.image}")
     return None
 

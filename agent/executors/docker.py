@@ -28,6 +28,8 @@ from agent.executors.base import (
     agent_label,
 )
 from agent.executors.build import build_image
+from agent.executors.caches import MOUNT as CACHE_MOUNT
+from agent.executors.caches import Caches, cache_env
 from agent.executors.compose import run_integration
 from agent.executors.docker_logs import (
     ContainerLogStream,
@@ -71,8 +73,9 @@ class DockerExecutor:
     name = "docker"
 
     def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED,
-                 instance: str = "") -> None:
+                 instance: str = "", caches: Caches | None = None) -> None:
         self.client = client
+        self.caches = caches  # per-service dependency caches, mounted at /cache
         self.api = client.api
         self.instance = instance
         # The label that marks this agent's stage containers (find, cleanup): two agents
@@ -108,6 +111,9 @@ class DockerExecutor:
                 self._remove(container_id)
             else:
                 self.reaper.submit(container_id)
+            if self.caches is not None and spec.service:  # off the stage's critical path
+                threading.Thread(target=self.caches.trim, args=(spec.service,), daemon=True,
+                                 name=f"cache-trim-{spec.service}").start()
 
     def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
         """The Build stage on this engine (its build cache), pushing when asked."""
@@ -150,12 +156,16 @@ class DockerExecutor:
         binds = {str(spec.workspace): {"bind": "/workspace", "mode": "rw"}}
         if spec.mount_docker_socket:  # opt-in: root-equivalent access to the host engine
             binds[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
+        environment = spec.env
+        if self.caches is not None and spec.service:
+            binds[str(self.caches.dir_for(spec.service))] = {"bind": CACHE_MOUNT, "mode": "rw"}
+            environment = {**cache_env(), **spec.env}  # the service's own settings win
         host_config = self.api.create_host_config(binds=binds, network_mode=spec.network)
 
         def create() -> str:
             created = self.api.create_container(
                 spec.image, command=["/bin/sh", "-c", spec.command],
-                name=spec.container_name or None, labels=spec.labels, environment=spec.env,
+                name=spec.container_name or None, labels=spec.labels, environment=environment,
                 working_dir=spec.workdir, host_config=host_config, detach=True)
             try:
                 for network in spec.extra_networks:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from store.models.api import (
     AgentInfo,
+    CacheInfo,
     CanaryStatus,
     DecisionRequest,
     DockerState,
@@ -143,6 +144,7 @@ __all__ = [
     "STAGE_INTEGRATION_TEST",
     "STAGE_PREPARE",
     "STAGE_UNIT_TEST",
+    "CacheInfo",
     "Service",
     "ServiceConfig",
     "ServiceOverview",

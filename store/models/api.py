@@ -36,6 +36,15 @@ class Event(BaseModel):
 
 # ---- API request bodies ------------------------------------------------------------------
 
+class CacheInfo(BaseModel):
+    """A service's dependency cache (mounted at /cache in its stages)."""
+
+    service: str
+    bytes: int
+    max_bytes: int
+    freed_bytes: int | None = None  # after a clear
+
+
 class TriggerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     branch: str | None = None

@@ -186,3 +186,31 @@ def test_a_stage_ignoring_sigterm_ends_at_its_timeout(docker_client, make_spec, 
     log.flush()
     assert result.timed_out and result.error == "timed out after 2 s: container killed"
     assert ("stdout", "started") in stored(store, spec.run_id)
+
+
+def test_build_says_per_step_whether_the_layer_cache_served_it(
+        docker_client, base_image, writer, store, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex  # a step no other build has cached
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nRUN echo {marker} > /marker\nCOPY Dockerfile /Dockerfile\n")
+    tags = [f"seamless-test/cache-{marker[:8]}:{n}" for n in ("first", "second")]
+    logs = []
+    try:
+        for n, tag in enumerate(tags):
+            run_id = 900_000_000 + int(marker[:6], 16) * 2 + n
+            log = writer.stage_log(run_id, "Build", [])
+            assert build_image(docker_client, BuildSpec(tmp_path / "ctx", "Dockerfile", tag),
+                               log, threading.Event()).ok
+            log.flush()
+            logs.append([t for s, t in stored(store, run_id) if s == "system"])
+    finally:
+        for tag in tags:
+            docker_client.images.remove(tag, force=True)
+    first, second = logs
+    assert f"build step 1/3 base image: FROM {BASE_IMAGE}" in first
+    assert f"build step 2/3 ran: RUN echo {marker} > /marker" in first
+    assert "build: 0 of 2 steps from the layer cache" in first
+    assert f"build step 2/3 cached: RUN echo {marker} > /marker" in second
+    assert "build step 3/3 cached: COPY Dockerfile /Dockerfile" in second
+    assert "build: 2 of 2 steps from the layer cache" in second
