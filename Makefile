@@ -1,6 +1,8 @@
 # Seamless developer/CI entry points. `make test` is what .ci/run executes.
 #
-#   make venv          create .venv and install the project (+dev extras) when needed
+#   make runtime       create .venv and install the project (what the programs and the demo
+#                      need) when needed
+#   make venv          the same plus the dev extras (tests, lint, type-check) when needed
 #   make docker        make sure a Docker engine + compose/registry/busybox are available
 #   make images        build the local base image seamless/busybox:latest (FORCE=1 to rebuild)
 #                      and the deploy front's image from the host's haproxy
@@ -13,7 +15,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Separate stamps: `make demo` needs only the runtime install; the dev extras (pytest, moto,
+# schemathesis, mypy ...) are most of the install time and belong to `make test`.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 # Most tests wait on Docker, git and sockets, not the CPU: three workers on two cores.
 PYTEST_WORKERS ?= 3
@@ -22,20 +27,27 @@ ARGS ?=
 # CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
-.PHONY: venv docker images test lint layers typecheck demo demo-clean screenshots clean
+.PHONY: runtime venv docker images test lint layers typecheck demo demo-clean screenshots clean
 
-venv: $(STAMP)
+runtime: $(RUNTIME_STAMP)
+venv: $(DEV_STAMP)
 
 # Reinstall only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+# The dev install includes the runtime one: it satisfies both stamps.
+$(DEV_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
-	@touch $@
+	@touch $(RUNTIME_STAMP) $@
 
 docker:
 	@scripts/ensure-docker.sh
 
-images: venv docker
+images: runtime docker
 	@FORCE=$(FORCE) scripts/build-base-image.sh
 	@$(BIN)/python -m agent.deploy.front_image >/dev/null
 
@@ -52,7 +64,7 @@ typecheck: venv
 test: venv docker images lint layers typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
-demo: venv docker images
+demo: runtime docker images
 	scripts/demo.sh $(ARGS)
 
 demo-clean:

@@ -47,14 +47,15 @@ class Installed:
         return str(self.venv / "bin" / name)
 
 
-def install_into_fresh_venv(wheel: Path, venv: Path) -> Installed:
+def install_into_fresh_venv(wheel: Path, venv: Path,
+                            env: dict[str, str] | None = None) -> Installed:
     """`python -m venv` + `pip install WHEEL` (dependencies from the package index)."""
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
                    timeout=INSTALL_TIMEOUT_S)
     result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)],
                             capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                            cwd=venv)
+                            cwd=venv, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"pip install {wheel.name} failed:\n{result.stderr[-3000:]}")
     return Installed(venv, time.monotonic() - started)
