@@ -27,7 +27,7 @@ ARGS ?=
 # CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
-.PHONY: runtime venv docker images test lint layers typecheck demo demo-clean screenshots clean
+.PHONY: runtime venv docker test-tools images test lint layers typecheck demo demo-clean screenshots clean
 
 runtime: $(RUNTIME_STAMP)
 venv: $(DEV_STAMP)
@@ -47,6 +47,9 @@ $(DEV_STAMP): pyproject.toml
 docker:
 	@scripts/ensure-docker.sh
 
+test-tools:
+	@scripts/ensure-test-tools.sh
+
 images: runtime docker
 	@FORCE=$(FORCE) scripts/build-base-image.sh
 	@$(BIN)/python -m agent.deploy.front_image >/dev/null
@@ -61,7 +64,7 @@ layers: venv
 typecheck: venv
 	$(BIN)/mypy agent store seamless_tui
 
-test: venv docker images lint layers typecheck
+test: venv docker test-tools images lint layers typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 demo: runtime docker images

@@ -20,8 +20,9 @@ from typing import Annotated, Any
 import typer
 
 from agent import systemd
-from agent.cli_client import ADMIN_TOKEN_FILE, fail, table
-from agent.config import AgentConfig, load_config
+from agent.cli_client import ADMIN_TOKEN_FILE, Json, Options, fail, table
+from agent.config import SYSTEM_CONFIG_PATH, AgentConfig, load_config
+from agent.onboarding import system_install
 from store.models import Role
 
 log = logging.getLogger("seamless.agent")
@@ -34,11 +35,19 @@ app.add_typer(token_app, name="token")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(service_app, name="service")
 
-AgentUrl = Annotated[str | None, typer.Option("--agent", envvar="SEAMLESS_AGENT_URL",
-                                              help="agent URL, default http://127.0.0.1:8787")]
-Token = Annotated[str | None, typer.Option("--token", help="API token (or $SEAMLESS_TOKEN)")]
-Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="default ~/.seamless")]
+
+
+@app.callback()
+def options(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                  help="say where the API token came from")
+                               ] = False,
+            token_file: Annotated[Path | None, typer.Option(
+                "--token-file", envvar="SEAMLESS_TOKEN_FILE",
+                help="read the API token from this file")] = None) -> None:
+    """Seamless CI/CD agent. The API token: $SEAMLESS_TOKEN, the keyring, the token file of
+    `seamless-tui login`, a local agent's admin-token file (in that order), or --token-file."""
+    Options.verbose, Options.token_file = verbose, token_file
 
 
 def _config(config: Path | None, **overrides: Any) -> AgentConfig:
@@ -155,21 +164,40 @@ def token_revoke(token_id: int, data_dir: DataDir = None) -> None:
 
 
 # -- systemd -------------------------------------------------------------------------------
+def installed_executable() -> Path:
+    """This install's `seamless-agent` by absolute path: beside the interpreter of its venv
+    (also when started through a symlink such as /usr/local/bin/seamless-agent)."""
+    beside = Path(sys.executable).parent / "seamless-agent"
+    return beside if beside.exists() else Path(sys.argv[0]).resolve()
+
+
 @app.command("install-service")
-def install_service(path: Annotated[Path, typer.Option(help="where to write the unit")
-                                    ] = systemd.UNIT_PATH,
-                    user: str = "seamless", data_dir: Path = Path("/var/lib/seamless"),
-                    host: str = "127.0.0.1", port: int = 8787) -> None:
-    """Write the systemd unit (Type=notify, hardened) and print how to enable it."""
-    exe = Path(sys.argv[0]).resolve() if Path(sys.argv[0]).name == "seamless-agent" else None
-    exec_path = str(exe or Path(sys.executable).parent / "seamless-agent")
+def install_service(
+        path: Annotated[Path, typer.Option(help="where to write the unit")] = systemd.UNIT_PATH,
+        config: Annotated[Path, typer.Option(help="the config the service reads (written by "
+                                             "`seamless-agent init --system`)")
+                          ] = SYSTEM_CONFIG_PATH,
+        user: Annotated[str, typer.Option(help="the service's user")] = "seamless") -> None:
+    """Write the systemd unit (Type=notify, hardened) running this install's seamless-agent
+    with --config CONFIG, and print how to enable it."""
+    config = config.absolute()
+    if not config.is_file():
+        fail(f"no config at {config}: run `seamless-agent init --system` first "
+             "(or pass --config)", 2)
+    try:  # the file alone: the unit must not depend on this shell's SEAMLESS_* variables
+        cfg = load_config(config, environ={})
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        fail(f"bad configuration in {config}: {exc}", 2)
+    for warning in system_install.check_service_user(user, config, cfg.data_dir):
+        typer.echo(f"warning: {warning}", err=True)
+    unit = systemd.unit_file(installed_executable(), config, cfg.data_dir.absolute(), user)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(systemd.unit_file(exec_path, str(data_dir), user, host, port))
+        path.write_text(unit)
     except OSError as exc:
         fail(f"cannot write {path}: {exc} (run as root, or pass --path)")
     typer.echo(f"wrote {path}")
-    typer.echo(systemd.ENABLE_HINT.format(data_dir=data_dir, user=user))
+    typer.echo(systemd.ENABLE_HINT.format(unit=path))
 
 
 def main() -> None:

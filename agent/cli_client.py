@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -14,6 +14,12 @@ import typer
 from agent.config import DEFAULT_PORT
 
 ADMIN_TOKEN_FILE = "admin-token"
+
+AgentUrl = Annotated[str | None, typer.Option("--agent", envvar="SEAMLESS_AGENT_URL",
+                                              help="agent URL, default http://127.0.0.1:8787")]
+Token = Annotated[str | None, typer.Option(
+    "--token", help="API token; visible in `ps`: prefer $SEAMLESS_TOKEN or --token-file")]
+Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 # Exit codes for scripts: 0 ok, 1 refused/failed, 2 usage, 3 not found, 4 auth, 5 unreachable.
 EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNREACHABLE = 1, 3, 4, 5
@@ -23,17 +29,34 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("SEAMLESS_DATA_DIR") or Path.home() / ".seamless")
 
 
-def resolve_token(token: str | None, data_dir: Path | None = None) -> str | None:
-    """--token, then $SEAMLESS_TOKEN, then the admin-token file of a local agent."""
+class Options:
+    """The app-wide flags (`seamless-agent --verbose --token-file F COMMAND`)."""
+
+    verbose = False
+    token_file: Path | None = None
+
+
+def resolve_token(url: str, token: str | None, data_dir: Path | None = None
+                  ) -> tuple[str | None, str]:
+    """The token and where it came from: --token (warned about), --token-file, then
+    $SEAMLESS_TOKEN, the keyring, the token file of `seamless-tui login` (the TUI's own
+    order), then the admin-token file of a local agent."""
+    from seamless_tui.tokens import ARGV_WARNING
+    from seamless_tui.tokens import resolve_token as stored_token
+
     if token:
-        return token
-    if os.environ.get("SEAMLESS_TOKEN"):
-        return os.environ["SEAMLESS_TOKEN"]
+        typer.echo(f"warning: {ARGV_WARNING}", err=True)
+    try:
+        found, source = stored_token(url, token, Options.token_file)
+    except OSError as exc:
+        fail(f"cannot read the token file: {exc}", 2)
+    if found:
+        return found, source
     path = (data_dir or default_data_dir()) / ADMIN_TOKEN_FILE
     try:
-        return path.read_text().strip() or None
+        return (path.read_text().strip() or None), str(path)
     except OSError:
-        return None
+        return None, "none"
 
 
 def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
@@ -45,7 +68,9 @@ class Remote:
     def __init__(self, url: str | None, token: str | None, as_json: bool = False) -> None:
         self.url = (url or os.environ.get("SEAMLESS_AGENT_URL")
                     or f"http://127.0.0.1:{DEFAULT_PORT}").rstrip("/")
-        self.token = resolve_token(token)
+        self.token, source = resolve_token(self.url, token)
+        if Options.verbose:
+            typer.echo(f"using the token from {source} for {self.url}", err=True)
         self.as_json = as_json
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=30)

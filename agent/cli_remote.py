@@ -11,13 +11,9 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from agent.cli_client import Remote, fail, table
+from agent.cli_client import AgentUrl, Json, Remote, Token, fail, table
 from store.models import PipelineConfig, ServiceConfig
 
-AgentUrl = Annotated[str | None, typer.Option("--agent", envvar="SEAMLESS_AGENT_URL",
-                                              help="agent URL, default http://127.0.0.1:8787")]
-Token = Annotated[str | None, typer.Option("--token", help="API token (or $SEAMLESS_TOKEN)")]
-Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 File = Annotated[Path | None, typer.Option("--file", help="TOML file with the fields")]
 
 

@@ -10,6 +10,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_PORT = 8787
+# A system install (`init --system`, `install-service`): outside every home directory, so
+# the unit's ProtectHome=true holds.
+SYSTEM_CONFIG_PATH = Path("/etc/seamless/agent.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/seamless")
 
 
 def default_config_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:

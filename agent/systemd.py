@@ -72,19 +72,33 @@ class Notifier:
                 await self._task
 
 
-def unit_file(exec_path: str, data_dir: str = "/var/lib/seamless", user: str = "seamless",
-              host: str = "127.0.0.1", port: int = 8787) -> str:
+HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+def protect_home(*paths: Path) -> str:
+    """ProtectHome= that agrees with where things are: `true` hides every home directory,
+    so a program, config or data directory inside one needs `read-only` (the data
+    directory is made writable again by ReadWritePaths=)."""
+    inside = any(p.is_relative_to(home) for p in paths for home in HOME_DIRS)
+    return "read-only" if inside else "true"
+
+
+def unit_file(exec_path: Path, config_path: Path, data_dir: Path, user: str = "seamless"
+              ) -> str:
+    """The unit: the installed `seamless-agent` by absolute path, reading `config_path`
+    (which names the data directory, host and port); hardened, Type=notify."""
+    state = ("StateDirectory=seamless\nStateDirectoryMode=0700\n"
+             if data_dir == Path("/var/lib/seamless") else "")
     return f"""\
 [Unit]
 Description=Seamless CI/CD agent
-Documentation=https://github.com/seamless/seamless
 After=network-online.target docker.service
 Wants=network-online.target docker.service
 
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={exec_path} serve --host {host} --port {port} --data-dir {data_dir}
+ExecStart={exec_path} serve --config {config_path}
 Restart=on-failure
 RestartSec=5
 TimeoutStopSec=20
@@ -94,12 +108,11 @@ Group={user}
 # Docker socket access is root-equivalent: this hardening limits accidents,
 # not a compromised agent.
 SupplementaryGroups=docker
-StateDirectory=seamless
-StateDirectoryMode=0700
-Environment=SEAMLESS_DATA_DIR={data_dir}
+{state}# Log streams, WebSockets, git and SQLite: far more than the default 1024 files.
+LimitNOFILE=65536
 ProtectSystem=strict
 ReadWritePaths={data_dir}
-ProtectHome=true
+ProtectHome={protect_home(exec_path, config_path, data_dir)}
 PrivateTmp=true
 NoNewPrivileges=true
 PrivateDevices=true
@@ -118,8 +131,7 @@ WantedBy=multi-user.target
 
 ENABLE_HINT = """\
 Next steps (as root):
-  useradd --system --home {data_dir} --shell /usr/sbin/nologin {user}
-  usermod -aG docker {user}
+  systemd-analyze verify {unit}      # optional: systemd's own check of the unit
   systemctl daemon-reload
   systemctl enable --now seamless-agent
   journalctl -u seamless-agent -f      # the first start logs where the admin token is

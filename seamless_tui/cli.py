@@ -1,4 +1,4 @@
-"""`seamless-tui [--agent URL] [--token T]` and `seamless-tui login`."""
+"""`seamless-tui [--agent URL] [--token-file F] [--verbose]` and `seamless-tui login`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from pathlib import Path
 
 DEFAULT_AGENT = "http://127.0.0.1:8787"  # agent.config.DEFAULT_PORT; the TUI imports no agent
 
@@ -14,7 +15,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seamless-tui",
                                      description="Seamless control center (terminal UI)")
     parser.add_argument("--agent", help=f"agent URL (default: last used, else {DEFAULT_AGENT})")
-    parser.add_argument("--token", help="API token (default: $SEAMLESS_TOKEN, keyring, file)")
+    parser.add_argument("--token", help="API token; visible in `ps`, so prefer the default: "
+                        "$SEAMLESS_TOKEN, then the keyring, then the token file")
+    parser.add_argument("--token-file", type=Path, help="read the API token from this file")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say where the token came from")
     sub = parser.add_subparsers(dest="command")
     login = sub.add_parser("login", help="store an API token for an agent")
     login.add_argument("--agent", dest="login_agent")
@@ -44,12 +49,14 @@ def _check(agent: str, token: str) -> tuple[bool | None, str]:
 
 def main(argv: list[str] | None = None) -> int:
     from seamless_tui.config import UserConfig
-    from seamless_tui.tokens import resolve_token, store_token
+    from seamless_tui.tokens import ARGV_WARNING, resolve_token, store_token
 
     args = _parser().parse_args(argv)
     config = UserConfig.load()
     if args.command == "login":
         agent = (args.login_agent or args.agent or config.last_agent or DEFAULT_AGENT).rstrip("/")
+        if args.login_token:
+            print(f"seamless-tui: warning: {ARGV_WARNING}", file=sys.stderr)
         token = args.login_token or getpass.getpass(f"API token for {agent}: ").strip()
         if not token:
             print("seamless-tui: no token given", file=sys.stderr)
@@ -66,11 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     agent = (args.agent or config.last_agent or DEFAULT_AGENT).rstrip("/")
-    token, _source = resolve_token(agent, args.token)
-    if token is None:
-        print(f"seamless-tui: no token for {agent}; run `seamless-tui login` or pass --token "
-              "/ set SEAMLESS_TOKEN", file=sys.stderr)
+    if args.token:
+        print(f"seamless-tui: warning: {ARGV_WARNING}", file=sys.stderr)
+    try:
+        token, source = resolve_token(agent, args.token, args.token_file)
+    except OSError as exc:
+        print(f"seamless-tui: cannot read the token file: {exc}", file=sys.stderr)
         return 2
+    if token is None:
+        print(f"seamless-tui: no token for {agent}; run `seamless-tui login`, set "
+              "SEAMLESS_TOKEN or pass --token-file", file=sys.stderr)
+        return 2
+    if args.verbose:
+        print(f"seamless-tui: using the token from {source} for {agent}", file=sys.stderr)
     from seamless_tui.app import SeamlessApp
     from seamless_tui.client import AgentClient
     from seamless_tui.theming import IncompleteInstall, check_install

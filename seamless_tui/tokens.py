@@ -1,4 +1,5 @@
-"""Where the API token lives: --token, $SEAMLESS_TOKEN, the OS keyring, then a 0600 file.
+"""Where the API token lives: $SEAMLESS_TOKEN, the OS keyring, then a 0600 file (or the
+file named by --token-file; --token works but warns: argv is visible in `ps`).
 
 On a headless host (no D-Bus, no Secret Service) `keyring` has no backend; we
 say so plainly and use `~/.config/seamless/token`, readable only by the user,
@@ -75,10 +76,26 @@ def _from_file(agent_url: str) -> str | None:
     return fallback
 
 
-def resolve_token(agent_url: str, flag: str | None) -> tuple[str | None, str]:
-    """The token and where it came from, in order: flag, env, keyring, file."""
+ARGV_WARNING = ("a token on the command line is visible to every user of this host in `ps`; "
+                "use $SEAMLESS_TOKEN, --token-file or the stored token instead")
+
+
+def read_token_file(path: Path) -> str:
+    """The token in a file of its own (the first non-empty line); OSError if unreadable."""
+    for line in path.read_text().splitlines():
+        if line.strip():
+            return line.strip()
+    raise OSError(f"{path} is empty")
+
+
+def resolve_token(agent_url: str, flag: str | None, file: Path | None = None
+                  ) -> tuple[str | None, str]:
+    """The token and where it came from. Explicit first (--token, --token-file), then
+    $SEAMLESS_TOKEN, the keyring, the token file of `seamless-tui login`."""
     if flag:
         return flag, "--token"
+    if file is not None:
+        return read_token_file(file), f"--token-file {file}"
     if os.environ.get("SEAMLESS_TOKEN"):
         return os.environ["SEAMLESS_TOKEN"], "SEAMLESS_TOKEN"
     if _keyring_backend() is not None:

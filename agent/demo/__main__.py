@@ -106,17 +106,33 @@ def write_state(workdir: Path, agent: AgentProcess, token: str | None, story: St
     (workdir / "demo.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
-def tui_command(url: str, token: str) -> list[str]:
+def tui_command(url: str) -> list[str]:
+    """The TUI for the demo agent; its token goes by environment (tui_env), never argv."""
     exe = Path(sys.executable).with_name("seamless-tui")
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "seamless_tui.cli"]
-    return [*base, "--agent", url, "--token", token]
+    return [*base, "--agent", url]
+
+
+def tui_env(token: str) -> dict[str, str]:
+    return {**os.environ, "SEAMLESS_TOKEN": token}
+
+
+def write_auth_header(workdir: Path, token: str) -> Path:
+    """The header for `curl -H @file`: the token stays out of every command line."""
+    path = workdir / "auth-header"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"Authorization: Bearer {token}\n")
+    return path
 
 
 def print_keep(agent: AgentProcess, token: str, story: Story) -> None:
     pid = agent.proc.pid if agent.proc else "?"
+    header = write_auth_header(agent.workdir, token)
     print(f"\nThe demo agent keeps running at {agent.url} (pid {pid}).")
-    print(f"  TUI:    .venv/bin/seamless-tui --agent {agent.url} --token {token}")
-    print(f"  REST:   curl -H 'Authorization: Bearer {token}' {agent.url}/api/v1/overview")
+    print(f"  TUI:    SEAMLESS_TOKEN=$(cat {agent.token_path}) .venv/bin/seamless-tui "
+          f"--agent {agent.url}")
+    print(f"  REST:   curl -H @{header} {agent.url}/api/v1/overview")
     for role, ports in story.ports.items():
         print(f"  {story.names[role]:<14} staging http://127.0.0.1:{ports['staging']}/  "
               f"production http://127.0.0.1:{ports['production']}/")
@@ -145,7 +161,7 @@ def run_with_tui(scenario: Scenario, agent: AgentProcess, token: str, workdir: P
 
     thread = threading.Thread(target=play, name="demo-story", daemon=True)
     thread.start()
-    subprocess.run(tui_command(agent.url, token), check=False)
+    subprocess.run(tui_command(agent.url), env=tui_env(token), check=False)
     if thread.is_alive():
         print(f"You left the TUI before the story ended; its progress is in {workdir}/demo.log")
     for err in errors:

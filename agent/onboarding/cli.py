@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from agent.config import AgentConfig, load_config
+from agent.config import SYSTEM_CONFIG_PATH, SYSTEM_DATA_DIR, AgentConfig, load_config
 from agent.onboarding.init import InitError, InitOptions, Wizard, default_config_path
+from agent.onboarding.system_install import hand_over
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="agent config TOML"
                          " (default: $SEAMLESS_CONFIG or ~/.config/seamless/agent.toml)")
@@ -29,6 +30,10 @@ def _config(path: Path | None) -> AgentConfig:
 
 def init(
     config: Path = typer.Option(None, "--config", "-c", help="where to write the config"),
+    system: bool = typer.Option(
+        False, "--system", help=f"for the systemd service: config {SYSTEM_CONFIG_PATH}, data "
+        f"in {SYSTEM_DATA_DIR}, both usable by --user (run as root)"),
+    user: str = typer.Option("seamless", help="the service's user (with --system)"),
     non_interactive: bool = typer.Option(False, "--non-interactive",
                                          help="never prompt; unanswered = unchanged"),
     data_dir: Path = typer.Option(None, help="SQLite, mirrors, workspaces, secrets"),
@@ -50,6 +55,10 @@ def init(
     production_cluster: str = typer.Option(None, help="ECS cluster for production"),
 ) -> None:
     """First-run setup: answers checked as you go; re-running changes only what you change."""
+    if system:
+        config = config or SYSTEM_CONFIG_PATH
+        if data_dir is None and not SYSTEM_CONFIG_PATH.exists():
+            data_dir = SYSTEM_DATA_DIR
     opts = InitOptions(
         config_path=config or default_config_path(), interactive=not non_interactive,
         data_dir=data_dir, host=host, port=port, public_url=public_url, executor=executor,
@@ -65,6 +74,13 @@ def init(
     changed = ", ".join(sorted(result.changed)) or "nothing"
     typer.echo(f"config {result.config_path}: changed {changed}"
                + ("; GitHub token saved (0600)" if result.token_saved else ""))
+    if system:
+        written = load_config(result.config_path, environ={})
+        for warning in hand_over(user, result.config_path, written.data_dir):
+            typer.echo(f"warning: {warning}", err=True)
+        typer.echo(f"next: seamless-agent install-service --user {user}"
+                   + (f" --config {result.config_path}"
+                      if result.config_path != SYSTEM_CONFIG_PATH else ""))
 
 
 def env_provision(
