@@ -62,7 +62,7 @@ layers: venv
 	$(BIN)/lint-imports
 
 typecheck: venv
-	$(BIN)/mypy agent store seamless_tui
+	$(BIN)/mypy agent store seamless_tui tests
 
 test: venv docker test-tools images lint layers typecheck
 	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)

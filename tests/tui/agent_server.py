@@ -16,9 +16,16 @@ from agent.runtime import Agent
 class AgentServer:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir, self.port = data_dir, port
-        self.agent: Agent | None = None
+        self._agent: Agent | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def agent(self) -> Agent:
+        """The agent being served (between start and stop)."""
+        if self._agent is None:
+            raise RuntimeError("the agent server is not started")
+        return self._agent
 
     @property
     def url(self) -> str:
@@ -28,8 +35,8 @@ class AgentServer:
         # Seeded lines carry fixed (old) timestamps: keep retention from pruning them.
         config = AgentConfig(data_dir=self.data_dir, port=self.port, poll_enabled=False,
                              executor="local", log_retention_hours=24 * 365 * 100)
-        self.agent = Agent(config)
-        uv = uvicorn.Config(create_app(self.agent), host="127.0.0.1", port=self.port,
+        self._agent = Agent(config)
+        uv = uvicorn.Config(create_app(self._agent), host="127.0.0.1", port=self.port,
                             log_level="warning", lifespan="on", ws="websockets-sansio")
         self._server = uvicorn.Server(uv)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -45,6 +52,6 @@ class AgentServer:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=20)
-        if self.agent is not None:
-            self.agent.close()
-        self._server = self._thread = self.agent = None
+        if self._agent is not None:
+            self._agent.close()
+        self._server = self._thread = self._agent = None

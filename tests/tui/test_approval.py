@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from seamless_tui.screens.approval import ApprovalModal
+from seamless_tui.screens.dashboard import DashboardScreen
 from store.models import Role
 from tests.tui.conftest import LiveAgent, wait_for
 
@@ -36,11 +37,12 @@ async def test_approve_from_the_modal_changes_the_run_on_the_agent(live_agent: L
     async with app.run_test(size=(80, 24)) as pilot:
         modal = await _open_modal(app, pilot)
         await pilot.press("slash", *"ship it", "tab")  # type a comment, leave the box
-        assert modal.query_one("#comment").value == "ship it"
+        assert modal.query_one("#comment", Input).value == "ship it"
         await pilot.press("a")
         await wait_for(pilot, lambda: not isinstance(app.screen, ApprovalModal), "dismissal")
         # The result is visible at once: the approvals panel empties from the live events.
-        await wait_for(pilot, lambda: not app.screen.rows["payments"].pending_approval,
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen)
+                       and not app.screen.rows["payments"].pending_approval,
                        "the pending approval to leave the dashboard")
     with live_agent.http() as http:
         approval = http.get(f"/api/v1/runs/{run}/approval").json()

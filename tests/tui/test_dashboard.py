@@ -63,6 +63,7 @@ async def test_last_run_on_a_pipeline_row_opens_its_newest_run(live_agent: LiveA
         await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
         await pilot.press("g", "l")  # the first row is the "platform" group
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), "the run view")
+        assert isinstance(app.screen, RunScreen)
         assert app.screen.run_id == live_agent.seeded.runs["auth"]
 
 

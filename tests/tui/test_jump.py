@@ -33,6 +33,7 @@ async def test_jumps_to_a_service_a_run_and_a_run_of_the_service_in_view(
         await _jump(app, pilot, "payments#2")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
                        and app.screen.run is not None, "run #2")
+        assert isinstance(app.screen, RunScreen)
         assert app.screen.run_id == live_agent.seeded.runs["pay-prev"]
         await _jump(app, pilot, "#1")  # the service in view is payments
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)

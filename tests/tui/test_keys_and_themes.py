@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textual.widgets import DataTable
+
 from seamless_tui.config import UserConfig
 from seamless_tui.screens.dashboard import DashboardScreen
 from seamless_tui.screens.help import HelpScreen
@@ -22,8 +24,10 @@ async def test_jump_drill_in_and_back_with_the_keyboard(live_agent: LiveAgent):
         await _dashboard(app, pilot)
         await pilot.press("colon", *"chec", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ServiceScreen), "service view")
+        assert isinstance(app.screen, ServiceScreen)
         assert app.screen.service_name == "checkout"
-        await wait_for(pilot, lambda: app.screen.query_one("#runs-table").row_count == 1, "runs")
+        await wait_for(pilot, lambda: app.screen.query_one("#runs-table", DataTable).row_count
+                       == 1, "runs")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), "run view")
         await pilot.press("question_mark")
@@ -39,7 +43,7 @@ async def test_a_remapped_key_works_and_the_theme_choice_is_remembered(live_agen
         dash = await _dashboard(app, pilot)
         await pilot.press("f", *"pay")
         assert dash.filter_text == "pay"
-        assert list(dash.query_one("#services").rows) == ["pipeline:shop", "payments"]
+        assert list(dash.query_one("#services", DataTable).rows) == ["pipeline:shop", "payments"]
         await pilot.press("escape")
         await pilot.press("ctrl+t")
         chosen = app.theme

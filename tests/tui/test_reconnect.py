@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from seamless_tui.screens.dashboard import DashboardScreen
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.widgets.log_view import LogView
 from store.store import Store
@@ -47,6 +48,8 @@ async def test_reconnect_after_the_agent_restarts_resumes_the_log_without_gap(
             pending = live_agent.seeded.runs["pay-approval"]
             assert http.post(f"/api/v1/runs/{pending}/cancel").status_code == 200
         await pilot.press("escape")
-        await wait_for(pilot, lambda: getattr(app.screen, "rows", {}).get("payments")
-                       and app.screen.rows["payments"].last_run.status == "cancelled",
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen)
+                       and "payments" in app.screen.rows
+                       and getattr(app.screen.rows["payments"].last_run, "status", None)
+                       == "cancelled",
                        "the live change after the restart")

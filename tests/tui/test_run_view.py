@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.command import CommandPalette
 
+from seamless_tui.screens.dashboard import DashboardScreen
 from seamless_tui.screens.run import RunScreen, StageList
 from seamless_tui.widgets.log_view import LogView
 from store.models import Role
@@ -30,6 +31,7 @@ async def test_rerun_from_the_selected_stage_starts_a_new_run(live_agent: LiveAg
         await pilot.press("F")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
                        and app.screen.run_id != run_id, "the new run's view")
+        assert isinstance(app.screen, RunScreen)
         new_id = app.screen.run_id
     with live_agent.http() as http:
         new = http.get(f"/api/v1/runs/{new_id}").json()
@@ -59,6 +61,7 @@ async def test_command_palette_lists_the_screen_actions_and_runs_them(live_agent
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
         dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         await pilot.press(*"sort")
@@ -92,10 +95,12 @@ async def test_choosing_another_stage_focuses_its_mounted_log_and_keys_keep_work
             await pilot.press("k", "k", "enter")
             await wait_for(pilot, lambda: isinstance(app.focused, LogView), "the log focused")
             view = app.focused
+            assert isinstance(view, LogView)
             assert view.is_attached and view in app.screen.query(LogView)
             assert len(app.screen.query(LogView)) == 1
             await pilot.press("tab")
             await wait_for(pilot, lambda: isinstance(app.focused, StageList), "the stage list")
+        assert isinstance(app.screen, RunScreen)
         stage = app.screen.stage
         await wait_for(pilot, lambda: app.screen.query_one(LogView).stage == stage
                        and app.screen.query_one(LogView).loaded_once, "the chosen stage's log")
@@ -115,6 +120,7 @@ async def test_rerun_from_with_no_stage_picked_reruns_the_stage_shown_and_follow
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
                        and app.screen.run_id != run_id and app.screen.run, "the new run")
         new = app.screen
+        assert isinstance(new, RunScreen)
         # The new run's log pane is on the stage that runs again, not on a reused one.
         await wait_for(pilot, lambda: new.stage == "Unit Test", "the rerun stage's log")
         await wait_for(pilot, lambda: "↺" in screen_text(app), "the reused marks")
@@ -127,7 +133,7 @@ async def test_rerun_from_with_no_stage_picked_reruns_the_stage_shown_and_follow
 async def test_commit_link_is_shown_and_put_on_the_clipboard(live_agent: LiveAgent):
     app = live_agent.app()
     copied: list[str] = []
-    app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+    app.copy_to_clipboard = copied.append  # type: ignore[method-assign,assignment]
     async with app.run_test(size=(100, 30)) as pilot:
         await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
         await pilot.press("o")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable
 
 from seamless_tui.screens.approval import ApprovalModal
 from seamless_tui.screens.config_form import ConfigForm
@@ -60,7 +61,8 @@ def test_service_view_snapshot(snap_compare, live_agent: LiveAgent):
         pilot.app.open_service("payments")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ServiceScreen)
                        and pilot.app.screen.is_mounted
-                       and sum(t.row_count for t in pilot.app.screen.query("#runs-table")) == 3,
+                       and sum(t.row_count for t in
+                               pilot.app.screen.query("#runs-table").results(DataTable)) == 3,
                        "runs")
 
     assert _snap(snap_compare, live_agent.app(), steps)

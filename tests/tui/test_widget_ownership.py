@@ -4,6 +4,8 @@ once when it is shown again)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 from textual.worker import WorkerState
 
@@ -68,8 +70,11 @@ async def test_agent_events_reach_the_shown_screen_and_a_hidden_one_reloads_once
         live_agent: LiveAgent, monkeypatch):
     calls: list[str] = []
     original = DashboardScreen.agent_event
-    monkeypatch.setattr(DashboardScreen, "agent_event",
-                        lambda self, ev: (calls.append(ev.type), original(self, ev))[1])
+    def spy(self: DashboardScreen, ev: Any) -> Any:
+        calls.append(ev.type)
+        return original(self, ev)
+
+    monkeypatch.setattr(DashboardScreen, "agent_event", spy)
     app = live_agent.app()
     pending = live_agent.seeded.runs["pay-approval"]
     async with app.run_test(size=(100, 30)) as pilot:
@@ -81,12 +86,17 @@ async def test_agent_events_reach_the_shown_screen_and_a_hidden_one_reloads_once
         # The shown screen hears about it; wait until it must have been published.
         await wait_for(pilot, lambda: dashboard._missed_events, "the hidden screen's note")
         assert calls == []  # the hidden dashboard was not handed the event
-        assert dashboard.rows["payments"].last_run.status == "awaiting_approval"
+        assert _last_status(dashboard) == "awaiting_approval"
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: dashboard.rows["payments"].last_run.status == "cancelled",
+        await wait_for(pilot, lambda: _last_status(dashboard) == "cancelled",
                        "the dashboard reloaded when shown again")
         with live_agent.http() as http:  # and, shown, it follows events live
             assert http.post(f"/api/v1/runs/{live_agent.seeded.runs['checkout']}/rerun"
                              ).status_code in (200, 201)
         await wait_for(pilot, lambda: calls, "a live event on the shown dashboard")
+
+
+def _last_status(dashboard: DashboardScreen) -> str | None:
+    run = dashboard.rows["payments"].last_run
+    return run.status if run is not None else None
