@@ -15,7 +15,7 @@ import signal
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,9 @@ from agent.cli_client import ADMIN_TOKEN_FILE, Json, Options, fail, table
 from agent.config import SYSTEM_CONFIG_PATH, AgentConfig, load_config
 from agent.onboarding import system_install
 from store.models import Role
+
+if TYPE_CHECKING:  # the store (sqlite) loads only for the commands that use it
+    from store.store import Store
 
 log = logging.getLogger("seamless.agent")
 
@@ -58,7 +61,7 @@ def _config(config: Path | None, **overrides: Any) -> AgentConfig:
 
 
 # -- serve ---------------------------------------------------------------------------------
-def ensure_admin_token(store: Any, data_dir: Path) -> Path | None:
+def ensure_admin_token(store: Store, data_dir: Path) -> Path | None:
     """First start: create an admin token, readable only by the agent's user."""
     path = data_dir / ADMIN_TOKEN_FILE
     if store.list_tokens():

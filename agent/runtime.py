@@ -25,6 +25,7 @@ from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
 from agent.notify import Notifier
 from agent.onboarding.secrets import github_token
+from agent.triggers.polling import Poller
 from store.models import DeployTargetConfig
 from store.store import Store
 
@@ -76,7 +77,7 @@ class Agent:
                            self.executors, self.instance)
         self.engine = Engine(self.store, transitions, driver, self.deployer,
                              config.max_parallel_runs)
-        self.poller: Any = None
+        self.poller: Poller | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.started = False
 
@@ -86,8 +87,6 @@ class Agent:
         await in_thread(self.deployer.reconcile_fronts)  # fronts serve what the store says
         await self.engine.start()
         if self.config.poll_enabled:
-            from agent.triggers.polling import Poller
-
             self.poller = Poller(self)
             await self.poller.start()
         self._maintenance = asyncio.create_task(self._maintain(), name="seamless-maintenance")

@@ -27,6 +27,7 @@ from agent.api.auth import Authenticator
 from agent.api.errors import install_error_handlers
 from agent.api.metrics import Metrics
 from agent.api.redaction import MaskJsonBodies
+from agent.runtime import Agent
 from agent.triggers.github import RepoIndex
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ Authenticate with `Authorization: Bearer <token>` (create one with
 Errors are JSON `{"error": "<code>", "detail": ...}`."""
 
 
-def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 1000,
+def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int = 1000,
                ws_queue_logs: int = 2000) -> FastAPI:
     """`manage_agent=False` when the caller starts and stops the agent itself.
     The ws_queue_* sizes bound each WebSocket client's backlog (events / log batches)."""
@@ -82,7 +83,7 @@ def create_app(agent: Any, *, manage_agent: bool = True, ws_queue_events: int = 
     return app
 
 
-def _side_tasks(agent: Any) -> list[Any]:
+def _side_tasks(agent: Agent) -> list[Any]:
     """The poller and the commit-status reporter, when the configuration asks for them."""
     from agent.triggers.polling import Poller
     from agent.triggers.status import StatusReporter

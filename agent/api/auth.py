@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent.api.errors import ApiError
 from store.models import ApiToken, Role
+from store.store import Store
 
 bearer = HTTPBearer(auto_error=False, description="an API token: `seamless-agent token create`")
 
@@ -20,7 +21,7 @@ _TOUCH_EVERY_S = 60.0
 
 
 class Authenticator:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._touched: dict[int, float] = {}
 

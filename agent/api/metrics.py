@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agent.runtime import Agent
 from store.models import Event, RunStatus
 
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -22,7 +22,7 @@ _LOG_GRACE_S = 2.0
 
 
 class Metrics:
-    def __init__(self, agent: Any) -> None:
+    def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.registry = CollectorRegistry()
         self.runs = Gauge("seamless_runs", "Runs in the store by status", ["status"],

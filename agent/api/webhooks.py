@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from agent.api.errors import error_response
+from agent.runtime import Agent
 from agent.triggers.github import (
     MalformedPayload,
     Plan,
@@ -92,7 +93,7 @@ async def github_webhook(request: Request) -> JSONResponse:
         return error_response(400, "malformed_payload", str(exc))
 
 
-def _handle(agent: Any, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
+def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
             payload: dict[str, Any], signature: str | None) -> JSONResponse:
     candidates = repo_index.services_for(payload)
     if not candidates:
@@ -129,7 +130,7 @@ def _handle(agent: Any, repo_index: RepoIndex, event: str, delivery: str, body: 
     return JSONResponse({"status": "queued", "runs": runs, "ignored": reasons})
 
 
-def _submit(agent: Any, service: Service, plan: Plan, delivery: str) -> dict[str, Any]:
+def _submit(agent: Agent, service: Service, plan: Plan, delivery: str) -> dict[str, Any]:
     run = agent.engine.submit(service, trigger=plan.trigger, kind=plan.kind, sha=plan.sha,
                               branch=plan.branch, pr_number=plan.pr_number,
                               author=plan.author, message=plan.message, actor="github")

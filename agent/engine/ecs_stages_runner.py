@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from agent.engine.executors import ExecutorSet
 from agent.engine.stages import stage_timeout
+from agent.engine.workspace import Workspaces
 from agent.executors.base import Executor, StageResult, StageSpec, StateSaver
 from agent.executors.ecs_stages import build_spec, prepare_spec
 from agent.logs import StageLog
@@ -50,7 +51,7 @@ def git_auth_env(token: str | None, repo_url: str) -> dict[str, str]:
 
 
 class EcsStages:
-    def __init__(self, executors: ExecutorSet, workspaces: Any, saver_for: SaverFor) -> None:
+    def __init__(self, executors: ExecutorSet, workspaces: Workspaces, saver_for: SaverFor) -> None:
         self.executors = executors
         self.workspaces = workspaces
         self.saver_for = saver_for

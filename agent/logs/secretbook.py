@@ -18,10 +18,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.logs.masking import SecretMasker
+from store.store import Store
 
 
 class SecretBook:
-    def __init__(self, store: Any, own: Callable[[], Iterable[str]] = tuple) -> None:
+    def __init__(self, store: Store, own: Callable[[], Iterable[str]] = tuple) -> None:
         self.store = store
         self._own = own
         self._lock = threading.Lock()

@@ -20,12 +20,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
 
+from agent.bus import Bus
 from agent.logs.masking import SecretMasker, masker_for
 from agent.logs.timestamps import iso_ts
 from store.ids import new_ulids
 from store.models import LogLine, LogStream
+from store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class _LoopMarker:
 
 
 class LogWriter:
-    def __init__(self, store: Any, bus: Any, max_pending: int = 20_000,
+    def __init__(self, store: Store, bus: Bus, max_pending: int = 20_000,
                  interval_s: float = INTERVAL_S,
                  shared_secrets: Callable[[], Iterable[str]] = tuple) -> None:
         self.store = store

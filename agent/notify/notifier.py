@@ -14,13 +14,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from agent.bus import Bus
 from agent.notify.messages import Notification, notification_for
 from store.models import Event, Pipeline
+from store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ PipelineLookup = Callable[[str], Pipeline]
 
 
 class Notifier:
-    def __init__(self, store: Any, bus: Bus, pipelines: PipelineLookup | None = None, *,
+    def __init__(self, store: Store, bus: Bus, pipelines: PipelineLookup | None = None, *,
                  attempts: int = 4, backoff_s: float = 0.5, max_backoff_s: float = 10.0,
                  timeout_s: float = 5.0, max_queue: int = 1000) -> None:
         self.store, self.bus = store, bus

@@ -19,6 +19,7 @@ from typing import Any
 
 import git
 
+from agent.triggers.host import AgentHandle
 from store.models import RunInfo, RunKind, Service, Trigger
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def ls_remote(url: str, *patterns: str, timeout_s: float = 30.0) -> dict[str, st
 class Poller:
     """`await Poller(agent).start()` / `await .stop()`; `poll_service()` is one pass."""
 
-    def __init__(self, agent: Any, *, tick_s: float = 1.0, max_parallel: int = 4) -> None:
+    def __init__(self, agent: AgentHandle, *, tick_s: float = 1.0, max_parallel: int = 4) -> None:
         self.agent = agent
         self.tick_s = tick_s
         self._next_due: dict[int, float] = {}

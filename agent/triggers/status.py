@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any
 
 from agent.github_api import GitHubClient, parse_github_repo, web_host
+from agent.triggers.host import AgentHandle
 from store.models import Event, RunInfo, RunStatus
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,12 @@ STATE_OF = {
 class StatusReporter:
     """`await start()` / `await stop()`; posts one status per change of a run's state."""
 
-    def __init__(self, agent: Any, client: GitHubClient | None = None) -> None:
+    def __init__(self, agent: AgentHandle, client: GitHubClient | None = None) -> None:
         config = agent.config
+        if client is None and not config.github_token:
+            raise ValueError("commit statuses need github_token in the agent's config")
         self.agent = agent
-        self.client = client or GitHubClient(config.github_token, config.github_api_url,
+        self.client = client or GitHubClient(config.github_token or "", config.github_api_url,
                                              timeout=10.0)
         self.host = web_host(config.github_api_url)
         self.link_base = (config.public_url or config.url).rstrip("/")

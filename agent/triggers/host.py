@@ -1,0 +1,26 @@
+"""What the triggers use of the running agent: its store, bus, engine and config
+(`agent.runtime.Agent` is one; the runtime sits above the triggers, so they name this
+protocol rather than import it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agent.bus import Bus
+from agent.config import AgentConfig
+from agent.engine.engine import Engine
+from store.store import Store
+
+
+class AgentHandle(Protocol):
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def config(self) -> AgentConfig: ...
