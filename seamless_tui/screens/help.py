@@ -10,9 +10,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 NOTES = (
-    "Log pane: / searches the lines loaded in the pane (the newest window, or the pages "
-    "you scrolled to), not the whole log on the agent; n / N go to the next / previous "
-    "match; e jumps to the first error in the loaded lines; f or G resumes following.\n"
+    "Log pane: / searches the whole stage log on the agent (a match counter shows "
+    "3 / 1,922); n / N go to the next / previous match, loading that part of the log; "
+    "e jumps to the first error in the loaded lines; f or G resumes following; s saves the "
+    "whole stage log to a file in the current directory; click a line and y copies it "
+    "(to the terminal's clipboard, OSC 52). A line ending in \u203a goes on to the right "
+    "(w wraps); a line marked 'split' was longer than 64 KiB and continues below.\n"
     "g = top, G = bottom (as in vim and less).\n"
     "Remap any key in ~/.config/seamless/tui.toml under [keymap] by its id, "
     'e.g. "log.top" = "g,home".')

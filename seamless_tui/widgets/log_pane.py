@@ -36,7 +36,8 @@ class LogPane(Vertical):
         with Horizontal(id="log-status"):
             yield Static("loading…", id="log-info")
             yield NewLinesMarker("", id="log-new")
-        yield Input(placeholder="search the loaded lines (enter; esc closes)", id="log-search")
+        yield Input(placeholder="search the whole stage log (enter; n / N next / previous; "
+                    "esc closes)", id="log-search")
 
     @property
     def view(self) -> LogView | None:
@@ -88,6 +89,8 @@ class LogPane(Vertical):
         w = view.window
         parts = [view.stage or "all stages",
                  "● follow" if view.follow and w.at_live_end else "○ paused"]
+        if view.search_note():  # before the counts: a narrow pane keeps it
+            parts.append(view.search_note())
         if not len(w):
             parts.append("no lines yet")
         elif w.abs_start is not None:

@@ -8,6 +8,8 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -19,6 +21,29 @@ def clock_time(ts: str) -> str:
     """`HH:MM:SS.mmm` from an ISO timestamp (isoformat drops a zero fraction)."""
     clock = re.split(r"[+Z-]", ts[11:], maxsplit=1)[0]
     return (clock if "." in clock else clock + ".000")[:12].ljust(12)
+
+
+SPLIT_BYTES = 64 * 1024 - 4  # the agent stores a longer line as 64 KiB pieces
+SPLIT_MARK = "[split: over 64 KiB, continues on the next line]"
+MORE = "›"
+LESS = "‹"
+
+
+def is_split_piece(text: str) -> bool:
+    """A stored line this long is a piece of a longer one (the agent cuts at 64 KiB)."""
+    return len(text) * 4 >= SPLIT_BYTES and len(text.encode("utf-8", "replace")) >= SPLIT_BYTES
+
+
+def _edge_marks(strip: Strip, width: int, left: bool, right: bool) -> Strip:
+    """`‹` / `›` in the first / last cell when the line goes on beyond the view."""
+    style = Style(bold=True, reverse=True)
+    parts = []
+    if left:
+        parts.append(Strip([Segment(LESS, style)], 1))
+    parts.append(strip.crop(1 if left else 0, width - 1 if right else width))
+    if right:
+        parts.append(Strip([Segment(MORE, style)], 1))
+    return Strip.join(parts)
 
 
 class LogRendering(ScrollView):
@@ -74,7 +99,12 @@ class LogRendering(ScrollView):
             return Strip.blank(width, self.rich_style)
         strips = self._strips(index)
         strip = strips[min(sub, len(strips) - 1)] if sub < len(strips) else Strip.blank(width)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        shown = strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        if not self.wrap and width > 1:  # more of the line to either side: say so
+            more_right, more_left = strip.cell_length > scroll_x + width, scroll_x > 0
+            if more_right or more_left:
+                shown = _edge_marks(shown, width, more_left, more_right)
+        return shown
 
     def _strips(self, index: int) -> list[Strip]:
         line = self.window.lines[index]
@@ -98,6 +128,8 @@ class LogRendering(ScrollView):
         if self.show_ts:
             gutter.append(clock_time(line.ts) + " ", "dim")
         body = Text.from_ansi(line.clean, no_wrap=True, end="")
+        if is_split_piece(line.text):  # said first: the end is past the widest scroll
+            body = Text.assemble((SPLIT_MARK, "bold reverse"), " ", body, no_wrap=True, end="")
         if line.stream == "stderr":
             body.stylize("italic")
         elif line.stream == "system":

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from seamless_tui.services import services
 from seamless_tui.widgets.log_render import LogRendering
+from seamless_tui.widgets.log_search import LogSearching
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
@@ -29,7 +30,7 @@ ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception
                       re.IGNORECASE)
 
 
-class LogView(LogRendering, can_focus=True):
+class LogView(LogSearching, LogRendering, can_focus=True):
     BINDINGS = [
         Binding("j,down", "scroll_by(1)", "down", show=False, id="log.down"),
         Binding("k,up", "scroll_by(-1)", "up", show=False, id="log.up"),
@@ -44,6 +45,8 @@ class LogView(LogRendering, can_focus=True):
         Binding("#", "flip('show_numbers')", "numbers", show=False, id="log.numbers"),
         Binding("n", "next_match(1)", "next", show=False, id="log.next_match"),
         Binding("N", "next_match(-1)", "prev", show=False, id="log.prev_match"),
+        Binding("s", "save", "save", id="log.save"),
+        Binding("y", "copy_line", "copy line", show=False, id="log.copy"),
     ]
 
     class Status(Message):
@@ -117,6 +120,10 @@ class LogView(LogRendering, can_focus=True):
         self.call_after_refresh(self._sync_scrollbar)
 
     def _sync_scrollbar(self) -> None:
+        if self.follow and self.scroll_offset.y < self._max_y():
+            # A horizontal scrollbar that appeared with this layout took a row: the last
+            # line would sit under it.
+            self.set_scroll(None, self._max_y())
         if self.show_vertical_scrollbar:
             self.vertical_scrollbar.position = self.scroll_offset.y
 
@@ -306,20 +313,13 @@ class LogView(LogRendering, can_focus=True):
         self.post_message(self.Status(self, f"{flag.replace('show_', '')}: "
                                             f"{'on' if getattr(self, flag) else 'off'}"))
 
-    # -- search (over the loaded window) ------------------------------------------------------
-    def set_search(self, term: str) -> None:
-        self.search = re.compile(re.escape(term), re.IGNORECASE) if term else None
-        self.match_line = None
-        self._changed()
-        if self.search is not None:
-            self.action_next_match(1)
+    # -- search: the whole log on the agent (log_search.py); errors in the loaded lines ----
+    def _status(self, note: str) -> None:
+        self.post_message(self.Status(self, note))
 
-    def action_next_match(self, step: int) -> None:
-        if self.search is None:
-            self.post_message(self.Status(self, "press / to search"))
-            return
-        self._jump(lambda ln: self.search.search(ln.plain) is not None, step,  # type: ignore[union-attr]
-                   "no match in the loaded lines")
+    def _show_line(self, index: int) -> None:
+        self._cache.clear()
+        self._set_y(self.row_of_line(index) - self.scrollable_content_region.height // 2)
 
     def action_first_error(self) -> None:
         self.match_line = -1
@@ -335,8 +335,7 @@ class LogView(LogRendering, can_focus=True):
             if predicate(lines[index]):
                 self.follow = False
                 self.match_line = index
-                self._cache.clear()
-                self._set_y(self.row_of_line(index) - self.scrollable_content_region.height // 2)
-                self.post_message(self.Status(self, f"line {index + 1} of the loaded window"))
+                self._show_line(index)
+                self._status(f"line {index + 1} of the loaded window")
                 return
         self.post_message(self.Status(self, missing))

@@ -108,12 +108,16 @@ async def test_search_and_first_error_work_on_the_loaded_lines(live_agent: LiveA
         assert error == "\x1b[31mError\x1b[0m: boom done"  # colour kept, screen tricks gone
         assert not view.follow
 
+        def matched() -> str:
+            return view.window.lines[view.match_line].text if view.match_line is not None \
+                and view.match_line >= 0 else ""
+
         await pilot.press("slash", *"test 1", "enter")
-        assert view.window.lines[view.match_line].text == "checkout Unit Test 1"
+        await wait_for(pilot, lambda: matched() == "checkout Unit Test 1", "the first match")
         await pilot.press("n")
-        assert view.window.lines[view.match_line].text == "checkout Unit Test 10"
+        await wait_for(pilot, lambda: matched() == "checkout Unit Test 10", "the next one")
         await pilot.press("N")
-        assert view.window.lines[view.match_line].text == "checkout Unit Test 1"
+        await wait_for(pilot, lambda: matched() == "checkout Unit Test 1", "back")
 
 
 async def test_wrap_timestamps_and_line_numbers_toggles(live_agent: LiveAgent):
@@ -138,3 +142,66 @@ async def test_wrap_timestamps_and_line_numbers_toggles(live_agent: LiveAgent):
         text = screen_text(app)
         assert "12:00:00.059" in text  # the 60th seeded line's time, millisecond precision
         assert "60 " in text and "61 " in text  # absolute line numbers in the gutter
+
+
+async def test_search_covers_the_whole_log_with_a_counter_and_pages_to_each_match(
+        live_agent: LiveAgent, tmp_path, monkeypatch):
+    from seamless_tui.widgets.log_pane import LogPane
+    from tests.tui.textdump import screen_text
+
+    _add_big_log(live_agent)  # 60 seeded lines, then "big 1" … "big 5000"
+    app = live_agent.app(max_log_lines=1500)
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
+        assert view.window.lines[0].text == "big 4001"  # "big 4" is far above the window
+
+        def matched() -> str:
+            return view.window.lines[view.match_line].text if view.match_line is not None \
+                and 0 <= view.match_line < len(view.window) else ""
+
+        await pilot.press("slash", *"big 4", "enter")
+        await wait_for(pilot, lambda: matched() == "big 4", "the first match, loaded")
+        # 4, 40-49, 400-499, 4000-4999: 1,111 matches in the whole log, not the window's.
+        await wait_for(pilot, lambda: "match 1 / 1,111 (line 64)" in screen_text(app),
+                       "the counter")
+        assert view.window.abs_start is not None and view.window.abs_start < 63
+        await pilot.press("n")
+        await wait_for(pilot, lambda: matched() == "big 40", "the next match")
+        await pilot.press("N", "N")  # before the first: wraps to the last
+        await wait_for(pilot, lambda: matched() == "big 4999", "the last match")
+        await wait_for(pilot, lambda: "match 1,111 / 1,111" in screen_text(app), "counter")
+        assert isinstance(view.parent, LogPane)
+
+        copied: list[str] = []
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+        await pilot.press("y")
+        assert copied == ["big 4999"]
+
+        monkeypatch.chdir(tmp_path)
+        await pilot.press("s")
+        saved = tmp_path / f"seamless-run{view.run_id}-unit-test.log"
+        await wait_for(pilot, lambda: any("lines saved" in n.message
+                                          for n in app._notifications), "the save")
+        lines = saved.read_text().splitlines()
+        assert len(lines) == 5060 and lines[0] == "checkout Unit Test 1"
+        assert lines[-1] == "big 5000"
+
+
+async def test_long_lines_show_where_they_go_on_and_split_pieces_say_so(
+        live_agent: LiveAgent):
+    from seamless_tui.widgets.log_render import MORE, SPLIT_MARK
+    from tests.tui.textdump import screen_text
+
+    run_id = live_agent.seeded.runs["checkout"]
+    store = Store(live_agent.tmp / "seamless.db")
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=2),
+            text="wide " + "x" * 300)
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=3),
+            text="y" * (64 * 1024))  # what the agent stores for a longer line's first piece
+    store.close()
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _open(app, pilot, run_id)
+        rows = screen_text(app).splitlines()
+        assert any("wide xxx" in r and r.rstrip().endswith(MORE) for r in rows)
+        assert any(SPLIT_MARK in r and r.rstrip().endswith(MORE) for r in rows)

@@ -1,0 +1,241 @@
+"""Search over a stage's whole log, on the agent (`/logs/search`, paged by ULID), for the
+log view: a match counter (`3 / 1,922`), `n` / `N` across pages (wrapping at the ends),
+and the view's window moved to a match that is not loaded. Also: save the whole log to a
+file, copy a line.
+
+Mixed into LogView (it brings the window, the scrolling and `post_message`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.message import Message
+
+from seamless_tui.ansi import plain, sanitize
+from seamless_tui.services import services
+from seamless_tui.widgets.log_window import Line, make_line
+from store.models import LogMatch
+
+MATCH_PAGE = 100
+AROUND = 500  # lines loaded on each side of a match outside the window
+SAVE_PAGE = 10_000
+LAST_ULID = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # sorts after every id: "before the end"
+
+
+@dataclass
+class SearchState:
+    term: str
+    total: int | None = None
+    matches: list[LogMatch] = field(default_factory=list)  # a run of consecutive matches
+    current: LogMatch | None = None
+
+
+class SearchAnswer(Message, bubble=False):
+    """Matches from the agent, and which one to show (`pick`: first / last / index)."""
+
+    def __init__(self, term: str, matches: list[LogMatch], total: int | None,
+                 pick: str) -> None:
+        super().__init__()
+        self.term, self.matches, self.total, self.pick = term, matches, total, pick
+
+
+class AroundLoaded(Message, bubble=False):
+    """The lines around a match, to replace the window with."""
+
+    def __init__(self, match: LogMatch, before: list[Line], after: list[Line],
+                 more_before: bool, reaches_end: bool) -> None:
+        super().__init__()
+        self.match, self.before, self.after = match, before, after
+        self.more_before, self.reaches_end = more_before, reaches_end
+
+
+class LogSearching:
+    if TYPE_CHECKING:  # provided by LogView
+        app: Any
+        scroll_offset: Any
+        run_id: int
+        stage: str | None
+        search: re.Pattern[str] | None
+        match_line: int | None
+        follow: bool
+        window: Any
+
+        def post_message(self, message: Message) -> bool: ...
+        def _changed(self, layout: bool = True) -> None: ...
+        def _show_line(self, index: int) -> None: ...
+        def _status(self, note: str) -> None: ...
+        def line_at_row(self, row: int) -> tuple[int, int]: ...
+
+    searching: SearchState | None = None
+
+    # -- asking the agent ---------------------------------------------------------------------
+    def set_search(self, term: str) -> None:
+        self.search = re.compile(re.escape(term), re.IGNORECASE) if term else None
+        self.match_line = None
+        self.searching = SearchState(term) if term else None
+        self._changed()
+        if not term:
+            self._status("search cleared")
+        elif self.stage is None:
+            self._status("pick a stage to search its whole log")
+        else:
+            self._status(f"searching for {term!r}…")
+            self._ask(term, None, None, "first")
+
+    @work(group="log-search", exclusive=True, exit_on_error=False)
+    async def _ask(self, term: str, after: str | None, before: str | None, pick: str) -> None:
+        assert self.stage is not None
+        page = await services(self).client.search_log(  # type: ignore[arg-type]
+            self.run_id, self.stage, term, after=after, before=before, limit=MATCH_PAGE)
+        self.post_message(SearchAnswer(term, page.matches, page.total, pick))
+
+    def on_search_answer(self, message: SearchAnswer) -> None:
+        state = self.searching
+        if state is None or state.term != message.term:
+            return  # an answer for a search since replaced
+        if message.total is not None:
+            state.total = message.total
+        if not message.matches:
+            if message.pick == "first" and state.total == 0:
+                self._status(f"no match for {state.term!r} in the whole log")
+            elif message.pick == "next":  # past the last one: wrap to the first
+                self._ask(state.term, None, None, "first")
+            elif message.pick == "prev":
+                self._ask(state.term, None, LAST_ULID, "last")
+            return
+        state.matches = message.matches
+        self._go(message.matches[-1] if message.pick == "last" else message.matches[0])
+
+    def action_next_match(self, step: int) -> None:
+        state = self.searching
+        if state is None:
+            self._status("press / to search")
+            return
+        if state.current is None:
+            return  # the first answer is still on its way
+        if self.stage is None:
+            return
+        known = {m.index: m for m in state.matches}
+        wanted = known.get(state.current.index + step)
+        if wanted is not None:
+            self._go(wanted)
+        elif step > 0:
+            self._ask(state.term, state.current.id, None, "next")
+        else:
+            self._ask(state.term, None, state.current.id, "prev")
+
+    # -- showing a match ----------------------------------------------------------------------
+    def _go(self, match: LogMatch) -> None:
+        assert self.searching is not None
+        self.searching.current = match
+        index = next((i for i, ln in enumerate(self.window.lines) if ln.id == match.id), None)
+        if index is not None:
+            self._show_match(index)
+        else:
+            self._status(f"loading line {match.number:,}…")
+            self._load_around(match)
+
+    def _show_match(self, index: int) -> None:
+        self.follow = False
+        self.match_line = index
+        self._show_line(index)
+        self._status("")
+
+    def search_note(self) -> str:
+        """`match 3 / 1,922 (line 40,211)` while a search is on (the pane's status line)."""
+        state = self.searching
+        if state is None or state.current is None:
+            return ""
+        total = f"{state.total:,}" if state.total is not None else "?"
+        return f"match {state.current.index:,} / {total} (line {state.current.number:,})"
+
+    @work(group="log-page", exclusive=True, exit_on_error=False)
+    async def _load_around(self, match: LogMatch) -> None:
+        client = services(self).client  # type: ignore[arg-type]
+        older = await client.log_page(self.run_id, stage=self.stage, before=match.id,
+                                      limit=AROUND)
+        newer = await client.log_page(self.run_id, stage=self.stage,
+                                      after=older.lines[-1].id if older.lines else None,
+                                      limit=AROUND + 1)
+        before = [make_line(ln.model_dump()) for ln in older.lines]
+        after = [make_line(ln.model_dump()) for ln in newer.lines]
+        self.post_message(AroundLoaded(match, before, after, len(before) >= AROUND,
+                                       len(after) <= AROUND))
+
+    def on_around_loaded(self, message: AroundLoaded) -> None:
+        if self.searching is None or self.searching.current is not message.match:
+            return
+        lines = message.before + message.after
+        self.window.reset(lines, has_older=message.more_before,
+                          at_live_end=message.reaches_end,
+                          abs_start=message.match.number - 1 - len(message.before))
+        self._changed()
+        index = next((i for i, ln in enumerate(lines) if ln.id == message.match.id), None)
+        if index is not None:
+            self._show_match(index)
+
+    # -- save, copy ---------------------------------------------------------------------------
+    def action_save(self) -> None:
+        if self.stage is None:
+            self._status("pick a stage to save its log")
+            return
+        path = Path.cwd() / f"seamless-run{self.run_id}-{_slug(self.stage)}.log"
+        self._status(f"saving to {path}…")
+        self._save(path)
+
+    @work(group="log-save", exclusive=True, exit_on_error=False)
+    async def _save(self, path: Path) -> None:
+        """Every stored line of the stage, page by page, as plain text (no escapes)."""
+        client = services(self).client  # type: ignore[arg-type]
+        after, count = None, 0
+        with path.open("w", encoding="utf-8") as out:
+            while True:
+                page = await client.log_page(self.run_id, stage=self.stage, after=after,
+                                             limit=SAVE_PAGE)
+                out.writelines(plain(sanitize(ln.text)) + "\n" for ln in page.lines)
+                count += len(page.lines)
+                if len(page.lines) < SAVE_PAGE:
+                    break
+                after = page.lines[-1].id
+        self.post_message(Saved(path, count))
+
+    def on_saved(self, message: Saved) -> None:
+        self.app.notify(f"{message.count:,} lines saved to {message.path}", title="Log saved")
+        self._status(f"saved {message.count:,} lines to {message.path.name}")
+
+    def on_click(self, event: Any) -> None:
+        """A click picks the line `y` copies."""
+        index = self.line_at_row(self.scroll_offset.y + event.y)[0]
+        if 0 <= index < len(self.window.lines):
+            self.match_line = index
+            self._changed()
+            self._status(f"line {index + 1 + (self.window.abs_start or 0):,} picked: y copies it")
+
+    def action_copy_line(self) -> None:
+        lines = self.window.lines
+        index = self.match_line if self.match_line is not None and \
+            0 <= self.match_line < len(lines) else None
+        if index is None and lines:
+            index = self.line_at_row(self.scroll_offset.y)[0]
+        if index is None or index >= len(lines):
+            self._status("no line to copy")
+            return
+        text = lines[index].plain
+        self.app.copy_to_clipboard(text)  # OSC 52: the terminal's clipboard, also over SSH
+        self._status(f"copied line {index + 1 + (self.window.abs_start or 0):,} "
+                     f"({len(text):,} characters)")
+
+
+class Saved(Message, bubble=False):
+    def __init__(self, path: Path, count: int) -> None:
+        super().__init__()
+        self.path, self.count = path, count
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
