@@ -34,7 +34,12 @@ class AgentConfig(BaseModel):
     max_parallel_runs: int = Field(4, ge=1, le=256, description="runs across all services")
     log_retention_hours: float = Field(48.0, gt=0)
     workspace_retention_hours: float = Field(24.0, gt=0)
-    executor: str = Field("auto", description="auto | docker | local")
+    executor: str = Field("auto", description="auto | docker | local. auto and docker run "
+                          "stages in containers only (auto starts without an engine and "
+                          "stages wait for it); local runs every stage on this host, "
+                          "unisolated: an explicit admin choice")
+    docker_wait_s: float = Field(120.0, ge=0, le=86_400, description="how long a Docker "
+                                 "stage waits for an unreachable engine before failing")
     docker_host: str | None = None
     cache_max_mb: int = Field(2048, ge=1, description="dependency cache per service; the "
                                                       "least recently used files go first")

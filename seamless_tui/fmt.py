@@ -63,11 +63,20 @@ def status_text(status: str, icons: dict[str, tuple[str, str]] = RUN_ICONS,
 
 
 def run_status(run: RunInfo) -> Text:
-    """A run's status; a run failed by a stage's timeout says `timed out`, not `failed`."""
+    """A run's status; a run failed by a stage's timeout says `timed out`, not `failed`;
+    a run with a stage on the agent's host (the local executor) says so."""
     if run.status is RunStatus.failed and any(s.status is StageStatus.timed_out
                                                for s in run.stages):
-        return status_text(StageStatus.timed_out, STAGE_ICONS)
-    return status_text(run.status)
+        return status_text(StageStatus.timed_out, STAGE_ICONS) + host_mark(run)
+    return status_text(run.status) + host_mark(run)
+
+
+def host_mark(run: RunInfo) -> Text:
+    """` [host]` when a stage of the run ran with the local executor: on the agent's host,
+    not isolated (an admin's choice, but one to see at a glance)."""
+    if any(s.executor == "local" for s in run.stages):
+        return Text(" [host]", style="bold yellow")
+    return Text("")
 
 
 def plural(count: int, noun: str) -> str:

@@ -207,6 +207,10 @@ class RunQueries(Database):
         self.execute("UPDATE stages SET executor_state=? WHERE run_id=? AND name=?",
                      (json.dumps(state) if state is not None else None, run_id, name))
 
+    def set_stage_executor(self, run_id: int, name: str, executor: str) -> None:
+        self.execute("UPDATE stages SET executor=? WHERE run_id=? AND name=?",
+                     (executor, run_id, name))
+
     def get_stage_executor_state(self, run_id: int, name: str) -> dict[str, Any] | None:
         row = self.query_one("SELECT executor_state FROM stages WHERE run_id=? AND name=?",
                              (run_id, name))

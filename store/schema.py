@@ -166,4 +166,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX canary_by_deployment ON canary_measurements(deployment_id, id);
     """,
+    # 4: which executor ran each stage ("local" = on the agent's host, not isolated).
+    """
+    ALTER TABLE stages ADD COLUMN executor TEXT;
+    """,
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import datetime
 from typing import Any
 
 from agent.config import AgentConfig
@@ -21,6 +23,8 @@ from agent.logs import StageLog
 from store.models import Pipeline
 
 log = logging.getLogger(__name__)
+
+ENGINE_RETRY_S = 2.0  # how often a waiting stage asks the engine again
 
 
 class NoDockerEngine(RuntimeError):
@@ -44,6 +48,7 @@ class ExecutorSet:
         self.config = config
         self.instance = instance
         self._lock = threading.Lock()
+        self._connect_lock = threading.Lock()  # one engine probe at a time
         self._docker: Executor | None = None
         self._local: Executor | None = None
         self._ecs: dict[str, Executor] = {}
@@ -62,23 +67,59 @@ class ExecutorSet:
         if self.config.executor == "local":
             self.docker_error = "the local executor was chosen in the agent config"
             return
-        try:
-            import docker
+        if not self._try_docker() and self.config.executor == "docker":
+            raise NoDockerEngine(self.docker_error)
+        if self._docker is None:  # auto: stages wait for the engine, never run on the host
+            log.warning("%s; Docker stages wait for it (executor=auto never runs them on "
+                        "this host)", self.docker_error)
 
-            client = (docker.DockerClient(base_url=self.config.docker_host)
-                      if self.config.docker_host else docker.from_env())
-            client.ping()
-        except Exception as exc:  # no engine: say so, and fall back only when allowed
-            self.docker_error = f"no Docker engine answers ({exc.__class__.__name__}: {exc})"
-            if self.config.executor == "docker":
-                raise NoDockerEngine(self.docker_error) from exc
-            log.warning("%s; stages run with the local executor", self.docker_error)
-            return
-        from agent.executors.caches import caches_of
-        from agent.executors.docker import DockerExecutor
+    def _try_docker(self) -> bool:
+        """Connect to the engine if it answers now; `docker_error` says why not."""
+        with self._connect_lock:
+            if self._docker is not None:
+                return True
+            try:
+                import docker
 
-        self._docker = DockerExecutor(client, instance=self.instance,
-                                      caches=caches_of(self.config))
+                def connect(timeout: int) -> Any:
+                    return (docker.DockerClient(base_url=self.config.docker_host,
+                                                timeout=timeout)
+                            if self.config.docker_host else docker.from_env(timeout=timeout))
+
+                probe = connect(5)  # a quick "are you there", then a client for real work
+                try:
+                    probe.ping()
+                finally:
+                    probe.close()
+                client = connect(60)
+            except Exception as exc:  # any failure means "unreachable", with its reason
+                self.docker_error = (f"Docker engine unreachable ({exc.__class__.__name__}: "
+                                     f"{exc})")[:500]
+                return False
+            from agent.executors.caches import caches_of
+            from agent.executors.docker import DockerExecutor
+
+            self._docker = DockerExecutor(client, instance=self.instance,
+                                          caches=caches_of(self.config))
+            self.docker_error = None
+            return True
+
+    def wait_for_docker(self, log: StageLog, cancel: threading.Event) -> Executor | None:
+        """The Docker executor, waiting up to `docker_wait_s` for the engine to answer
+        (cancellable); None when it never did — the stage then fails, never falls back
+        to the host."""
+        if self._docker is not None or self.config.executor == "local":
+            return self._docker
+        deadline = time.monotonic() + self.config.docker_wait_s
+        if not self._try_docker():
+            log.system(f"waiting for the Docker engine (up to {self.config.docker_wait_s:g} "
+                       f"s): {self.docker_error}")
+            log.flush()
+            while not self._try_docker():
+                if time.monotonic() >= deadline or cancel.wait(ENGINE_RETRY_S):
+                    return None
+            log.system("the Docker engine answers again")
+        return self._docker
 
     @property
     def local(self) -> Executor:
@@ -90,13 +131,14 @@ class ExecutorSet:
             return self._local
 
     def get(self, name: str, pipeline: Pipeline) -> Executor:
-        """The executor called `name` (see `executor_for`); "docker" without an engine
-        falls back to the local one, with `docker_error` saying why."""
+        """The executor called `name` (see `executor_for`). "local" only when an admin
+        named it (the pipeline or the agent config); "docker" without an engine is one
+        that waits for it."""
         if name == "ecs":
             return self.ecs(pipeline)
-        if name == "local" or self._docker is None:
+        if name == "local" or self.config.executor == "local":
             return self.local
-        return self._docker
+        return self._docker or EngineWait(self)
 
     def ecs(self, pipeline: Pipeline) -> Executor:
         assert pipeline.ecs_executor is not None  # PipelineConfig validates this
@@ -145,13 +187,14 @@ class ExecutorSet:
         if isinstance(self._docker, MakesContainersAhead):
             self._docker.discard_ready(run_id)
 
-    def docker_shaped(self, executor: Executor) -> Executor | None:
+    def docker_shaped(self, executor: Executor, log: StageLog,
+                      cancel: threading.Event) -> Executor | None:
         """For Build and a compose Integration Test, which need an image builder and
-        compose: `executor` when it can do them, else the Docker executor when there is
-        an engine (a `local` pipeline still builds on it), else None."""
+        compose: `executor` when it can do them, else the Docker executor once the
+        engine answers (a `local` pipeline still builds on it), else None."""
         if isinstance(executor, BuildsImages | RunsComposeTests):
             return executor
-        return self._docker
+        return self.wait_for_docker(log, cancel)
 
     def precreate(self, executor: Executor, spec: StageSpec) -> None:
         """Have `spec`'s container made ahead, if `executor` can."""
@@ -168,3 +211,39 @@ class ExecutorSet:
     def all(self) -> list[Executor]:
         found = [e for e in (self._docker, self._local) if e is not None]
         return found + list(self._ecs.values())
+
+
+class EngineWait:
+    """Stands for the Docker executor while the engine does not answer: a stage waits for
+    it (bounded), then runs in a container — or fails saying the engine is unreachable."""
+
+    name = "docker"
+
+    def __init__(self, executors: ExecutorSet) -> None:
+        self.executors = executors
+
+    def _unreachable(self) -> StageResult:
+        return StageResult(exit_code=None, error=(
+            f"{self.executors.docker_error or 'Docker engine unreachable'} after waiting "
+            f"{self.executors.config.docker_wait_s:g} s; the stage did not run (stages "
+            "never fall back to the host): rerun it when the engine is back"))
+
+    def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+            save_state: StateSaver) -> StageResult:
+        docker = self.executors.wait_for_docker(log, cancel)
+        if docker is None:
+            if cancel.is_set():
+                return StageResult(None, cancelled=True, error="cancelled")
+            return self._unreachable()
+        return docker.run(spec, log, cancel, save_state)
+
+    def reattach(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+                 state: dict[str, Any] | None, since: datetime | None,
+                 save_state: StateSaver | None = None) -> StageResult | None:
+        docker = self.executors.wait_for_docker(log, cancel)
+        if docker is None:
+            return self._unreachable()
+        return docker.reattach(spec, log, cancel, state, since, save_state)
+
+    def cleanup(self, keep_run_ids: set[int]) -> list[str]:
+        return []

@@ -140,10 +140,11 @@ class StageWorker:
             check_build_context(workspace, service.build_context, service.dockerfile)
         except PathEscape as exc:
             return StageResult(exit_code=None, error=str(exc))
-        builder = self.executors.docker_shaped(self.executor(work))
+        builder = self.executors.docker_shaped(self.executor(work), work.log, work.cancel)
         if not isinstance(builder, BuildsImages):
             return StageResult(exit_code=None, error=(
                 f"Build needs a Docker engine: {self.executors.docker_error}"))
+        self.store.set_stage_executor(run.id, work.name, builder.name)
         push = run.kind.value == "full" and pushes_to_registry(service)
         spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
                          image=image_for(service, run.sha), push=push,
@@ -159,11 +160,12 @@ class StageWorker:
         if not work.service.compose_file:
             return self.command(work)
         workspace = self.workspace(work)
-        executor = self.executors.docker_shaped(self.executor(work))
+        executor = self.executors.docker_shaped(self.executor(work), work.log, work.cancel)
         if not isinstance(executor, RunsComposeTests):
             return StageResult(exit_code=None, error=(
                 f"Integration Test with a compose file needs a Docker engine: "
                 f"{self.executors.docker_error}"))
+        self.store.set_stage_executor(work.run.id, work.name, executor.name)
         run, service = work.run, work.service
         test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST,
                             work.command or "", workspace, instance=self.instance)
@@ -225,8 +227,12 @@ class StageWorker:
         spec = command_spec(work.service, work.pipeline, work.run, work.name, command,
                             workspace, None, self.instance)
         executor = self.executor(work)
-        if executor.name == "local" and self.executors.docker_error:
-            work.log.system(f"local executor: {self.executors.docker_error}")
+        self.store.set_stage_executor(work.run.id, work.name, executor.name)
+        if executor.name == "local":
+            chosen = ("the agent config" if self.executors.config.executor == "local"
+                      else f"pipeline {work.pipeline.name!r}")
+            work.log.system(f"local executor, set by an admin in {chosen}: the stage runs on "
+                            "this host as the agent's user, not isolated")
         work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
         work.make_next_ahead()
         return self.executors.run_bounded(executor, spec, work.log, work.cancel,

@@ -27,7 +27,7 @@ class LocalExecutor:
 
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
-        log.system("local executor (no Docker engine): the command runs directly on this "
+        log.system("local executor: the command runs directly on this "
                    f"host in {spec.workspace}, not in a container (image {spec.image} unused)")
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
         env.update(spec.env)

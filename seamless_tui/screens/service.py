@@ -102,7 +102,9 @@ class ServiceScreen(ServiceActions, BaseScreen):
         lines = Text()
         for key, value in data.items():
             lines.append(f"{key}: ", style="bold")
-            lines.append(f"{_show(key, value)}\n")
+            # what an admin let this service reach past its workspace: seen at a glance
+            opted_in = key in ADMIN_OPT_INS and bool(value)
+            lines.append(f"{_show(key, value)}\n", style="bold yellow" if opted_in else "")
         lines.append("\n" + "e: edit (admins)", style="dim")
         self.query_one("#config-text", Static).update(lines)
 
@@ -241,6 +243,9 @@ class ServiceScreen(ServiceActions, BaseScreen):
             from seamless_tui.screens.config_form import ConfigForm
 
             self.app.push_screen(ConfigForm(self.service))
+
+
+ADMIN_OPT_INS = ("compose_opt_ins", "mount_docker_socket")
 
 
 def _show(key: str, value: Any) -> str:

@@ -33,6 +33,8 @@ class StageInfo(BaseModel):
     container_id: str | None = None
     error: str | None = None
     reused_from_run: int | None = Field(None, description="rerun: result copied from this run")
+    executor: str | None = Field(None, description="what ran it: docker, ecs, or local (on "
+                                 "the agent's host, not isolated: set by an admin)")
 
 
 class RunInfo(BaseModel):

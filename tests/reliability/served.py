@@ -39,20 +39,22 @@ class ServedAgent:
     token: str
     max_parallel: int = 4
     docker_host: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # more AgentConfig fields
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     generation: int = 0
 
     # -- process --------------------------------------------------------------------------
     @classmethod
     def start(cls, data_dir: Path, *, max_parallel: int = 4,
-              docker_host: str | None = None) -> ServedAgent:
+              docker_host: str | None = None, config: dict[str, Any] | None = None
+              ) -> ServedAgent:
         data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(data_dir / "seamless.db")
         try:
             token = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.admin)[0]
         finally:
             store.close()
-        agent = cls(data_dir, free_port(), token, max_parallel, docker_host)
+        agent = cls(data_dir, free_port(), token, max_parallel, docker_host, config or {})
         agent.spawn()
         return agent
 
@@ -71,7 +73,8 @@ class ServedAgent:
     def spawn(self) -> None:
         self.generation += 1
         args = [sys.executable, "-m", "tests.reliability.agent_server", str(self.data_dir),
-                str(self.port), str(self.max_parallel), self.docker_host or ""]
+                str(self.port), str(self.max_parallel), self.docker_host or "",
+                json.dumps(self.config)]
         with open(self.stderr_path(), "wb") as err:
             self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=err,
                                          stderr=subprocess.STDOUT)  # access log is stdout
