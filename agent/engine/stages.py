@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.executors.base import StageSpec, container_name, stage_labels
+from agent.executors.socket_stages import started_by_env
 from store.models import (
     STAGE_CODE_QUALITY,
     STAGE_INTEGRATION_TEST,
@@ -55,6 +56,10 @@ def stage_timeout(service: Service, pipeline: Pipeline) -> float:
 
 def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str, command: str,
                  workspace: Path, network: str | None = None, instance: str = "") -> StageSpec:
+    name = container_name(run.id, stage, instance)
+    env = stage_env(service, run)
+    if service.mount_docker_socket:  # what the stage starts carries its name: swept after
+        env.update(started_by_env(name))
     return StageSpec(
         run_id=run.id,
         stage=stage,
@@ -62,9 +67,9 @@ def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str,
         image=service.stage_image or pipeline.stage_image,
         command=command,
         workspace=workspace,
-        env=stage_env(service, run),
+        env=env,
         timeout_s=stage_timeout(service, pipeline),
-        container_name=container_name(run.id, stage, instance),
+        container_name=name,
         labels=stage_labels(run.id, stage, service.name, instance),
         mount_docker_socket=service.mount_docker_socket,
         network=network,

@@ -39,6 +39,7 @@ from agent.executors.docker_logs import (
 )
 from agent.executors.docker_prepared import ReadyContainers, Reaper
 from agent.executors.engine_errors import engine_error
+from agent.executors.socket_stages import sweep
 from agent.logs import StageLog
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class DockerExecutor:
                 self._remove(container_id)
             else:
                 self.reaper.submit(container_id)
+            if spec.mount_docker_socket and spec.container_name:
+                self._sweep_started(spec, log)
             if self.caches is not None and spec.service:  # off the stage's critical path
                 threading.Thread(target=self.caches.trim, args=(spec.service,), daemon=True,
                                  name=f"cache-trim-{spec.service}").start()
@@ -123,6 +126,15 @@ class DockerExecutor:
                     ) -> StageResult:
         """A compose project on this engine, the test in a container on its network."""
         return run_integration(self.client, self, spec, log, cancel)
+
+    def _sweep_started(self, spec: StageSpec, log: StageLog) -> None:
+        try:
+            removed = sweep(self.client, spec.container_name)
+        except EngineErrors as exc:
+            log.system(f"could not remove what the stage started: {engine_error(exc)}")
+            return
+        if removed:
+            log.system(f"removed what the stage started: {', '.join(sorted(removed))}")
 
     def precreate(self, spec: StageSpec) -> None:
         """Create the container of a stage expected to run next, in the background."""

@@ -4,16 +4,19 @@ env_file, the test as a compose service, fixed host ports, and what is left afte
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 from agent.executors.build import BuildSpec, build_image
 from agent.executors.compose import IntegrationSpec, project_name, run_integration
 from agent.executors.docker import DockerExecutor
+from agent.executors.socket_stages import started_by_env
 from tests.executors.conftest import stored
 from tests.helpers import BASE_IMAGE
 from tests.repo_patterns import fixed_ports_repo, networks_and_profile_repo
@@ -49,7 +52,8 @@ def built(docker_client, base_image, writer):
 
 
 def integrate(client, make_spec, writer, repo: SampleRepo, image: str, compose_file: str,
-              command: str = "", timeout_s: float = 120.0, **fields: object):
+              command: str = "", timeout_s: float = 120.0,
+              cancel: threading.Event | None = None, **fields: object):
     test = make_spec(command, stage="Integration Test", workspace=repo.path,
                      timeout_s=timeout_s)
     spec = IntegrationSpec(run_id=test.run_id, workspace=repo.path, compose_file=compose_file,
@@ -57,7 +61,8 @@ def integrate(client, make_spec, writer, repo: SampleRepo, image: str, compose_f
                            build_dockerfile=(repo.path / "Dockerfile").resolve(),
                            **fields)  # type: ignore[arg-type]
     log = writer.stage_log(spec.run_id, "Integration Test", [])
-    result = run_integration(client, DockerExecutor(client), spec, log, threading.Event())
+    result = run_integration(client, DockerExecutor(client), spec, log,
+                             cancel or threading.Event())
     log.flush()
     return spec, result
 
@@ -214,3 +219,59 @@ def test_build_says_per_step_whether_the_layer_cache_served_it(
     assert f"build step 2/3 cached: RUN echo {marker} > /marker" in second
     assert "build step 3/3 cached: COPY Dockerfile /Dockerfile" in second
     assert "build: 2 of 2 steps from the layer cache" in second
+
+
+def test_a_cancelled_socket_stage_removes_what_it_started(
+        docker_client, base_image, make_spec, writer, store) -> None:
+    spec = make_spec("echo started; sleep 60", mount_docker_socket=True)
+    spec.env.update(started_by_env(spec.container_name))
+    # What the stage would start through the socket: a `docker run --label
+    # "$SEAMLESS_DOCKER_LABEL"` and a compose project under $COMPOSE_PROJECT_NAME.
+    label, value = spec.env["SEAMLESS_DOCKER_LABEL"].split("=", 1)
+    project = spec.env["COMPOSE_PROJECT_NAME"]
+    network = docker_client.networks.create(
+        f"{project}_default", labels={"com.docker.compose.project": project})
+    started = [docker_client.containers.create(base_image, "sleep 60", labels={label: value}),
+               docker_client.containers.create(
+                   base_image, "sleep 60", network=network.name,
+                   labels={"com.docker.compose.project": project})]
+    bystander = docker_client.containers.create(base_image, "sleep 60",
+                                                labels={label: "another-stage"})
+    cancel = threading.Event()
+    threading.Timer(1.5, cancel.set).start()
+    try:
+        log = writer.stage_log(spec.run_id, "Unit Test", [])
+        result = DockerExecutor(docker_client).run(spec, log, cancel, lambda s: None)
+        log.flush()
+        lines = [t for s, t in stored(store, spec.run_id) if s == "system"]
+        assert result.cancelled
+        names = sorted([c.name for c in started] + [network.name])
+        assert f"removed what the stage started: {', '.join(names)}" in lines
+        for c in started:
+            assert not docker_client.containers.list(all=True, filters={"id": c.id})
+        assert not docker_client.networks.list(names=[network.name])
+        assert docker_client.containers.list(all=True, filters={"id": bystander.id})
+    finally:
+        bystander.remove(force=True)
+        for c in started:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            network.remove()
+
+
+def test_a_cancelled_compose_stage_leaves_nothing(docker_client, built, make_spec, writer,
+                                                  store, tmp_path: Path) -> None:
+    repo = networks_and_profile_repo(tmp_path / "web")
+    repo.commit("an e2e service that never ends", {
+        "Dockerfile.e2e": (f"FROM {BASE_IMAGE}\n"
+                           'ENTRYPOINT ["sh", "-c", "trap \\"\\" TERM; echo e2e: waiting; '
+                           'while :; do sleep 1; done"]\n')})
+    image = built(repo)
+    cancel = threading.Event()
+    threading.Timer(6.0, cancel.set).start()  # during `up` or the test: either way
+    spec, result = integrate(docker_client, make_spec, writer, repo, image,
+                             "docker-compose.yml", test_service="e2e", cancel=cancel)
+    assert result.cancelled
+    assert leftovers(docker_client, project_name(spec.run_id)) == []
+    assert docker_client.images.list(name=f"{project_name(spec.run_id)}-e2e") == []
