@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from agent.api.app import create_app
-from agent.config import AgentConfig
 from agent.runtime import Agent
 from store.models import PipelineConfig, Role, ServiceConfig
 from store.store import Store
-from tests.api.server import ServerThread
+from tests.harness import agent_config
+from tests.harness.server import ServerThread
 
 
 @dataclass
@@ -49,8 +49,7 @@ class LiveApi:
 
 def local_agent(data_dir: Path, **config: Any) -> Agent:
     """The real agent, Docker-free: stage commands run as local subprocesses."""
-    return Agent(AgentConfig(data_dir=data_dir, executor="local", poll_enabled=False,
-                             **config))
+    return Agent(agent_config(data_dir, executor="local", **config))
 
 
 def add_tokens(store: Store) -> dict[Role, str]:

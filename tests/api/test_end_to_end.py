@@ -16,7 +16,7 @@ from agent.api.app import create_app
 from agent.triggers.github import signature
 from store.models import NoTargetConfig, PipelineConfig, Role, ServiceConfig
 from tests.api.conftest import local_agent
-from tests.api.server import ServerThread
+from tests.harness.server import ServerThread
 
 SECRET = "e2e-secret"
 

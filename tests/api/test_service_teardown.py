@@ -14,7 +14,7 @@ from agent.api.app import create_app
 from agent.config import AgentConfig
 from agent.runtime import Agent
 from store.models import DockerTargetConfig, PipelineConfig, Role, ServiceConfig
-from tests.api.server import ServerThread
+from tests.harness.server import ServerThread
 from tests.helpers import free_port, port_open
 
 

@@ -4,7 +4,8 @@ In the test's process: `agent_running(data_dir, fakes=...)` starts the real `Age
 (engine, log writer, bus, store) on the caller's event loop. With `Fakes` it runs on the
 fake executor, workspaces and deploy target (tests/harness/fakes.py): engine logic in
 milliseconds, no Docker. As a subprocess, `seamless-agent serve` the way the demo starts
-it: `AgentProcess` (agent/demo/agentproc.py).
+it: `AgentProcess` (agent/demo/agentproc.py). Served over HTTP in the test's process:
+`ServerThread` (server.py) runs `create_app(agent)` under uvicorn in a thread.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Fakes:
 
 def agent_config(data_dir: Path, **overrides: Any) -> AgentConfig:
     """A test agent's config: its own data dir, no polling, Docker stages, 4 runs at once."""
-    fields: dict[str, Any] = dict(data_dir=data_dir, port=0, poll_enabled=False,
+    fields: dict[str, Any] = dict(data_dir=data_dir, poll_enabled=False,
                                   executor="docker", max_parallel_runs=4)
     fields.update(overrides)
     return AgentConfig(**fields)

@@ -1,4 +1,4 @@
-"""A real uvicorn server on 127.0.0.1 in a thread, for API tests."""
+"""The agent's app served by a real uvicorn on 127.0.0.1 in a thread (API and TUI tests)."""
 
 from __future__ import annotations
 
