@@ -173,7 +173,7 @@ async def test_search_covers_the_whole_log_with_a_counter_and_pages_to_each_matc
         assert isinstance(view.parent, LogPane)
 
         copied: list[str] = []
-        app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign,assignment]
         await pilot.press("y")
         assert copied == ["big 4999"]
 
