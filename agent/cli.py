@@ -78,18 +78,16 @@ async def _serve(config: AgentConfig) -> None:
     import uvicorn
 
     from agent.api.app import create_app
+    from agent.api.serving import server_config
     from agent.runtime import Agent
 
     agent = Agent(config)
     created = ensure_admin_token(agent.store, config.data_dir)
     if created:
         log.warning("first start: admin token written to %s (mode 0600)", created)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(agent), host=config.host, port=config.port, ws="websockets-sansio",
-        # Compression is per client: with 50 log watchers it would cost 50x the CPU of the
-        # stream itself. Log traffic is local or over an SSH tunnel that compresses anyway.
-        ws_per_message_deflate=False,
-        lifespan="on", log_level=config.log_level, timeout_graceful_shutdown=5))
+    # Header timeout, connection bound, open-file limit: see agent/api/serving.py.
+    server = uvicorn.Server(server_config(create_app(agent), config.host, config.port,
+                                          log_level=config.log_level))
     notifier = systemd.Notifier()
 
     async def announce() -> None:

@@ -25,6 +25,7 @@ from agent.api import (
 )
 from agent.api.auth import Authenticator
 from agent.api.errors import install_error_handlers
+from agent.api.limits import BodyGuard
 from agent.api.metrics import Metrics
 from agent.api.redaction import MaskJsonBodies
 from agent.runtime import Agent
@@ -78,6 +79,7 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
     secrets = getattr(agent, "secrets", None)
     if secrets is not None:
         app.add_middleware(MaskJsonBodies, mask=secrets.mask)
+    app.add_middleware(BodyGuard, authenticate=agent.store.authenticate)  # outermost
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, ws, webhooks):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from store.models import (
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
+@functools.cache
 def agent_version() -> str:
     try:
         return version("seamless")
@@ -32,7 +34,7 @@ def agent_version() -> str:
 
 
 @router.get("/healthz", tags=["admin"])
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:  # on the loop: answers even when every thread is busy
     return {"status": "ok", "version": agent_version()}
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from agent.api.auth import Admin, Deployer, Viewer, audit
 from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
 from agent.deploy.teardown import live_environments
 from agent.deploy.teardown import teardown as teardown_service
+from agent.engine.workspace import LS_REMOTE_TIMEOUT_S, WorkspaceError
 from agent.executors.caches import caches_of
 from agent.onboarding.hooks import HookOutcome, on_service_created, on_service_deleted
 from store.models import (
@@ -29,6 +32,8 @@ from store.models import (
 )
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+# A trigger waits this long for the remote's branch head (queued behind others included).
+REMOTE_WAIT_S = LS_REMOTE_TIMEOUT_S + 5
 
 PIPELINE_EXAMPLE = {"name": "shop", "auto_deploy": False,
                     "staging": {"kind": "docker", "port": 18001},
@@ -150,23 +155,22 @@ def delete_service(request: Request, name: str, token: Admin, teardown: bool = F
 
 @router.post("/services/{name}/trigger", response_model=RunInfo, status_code=201,
              tags=["runs"])
-def trigger_run(request: Request, name: str, token: Deployer, body: Annotated[
+async def trigger_run(request: Request, name: str, token: Deployer, body: Annotated[
         TriggerRequest, Body(openapi_examples={
             "branch head": {"value": {"branch": "main"}},
             "exact commit": {"value": {"sha": "9fceb02d0ae598e95dc970b74767f19372d61af8"}},
             "partial": {"value": {"branch": "feature/x", "kind": "partial"}}})]) -> RunInfo:
     agent = agent_of(request)
-    service = agent.store.get_service(name)
+    service = await run_in_threadpool(agent.store.get_service, name)
     branch = body.branch or service.branch
     sha = body.sha
     if sha is None:
-        sha = agent.workspaces.resolve_branch(service.repo_url, branch)
-        if sha is None:
-            raise ApiError(409, "unknown_branch",
-                           f"branch {branch!r} was not found at {service.repo_url}")
-    run = agent.engine.submit(service, trigger=Trigger.manual, kind=body.kind, sha=sha,
-                              branch=branch, actor=token.name)
-    audit(request, token, "run.trigger", f"{name}#{run.number}", f"{branch}@{sha}")
+        sha = await _remote_head(agent, service.repo_url, branch)
+    run = await run_in_threadpool(lambda: agent.engine.submit(
+        service, trigger=Trigger.manual, kind=body.kind, sha=sha, branch=branch,
+        actor=token.name))
+    await run_in_threadpool(audit, request, token, "run.trigger", f"{name}#{run.number}",
+                            f"{branch}@{sha}")
     return run
 
 
@@ -190,6 +194,23 @@ def clear_cache(request: Request, name: str, token: Deployer) -> CacheInfo:
     audit(request, token, "service.cache_clear", name, f"{freed} bytes")
     return CacheInfo(service=service.name, bytes=caches.size(service.name),
                      max_bytes=caches.max_bytes, freed_bytes=freed)
+
+
+async def _remote_head(agent: Any, repo_url: str, branch: str) -> str:
+    """`git ls-remote` in the workspaces' own pool (never the API's threads), bounded."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(agent.workspaces.remote_pool,
+                                  agent.workspaces.resolve_branch, repo_url, branch)
+    try:
+        sha = await asyncio.wait_for(future, REMOTE_WAIT_S)
+    except TimeoutError:
+        raise ApiError(504, "remote_timeout", f"{repo_url} did not answer within"
+                       f" {REMOTE_WAIT_S:g} s; trigger with an explicit sha, or retry") from None
+    except WorkspaceError as exc:
+        raise ApiError(502, "remote_failed", f"{repo_url}: {exc}") from None
+    if sha is None:
+        raise ApiError(409, "unknown_branch", f"branch {branch!r} was not found at {repo_url}")
+    return str(sha)
 
 
 @router.post("/services/{name}/unpin/{environment}", response_model=Service, tags=["deploys"])

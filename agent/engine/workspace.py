@@ -21,13 +21,17 @@ never in argv, in a stage log or in any .git/config.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,12 +45,32 @@ log = logging.getLogger(__name__)
 
 _SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
+GIT_TIMEOUT_S = 600.0  # a whole fetch of a big repository
+LS_REMOTE_TIMEOUT_S = 20.0
+CANCEL_POLL_S = 0.25  # a cancel ends a hanging git within this (plus the kill)
+# An HTTP remote that stalls below 1 KB/s for 30 s is given up by git itself.
+_NETWORK_TIMEOUTS = ("-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=30")
 _CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/pull/*/head:refs/pull/*/head")
 
 
 class WorkspaceError(RuntimeError):
     """A clear, human reason why a workspace could not be prepared."""
+
+
+def _kill_group(popen: subprocess.Popen[bytes]) -> None:
+    """SIGKILL git and every helper it started; reap it without waiting on its pipes."""
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        popen.kill()
+    try:
+        popen.communicate(timeout=2)
+    except subprocess.TimeoutExpired:  # a helper left its own group: stop reading
+        for pipe in (popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
+        popen.wait(timeout=2)
 
 
 def _redact(text: str) -> str:
@@ -63,6 +87,9 @@ class Workspaces:
         self.workspaces_dir.mkdir(parents=True, exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # Remote queries asked by API requests run here, never in the API's own thread
+        # pool: a hanging remote then delays only other remote queries.
+        self.remote_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-remote")
 
     # -- paths ------------------------------------------------------------------------
     def mirror_for(self, service_name: str) -> Path:
@@ -83,7 +110,7 @@ class Workspaces:
                 cancel: threading.Event) -> Path:
         """Fetch the mirror and check `sha` out into its own workspace."""
         target = self.path_for(service.name, sha)
-        with self._lock(f"mirror:{service.name}"):
+        with self._locked(f"mirror:{service.name}", cancel):
             mirror = self._fetch(service, sha, log, cancel)
         with self._lock(f"ws:{target}"):
             if (target / ".git").is_dir() and self._head(target) == self._full_sha(mirror, sha):
@@ -161,22 +188,24 @@ class Workspaces:
 
     def _run_git(self, args: list[str], cwd: Path | None, log: StageLog | None,
                  cancel: threading.Event | None, url: str | None = None,
-                 timeout_s: float = 600.0) -> str:
-        """Run git with the token in its environment; its messages go to the stage log."""
-        cmd = git.Git(str(cwd) if cwd else None)
-        proc = cmd.execute(["git", *args], as_process=True, env=self._env(url),
-                           stdout_as_string=False)
+                 timeout_s: float = GIT_TIMEOUT_S) -> str:
+        """Run git with the token in its environment; its messages go to the stage log.
+        git runs in its own process group: a cancel or the timeout kills the whole group
+        (git's transport helpers hold the pipes open otherwise, and the wait never ends)."""
+        env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **self._env(url)}
+        popen = subprocess.Popen(["git", *_NETWORK_TIMEOUTS, *args], cwd=cwd, env=env,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout_s
-        popen: subprocess.Popen = proc.proc  # type: ignore[assignment]
         while True:
             try:
-                out, err = popen.communicate(timeout=0.5)
+                out, err = popen.communicate(timeout=CANCEL_POLL_S)
                 break
             except subprocess.TimeoutExpired:
                 if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
-                    popen.kill()
-                    popen.communicate()
-                    what = "cancelled" if cancel is not None and cancel.is_set() else "timed out"
+                    _kill_group(popen)
+                    what = ("cancelled" if cancel is not None and cancel.is_set()
+                            else f"timed out after {timeout_s:g} s")
                     raise WorkspaceError(f"git {args[0]} {what}") from None
         stderr = _redact(err.decode("utf-8", "replace")).strip()
         if log is not None:
@@ -207,15 +236,25 @@ class Workspaces:
         with self._locks_lock:
             return self._locks.setdefault(key, threading.Lock())
 
+    @contextlib.contextmanager
+    def _locked(self, key: str, cancel: threading.Event) -> Iterator[None]:
+        """The lock, waited for in a way a cancel ends (another run may hold it for the
+        whole of a hanging fetch)."""
+        lock = self._lock(key)
+        while not lock.acquire(timeout=CANCEL_POLL_S):
+            if cancel.is_set():
+                raise WorkspaceError("cancelled while waiting for another fetch")
+        try:
+            yield
+        finally:
+            lock.release()
+
     # -- queries --------------------------------------------------------------------------------
     def resolve_branch(self, repo_url: str, branch: str) -> str | None:
-        """The remote head of `branch` (git ls-remote), None when it has none."""
-        try:
-            out = self._run_git(["ls-remote", "--", repo_url, f"refs/heads/{branch}"], None,
-                                None, None, repo_url, timeout_s=60)
-        except WorkspaceError as exc:
-            log.warning("ls-remote %s: %s", _redact(repo_url), exc)
-            return None
+        """The remote head of `branch` (git ls-remote), None when it has none; raises
+        WorkspaceError when the remote fails or does not answer in time."""
+        out = self._run_git(["ls-remote", "--", repo_url, f"refs/heads/{branch}"], None,
+                            None, None, repo_url, timeout_s=LS_REMOTE_TIMEOUT_S)
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{branch}":

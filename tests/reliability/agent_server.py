@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 
 from agent.api.app import create_app
+from agent.api.serving import server_config
 from agent.config import AgentConfig
 from agent.runtime import Agent
 
@@ -29,8 +30,8 @@ def main(data_dir: str, port: str, max_parallel: str = "4", docker_host: str = "
                          max_parallel_runs=int(max_parallel), docker_host=docker_host or None,
                          **fields)
     app = create_app(Agent(config))
-    uvicorn.run(app, host="127.0.0.1", port=int(port), ws="websockets-sansio",
-                log_level="info", access_log=True)
+    uvicorn.Server(server_config(app, "127.0.0.1", int(port), log_level="info",
+                                 access_log=True)).run()
 
 
 if __name__ == "__main__":
