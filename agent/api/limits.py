@@ -5,11 +5,14 @@
 it is answered 401 before a byte of its body is read — and every body is
 capped (`API_MAX_BODY`; webhooks cap theirs at GitHub's 25 MB and verify the
 signature). A declared length over the cap is answered 413 at once; a chunked
-body is cut off at the cap.
+body is cut off at the cap. Webhook bodies (which only their signature can
+authenticate) are read at most `WEBHOOK_SLOTS` at a time, each within
+`WEBHOOK_READ_S`: a flood of unsigned uploads costs at most a few buffers.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,8 @@ from agent.api.errors import error_response
 
 API_MAX_BODY = 1024 * 1024  # a service config is a few KB
 WEBHOOK_MAX_BODY = 25 * 1024 * 1024
+WEBHOOK_SLOTS = 4
+WEBHOOK_READ_S = 30.0
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Scope = dict[str, Any]
@@ -37,6 +42,7 @@ class BodyGuard:
     def __init__(self, app: Any, authenticate: Callable[[str], Any]) -> None:
         self.app = app
         self.authenticate = authenticate
+        self._webhook_slots: asyncio.Semaphore | None = None  # made on the serving loop
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
@@ -73,10 +79,20 @@ class BodyGuard:
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracked_send)
+            if cap == WEBHOOK_MAX_BODY:
+                if self._webhook_slots is None:
+                    self._webhook_slots = asyncio.Semaphore(WEBHOOK_SLOTS)
+                async with asyncio.timeout(WEBHOOK_READ_S), self._webhook_slots:
+                    await self.app(scope, counted_receive, tracked_send)
+            else:
+                await self.app(scope, counted_receive, tracked_send)
         except _TooLarge:
             if not started:
                 await self._too_large(cap, scope, receive, send)
+        except TimeoutError:
+            if not started:
+                await error_response(408, "request_timeout", "the webhook body did not arrive"
+                                     f" within {WEBHOOK_READ_S:g} s")(scope, receive, send)
 
     def _known_token(self, scope: Scope) -> bool:
         header = _header(scope, b"authorization")
