@@ -333,8 +333,14 @@ class StageLogWriter:
     def _put(self, records: list[Record], final: bool = False) -> None:
         if self._skip:
             records = self._skipped(records)
-        if self.masker.active:
-            records = self._masked(records, final)
+        if not self.masker.active:
+            self._queue(records)
+            return
+        # Masked and queued under one lock: held lines and new ones keep their order.
+        with self._hold_lock:
+            self._queue(self._masked(records, final))
+
+    def _queue(self, records: list[Record]) -> None:
         if records:
             self.last_ts = records[-1][4]
             self.writer.put(records)
@@ -342,30 +348,36 @@ class StageLogWriter:
     def _masked(self, records: list[Record], final: bool) -> list[Record]:
         """Mask the new lines together with the ones held back (every stream, in arrival
         order), then hold back again a tail that ends with the beginning of a secret: the
-        next line may finish it. `final` (a flush, or the writer's timer) lets it go."""
-        with self._hold_lock:
-            if self._held:
-                records = self._held + records
-                self._held = []
-            if not records:
-                return records
-            texts = [r[3] for r in records]
-            masked = self.masker.mask_lines(texts)
-            if masked is not texts:
-                records = [(r[0], r[1], r[2], t, r[4]) if t is not r[3] else r
-                           for r, t in zip(records, masked, strict=True)]
-            hold = 0 if final else self.masker.unfinished_tail(masked)
-            if hold:
-                self._held = records[-hold:]
-                records = records[:-hold]
-                self._held_at = time.monotonic()
-                self.writer.hold(self)
+        next line may finish it. `final` (a flush) lets it go. Caller holds _hold_lock."""
+        if self._held:
+            records = self._held + records
+            self._held = []
+        if not records:
+            return records
+        texts = [r[3] for r in records]
+        masked = self.masker.mask_lines(texts)
+        if masked is not texts:
+            records = [(r[0], r[1], r[2], t, r[4]) if t is not r[3] else r
+                       for r, t in zip(records, masked, strict=True)]
+        hold = 0 if final else self.masker.unfinished_tail(masked)
+        if hold:
+            self._held = records[-hold:]
+            records = records[:-hold]
+            self._held_at = time.monotonic()
+            self.writer.hold(self)
         return records
 
     def release_held(self, older_than_s: float = 0.0) -> None:
-        """Let held lines go (called by the writer thread once they waited long enough)."""
-        if self._held and time.monotonic() - self._held_at >= older_than_s:
-            self._put([], final=True)
+        """Let lines go that waited `older_than_s` for a next line (the writer thread's
+        timer). Skipped while a producer is putting: it takes the held lines along."""
+        if not self._hold_lock.acquire(blocking=False):
+            return
+        try:
+            if self._held and time.monotonic() - self._held_at >= older_than_s:
+                records, self._held = self._held, []
+                self._queue(records)
+        finally:
+            self._hold_lock.release()
 
     @property
     def holding(self) -> bool:
