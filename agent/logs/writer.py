@@ -37,7 +37,7 @@ BATCH_LINES = 500
 MAX_BATCH_LINES = 5000  # a backlog drains in bigger transactions (fewer commits)
 INTERVAL_S = 0.1
 # How long a line ending with the beginning of a secret waits for the next line.
-HOLD_S = 1.5
+HOLD_S = 3.0
 
 _STREAMS = {s.value: s for s in LogStream}
 _LOGLINE_FIELDS = frozenset(LogLine.model_fields)

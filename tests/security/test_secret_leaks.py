@@ -65,7 +65,8 @@ def test_a_secret_printed_in_pieces_shows_only_as_masks_in_the_stage_log(
     assert "done" in lines, text
     assert leaks(text, [SECRET, PEM]) == [], text
     for printed in ("across lines:", "<- rest", "across streams:", "coloured:", "hex:"):
-        assert any(printed in line and "********" in line for line in lines), (printed, text)
+        assert any(printed in line and "********" in line for line in lines), (
+            printed, [line for line in lines if "coloured" not in line][:8])
     key = lines.index("a key, line by line:")
     assert lines[key + 1:key + 6] == ["********"] * 5, text
 
