@@ -103,8 +103,6 @@ Restart=on-failure
 RestartSec=5
 TimeoutStopSec=20
 WatchdogSec=30
-# Room for many clients: the agent bounds its connections well below this (serving.py).
-LimitNOFILE=65536
 User={user}
 Group={user}
 # Docker socket access is root-equivalent: this hardening limits accidents,

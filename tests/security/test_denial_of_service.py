@@ -116,10 +116,3 @@ def test_a_client_that_never_finishes_its_headers_is_disconnected(serve) -> None
     for sock in slow:
         sock.close()
 
-
-def test_the_systemd_unit_gives_the_agent_room_for_many_connections(tmp_path) -> None:
-    from agent import systemd
-
-    unit = systemd.unit_file("/usr/bin/seamless-agent", str(tmp_path), "seamless",
-                             "127.0.0.1", 8787)
-    assert "LimitNOFILE=65536" in unit.splitlines()
