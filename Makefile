@@ -73,7 +73,7 @@ demo: runtime docker images
 demo-clean:
 	scripts/demo-clean.sh
 
-screenshots: venv
+screenshots: venv docker images
 	$(BIN)/python scripts/screenshots.py
 
 clean:

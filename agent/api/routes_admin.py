@@ -62,7 +62,7 @@ def info(request: Request, _: Viewer) -> AgentInfo:
 
 
 def docker_state(executors: object) -> DockerState:
-    client = getattr(executors, "docker_client", None)
+    client = getattr(executors, "docker_engine", None)
     if client is None:
         return DockerState(state="not used", detail=getattr(executors, "docker_error", None))
     try:

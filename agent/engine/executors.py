@@ -122,6 +122,12 @@ class ExecutorSet:
         return self._docker
 
     @property
+    def docker_engine(self) -> Any | None:
+        """The Docker client the docker executor drives (None: no engine in use); for the
+        agent's info line."""
+        return getattr(self._docker, "client", None)
+
+    @property
     def local(self) -> Executor:
         with self._lock:
             if self._local is None:

@@ -102,3 +102,13 @@ def test_runs_filter_by_branch_and_status(api: LiveApi):
                                                  "status": "failed"}).json()["items"]
     assert [r["number"] for r in main] == [2, 1]
     assert [r["number"] for r in failed_x] == [3]
+
+
+def test_info_says_the_docker_engine_is_up_with_its_version(tmp_path):
+    from agent.api.routes_admin import docker_state
+    from agent.config import AgentConfig
+    from agent.engine.executors import ExecutorSet
+
+    executors = ExecutorSet(AgentConfig(data_dir=tmp_path, executor="docker"))
+    state = docker_state(executors)
+    assert state.state == "up" and (state.detail or "").startswith("Docker ")
