@@ -19,6 +19,7 @@ from agent.engine.recovery import recover
 from agent.engine.runner import RunControl, RunDriver
 from agent.engine.transitions import Transitions
 from store.models import (
+    BRANCH,
     DEFAULT_STAGES,
     PARTIAL_STAGES,
     STAGE_DEPLOY_PRODUCTION,
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # Triggers whose newer run of the same branch makes an older queued one pointless.
 SUPERSEDING = {Trigger.push, Trigger.poll}
+
+
+MAX_MESSAGE = 2000  # commit message / PR title kept with a run
+MAX_AUTHOR = 200
 
 
 class EngineError(ValueError):
@@ -88,10 +93,14 @@ class Engine:
                author: str | None = None, message: str | None = None,
                actor: str | None = None) -> RunInfo:
         stages = DEFAULT_STAGES if kind is RunKind.full else PARTIAL_STAGES
+        # Every trigger comes through here: the branch reaches stages as SEAMLESS_BRANCH,
+        # and nothing stored from outside is unbounded.
+        if branch is not None and not BRANCH.match(branch):
+            raise EngineError(f"not a valid branch name: {branch[:100]!r}")
         run = self.store.create_run(
             service.id, trigger=trigger, kind=kind, sha=sha, branch=branch,
-            pr_number=pr_number, author=author, message=message, actor=actor,
-            stage_names=stages)
+            pr_number=pr_number, author=author and author[:MAX_AUTHOR],
+            message=message and message[:MAX_MESSAGE], actor=actor, stage_names=stages)
         self.t.created(run)
         if trigger in SUPERSEDING and kind is RunKind.full:
             self._supersede_older(run)

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from agent.engine.engine import MAX_AUTHOR, MAX_MESSAGE
 from store.configs import NotFound
 from store.models import BRANCH, RunKind, Service, Trigger
 from store.store import Store
@@ -18,8 +19,7 @@ ZERO_SHA = "0" * 40
 PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 # Stored strings from a delivery are capped (a 5 MB PR title is not a title).
-MAX_MESSAGE = 2000
-MAX_NAME = 200
+MAX_NAME = MAX_AUTHOR
 MAX_REF = 300
 
 

@@ -114,3 +114,14 @@ def test_an_unsigned_delivery_with_a_malformed_repository_is_a_400(
     assert repr(field) in answer.json()["detail"]
     with hooked.client(Role.viewer) as c:
         assert c.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("branch", ["../../x\n$(touch /tmp/pwned)", "-rf", "a b"])
+def test_a_manual_trigger_with_a_branch_that_is_not_a_git_ref_is_refused(
+        hooked: LiveApi, branch: str) -> None:
+    with hooked.client(Role.deployer) as c:
+        answer = c.post("/api/v1/services/hello/trigger",
+                        json={"branch": branch, "sha": "d" * 40})
+    assert answer.status_code == 422, answer.text
+    assert "branch" in answer.text
+    assert hooked.runs() == []
