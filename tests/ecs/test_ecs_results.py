@@ -8,7 +8,6 @@ the shapes real ECS and CloudWatch return, through the same executor code paths.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,42 +17,12 @@ from botocore.stub import ANY, Stubber
 
 from agent.executors.cloudwatch import LogFollower
 from agent.executors.ecs import EcsExecutor, task_result
-from agent.logs import Frame, write_frames_by_chunk
-from store.models import EcsExecutorConfig, LogStream
+from store.models import EcsExecutorConfig
 from tests.ecs.conftest import StateBox, spec
+from tests.harness.fakes import ListLog
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/c/0f1e2d3c"
 DEF_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/seamless-stage-x:1"
-
-
-class ListLog:
-    """A StageLog that keeps lines in memory (this file tests the executor alone)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, LogStream]] = []
-
-    def write(self, text: str, stream: LogStream = LogStream.stdout,
-              ts: datetime | None = None) -> None:
-        self.lines.append((text, stream))
-
-    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
-                    ts: datetime | None = None) -> None:
-        self.write(data.decode(), stream, ts)
-
-    def system(self, text: str) -> None:
-        self.lines.append((text, LogStream.system))
-
-    def write_frames(self, frames: Iterable[Frame]) -> None:
-        write_frames_by_chunk(self, frames)
-
-    def flush(self) -> None:
-        pass
-
-    def rewind(self) -> None:
-        pass
-
-    def stdout(self) -> list[str]:
-        return [t for t, s in self.lines if s == LogStream.stdout]
 
 
 def stopped(exit_code: int | None, *, reason: str = "Essential container in task exited",
@@ -153,7 +122,7 @@ def test_follower_reads_nothing_until_the_stream_exists() -> None:
     log = ListLog()
     with logs:
         assert follower.poll(log) is False
-    assert follower.token is None and log.lines == []
+    assert follower.token is None and log.entries == []
 
 
 def test_follower_keeps_paging_until_the_token_repeats() -> None:

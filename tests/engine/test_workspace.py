@@ -8,45 +8,19 @@ import http.server
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agent.engine.workspace import WorkspaceError, Workspaces
-from agent.logs import Frame, write_frames_by_chunk
-from store.models import LogStream, Service
+from store.models import Service
+from tests.harness.fakes import ListLog
 from tests.sample_repo import make_sample_service_repo
 
 
-class ListLog:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, text: str, stream: LogStream = LogStream.stdout,
-              ts: datetime | None = None) -> None:
-        self.lines.append(text)
-
-    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
-                    ts: datetime | None = None) -> None:
-        self.lines.append(data.decode())
-
-    def system(self, text: str) -> None:
-        self.lines.append(text)
-
-    def write_frames(self, frames: Iterable[Frame]) -> None:
-        write_frames_by_chunk(self, frames)
-
-    def flush(self) -> None:
-        pass
-
-    def rewind(self) -> None:
-        pass
-
-
 def service(url: str, name: str = "svc") -> Service:
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     now = datetime.now(UTC)
     return Service(id=1, name=name, pipeline="shop", repo_url=url, created_at=now,

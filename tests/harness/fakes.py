@@ -10,23 +10,60 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agent.deploy.base import DeployOutcome, DeployRequest, DeployTarget
 from agent.engine.workspace import Workspaces
 from agent.executors.base import BuildSpec, IntegrationSpec, StageSpec, StateSaver
-from agent.logs import Frame, StageLog
+from agent.logs import Frame, StageLog, write_frames_by_chunk
 from agent.logs.timestamps import iso_ts
 from agent.stage_result import StageResult
 from store.models import (
     STAGE_BUILD,
     CommitSummary,
     DeployTargetConfig,
+    LogStream,
     NoTargetConfig,
     Service,
 )
+
+
+class ListLog:
+    """A StageLog that keeps lines in memory, for tests of one executor or workspace."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, LogStream]] = []
+
+    @property
+    def lines(self) -> list[str]:
+        return [text for text, _ in self.entries]
+
+    def stdout(self) -> list[str]:
+        return [text for text, stream in self.entries if stream is LogStream.stdout]
+
+    def write(self, text: str, stream: LogStream = LogStream.stdout,
+              ts: datetime | None = None) -> None:
+        self.entries.append((text, stream))
+
+    def write_chunk(self, data: bytes, stream: LogStream = LogStream.stdout,
+                    ts: datetime | None = None) -> None:
+        self.write(data.decode(), stream, ts)
+
+    def write_frames(self, frames: Iterable[Frame]) -> None:
+        write_frames_by_chunk(self, frames)
+
+    def system(self, text: str) -> None:
+        self.write(text, LogStream.system)
+
+    def flush(self) -> None:
+        pass
+
+    def rewind(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)

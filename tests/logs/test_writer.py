@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +15,8 @@ from store.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(tmp_path / "agent.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def writer(store: Store):
+def writer(store: Store) -> Iterator[LogWriter]:
+    """A writer with a small backpressure bound (tests/conftest.py has the store)."""
     w = LogWriter(store, Bus(), max_pending=1000)
     w.start()
     yield w
