@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agent import systemd
-from agent.cli_client import ADMIN_TOKEN_FILE, Json, Options, fail, table
+from agent.cli_client import ADMIN_TOKEN_FILE, Json, Options, fail, table, typer_app
 from agent.config import SYSTEM_CONFIG_PATH, AgentConfig, load_config
 from agent.onboarding import system_install
 from store.models import Role
@@ -30,10 +30,10 @@ if TYPE_CHECKING:  # the store (sqlite) loads only for the commands that use it
 
 log = logging.getLogger("seamless.agent")
 
-app = typer.Typer(help="Seamless CI/CD agent", no_args_is_help=True, add_completion=False)
-token_app = typer.Typer(help="API tokens (works on the database directly)", no_args_is_help=True)
-pipeline_app = typer.Typer(help="pipelines on a running agent", no_args_is_help=True)
-service_app = typer.Typer(help="services on a running agent", no_args_is_help=True)
+app = typer_app("Seamless CI/CD agent")
+token_app = typer_app("API tokens (works on the database directly)")
+pipeline_app = typer_app("pipelines on a running agent")
+service_app = typer_app("services on a running agent")
 app.add_typer(token_app, name="token")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(service_app, name="service")
@@ -202,9 +202,10 @@ def install_service(
 
 
 def main() -> None:
-    from agent import cli_remote, front_cli
+    from agent import cli_remote, cli_runs, front_cli
 
     cli_remote.register(app, pipeline_app, service_app)
+    cli_runs.register(app)
     front_cli.register(app)
     try:
         # Optional: onboarding commands (init, env, service doctor) live in their own module.

@@ -25,6 +25,13 @@ Json = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNREACHABLE = 1, 3, 4, 5
 
 
+def typer_app(help: str, **kwargs: Any) -> typer.Typer:
+    """A command group with plain help: Typer's rich help labels every flag with its Python
+    type (`--json <bool>`, even `--help <bool>`), as if it took a value."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False,
+                       rich_markup_mode=None, **kwargs)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("SEAMLESS_DATA_DIR") or Path.home() / ".seamless")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,9 +58,11 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
                                  ["NAME", "EXECUTOR", "AUTO-DEPLOY", "STAGING", "PRODUCTION"]))
 
     @pipeline_app.command("show")
-    def pipeline_show(name: str, agent: AgentUrl = None, token: Token = None) -> None:
-        Remote(agent, token, True).show(Remote(agent, token).call("GET",
-                                                                  f"/api/v1/pipelines/{name}"))
+    def pipeline_show(name: str, agent: AgentUrl = None, token: Token = None,
+                      as_json: Json = True) -> None:
+        """The pipeline as JSON (--json accepted like every read command)."""
+        remote = Remote(agent, token, True)
+        remote.show(remote.call("GET", f"/api/v1/pipelines/{name}"))
 
     @service_app.command("add")
     def service_add(name: Annotated[str | None, typer.Option()] = None,
@@ -88,7 +88,9 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
                                   for s in items], ["NAME", "PIPELINE", "BRANCH", "REPO"]))
 
     @service_app.command("show")
-    def service_show(name: str, agent: AgentUrl = None, token: Token = None) -> None:
+    def service_show(name: str, agent: AgentUrl = None, token: Token = None,
+                     as_json: Json = True) -> None:
+        """The service as JSON (--json accepted like every read command)."""
         remote = Remote(agent, token, True)
         remote.show(remote.call("GET", f"/api/v1/services/{name}"))
 
@@ -124,19 +126,6 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
         page = remote.call("GET", "/api/v1/runs", params=params)
         remote.show(page["items"], _runs_table(page["items"]))
 
-    @app.command()
-    def trigger(service: str, branch: Annotated[str | None, typer.Option()] = None,
-                sha: Annotated[str | None, typer.Option()] = None,
-                partial: Annotated[bool, typer.Option(help="stop after Integration Test")
-                                   ] = False,
-                agent: AgentUrl = None, token: Token = None, as_json: Json = False) -> None:
-        """Queue a manual run of SERVICE at a branch head or a sha."""
-        remote = Remote(agent, token, as_json)
-        body = {"branch": branch, "sha": sha, "kind": "partial" if partial else "full"}
-        run = remote.call("POST", f"/api/v1/services/{service}/trigger",
-                          json={k: v for k, v in body.items() if v is not None})
-        remote.show(run, f"run {run['id']} ({service} #{run['number']}) queued at {run['sha']}")
-
     def _decide(verb: str, run_id: int, comment: str | None, agent: str | None,
                 token: str | None, as_json: bool) -> None:
         remote = Remote(agent, token, as_json)
@@ -165,61 +154,3 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
                           json={"service": service, "environment": environment, "sha": sha})
         remote.show(dep, f"rollback of {service}/{environment} to {sha[:10]} started "
                          f"(deployment {dep['id']})")
-
-    @app.command()
-    def logs(run_id: int, stage: Annotated[str | None, typer.Option()] = None,
-             follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-             agent: AgentUrl = None, token: Token = None, as_json: Json = False) -> None:
-        """Print a run's logs; with --follow, stream until the run finishes."""
-        remote = Remote(agent, token, as_json)
-        if follow:
-            asyncio.run(_follow(remote, run_id, stage))
-            return
-        after = None
-        while True:
-            params = {k: v for k, v in (("stage", stage), ("after", after)) if v}
-            page = remote.call("GET", f"/api/v1/runs/{run_id}/logs", params=params)
-            for line in page["lines"]:
-                _print_line(line, as_json)
-            if len(page["lines"]) < 1000:
-                return
-            after = page["next_cursor"]
-
-
-def _print_line(line: dict[str, Any], as_json: bool) -> None:
-    typer.echo(json.dumps(line) if as_json else f"[{line['stage']}] {line['text']}")
-
-
-async def _follow(remote: Remote, run_id: int, stage: str | None) -> None:
-    """Stream over the WebSocket, reconnecting with the last id; stop once the run is
-    finished and the stream has been quiet for a moment."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import WebSocketException
-
-    finished = {"success", "failed", "cancelled", "rejected", "superseded"}
-    last: str | None = None
-    headers = {"Authorization": f"Bearer {remote.token}"} if remote.token else {}
-    while True:
-        query = "&".join(f"{k}={v}" for k, v in (("after", last), ("stage", stage)) if v)
-        url = f"{remote.ws_url}/api/v1/ws/runs/{run_id}/logs" + (f"?{query}" if query else "")
-        try:
-            async with connect(url, additional_headers=headers, max_size=None) as ws:
-                while True:
-                    try:
-                        raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
-                    except TimeoutError:
-                        run = await asyncio.to_thread(remote.call, "GET", f"/api/v1/runs/{run_id}")
-                        if run["status"] in finished:
-                            return
-                        continue
-                    message = json.loads(raw)
-                    for line in message.get("lines", []):
-                        _print_line(line, remote.as_json)
-                        last = line["id"]
-                    if message.get("type") == "lagged":
-                        break
-        except (OSError, WebSocketException) as exc:
-            refused = getattr(exc, "rcvd", None)  # set on a close frame from the agent
-            if refused is not None and refused.code in (4401, 4403, 4404):
-                fail(f"log stream refused: {refused.reason}", 3 if refused.code == 4404 else 4)
-            await asyncio.sleep(1.0)

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from agent.cli_client import Remote, fail, table
+from agent.cli_client import Remote, fail, table, typer_app
 
-front_app = typer.Typer(help="the deploy fronts (HAProxy) on this host", no_args_is_help=True)
-canary_app = typer.Typer(help="canary deploys on a running agent", no_args_is_help=True)
+front_app = typer_app("the deploy fronts (HAProxy) on this host")
+canary_app = typer_app("canary deploys on a running agent")
 AgentUrl = Annotated[str | None, typer.Option("--agent", envvar="SEAMLESS_AGENT_URL",
                                               help="agent URL, default http://127.0.0.1:8787")]
 Token = Annotated[str | None, typer.Option("--token", help="API token (or $SEAMLESS_TOKEN)")]

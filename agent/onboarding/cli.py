@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from agent.cli_client import typer_app
 from agent.config import SYSTEM_CONFIG_PATH, SYSTEM_DATA_DIR, AgentConfig, load_config
 from agent.onboarding.init import InitError, InitOptions, Wizard, default_config_path
 from agent.onboarding.system_install import hand_over
@@ -175,7 +176,7 @@ def service_doctor(name: str = typer.Argument(..., help="service name"),
 
 def register(app: typer.Typer, service_app: typer.Typer) -> None:
     app.command("init")(init)
-    env_app = typer.Typer(help="ECS environments for a pipeline (Fargate)", no_args_is_help=True)
+    env_app = typer_app("ECS environments for a pipeline (Fargate)")
     env_app.command("provision")(env_provision)
     env_app.command("teardown")(env_teardown)
     app.add_typer(env_app, name="env")
