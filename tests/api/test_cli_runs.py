@@ -16,8 +16,8 @@ import pytest
 from agent.api.app import create_app
 from agent.runtime import Agent
 from store.models import NoTargetConfig, PipelineConfig, Role, ServiceConfig
-from tests.api.server import ServerThread
 from tests.harness import Fakes, agent_config, wait_until
+from tests.harness.server import ServerThread
 
 BIN = Path(sys.executable).parent / "seamless-agent"
 
