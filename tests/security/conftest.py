@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import unique_name
-from tests.reliability.conftest import serve  # noqa: F401  (the fixture, reused as is)
+from tests.reliability.conftest import serve, svc_name  # noqa: F401  (reused as they are)
 from tests.sample_repo import SampleRepo, git, make_sample_service_repo
 
 
@@ -36,11 +35,6 @@ def hostile_repo(tmp_path: Path) -> Callable[..., SampleRepo]:
         return repo
 
     return make
-
-
-def svc_name(prefix: str) -> str:
-    """A unique, slug-valid service name (tests share one engine)."""
-    return unique_name(prefix)[:63]
 
 
 @pytest.fixture
