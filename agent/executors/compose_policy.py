@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from agent.executors.repo_paths import PathEscape, inside, missing
+from agent.executors.repo_paths import PathEscape, check_build_context, inside, missing
 
 MAX_COMPOSE_BYTES = 1024 * 1024
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -167,8 +167,11 @@ def _config_problems(workspace: Path, config: dict[str, Any]) -> Iterator[tuple[
         build = service.get("build")
         context = build.get("context") if isinstance(build, dict) else build
         if isinstance(context, str) and "://" not in context:
-            for problem in _escape(workspace, context, "build context", workspace):
-                yield name, "build", problem
+            dockerfile = build.get("dockerfile") if isinstance(build, dict) else None
+            try:  # the same rules as the Build stage: no symlink out, as far as it is sent
+                check_build_context(workspace, context, str(dockerfile or "Dockerfile"))
+            except PathEscape as exc:
+                yield name, "build", str(exc)
     for section in ("secrets", "configs"):
         for item, spec in (config.get(section) or {}).items():
             if isinstance(spec, dict) and isinstance(spec.get("file"), str):

@@ -73,3 +73,20 @@ def test_a_compose_file_symlinked_out_of_the_repository_is_refused(
     it = stage(run, "Integration Test")
     assert it["status"] == "failed", summary(run)
     assert "'ci/compose.yaml'" in it["error"] and "leaves the repository" in it["error"]
+
+
+@pytest.mark.docker
+def test_a_compose_build_context_holding_a_symlink_out_is_refused(
+        serve, hostile_repo, base_image: str, secret_file: Path) -> None:
+    repo = hostile_repo({
+        "ci/Dockerfile": DOCKERFILE.format(base=base_image),
+        "ci/admin-token": ("symlink", str(secret_file)),
+        "compose.yaml": "services:\n  app:\n    build: ./ci\n"})
+    agent, run = run_repo(serve, repo, compose_file="compose.yaml",
+                          integration_test_command="true")
+
+    it = stage(run, "Integration Test")
+    assert it["status"] == "failed", summary(run)
+    assert "'app'" in it["error"] and "build" in it["error"], it["error"]
+    assert "admin-token" in it["error"] and "leaving the repository" in it["error"]
+    assert "TOKEN-9f2c41d7e0" not in "\n".join(agent.log_lines(run["id"], "Integration Test"))
