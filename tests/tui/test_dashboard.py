@@ -78,9 +78,11 @@ async def test_start_run_asks_first_and_reports_the_agents_answer(live_agent: Li
         assert "Start run (y)" in screen_text(app) and "Cancel (n)" in screen_text(app)
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "no")
-        await pilot.press("t", "y")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        await pilot.press("y")
         # The seeded repository URL is not reachable: the agent says why, the TUI shows it.
-        await wait_for(pilot, lambda: any("not found" in n.message
+        await wait_for(pilot, lambda: any("git.example.com" in n.message
                                           for n in app._notifications), "the agent's refusal",
                        timeout=30)
     with live_agent.http() as http:
