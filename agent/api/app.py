@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from agent.api import (
     logfilters,
@@ -66,9 +67,12 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
             if manage_agent:
                 await agent.stop()
 
-    app = FastAPI(title="Seamless agent", version=routes_admin.agent_version(),
-                  description=DESCRIPTION, openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None, lifespan=lifespan)
+    # The docs page and its Swagger UI assets come from the fastapi-offline package: a build
+    # host often has no internet, and a CDN would see who browses the API.
+    app = FastAPIOffline(title="Seamless agent", version=routes_admin.agent_version(),
+                         description=DESCRIPTION, openapi_url="/api/v1/openapi.json",
+                         docs_url="/api/v1/docs", redoc_url=None, static_url=DOCS_ASSETS_URL,
+                         lifespan=lifespan)
     app.state.agent = agent
     app.state.auth = Authenticator(agent.store)
     app.state.metrics = metrics
@@ -83,6 +87,9 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, ws, webhooks):
         app.include_router(module.router)
     return app
+
+
+DOCS_ASSETS_URL = "/api/v1/docs-assets"
 
 
 def _side_tasks(agent: Agent) -> list[Any]:
