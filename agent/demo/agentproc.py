@@ -161,6 +161,13 @@ class AgentProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL, no goodbye (crash and restart-recovery tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT_S)
+        self.pid_path.unlink(missing_ok=True)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             self.pid_path.unlink(missing_ok=True)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from agent.config import AgentConfig
-from agent.runtime import Agent
 from store.models import NoTargetConfig, PipelineConfig, RunStatus, ServiceConfig
 from store.store import Store
 from tests.engine.conftest import log_text, wait_run
-from tests.harness import wait_until
-from tests.helpers import REPO_ROOT
+from tests.harness import AgentProcess, agent_running, wait_until
+from tests.helpers import free_port
 
 SLOW_PRINTER = ("i=0; while [ $i -lt 30 ]; do echo line-$i; i=$((i+1)); sleep 0.1; done")
 
@@ -30,17 +24,21 @@ def _seed(data: Path, repo_url: str) -> None:
 
 
 def _start_and_kill_mid_stage(data: Path, sha: str) -> int:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.engine.agent_proc", str(data),
-                             "orders", sha], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    """`seamless-agent serve` in its own process runs one stage a while, then kill -9."""
+    agent = AgentProcess(data.parent, data, free_port(),
+                         {"executor": "docker", "poll_enabled": False, "log_level": "info"})
+    agent.start()
     try:
-        run_id = int(proc.stdout.readline().split()[1])  # type: ignore[union-attr]
+        api = agent.api()
+        run_id = int(api.post("/api/v1/services/orders/trigger",
+                              {"sha": sha, "kind": "partial"})["id"])
+        api.close()
         store = Store(data / "seamless.db")
         wait_until(lambda: store.count_log_lines(run_id, "Unit Test") >= 6, timeout=60,
                    what="the unit test stage printing")
         store.close()
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        agent.kill()
     return run_id
 
 
@@ -51,18 +49,13 @@ async def test_a_stage_still_running_is_reattached_without_gap_or_duplicate(
     _seed(data, repo.url)
     run_id = _start_and_kill_mid_stage(data, repo.head_sha)
 
-    agent = Agent(AgentConfig(data_dir=data, poll_enabled=False, executor="docker"))
-    await agent.start()
-    try:
+    async with agent_running(data) as agent:
         run = await wait_run(agent, run_id)
         assert run.status is RunStatus.success, run.error
         lines = [ln for ln in log_text(agent, run_id, "Unit Test").splitlines()
                  if ln.startswith("line-")]
         assert lines == [f"line-{i}" for i in range(30)]
         assert agent.store.integrity_check() == "ok"
-    finally:
-        await agent.stop()
-        agent.close()
 
 
 async def test_a_stage_whose_container_vanished_fails_with_a_reason(
@@ -76,12 +69,7 @@ async def test_a_stage_whose_container_vanished_fails_with_a_reason(
     for container in docker_client.containers.list(all=True, filters={"label": mine}):
         container.remove(force=True)
 
-    agent = Agent(AgentConfig(data_dir=data, poll_enabled=False, executor="docker"))
-    await agent.start()
-    try:
+    async with agent_running(data) as agent:
         run = await wait_run(agent, run_id)
         assert run.status is RunStatus.failed
         assert "container was gone" in (run.stages[2].error or "")
-    finally:
-        await agent.stop()
-        agent.close()
