@@ -28,7 +28,7 @@ from seamless_tui.config import UserConfig
 from seamless_tui.fmt import APPROVAL_ICON, Clock, run_label, system_clock
 from seamless_tui.keymap import apply_keymap, binding_ids
 from seamless_tui.messages import ConnectionChanged
-from seamless_tui.palette import palette_commands
+from seamless_tui.palette import open_palette, palette_commands
 from seamless_tui.screens import ALL_SCREENS
 from seamless_tui.screens.approval import ApprovalModal
 from seamless_tui.screens.dashboard import DashboardScreen
@@ -202,6 +202,9 @@ class SeamlessApp(App[None]):
         for theme in load_themes():
             yield SystemCommand(f"Theme: {theme.name}", "switch and remember the theme",
                                 partial(setattr, self, "theme", theme.name))
+
+    def action_command_palette(self) -> None:
+        self.run_worker(open_palette(self), group="palette", exit_on_error=False)
 
     async def _run_action(self, node: Any, action: str) -> None:
         await self.run_action(action, node)

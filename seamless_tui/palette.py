@@ -11,6 +11,7 @@ from typing import Any
 
 from textual.app import SystemCommand
 from textual.binding import Binding
+from textual.command import CommandPalette, SearchIcon
 
 TITLES = {
     "app.help": "Help: every key of this screen",
@@ -74,3 +75,14 @@ def palette_commands(app: Any, screen: Any, defaults: Iterable[SystemCommand],
             seen.add(binding.id)
             yield SystemCommand(TITLES[binding.id], f"key: {app.get_key_display(binding)}",
                                 lambda node=node, action=binding.action: run(node, action))
+
+
+async def open_palette(app: Any) -> None:
+    """Textual's palette, with a plain search mark: its default magnifier is an emoji that
+    common terminal fonts draw as a missing-glyph box."""
+    if not app.use_command_palette or CommandPalette.is_open(app):
+        return
+    palette = CommandPalette(id="--command-palette")
+    await app.push_screen(palette)
+    for icon in palette.query(SearchIcon):
+        icon.icon = "/"

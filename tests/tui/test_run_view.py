@@ -169,3 +169,14 @@ async def test_the_same_refusal_three_times_gives_one_toast(live_agent: LiveAgen
                                           for n in app._notifications), "the refusal")
         await pilot.pause(0.5)
         assert sum("may not rerun" in n.message for n in app._notifications) == 1
+
+
+async def test_palette_search_mark_is_a_plain_glyph(live_agent: LiveAgent):
+    from textual.command import SearchIcon
+
+    app = live_agent.app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        assert [icon.icon for icon in app.screen.query(SearchIcon)] == ["/"]
