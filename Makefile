@@ -6,6 +6,7 @@
 #   make docker        make sure a Docker engine + compose/registry/busybox are available
 #   make images        build the local base image seamless/busybox:latest (FORCE=1 to rebuild)
 #                      and the deploy front's image from the host's haproxy
+#   make python-image  seamless/python:3 from Debian's packages (bench/real_service.py)
 #   make test          lint (ruff), layers (import-linter), type-check (mypy), pytest
 #                      e.g. make test PYTEST_ARGS='tests/test_infrastructure.py -x'
 #   make demo ARGS=... / demo-clean / screenshots
@@ -27,7 +28,7 @@ ARGS ?=
 # CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
-.PHONY: runtime venv docker test-tools images test lint layers typecheck demo demo-clean screenshots clean
+.PHONY: runtime venv docker test-tools images python-image test lint layers typecheck demo demo-clean screenshots clean
 
 runtime: $(RUNTIME_STAMP)
 venv: $(DEV_STAMP)
@@ -53,6 +54,11 @@ test-tools:
 images: runtime docker
 	@FORCE=$(FORCE) scripts/build-base-image.sh
 	@$(BIN)/python -m agent.deploy.front_image >/dev/null
+
+# The Python stage image of bench/real_service.py (debootstrap + docker import; cached,
+# not part of `make test`).
+python-image: docker
+	@FORCE=$(FORCE) scripts/build-python-image.sh
 
 lint: venv
 	$(BIN)/ruff check agent store seamless_tui tests bench

@@ -47,11 +47,18 @@ def make_repo(path: Path, files: dict[str, str], name: str = "svc") -> SampleRep
     return repo
 
 
-def networks_and_profile_repo(path: Path, host_port: int = 8000) -> SampleRepo:
+E2E_IGNORING_SIGTERM = (f"FROM {BASE_IMAGE}\n"
+                        'ENTRYPOINT ["sh", "-c", "trap \\"\\" TERM; echo e2e: waiting; '
+                        'while :; do sleep 1; done"]\n')
+
+
+def networks_and_profile_repo(path: Path, host_port: int = 8000,
+                              e2e_ignores_sigterm: bool = False) -> SampleRepo:
     """A web app and a cache on their own networks (`front`, `back`), the cache healthy
     before the app starts, a named volume, an `env_file:`, a fixed host port, and the
     end-to-end test as a compose service under the `testing` profile, built from its own
-    Dockerfile (a second, per-run image)."""
+    Dockerfile (a second, per-run image) — or, with `e2e_ignores_sigterm`, one whose
+    entrypoint ignores SIGTERM and never ends."""
     compose = f"""\
 services:
   web:
@@ -95,7 +102,8 @@ volumes:
            'echo "e2e: passed"\n')
     return make_repo(path, {
         "Dockerfile": APP_DOCKERFILE,
-        "Dockerfile.e2e": f"FROM {BASE_IMAGE}\nCOPY e2e.sh /e2e.sh\n",
+        "Dockerfile.e2e": (E2E_IGNORING_SIGTERM if e2e_ignores_sigterm
+                           else f"FROM {BASE_IMAGE}\nCOPY e2e.sh /e2e.sh\n"),
         "app/health": "ok\n",
         "web.env": "WEB_MODE=from-env-file\n",
         "docker-compose.yml": compose,

@@ -156,11 +156,7 @@ def test_fixed_host_ports_never_collide(docker_client, built, make_spec, writer,
 
 def test_a_test_service_ignoring_sigterm_is_killed_at_the_stage_timeout(
         docker_client, built, make_spec, writer, store, tmp_path: Path) -> None:
-    repo = networks_and_profile_repo(tmp_path / "web")
-    repo.commit("an e2e image whose entrypoint ignores SIGTERM", {
-        "Dockerfile.e2e": (f"FROM {BASE_IMAGE}\n"
-                           'ENTRYPOINT ["sh", "-c", "trap \\"\\" TERM; echo e2e: waiting; '
-                           'while :; do sleep 1; done"]\n')})
+    repo = networks_and_profile_repo(tmp_path / "web", e2e_ignores_sigterm=True)
     image = built(repo)
     spec, result = integrate(docker_client, make_spec, writer, repo, image,
                              "docker-compose.yml", test_service="e2e", timeout_s=8.0)
@@ -262,11 +258,7 @@ def test_a_cancelled_socket_stage_removes_what_it_started(
 
 def test_a_cancelled_compose_stage_leaves_nothing(docker_client, built, make_spec, writer,
                                                   store, tmp_path: Path) -> None:
-    repo = networks_and_profile_repo(tmp_path / "web")
-    repo.commit("an e2e service that never ends", {
-        "Dockerfile.e2e": (f"FROM {BASE_IMAGE}\n"
-                           'ENTRYPOINT ["sh", "-c", "trap \\"\\" TERM; echo e2e: waiting; '
-                           'while :; do sleep 1; done"]\n')})
+    repo = networks_and_profile_repo(tmp_path / "web", e2e_ignores_sigterm=True)
     image = built(repo)
     cancel = threading.Event()
     threading.Timer(6.0, cancel.set).start()  # during `up` or the test: either way

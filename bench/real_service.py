@@ -1,0 +1,237 @@
+"""A real Python service through the pipeline, twice, against the same steps by hand.
+
+The fixture service (a git repo made here): `requirements.txt` (pytest, requests),
+unit tests run with a real `pip install -r requirements.txt && pytest`, a Dockerfile
+that pip-installs the same requirements, a compose file publishing a fixed port
+("PORT:PORT") and an integration test on the compose network. Everything runs in
+`seamless/python:3` (`make python-image`: debootstrap + `docker import`, cached on the
+host) against a package index served from disk over HTTP (wheels fetched once into a
+cache folder with `pip download`). The index listens on the Docker bridge's gateway,
+the host address stage and build containers can reach (the host's loopback is not
+theirs).
+
+- first_s: the agent's full run of commit A, caches cold (fresh dependency cache, a
+  Dockerfile nonce no build has cached);
+- second_s: the agent's full run of commit B (an app change): the dependency cache
+  and the layer cache warm. cache_ratio = second_s / first_s (goal <= 0.5);
+- hand_s: the same steps as a shell script (`docker run` install + test, `docker
+  build`, `docker-compose up` + test, `docker-compose down`), caches cold (its own
+  nonce, its own pip cache). overhead_ratio = first_s / hand_s (goal <= 1.05).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from _common import REPO_ROOT, git, make_repo, parser, report
+
+from agent.config import AgentConfig
+from agent.runtime import Agent
+from store.models import NoTargetConfig, PipelineConfig, RunKind, ServiceConfig, Trigger
+
+IMAGE = "seamless/python:3"
+REQUIREMENTS = ["pytest", "requests"]
+STAGE_SECONDS: list[dict[str, float]] = []  # per agent run: stage -> seconds
+CACHE = Path(os.environ.get("SEAMLESS_BENCH_CACHE", Path.home() / ".cache" / "seamless-bench"))
+
+
+def ensure_image() -> None:
+    probe = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(REPO_ROOT / "scripts" / "build-python-image.sh")], check=True)
+
+
+def wheels() -> Path:
+    """The requirements' wheels, downloaded once; an index page linking each."""
+    folder = CACHE / "wheels"
+    if not any(folder.glob("*.whl")):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["python3", "-m", "pip", "download", "-q", "-d", str(folder),
+                        "--only-binary=:all:", "--python-version", "3.11", *REQUIREMENTS],
+                       check=True)
+    links = "".join(f'<a href="{p.name}">{p.name}</a>\n' for p in sorted(folder.glob("*.whl")))
+    (folder / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
+    return folder
+
+
+def bridge_gateway() -> str:
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.split()[3].split("/")[0]
+
+
+def serve(folder: Path, host: str) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}/"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def service_files(index: str, port: int, nonce: str, version: str) -> dict[str, str]:
+    host = index.split("//")[1].split(":")[0]
+    pip = f"pip install -q --no-index --trusted-host {host} --find-links {index}"
+    return {
+        "requirements.txt": "\n".join(REQUIREMENTS) + "\n",
+        "app.py": (
+            "import http.server\n"
+            "class H(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            f"        body = b'ok {version}'\n"
+            "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+            f"http.server.HTTPServer(('', {port}), H).serve_forever()\n"),
+        "tests/test_app.py": ("import requests\n\n\ndef test_requests_is_there():\n"
+                              "    assert requests.__version__\n"),
+        "tests/integration.py": (
+            "import time, urllib.request\n"
+            "for _ in range(100):\n"
+            "    try:\n"
+            f"        print(urllib.request.urlopen('http://app:{port}/').read().decode())\n"
+            "        break\n"
+            "    except OSError:\n"
+            "        time.sleep(0.1)\n"
+            "else:\n"
+            "    raise SystemExit('app never answered')\n"),
+        "Dockerfile": (
+            f"FROM {IMAGE}\n"
+            f"LABEL bench.nonce={nonce}\n"
+            "COPY requirements.txt /app/requirements.txt\n"
+            f"RUN {pip} -r /app/requirements.txt\n"
+            "COPY app.py /app/app.py\n"
+            "STOPSIGNAL SIGKILL\n"
+            'CMD ["python3", "/app/app.py"]\n'),
+        "compose.yaml": (
+            "services:\n"
+            "  app:\n"
+            "    build: .\n"
+            "    image: ${APP_IMAGE:-bench-app}\n"
+            f'    ports: ["{port}:{port}"]\n'),
+    }
+
+
+def write(repo: Path, files: dict[str, str], message: str) -> str:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def pip_env(index: str, flag: str = "") -> str:
+    """pip's settings for the loopback index, as `NAME=value` words (`-e NAME=value`)."""
+    host = index.split("//")[1].split(":")[0]
+    return " ".join(f"{flag}{name}={value}" for name, value in (
+        ("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", index), ("PIP_TRUSTED_HOST", host)))
+
+
+def by_hand(repo: Path, work: Path, index: str) -> float:
+    """The same steps as a shell script, cold caches of its own."""
+    tag = f"bench-hand-{uuid.uuid4().hex[:8]}:1"
+    project = f"benchhand{uuid.uuid4().hex[:8]}"
+    clone = work / "hand"
+    unit = (f"docker run --rm -v {clone}:/workspace -w /workspace -v {work}/cache:/cache "
+            f"-e PIP_CACHE_DIR=/cache/pip {pip_env(index, '-e ')} {IMAGE} "
+            "sh -c 'pip install -q -r requirements.txt && python3 -m pytest -q tests'")
+    script = "\n".join([
+        "set -e",
+        f"git clone -q {repo} {clone}",
+        unit,
+        f"docker build -q -t {tag} {clone} >/dev/null",
+        f"trap 'APP_IMAGE={tag} docker-compose -p {project} -f {clone}/compose.yaml "
+        f"down -v --timeout 5 >/dev/null 2>&1; docker rmi -f {tag} >/dev/null' EXIT",
+        f"APP_IMAGE={tag} docker-compose -p {project} -f {clone}/compose.yaml up -d",
+        f"docker run --rm --network {project}_default -v {clone}:/workspace -w /workspace "
+        f"{IMAGE} python3 tests/integration.py",
+    ])
+    began = time.perf_counter()
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+    return time.perf_counter() - began
+
+
+async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[float]:
+    agent = Agent(AgentConfig(data_dir=root / "data", poll_enabled=False, executor="docker"))
+    await agent.start()
+    try:
+        agent.store.create_pipeline(PipelineConfig(name="bench", staging=NoTargetConfig(),
+                                                   production=NoTargetConfig()))
+        service = agent.store.create_service(ServiceConfig(
+            name="real-service", pipeline="bench", repo_url=str(repo), stage_image=IMAGE,
+            unit_test_command="pip install -q -r requirements.txt && python3 -m pytest -q tests",
+            compose_file="compose.yaml",
+            integration_test_command="python3 tests/integration.py",
+            env=dict(item.split("=", 1) for item in pip_env(index).split()),
+            image_repository=f"seamless-bench/real-{uuid.uuid4().hex[:8]}"))
+        times = []
+        for sha in shas:
+            began = time.perf_counter()
+            run = agent.engine.submit(service, trigger=Trigger.manual, kind=RunKind.partial,
+                                      sha=sha, branch="main")
+            while not agent.store.get_run(run.id).status.finished:
+                await asyncio.sleep(0.01)
+            times.append(time.perf_counter() - began)
+            done = agent.store.get_run(run.id)
+            STAGE_SECONDS.append({st.name: round((st.finished_at - st.started_at)
+                                                 .total_seconds(), 2)
+                                  for st in done.stages if st.started_at and st.finished_at})
+            if done.status.value != "success":
+                raise SystemExit(f"run {run.id} ended {done.status.value}: {done.error}")
+            agent.executors.drain()
+        for sha in shas:
+            subprocess.run(["docker", "rmi", "-f", f"{service.image_repository}:{sha}"],
+                           capture_output=True)
+        return times
+    finally:
+        await agent.stop()
+        agent.close()
+
+
+def main() -> None:
+    args = parser(__doc__ or "").parse_args()
+    ensure_image()
+    server, index = serve(wheels(), bridge_gateway())
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            port = server.server_address[1] % 20000 + 20000  # any fixed port will do
+            hand_repo = make_repo(root / "hand-repo")
+            write(hand_repo, service_files(index, port, uuid.uuid4().hex, "v1"), "service")
+            hand_s = by_hand(hand_repo, root / "hand-work", index)
+            repo = make_repo(root / "repo")
+            nonce = uuid.uuid4().hex
+            first = write(repo, service_files(index, port, nonce, "v1"), "service")
+            second = write(repo, {"app.py": service_files(index, port, nonce, "v2")["app.py"]},
+                           "app change")
+            first_s, second_s = asyncio.run(agent_runs(repo, root, index, [first, second]))
+            shutil.rmtree(root / "hand-work", ignore_errors=True)
+    finally:
+        server.shutdown()
+    figures = {"first_s": round(first_s, 3), "second_s": round(second_s, 3),
+               "cache_ratio": round(second_s / first_s, 3), "hand_s": round(hand_s, 3),
+               "overhead_ratio": round(first_s / hand_s, 3)}
+    report("real Python service: full run, cold then warm, vs by hand", [
+        ("agent first run, cold caches (s)", first_s),
+        ("agent second run, warm caches (s)", second_s),
+        ("second / first (goal <= 0.5)", second_s / first_s),
+        ("same steps by hand, cold (s)", hand_s),
+        ("agent first / hand (goal <= 1.05)", first_s / hand_s),
+    ] + [(f"  run {i + 1}: {name} (s)", secs) for i, stages in enumerate(STAGE_SECONDS)
+         for name, secs in stages.items()], figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
