@@ -31,6 +31,7 @@ router = APIRouter()
 
 MAX_PAYLOAD = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 HANDLED_EVENTS = ("push", "pull_request")
+MAX_HEADER = 100  # GitHub's delivery ids are GUIDs, its event names short words
 
 
 class _TooLarge(Exception):
@@ -77,6 +78,9 @@ async def github_webhook(request: Request) -> JSONResponse:
     if not event or not delivery:
         return error_response(400, "missing_header", "X-GitHub-Event and X-GitHub-Delivery "
                               "are required")
+    if len(event) > MAX_HEADER or len(delivery) > MAX_HEADER:  # both are stored
+        return error_response(400, "bad_header", "X-GitHub-Event and X-GitHub-Delivery "
+                              f"are at most {MAX_HEADER} characters")
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):

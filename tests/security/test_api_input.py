@@ -125,3 +125,10 @@ def test_a_manual_trigger_with_a_branch_that_is_not_a_git_ref_is_refused(
     assert answer.status_code == 422, answer.text
     assert "branch" in answer.text
     assert hooked.runs() == []
+
+
+def test_an_oversized_delivery_id_is_refused_not_stored(hooked: LiveApi) -> None:
+    answer = post(hooked, "push", push_to("main", "b" * 40), delivery="d" * 5000)
+    assert answer.status_code == 400, answer.text
+    assert "X-GitHub-Delivery" in answer.json()["detail"]
+    assert hooked.runs() == []
