@@ -202,8 +202,8 @@ def play_demo(workdir: Path, suffix: str) -> None:
     print("screenshots: playing the demo story (real runs on the Docker engine)…")
     done = subprocess.run(cmd, cwd=REPO_ROOT, timeout=DEMO_TIMEOUT_S, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"screenshots: the demo failed (exit {done.returncode}); "
-                         f"see {workdir}/data for the agent's log")
+        raise SystemExit(f"screenshots: the demo failed (exit {done.returncode}); its output "
+                         "above ends with the agent's log (--keep-demo keeps the directory)")
 
 
 def clean_demo(workdir: Path) -> None:

@@ -116,15 +116,18 @@ class LogQueries(Database):
         for n, (line_id, text) in enumerate(rows):
             if n == 0:  # where the page starts: one count of lines, one of earlier matches
                 number = self._count(f"{stage_where} AND id<?", (run_id, stage, line_id)) + 1
-                index = self._count(f"{stage_where} AND id<? AND text LIKE ? ESCAPE '\\'",
-                                    (run_id, stage, line_id, pattern)) + 1
+                index = 1 if after is None and before is None else self._count(
+                    f"{stage_where} AND id<? AND text LIKE ? ESCAPE '\\'",
+                    (run_id, stage, line_id, pattern)) + 1
             else:
                 number += self._count(f"{stage_where} AND id>=? AND id<?",
                                       (run_id, stage, rows[n - 1][0], line_id))
                 index += 1
             matches.append(LogMatch(id=line_id, number=number, index=index, text=text))
         total = None
-        if with_total:
+        if with_total and after is None and before is None and len(rows) < limit:
+            total = len(rows)  # the whole log fit in this page: no second scan
+        elif with_total:
             total = self._count(f"{stage_where} AND text LIKE ? ESCAPE '\\'",
                                 (run_id, stage, pattern))
         more = len(rows) == limit
