@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from agent.api.errors import readable
 from agent.cli_client import AgentUrl, Json, Remote, Token, fail, table
 from store.models import PipelineConfig, ServiceConfig
 
@@ -27,7 +28,8 @@ def _load(file: Path | None, fields: dict[str, Any], model: type) -> dict[str, A
     try:  # validate here for field-level messages before the round trip
         return model(**data).model_dump(mode="json", exclude_unset=True)
     except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {readable(e['msg'])}"
+                       for e in exc.errors()), 2)
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> str:
@@ -69,13 +71,19 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
                     pipeline: Annotated[str | None, typer.Option()] = None,
                     repo: Annotated[str | None, typer.Option("--repo")] = None,
                     branch: Annotated[str | None, typer.Option()] = None,
-                    file: File = None, agent: AgentUrl = None, token: Token = None,
+                    file: File = None,
+                    no_check: Annotated[bool, typer.Option(
+                        "--no-check", help="skip the git ls-remote check of the repository "
+                        "and branch (a host that cannot reach the remote yet)")] = False,
+                    agent: AgentUrl = None, token: Token = None,
                     as_json: Json = False) -> None:
-        """Create a service from flags and/or a TOML file (flags win)."""
+        """Create a service from flags and/or a TOML file (flags win). The agent first checks
+        that the repository answers and has the branch, and says which failed."""
         body = _load(file, {"name": name, "pipeline": pipeline, "repo_url": repo,
                             "branch": branch}, ServiceConfig)
         remote = Remote(agent, token, as_json)
-        created = remote.call("POST", "/api/v1/services", json=body)
+        created = remote.call("POST", "/api/v1/services", json=body,
+                              params={"check": "false"} if no_check else None)
         remote.show(created, f"service {created['name']} created in {created['pipeline']}")
 
     @service_app.command("list")

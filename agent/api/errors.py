@@ -52,6 +52,13 @@ def _code(status: int) -> str:
         return "error"
 
 
+def readable(message: str) -> str:
+    """A validator's own sentence, without pydantic's "Value error, " prefix."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
 def field_errors(errors: list[Any]) -> list[dict[str, str]]:
     """Pydantic error list → `[{field, message}]`; `field` is the dotted path inside the
     body or the query/path parameter name."""
@@ -60,7 +67,8 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
-        out.append({"field": ".".join(loc) or "body", "message": str(err.get("msg", "invalid"))})
+        out.append({"field": ".".join(loc) or "body",
+                    "message": readable(str(err.get("msg", "invalid")))})
     return out
 
 

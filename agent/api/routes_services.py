@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from agent.api.auth import Admin, Deployer, Viewer, audit
 from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
+from agent.api.repo_check import check_repository
 from agent.deploy.teardown import live_environments
 from agent.deploy.teardown import teardown as teardown_service
 from agent.engine.workspace import LS_REMOTE_TIMEOUT_S, WorkspaceError
@@ -92,8 +93,15 @@ def list_services(request: Request, _: Viewer, pipeline: str | None = None) -> l
 @router.post("/services", response_model=Service, status_code=201, tags=["services"])
 def create_service(request: Request, token: Admin, config: Annotated[ServiceConfig, Body(
         openapi_examples={"full": {"summary": "a service with every stage",
-                                   "value": SERVICE_EXAMPLE}})]) -> Service:
+                                   "value": SERVICE_EXAMPLE}})],
+                   check: Annotated[bool, Query(description=(
+                       "git ls-remote the repository first: 422 naming no such repository, "
+                       "no such branch, or unreachable / refused access"))] = True) -> Service:
     agent = agent_of(request)
+    if check:
+        problem = check_repository(agent.workspaces, config.repo_url, config.branch)
+        if problem is not None:
+            raise ApiError(422, f"repository_check_{problem.kind}", problem.as_detail())
     service = agent.store.create_service(config)
     audit(request, token, "service.create", config.name)
     _github_hook(request, token, on_service_created(agent, service), config.name)

@@ -213,8 +213,11 @@ class Workspaces:
                 if line.strip():
                     log.system(f"git: {line.strip()}")
         if popen.returncode != 0:
-            last = stderr.splitlines()[-1] if stderr else f"exit code {popen.returncode}"
-            raise WorkspaceError(f"git {args[0]} failed: {last}")
+            lines = stderr.splitlines()
+            # git's `fatal:` line names the cause; advice ("make sure ... exists") follows it.
+            cause = next((ln for ln in lines if ln.startswith("fatal:")), lines[-1] if lines
+                         else f"exit code {popen.returncode}")
+            raise WorkspaceError(f"git {args[0]} failed: {cause}")
         return out.decode("utf-8", "replace")
 
     @staticmethod

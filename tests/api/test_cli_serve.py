@@ -85,7 +85,7 @@ def test_serve_first_start_notify_cli_and_sigterm(served) -> None:
 
     assert cli("pipeline", "add", "--name", "shop", env=env).returncode == 0
     created = cli("service", "add", "--name", "web", "--pipeline", "shop",
-                  "--repo", "https://github.com/acme/web.git", "--json", env=env)
+                  "--repo", "https://github.com/acme/web.git", "--no-check", "--json", env=env)
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout.splitlines()[-1])["name"] == "web"
     listed = cli("service", "list", "--json", env=env)

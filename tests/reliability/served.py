@@ -136,7 +136,8 @@ class ServedAgent:
                     **fields: Any) -> dict[str, Any]:
         body = {"name": name, "pipeline": pipeline, "repo_url": repo_url, "dockerfile": None,
                 **fields}
-        return self.call("POST", "/api/v1/services", 201, json=body)  # type: ignore[no-any-return]
+        return self.call("POST", "/api/v1/services?check=false", 201,  # type: ignore[no-any-return]
+                         json=body)
 
     def trigger(self, service: str, sha: str, kind: str = "full") -> dict[str, Any]:
         return self.call("POST", f"/api/v1/services/{service}/trigger",  # type: ignore[no-any-return]
