@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from store.models import (
     AgentInfo,
     Approval,
+    CanaryStatus,
     Deployment,
     DoraFigures,
     Event,
@@ -183,6 +184,16 @@ class AgentClient:
     async def rollback(self, service: str, environment: str, sha: str) -> Deployment:
         data = await self.request("POST", "/api/v1/rollbacks", json_body={
             "service": service, "environment": environment, "sha": sha})
+        return Deployment.model_validate(data)
+
+    async def canary(self, service: str, environment: str) -> CanaryStatus:
+        data = await self.request("GET", f"/api/v1/services/{service}/canary/{environment}")
+        return CanaryStatus.model_validate(data)
+
+    async def steer_canary(self, service: str, environment: str, action: str) -> Deployment:
+        """`promote` or `abort` the canary deploy in progress."""
+        data = await self.request(
+            "POST", f"/api/v1/services/{service}/canary/{environment}/{action}")
         return Deployment.model_validate(data)
 
     async def log_page(self, run_id: int, *, stage: str | None = None, after: str | None = None,

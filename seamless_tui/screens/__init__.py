@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def _all() -> list[type]:
     from seamless_tui.screens.approval import ApprovalModal
+    from seamless_tui.screens.canary import CanaryScreen
     from seamless_tui.screens.config_form import ConfigForm
     from seamless_tui.screens.confirm import ConfirmModal
     from seamless_tui.screens.dashboard import DashboardScreen
@@ -17,8 +18,9 @@ def _all() -> list[type]:
     from seamless_tui.widgets.log_view import LogView
     from seamless_tui.widgets.tables import VimTable
 
-    return [ApprovalModal, ConfigForm, ConfirmModal, DashboardScreen, HelpScreen, JumpModal,
-            RollbackScreen, RunScreen, StageList, ServiceScreen, LogPane, LogView, VimTable]
+    return [ApprovalModal, CanaryScreen, ConfigForm, ConfirmModal, DashboardScreen,
+            HelpScreen, JumpModal, RollbackScreen, RunScreen, StageList, ServiceScreen, LogPane,
+            LogView, VimTable]
 
 
 def __getattr__(name: str) -> list[type]:

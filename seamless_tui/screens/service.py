@@ -44,6 +44,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
     BINDINGS = [
         Binding("escape", "app.go_back", "back", id="service.back"),
         Binding("r", "rollback", "rollback", id="service.rollback"),
+        Binding("c", "canary", "canary", id="service.canary"),
         Binding("u", "unpin", "unpin", id="service.unpin"),
         Binding("t", "trigger", "start run", id="service.trigger"),
         Binding("o", "open_link", "commit link", id="service.link"),
@@ -183,6 +184,11 @@ class ServiceScreen(ServiceActions, BaseScreen):
 
     def action_rollback(self) -> None:
         self.seamless.open_rollback(self.service_name)
+
+    def action_canary(self) -> None:
+        from seamless_tui.screens.canary import CanaryScreen
+
+        self.app.push_screen(CanaryScreen(self.service_name))
 
     def action_unpin(self) -> None:
         if self.service is not None:

@@ -38,6 +38,10 @@ def rollback_agent(tmp_path, docker_client, base_image):
     live = start_live_agent(tmp_path, image_repo=repo)
     yield live
     live.server.stop()
+    for front in docker_client.containers.list(all=True, filters={"label": [
+            "io.seamless.role=front", "io.seamless.service=catalog"]}):
+        if any(m["Source"].startswith(str(tmp_path)) for m in front.attrs["Mounts"]):
+            front.remove(force=True)  # this test's front only: the name is shared
     for tag in tags:
         for container in docker_client.containers.list(all=True, filters={"ancestor": tag}):
             container.remove(force=True)
