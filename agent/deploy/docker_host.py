@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -359,6 +360,7 @@ class DockerHostTarget:
         client = self._client()
         for front in self._fronts(client, service.name, environment):
             front.remove(force=True)
+        shutil.rmtree(self.fronts_dir / f"{service.name}-{environment}", ignore_errors=True)
         for container in self._colours(client, service.name, environment):
             container.remove(force=True)
         for net in client.networks.list(names=[resource_name(service.name, environment)]):
