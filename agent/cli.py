@@ -35,6 +35,9 @@ token_app = typer_app("API tokens (works on the database directly)")
 pipeline_app = typer_app("pipelines on a running agent")
 service_app = typer_app("services on a running agent")
 app.add_typer(token_app, name="token")
+secrets_app = typer.Typer(help="secrets at rest (works on the database and key directly)",
+                          no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(service_app, name="service")
 
@@ -127,6 +130,30 @@ def _store(data_dir: Path | None, config: Path | None = None) -> Any:
     from store.store import Store
 
     return Store(_config(config, data_dir=data_dir).db_path)
+
+
+@secrets_app.command("rotate-key")
+def rotate_key(data_dir: DataDir = None, config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file")] = None) -> None:
+    """A new encryption key for secrets at rest: every stored secret is re-encrypted with
+    it, then the old key is dropped. Safe with the agent running (it re-reads the key)."""
+    from store.crypto import SecretCipher, ensure_key_file, new_key, read_keys, write_keys
+    from store.store import Store
+
+    cfg = _config(config, data_dir=data_dir)
+    path = ensure_key_file(cfg.key_path)
+    old = read_keys(path)
+    key = new_key()
+    try:
+        write_keys(path, [key, *old])  # first: both keys, so every value stays readable
+        store = Store(cfg.db_path)
+        store.cipher = SecretCipher(path)
+        changed = store.encrypt_stored_secrets()
+        store.close()
+        write_keys(path, [key])
+    except OSError as exc:
+        fail(f"cannot rotate the key at {path}: {exc}")
+    typer.echo(f"new key in {path}; {changed} config(s) re-encrypted; old key dropped")
 
 
 @token_app.command("create")

@@ -49,6 +49,19 @@ class AgentConfig(BaseModel):
     aws_profile: str | None = None
     poll_enabled: bool = True
     log_level: str = "info"
+    key_file: Path | None = Field(None, description="encryption key of secrets at rest; "
+                                  "default <data_dir>/secrets.key or a systemd credential")
+
+    @property
+    def key_path(self) -> Path:
+        """The key that encrypts secrets at rest: `key_file`, else a systemd credential
+        named `seamless-key` (LoadCredential=), else `<data_dir>/secrets.key` (0600)."""
+        if self.key_file is not None:
+            return self.key_file
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials and (Path(credentials) / "seamless-key").is_file():
+            return Path(credentials) / "seamless-key"
+        return self.data_dir / "secrets.key"
 
     @property
     def db_path(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from agent.logs.writer import LogWriter
 from agent.notify import Notifier
 from agent.onboarding.secrets import github_token
 from agent.triggers.polling import Poller
+from store.crypto import SecretCipher, ensure_key_file
 from store.models import DeployTargetConfig
 from store.store import Store
 
@@ -57,7 +59,12 @@ class Agent:
 
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.data_dir, 0o700)  # the database, the key, tokens, mirrors: ours only
         self.store = Store(config.db_path)
+        # Secrets rest encrypted, the key outside the database; plaintext from before is
+        # encrypted now.
+        self.store.cipher = SecretCipher(ensure_key_file(config.key_path))
+        self.store.encrypt_stored_secrets()
         token = github_token(config)
         # One masker on every way out: stored errors, events, logs (API bodies: the app).
         self.secrets = SecretBook(self.store, lambda: [token] if token else [])

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from store.crypto import SecretCipher
 from store.db import Database, iso
 from store.models import Pipeline, PipelineConfig, Service, ServiceConfig
 
@@ -35,23 +36,86 @@ def _changes_configs(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _config_json(config: PipelineConfig | ServiceConfig) -> str:
-    """Only the config fields: a stored `Service`/`Pipeline` may be passed back in."""
-    base = ServiceConfig if isinstance(config, ServiceConfig) else PipelineConfig
-    return config.model_dump_json(include=set(base.model_fields))
+# The config fields that are secrets: encrypted at rest when the store has a cipher.
+SERVICE_SECRET_FIELDS = ("webhook_secret",)  # plus every value of `secrets`
+PIPELINE_SECRET_FIELDS = ("notify_slack_webhook_url",)
 
 
-def _pipeline(row: sqlite3.Row) -> Pipeline:
-    return Pipeline(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
-                    **json.loads(row["config"]))
+def _convert(data: dict[str, Any], is_service: bool, change: Callable[[str], str]) -> None:
+    """Apply `change` (encrypt or decrypt) to every secret value of a config dict."""
+    if is_service:
+        data["secrets"] = {k: change(v) for k, v in (data.get("secrets") or {}).items()}
+    for field in SERVICE_SECRET_FIELDS if is_service else PIPELINE_SECRET_FIELDS:
+        if data.get(field):
+            data[field] = change(data[field])
 
 
-def _service(row: sqlite3.Row) -> Service:
-    return Service(id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"],
-                   pinned=json.loads(row["pinned"]), **json.loads(row["config"]))
+def _config_json(config: PipelineConfig | ServiceConfig, cipher: SecretCipher | None) -> str:
+    """Only the config fields (a stored `Service`/`Pipeline` may be passed back in),
+    secrets encrypted."""
+    is_service = isinstance(config, ServiceConfig)
+    base = ServiceConfig if is_service else PipelineConfig
+    if cipher is None:
+        return config.model_dump_json(include=set(base.model_fields))
+    data = config.model_dump(mode="json", include=set(base.model_fields))
+    _convert(data, is_service, cipher.encrypt)
+    return json.dumps(data)
+
+
+def _config(raw: str, is_service: bool, cipher: SecretCipher | None) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(raw)
+    if cipher is not None:
+        _convert(data, is_service, cipher.decrypt)
+    return data
 
 
 class ConfigQueries(Database):
+    cipher: SecretCipher | None = None  # set by the agent (store/crypto.py)
+
+    def _pipeline(self, row: sqlite3.Row) -> Pipeline:
+        return Pipeline(id=row["id"], created_at=row["created_at"],
+                        updated_at=row["updated_at"],
+                        **_config(row["config"], False, self.cipher))
+
+    def _service(self, row: sqlite3.Row) -> Service:
+        return Service(id=row["id"], created_at=row["created_at"],
+                       updated_at=row["updated_at"], pinned=json.loads(row["pinned"]),
+                       **_config(row["config"], True, self.cipher))
+
+    def encrypt_stored_secrets(self) -> int:
+        """Encrypt with the newest key every secret stored in plaintext or under an older
+        key (the agent's start, a key rotation); how many configs were rewritten."""
+        assert self.cipher is not None
+        cipher = self.cipher
+        changed = 0
+        # Overwrite what the old values leave behind (freed cells and pages), then fold the
+        # WAL into the file: no copy of a plaintext secret stays on disk.
+        with self._write_lock:
+            self._write_conn.execute("PRAGMA secure_delete=ON")
+        try:
+            changed = self._rewrite_secrets(cipher)
+        finally:
+            with self._write_lock:
+                self._write_conn.execute("PRAGMA secure_delete=OFF")
+        if changed:
+            with self._write_lock:
+                self._write_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._configs_changed()
+        return changed
+
+    def _rewrite_secrets(self, cipher: SecretCipher) -> int:
+        changed = 0
+        with self.write() as conn:
+            for table, is_service in (("services", True), ("pipelines", False)):
+                for row in conn.execute(f"SELECT id, config FROM {table}").fetchall():
+                    data = json.loads(row["config"])
+                    _convert(data, is_service, cipher.rotate)
+                    raw = json.dumps(data)
+                    if raw != row["config"]:
+                        conn.execute(f"UPDATE {table} SET config=? WHERE id=?", (raw, row["id"]))
+                        changed += 1
+        return changed
+
     # Bumped by every pipeline/service write in this process: whoever caches something
     # derived from the configs (the secret masker) knows when to rebuild it.
     config_version = 0
@@ -79,7 +143,7 @@ class ConfigQueries(Database):
                 raise Conflict(f"pipeline {config.name!r} already exists")
             cur = conn.execute(
                 "INSERT INTO pipelines (name, config, created_at, updated_at) VALUES (?,?,?,?)",
-                (config.name, _config_json(config), stamp, stamp))
+                (config.name, _config_json(config, self.cipher), stamp, stamp))
             return self.get_pipeline_by_id(int(cur.lastrowid or 0))
 
     @_changes_configs
@@ -88,7 +152,7 @@ class ConfigQueries(Database):
             raise Conflict("a pipeline cannot be renamed")
         with self.write() as conn:
             cur = conn.execute("UPDATE pipelines SET config=?, updated_at=? WHERE name=?",
-                               (_config_json(config), iso(), name))
+                               (_config_json(config, self.cipher), iso(), name))
             if cur.rowcount == 0:
                 raise NotFound(f"no pipeline named {name!r}")
         return self.get_pipeline(name)
@@ -106,16 +170,16 @@ class ConfigQueries(Database):
         row = self.query_one("SELECT * FROM pipelines WHERE name=?", (name,))
         if row is None:
             raise NotFound(f"no pipeline named {name!r}")
-        return _pipeline(row)
+        return self._pipeline(row)
 
     def get_pipeline_by_id(self, pipeline_id: int) -> Pipeline:
         row = self.query_one("SELECT * FROM pipelines WHERE id=?", (pipeline_id,))
         if row is None:
             raise NotFound(f"no pipeline with id {pipeline_id}")
-        return _pipeline(row)
+        return self._pipeline(row)
 
     def list_pipelines(self) -> list[Pipeline]:
-        return [_pipeline(r) for r in self.query("SELECT * FROM pipelines ORDER BY name")]
+        return [self._pipeline(r) for r in self.query("SELECT * FROM pipelines ORDER BY name")]
 
     # -- services ------------------------------------------------------------------
     @_changes_configs
@@ -128,7 +192,7 @@ class ConfigQueries(Database):
             cur = conn.execute(
                 "INSERT INTO services (name, pipeline_id, config, created_at, updated_at)"
                 " VALUES (?,?,?,?,?)",
-                (config.name, pipeline.id, _config_json(config), stamp, stamp))
+                (config.name, pipeline.id, _config_json(config, self.cipher), stamp, stamp))
             return self.get_service_by_id(int(cur.lastrowid or 0))
 
     @_changes_configs
@@ -139,7 +203,7 @@ class ConfigQueries(Database):
             pipeline = self.get_pipeline(config.pipeline)
             cur = conn.execute(
                 "UPDATE services SET config=?, pipeline_id=?, updated_at=? WHERE name=?",
-                (_config_json(config), pipeline.id, iso(), name))
+                (_config_json(config, self.cipher), pipeline.id, iso(), name))
             if cur.rowcount == 0:
                 raise NotFound(f"no service named {name!r}")
         return self.get_service(name)
@@ -164,13 +228,13 @@ class ConfigQueries(Database):
         row = self.query_one("SELECT * FROM services WHERE name=?", (name,))
         if row is None:
             raise NotFound(f"no service named {name!r}")
-        return _service(row)
+        return self._service(row)
 
     def get_service_by_id(self, service_id: int) -> Service:
         row = self.query_one("SELECT * FROM services WHERE id=?", (service_id,))
         if row is None:
             raise NotFound(f"no service with id {service_id}")
-        return _service(row)
+        return self._service(row)
 
     def list_services(self, pipeline: str | None = None) -> list[Service]:
         if pipeline is None:
@@ -179,7 +243,7 @@ class ConfigQueries(Database):
             rows = self.query(
                 "SELECT s.* FROM services s JOIN pipelines p ON p.id=s.pipeline_id"
                 " WHERE p.name=? ORDER BY s.name", (pipeline,))
-        return [_service(r) for r in rows]
+        return [self._service(r) for r in rows]
 
     def set_pin(self, service_id: int, environment: str, sha: str | None) -> None:
         """Pin (or, with None, unpin) an environment to a sha after a rollback."""

@@ -8,6 +8,7 @@ locked" regardless of busy_timeout). Reads use a connection per thread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +26,17 @@ def now() -> datetime:
 
 def iso(ts: datetime | None = None) -> str:
     return (ts or now()).astimezone(UTC).isoformat()
+
+
+def _private_file(path: Path) -> None:
+    """The database file 0600 before SQLite opens it: SQLite gives its -wal and -shm
+    files the database file's mode, so they are 0600 too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def _unchanged(text: str) -> str:
@@ -48,6 +60,7 @@ class Database:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(self.path))
         self._write_conn = _connect(self.path)
         self._write_lock = threading.RLock()
         self._local = threading.local()

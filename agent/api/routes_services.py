@@ -24,11 +24,13 @@ from store.models import (
     CacheInfo,
     Pipeline,
     PipelineConfig,
+    Role,
     RunInfo,
     Service,
     ServiceConfig,
     Trigger,
     TriggerRequest,
+    redact_pipeline,
     redact_service,
 )
 
@@ -50,8 +52,9 @@ SERVICE_EXAMPLE = {"name": "payments", "pipeline": "shop",
 
 # -- pipelines -------------------------------------------------------------------------
 @router.get("/pipelines", response_model=list[Pipeline], tags=["pipelines"])
-def list_pipelines(request: Request, _: Viewer) -> list[Pipeline]:
-    return agent_of(request).store.list_pipelines()
+def list_pipelines(request: Request, token: Viewer) -> list[Pipeline]:
+    admin = token.role is Role.admin
+    return [redact_pipeline(p, admin=admin) for p in agent_of(request).store.list_pipelines()]
 
 
 @router.post("/pipelines", response_model=Pipeline, status_code=201, tags=["pipelines"])
@@ -64,8 +67,9 @@ def create_pipeline(request: Request, token: Admin, config: Annotated[PipelineCo
 
 
 @router.get("/pipelines/{name}", response_model=Pipeline, tags=["pipelines"])
-def get_pipeline(request: Request, name: str, _: Viewer) -> Pipeline:
-    return agent_of(request).store.get_pipeline(name)
+def get_pipeline(request: Request, name: str, token: Viewer) -> Pipeline:
+    return redact_pipeline(agent_of(request).store.get_pipeline(name),
+                           admin=token.role is Role.admin)
 
 
 @router.put("/pipelines/{name}", response_model=Pipeline, tags=["pipelines"])
@@ -86,8 +90,9 @@ def delete_pipeline(request: Request, name: str, token: Admin) -> Response:
 
 # -- services --------------------------------------------------------------------------
 @router.get("/services", response_model=list[Service], tags=["services"])
-def list_services(request: Request, _: Viewer, pipeline: str | None = None) -> list[Service]:
-    return [redact_service(s) for s in agent_of(request).store.list_services(pipeline)]
+def list_services(request: Request, token: Viewer, pipeline: str | None = None) -> list[Service]:
+    admin = token.role is Role.admin
+    return [redact_service(s, admin=admin) for s in agent_of(request).store.list_services(pipeline)]
 
 
 @router.post("/services", response_model=Service, status_code=201, tags=["services"])
@@ -107,12 +112,13 @@ def create_service(request: Request, token: Admin, config: Annotated[ServiceConf
     _github_hook(request, token, on_service_created(agent, service), config.name)
     service = agent.store.get_service(config.name)  # the hook may have set its secret
     publish_service(request, service, action="created")
-    return redact_service(service)
+    return redact_service(service, admin=True)
 
 
 @router.get("/services/{name}", response_model=Service, tags=["services"])
-def get_service(request: Request, name: str, _: Viewer) -> Service:
-    return redact_service(agent_of(request).store.get_service(name))
+def get_service(request: Request, name: str, token: Viewer) -> Service:
+    return redact_service(agent_of(request).store.get_service(name),
+                          admin=token.role is Role.admin)
 
 
 def _keep_masked_secrets(config: ServiceConfig, current: Service) -> ServiceConfig:
@@ -132,7 +138,7 @@ def update_service(request: Request, name: str, token: Admin, config: Annotated[
     service = store.update_service(name, config)
     audit(request, token, "service.update", name)
     publish_service(request, service, action="updated")
-    return redact_service(service)
+    return redact_service(service, admin=True)
 
 
 def _github_hook(request: Request, token: ApiToken, outcome: HookOutcome, name: str) -> None:

@@ -43,6 +43,8 @@ from store.models.config import (
     Triggers,
     image_for,
     pushes_to_registry,
+    redact_env,
+    redact_pipeline,
     redact_service,
 )
 from store.models.names import (
@@ -159,5 +161,7 @@ __all__ = [
     "WhoAmI",
     "image_for",
     "pushes_to_registry",
+    "redact_env",
+    "redact_pipeline",
     "redact_service",
 ]
