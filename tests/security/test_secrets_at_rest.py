@@ -41,7 +41,8 @@ def _old_plaintext_database(data_dir: Path, repo_url: str) -> str:
         name=name, pipeline="shop", repo_url=repo_url, dockerfile=None,
         secrets={"API_KEY": SECRET}, webhook_secret=SECRET + "-hook",
         # The stage checks it got the secret without the command holding it.
-        unit_test_command=f'test "${{#API_KEY}}" = {len(SECRET)} && test "${{API_KEY%%-*}}" = Vault'))
+        unit_test_command=f'test "${{#API_KEY}}" = {len(SECRET)}'
+                          ' && test "${API_KEY%%-*}" = Vault'))
     store.close()
     assert SECRET.encode() in _raw_bytes(data_dir)
     return name
