@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # `make demo-clean`: remove everything the demo made — its agent (by the pid it
-# recorded), the deploy containers and networks of the shop's services, the stage and
-# integration containers labelled for them, their seamless-demo/* images, and .demo/.
+# recorded) and, on the Docker engine, only what carries the demo agent's instance id
+# (label io.seamless.agent, recorded in demo.json): stage, integration, deploy and front
+# containers, networks and images. A same-named service of another agent sharing the
+# engine is never touched. Then .demo/.
 #   scripts/demo-clean.sh [DEMO_DIR]    (default: .demo in the repository)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEMO_DIR=${1:-.demo}
-SERVICES=(payments inventory notifications)
-# A demo run with --suffix names its services differently; it records them in demo.json.
+INSTANCE=""
 if [ -f "$DEMO_DIR/demo.json" ]; then
-    mapfile -t recorded < <(python3 -c 'import json, sys
-print("\n".join(json.load(open(sys.argv[1])).get("services", [])))' "$DEMO_DIR/demo.json" \
+    INSTANCE=$(python3 -c 'import json, re, sys
+value = json.load(open(sys.argv[1])).get("instance") or ""
+print(value if re.fullmatch(r"[0-9a-f]{4,32}", value) else "")' "$DEMO_DIR/demo.json" \
         2>/dev/null)
-    [ ${#recorded[@]} -gt 0 ] && SERVICES=("${recorded[@]}")
 fi
 
 say() { echo "demo-clean: $*"; }
@@ -28,31 +29,27 @@ if [ -f "$DEMO_DIR/agent.pid" ]; then
     fi
 fi
 
-if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-    containers=()
-    for svc in "${SERVICES[@]}"; do
-        # Deploy colours are named seamless-<service>-<env>-<colour>; stage containers
-        # carry the io.seamless.service label.
-        while read -r id; do [ -n "$id" ] && containers+=("$id"); done < <(
-            docker ps -aq --filter "name=^seamless-$svc-(staging|production)-(blue|green)$"
-            docker ps -aq --filter "label=io.seamless.service=$svc")
-    done
+if [ -z "$INSTANCE" ]; then
+    say "no agent instance recorded in $DEMO_DIR/demo.json: leaving the Docker engine alone"
+elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    mine="label=io.seamless.agent=$INSTANCE"
+    # Labelled stage, deploy and front containers; compose projects of its runs are named
+    # seamless-<instance>-run<id>.
+    mapfile -t containers < <({ docker ps -aq --filter "$mine"
+                                docker ps -aq --filter "name=^seamless-$INSTANCE-run"; } | sort -u)
     if [ ${#containers[@]} -gt 0 ]; then
-        mapfile -t containers < <(printf '%s\n' "${containers[@]}" | sort -u)
-        say "removing ${#containers[@]} container(s)"
+        say "removing ${#containers[@]} container(s) of agent $INSTANCE"
         docker rm -f "${containers[@]}" >/dev/null
     fi
-    for svc in "${SERVICES[@]}"; do
-        for env in staging production; do
-            docker network rm "seamless-$svc-$env" >/dev/null 2>&1 && \
-                say "removed network seamless-$svc-$env"
-        done
-    done
-    pattern="^seamless-demo/($(IFS='|'; echo "${SERVICES[*]}")):"
-    images=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "$pattern" || true)
-    if [ -n "$images" ]; then
-        say "removing $(echo "$images" | wc -l) image(s) seamless-demo/*"
-        echo "$images" | xargs docker rmi -f >/dev/null
+    mapfile -t networks < <(docker network ls -q --filter "$mine")
+    if [ ${#networks[@]} -gt 0 ]; then
+        say "removing ${#networks[@]} network(s) of agent $INSTANCE"
+        docker network rm "${networks[@]}" >/dev/null
+    fi
+    mapfile -t images < <(docker images -q --filter "$mine" | sort -u)
+    if [ ${#images[@]} -gt 0 ]; then
+        say "removing ${#images[@]} image(s) of agent $INSTANCE"
+        docker rmi -f "${images[@]}" >/dev/null
     fi
 fi
 

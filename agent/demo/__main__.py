@@ -99,10 +99,12 @@ def make_story(suffix: str) -> Story:
                  ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
 
 
-def write_state(workdir: Path, agent: AgentProcess, token: str | None, story: Story) -> None:
-    # demo-clean reads the service names from here.
+def write_state(workdir: Path, agent: AgentProcess, token: str | None, story: Story,
+                instance: str | None = None) -> None:
+    # demo-clean reads the agent's instance id from here: it removes only what carries it.
     state = {"url": agent.url, "token": token, "pid": agent.proc.pid if agent.proc else None,
-             "services": list(story.names.values()), "ports": story.ports, "shas": story.shas}
+             "instance": instance, "services": list(story.names.values()),
+             "ports": story.ports, "shas": story.shas}
     (workdir / "demo.json").write_text(json.dumps(state, indent=2) + "\n")
 
 
@@ -188,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         token = agent.admin_token()
         api = Api(agent.url, token)
         scenario = Scenario(api, repos, story, say)
-        write_state(workdir, agent, token, story)
+        instance = str(api.get("/api/v1/info")["instance"])
+        write_state(workdir, agent, token, story, instance)
         if args.headless:
             ok = run_headless(scenario, api, story, say)
             say("stopping the agent: the HAProxy fronts keep every environment serving")
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("demo: opening the TUI (the story plays live; press q to leave)")
             ok = run_with_tui(scenario, agent, token, workdir)
-        write_state(workdir, agent, token, story)
+        write_state(workdir, agent, token, story, instance)
     except Exception as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         print(f"agent log tail ({agent.log_path}):\n{agent.log_tail()}", file=sys.stderr)

@@ -82,7 +82,8 @@ class Deployer:
                 self._targets[key] = made
             elif isinstance(config, DockerTargetConfig):
                 self._targets[key] = DockerHostTarget(config, self._docker_client_factory,
-                                                      self.fronts_dir)
+                                                      self.fronts_dir,
+                                                      instance=self.store.instance_id())
             elif isinstance(config, EcsTargetConfig):
                 from agent.deploy.ecs import EcsTarget  # boto3 is loaded only when used
 

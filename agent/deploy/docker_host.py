@@ -66,8 +66,12 @@ class DockerHostTarget:
     kind = "docker"
 
     def __init__(self, config: DockerTargetConfig,
-                 client_factory: Callable[[], docker.DockerClient], fronts_dir: Path) -> None:
+                 client_factory: Callable[[], docker.DockerClient], fronts_dir: Path,
+                 instance: str = "") -> None:
         self.config = config
+        # The agent's instance id, labelled on everything it makes here: a cleanup (make
+        # demo-clean) takes only its own agent's containers on a shared engine.
+        self.instance = instance
         self._client_factory = client_factory
         self.fronts_dir = fronts_dir
         self._docker: docker.DockerClient | None = None
@@ -107,7 +111,7 @@ class DockerHostTarget:
         spec = FrontSpec(service=service.name, environment=environment,
                          host=host or self.config.host, port=port,
                          network=resource_name(service.name, environment),
-                         container_port=service.container_port)
+                         container_port=service.container_port, instance=self.instance)
         return Front(self._client(), spec, self.fronts_dir)
 
     # -- the deploy -------------------------------------------------------------------------
@@ -202,12 +206,12 @@ class DockerHostTarget:
         except docker.errors.APIError as exc:
             raise DeployError(f"image {image} no longer exists: {exc.explanation}") from exc
 
-    @staticmethod
-    def _ensure_network(client: docker.DockerClient, name: str) -> str:
+    def _ensure_network(self, client: docker.DockerClient, name: str) -> str:
         if not any(n.name == name for n in client.networks.list(names=[name])):
             try:
                 client.networks.create(name, driver="bridge",
-                                       labels={"io.seamless.managed": "1"})
+                                       labels={"io.seamless.managed": "1",
+                                               "io.seamless.agent": self.instance})
             except docker.errors.APIError as exc:  # created meanwhile by someone else
                 if exc.status_code != 409:
                     raise
@@ -217,7 +221,8 @@ class DockerHostTarget:
              colour: str, network: str) -> Any:
         svc = request.service
         port = svc.container_port
-        labels = {"io.seamless.managed": "1", "io.seamless.service": svc.name,
+        labels = {"io.seamless.managed": "1", "io.seamless.agent": self.instance,
+                  "io.seamless.service": svc.name,
                   "io.seamless.environment": request.environment,
                   "io.seamless.colour": colour, "io.seamless.sha": request.sha,
                   "io.seamless.port": str(port)}

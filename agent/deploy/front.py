@@ -51,6 +51,7 @@ class FrontSpec:
     port: int  # the stable port
     network: str  # the environment's Docker network, shared with the colours
     container_port: int  # the service's port inside the colour containers
+    instance: str = ""  # the agent's instance id, labelled (cleanup takes only its own)
 
     @property
     def name(self) -> str:
@@ -231,6 +232,7 @@ class Front:
     def _create(self) -> Any:
         image = ensure_image(self.client)
         labels = {"io.seamless.managed": "1", "io.seamless.role": "front",
+                  "io.seamless.agent": self.spec.instance,
                   "io.seamless.service": self.spec.service,
                   "io.seamless.environment": self.spec.environment,
                   "io.seamless.front-address": f"{self.spec.host}:{self.spec.port}",

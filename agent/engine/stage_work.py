@@ -149,7 +149,9 @@ class StageWorker:
         spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
                          image=image_for(service, run.sha), push=push,
                          labels={"io.seamless.service": service.name,
-                                 "io.seamless.sha": run.sha})
+                                 "io.seamless.sha": run.sha,
+                                 # Whose image: cleanup never takes another agent's.
+                                 "io.seamless.agent": self.instance})
         if not push and run.kind.value != "full":
             work.log.system("pull request run: the image is built but not pushed")
         return builder.build(spec, work.log, work.cancel)
