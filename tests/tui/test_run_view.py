@@ -122,8 +122,10 @@ async def test_rerun_from_with_no_stage_picked_reruns_the_stage_shown_and_follow
         new = app.screen
         assert isinstance(new, RunScreen)
         # The new run's log pane is on the stage that runs again, not on a reused one.
-        await wait_for(pilot, lambda: new.stage == "Unit Test", "the rerun stage's log")
-        await wait_for(pilot, lambda: "↺" in screen_text(app), "the reused marks")
+        # The rerun runs for real (a local executor): under load its stages take a while.
+        await wait_for(pilot, lambda: new.stage == "Unit Test", "the rerun stage's log",
+                       timeout=30)
+        await wait_for(pilot, lambda: "↺" in screen_text(app), "the reused marks", timeout=30)
         lines = [ln[:32] for ln in screen_text(app).splitlines() if "↺" in ln[:32]]
         assert any("Prepare" in ln for ln in lines) and any("Code Quality" in ln for ln in lines)
         assert not any("Unit Test" in ln for ln in lines)
