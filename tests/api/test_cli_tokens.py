@@ -65,3 +65,17 @@ def test_the_demo_passes_its_token_by_environment_and_file(tmp_path: Path) -> No
     assert f"curl -H @{header}" in out.getvalue()
     assert header.read_text() == "Authorization: Bearer sls_demo_secret\n"
     assert stat.S_IMODE(header.stat().st_mode) == 0o600
+
+
+def test_the_tui_says_which_token_and_warns_about_argv(monkeypatch, capsys, tmp_path: Path
+                                                       ) -> None:
+    from seamless_tui import cli as tui_cli
+    from seamless_tui.app import SeamlessApp
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("SEAMLESS_TOKEN", "sls_env")
+    monkeypatch.setattr(SeamlessApp, "run", lambda self, **kw: None)  # no terminal here
+    assert tui_cli.main(["--verbose", "--agent", "http://127.0.0.1:1"]) == 0
+    assert "using the token from SEAMLESS_TOKEN" in capsys.readouterr().err
+    assert tui_cli.main(["--token", "sls_argv", "--agent", "http://127.0.0.1:1"]) == 0
+    assert "visible to every user" in capsys.readouterr().err
