@@ -224,6 +224,7 @@ def attack(agent: ServedAgent, hanging_url: str, repo_url: str, sha: str,
                 for _ in range(HANGING_TRIGGERS)]
     workers.append(threading.Thread(target=attack.slow_clients, daemon=True))
     peak = [0.0]
+    assert agent.proc is not None
     timings: dict[str, list[float]] = {"/healthz": [], "/api/v1/runs": []}
     errors: list[str] = []
     sampler = threading.Thread(target=rss_sampler, args=(agent.proc.pid, attack.until, peak),
