@@ -62,17 +62,20 @@ class RunScreen(BaseScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Explicitly: auto-focus waits for the terminal to report focus, and then may pick
+        # the log view that mounted meanwhile.
+        self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
         self.set_interval(1.0, self._tick)
 
     async def show_run(self, run: RunInfo) -> None:
         self.run = run
         self._render_header()
+        self._render_stages()
         wanted = self.stage if self.chosen else (current_stage(run) or _next_to_run(run)
                                                  or _last_started(run))
         if wanted != self.stage or self.query_one(LogPane).view is None:
             await self._open_log(wanted)
-        self._render_stages()  # after the log opened: the highlight marks the stage shown
 
     def _render_header(self) -> None:
         run = self.run
@@ -85,27 +88,39 @@ class RunScreen(BaseScreen):
         self.query_one(TopBar).set_crumb(head)  # type: ignore[arg-type]
 
     def _render_stages(self) -> None:
+        """Repaint the stage rows (timers tick every second). The cursor stays where the
+        user put it: only opening a log moves it."""
         if self.run is None:
             return
         now = self.now()
         stages = self.query_one(StageList)
-        keep = stages.highlighted
-        stages.clear_options()
+        rows = []
         for stage in self.run.stages:
             icon, style = STAGE_ICONS.get(stage.status, ("?", ""))
             took = span(stage.started_at, stage.finished_at, now)
             reused = stage.reused_from_run is not None  # a rerun copied this result
-            line = Text.assemble((f"{icon} ", style), stage.name.ljust(21),
-                                 (f"{REUSED_ICON} " if reused else "  ", "dim"),
-                                 (duration(took) if took is not None else "", "dim"))
-            stages.add_option(Option(line, id=stage.name))
-        if self.stage is not None:
-            names = [s.name for s in self.run.stages]
-            keep = names.index(self.stage) if self.stage in names else keep
-        stages.highlighted = keep
+            rows.append((stage.name, Text.assemble(
+                (f"{icon} ", style), stage.name.ljust(21),
+                (f"{REUSED_ICON} " if reused else "  ", "dim"),
+                (duration(took) if took is not None else "", "dim"))))
+        ids = [stages.get_option_at_index(i).id for i in range(stages.option_count)]
+        if ids == [name for name, _ in rows]:
+            for index, (_, line) in enumerate(rows):
+                stages.replace_option_prompt_at_index(index, line)
+        else:
+            stages.clear_options()
+            stages.add_options(Option(line, id=name) for name, line in rows)
+        if stages.highlighted is None:
+            self._highlight(self.stage)
+
+    def _highlight(self, stage: str | None) -> None:
+        names = [s.name for s in self.run.stages] if self.run is not None else []
+        if stage in names:
+            self.query_one(StageList).highlighted = names.index(stage)
 
     async def _open_log(self, stage: str | None) -> LogView:
         self.stage = stage
+        self._highlight(stage)  # the cursor marks the stage shown
         return await self.query_one(LogPane).show(self.run_id, stage)
 
     def _tick(self) -> None:

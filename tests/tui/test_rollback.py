@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 from textual.widgets import Button, Static
 
@@ -13,20 +9,8 @@ from seamless_tui.screens.confirm import ConfirmModal
 from seamless_tui.screens.rollback import RollbackScreen
 from tests.helpers import unique_name
 from tests.tui.conftest import start_live_agent, wait_for
+from tests.tui.images import build_health_image, remove_images
 from tests.tui.seed import sha
-
-
-def _build(client, base_image: str, tag: str) -> None:
-    ctx = Path(tempfile.mkdtemp(prefix="seamless-tui-img-"))
-    try:
-        (ctx / "www").mkdir()
-        (ctx / "www" / "health").write_text("ok\n")
-        (ctx / "Dockerfile").write_text(
-            f"FROM {base_image}\nCOPY www /www\nEXPOSE 8080\nSTOPSIGNAL SIGKILL\n"
-            'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
-        client.images.build(path=str(ctx), tag=tag, rm=True)
-    finally:
-        shutil.rmtree(ctx, ignore_errors=True)
 
 
 @pytest.fixture
@@ -34,7 +18,7 @@ def rollback_agent(tmp_path, docker_client, base_image):
     repo = unique_name("seamless-tui-test")
     tags = [f"{repo}/catalog:{sha(n)}" for n in (0x2f1, 0x2f2)]
     for tag in tags:
-        _build(docker_client, base_image, tag)
+        build_health_image(docker_client, base_image, tag)
     live = start_live_agent(tmp_path, image_repo=repo)
     yield live
     live.server.stop()
@@ -42,10 +26,7 @@ def rollback_agent(tmp_path, docker_client, base_image):
             "io.seamless.role=front", "io.seamless.service=catalog"]}):
         if any(m["Source"].startswith(str(tmp_path)) for m in front.attrs["Mounts"]):
             front.remove(force=True)  # this test's front only: the name is shared
-    for tag in tags:
-        for container in docker_client.containers.list(all=True, filters={"ancestor": tag}):
-            container.remove(force=True)
-        docker_client.images.remove(tag, force=True)
+    remove_images(docker_client, tags)
 
 
 async def test_rollback_from_the_picker_creates_a_rollback_deployment(rollback_agent):

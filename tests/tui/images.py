@@ -1,0 +1,29 @@
+"""Tiny health-checked service images (busybox httpd) for real deploys and rollbacks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def build_health_image(client: Any, base_image: str, tag: str) -> None:
+    ctx = Path(tempfile.mkdtemp(prefix="seamless-tui-img-"))
+    try:
+        (ctx / "www").mkdir()
+        (ctx / "www" / "health").write_text("ok\n")
+        (ctx / "Dockerfile").write_text(
+            f"FROM {base_image}\nCOPY www /www\nEXPOSE 8080\nSTOPSIGNAL SIGKILL\n"
+            'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+        client.images.build(path=str(ctx), tag=tag, rm=True)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+def remove_images(client: Any, tags: list[str]) -> None:
+    """The images and every container made from them (deploys leave containers running)."""
+    for tag in tags:
+        for container in client.containers.list(all=True, filters={"ancestor": tag}):
+            container.remove(force=True)
+        client.images.remove(tag, force=True)
