@@ -265,8 +265,9 @@ class Journey:
         self.key("rollback: older image", "j", row_changed(sha(0x2f1)[:7]))
         self.key("rollback: choose", "Enter", shows("Roll back"))
         self.key("rollback: confirm", "y", shows("rolling back"))
-        self.term.wait("the rollback to be healthy", lambda s: "live and healthy" in s.text,
-                       AGENT_BOUND_S)
+        done = self.term.wait("the rollback to end", lambda s: "live and healthy" in s.text
+                              or "failed" in s.text, AGENT_BOUND_S)
+        assert "live and healthy" in done.text, f"the rollback failed:\n{done.text}"
 
     def theme(self) -> None:
         self.key("next theme", "C-t", look_changed)
@@ -274,7 +275,7 @@ class Journey:
     def resize(self, width: int, height: int) -> None:
         self.term.resize(width, height)
         self.term.wait(f"the TUI at {width}x{height}", lambda s: len(s.lines) == height
-                       and "Seamless" in s.lines[0] and max(map(len, s.lines)) <= width,
+                       and "connected" in s.lines[0] and max(map(len, s.lines)) <= width,
                        KEY_BOUND_S)
 
     def quit(self) -> int:

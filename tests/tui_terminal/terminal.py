@@ -56,7 +56,7 @@ class Terminal:
         self._tmux = tmux_binary()
         self._conf = Path(tempfile.mkdtemp(prefix="seamless-tmux-")) / "tmux.conf"
         # remain-on-exit: after `q` the pane stays, so the exit status can be read.
-        self._conf.write_text("set -g remain-on-exit on\nset -g status off\n"
+        self._conf.write_text("set -g remain-on-exit on\nset -g status off\nset -s escape-time 0\n"
                               "set -g default-terminal tmux-256color\n")
         environment = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
         program = " ".join(_quote(part) for part in command)
