@@ -42,7 +42,8 @@ class Screen:
 def tmux_binary() -> str:
     found = shutil.which("tmux")
     if found is None:
-        raise AssertionError("tmux is not installed: `make test` installs it (scripts/ensure-test-tools.sh)")
+        raise AssertionError("tmux is not installed: `make test` installs it "
+                             "(scripts/ensure-test-tools.sh)")
     return found
 
 
