@@ -122,8 +122,8 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
         add_log(store, out.runs["checkout"], stage, 60, text="checkout " + stage + " {i}")
     add_log(store, out.runs["pay-approval"], DEFAULT_STAGES[2], 200,
             text="\x1b[32mPASS\x1b[0m test_{i} (payments)")
-    _deployments(store, pay, "payments", image_repo, [0x101, 0x102, 0x103])
-    _deployments(store, services["catalog"].id, "catalog", image_repo, [0x2f1, 0x2f2, 0x301])
+    add_deployments(store, pay, "payments", image_repo, [0x101, 0x102, 0x103])
+    add_deployments(store, services["catalog"].id, "catalog", image_repo, [0x2f1, 0x2f2, 0x301])
     store.create_approval(
         run_id=out.runs["pay-approval"], candidate_sha=sha(0x103), production_sha=sha(0x102),
         commits=[CommitSummary(sha=sha(0x103), author="chen", message="Switch to idempotency"
@@ -137,7 +137,7 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
     return out
 
 
-def _deployments(store: Store, service_id: int, name: str, repo: str, shas: list[int]) -> None:
+def add_deployments(store: Store, service_id: int, name: str, repo: str, shas: list[int]) -> None:
     """Three commits: the first two went to both environments, the third to staging."""
     history = [("staging", shas[0], 590), ("production", shas[0], 580),
                ("staging", shas[1], 290), ("production", shas[1], 280),

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import re
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store.store import Store
 from tests.harness import wait_until
 from tests.helpers import unique_name
 from tests.sample_repo import git
 from tests.tui.conftest import LiveAgent, start_live_agent
 from tests.tui.images import build_health_image, remove_images
-from tests.tui.seed import sha
+from tests.tui.seed import add_deployments, sha
 from tests.tui_terminal.terminal import Screen, Terminal, tui_command
 
 KEY_BOUND_S = 10.0  # a key not answered in 10 s: the TUI is frozen (a detector, not a goal)
@@ -58,6 +60,7 @@ class JourneyAgent:
     live: LiveAgent
     rate: int
     seconds: float
+    rollback_service: str  # deployed for real by the journey's rollback
 
     @property
     def url(self) -> str:
@@ -99,24 +102,41 @@ def _stream_repo(path: Path) -> str:
 @contextmanager
 def journey_agent(tmp: Path, docker_client: Any, base_image: str, *, rate: int = 200,
                   seconds: float = 90.0) -> Iterator[JourneyAgent]:
+    live = start_live_agent(tmp)
+    # The rollback goes to a service of this test alone: deploy containers are named by
+    # service and environment, and other tests deploy the seeded `catalog` at the same time.
+    name = f"zrb-{uuid.uuid4().hex[:6]}"  # sorts after `stream`; short enough for 80 columns
     repo = unique_name("seamless-journey")
-    tags = [f"{repo}/catalog:{sha(n)}" for n in (0x2f1, 0x2f2)]
-    for tag in tags:  # catalog's production images: the rollback deploys one for real
-        build_health_image(docker_client, base_image, tag)
-    live = start_live_agent(tmp, image_repo=repo)
+    tags = [f"{repo}/{name}:{sha(n)}" for n in (0x2f1, 0x2f2)]
     try:
-        agent = JourneyAgent(live, rate, seconds)
+        for tag in tags:
+            build_health_image(docker_client, base_image, tag)
+        agent = JourneyAgent(live, rate, seconds, name)
         agent.api("POST", "/pipelines", json={
             "name": "alpha", "executor": "local", "staging": {"kind": "none"},
             "production": {"kind": "none"}})
+        repo_path = _stream_repo(tmp / "stream")
         agent.api("POST", "/services", json={
-            "name": "stream", "pipeline": "alpha", "repo_url": _stream_repo(tmp / "stream"),
+            "name": "stream", "pipeline": "alpha", "repo_url": repo_path,
             "code_quality_command": "echo lint ok",
             "unit_test_command": f"{sys.executable} stream.py {rate} {seconds}"})
+        service = agent.api("POST", "/services", json={
+            "name": name, "pipeline": "alpha", "repo_url": repo_path,
+            "staging": {"kind": "docker"}, "production": {"kind": "docker"},
+            "image_repository": f"{repo}/{name}"})
+        store = Store(tmp / "seamless.db")
+        try:  # its history: two images in production, the newer one live
+            add_deployments(store, service["id"], name, repo, [0x2f1, 0x2f2, 0x301])
+        finally:
+            store.close()
         yield agent
     finally:
         live.server.stop()
+        for container in docker_client.containers.list(all=True, filters={"name": name}):
+            container.remove(force=True)
         remove_images(docker_client, tags)
+        for network in docker_client.networks.list(names=[f"seamless-{name}"]):
+            network.remove()
 
 
 # -- what the screen shows --------------------------------------------------------------------
@@ -258,10 +278,13 @@ class Journey:
         self.key("approval: approve", "a", shows("approved"))
 
     def rollback(self) -> None:
-        self.key("dashboard: bottom", "G", row_changed("payments"))
-        self.key("dashboard: up", "k", row_changed("checkout"))
-        self.key("dashboard: up to catalog", "k", row_changed("catalog"))
-        self.key("dashboard: rollback", "r", shows(sha(0x2f1)[:7], sha(0x2f2)[:7]))
+        # `▾ alpha` is the top row, then `stream`, then the rollback service.
+        name = self.agent.rollback_service
+        self.key("dashboard: top", "g", row_changed("alpha"))
+        self.key("dashboard: down to stream", "j", row_changed("stream"))
+        self.key(f"dashboard: down to {name}", "j", row_changed(name))
+        self.key("dashboard: rollback", "r", shows(f"{name} › rollback", sha(0x2f1)[:7],
+                                                   sha(0x2f2)[:7]))
         self.key("rollback: older image", "j", row_changed(sha(0x2f1)[:7]))
         self.key("rollback: choose", "Enter", shows("Roll back"))
         self.key("rollback: confirm", "y", shows("rolling back"))

@@ -27,7 +27,7 @@ def test_the_readme_journey_in_tmux_answers_every_key(tmp_path: Path, docker_cli
             term.close()
         runs = agent.api("GET", "/runs", params={"service": "stream"})["items"]
         approval = agent.api("GET", f"/runs/{agent.live.seeded.runs['pay-approval']}/approval")
-        deployed = agent.api("GET", "/services/catalog/deployments",
+        deployed = agent.api("GET", f"/services/{agent.rollback_service}/deployments",
                              params={"environment": "production"})
     assert status == 0  # `q` quit cleanly
     slowest = max(term.answers, key=lambda answer: answer[1])
