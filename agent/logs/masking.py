@@ -174,8 +174,9 @@ class SecretMasker:
 
 
 @functools.lru_cache(maxsize=64)
-def masker_for(secrets: frozenset[str]) -> SecretMasker:
+def masker_for(secrets: tuple[str, ...]) -> SecretMasker:
     """One masker per set of secrets, shared by every stage that masks the same ones:
     compiling the pattern of a few hundred secrets costs milliseconds, and every stage
-    of a run (and every run of a service) masks the same set."""
-    return SecretMasker(sorted(secrets))
+    of a run (and every run of a service) masks the same set. Keyed by the secrets in
+    their order: the masker is built exactly as it would be uncached."""
+    return SecretMasker(secrets)

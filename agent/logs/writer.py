@@ -125,7 +125,7 @@ class LogWriter:
 
     def stage_log(self, run_id: int, stage: str, secrets: list[str]) -> StageLogWriter:
         return StageLogWriter(self, run_id, stage,
-                              masker_for(frozenset([*secrets, *self.shared_secrets()])))
+                              masker_for((*secrets, *self.shared_secrets())))
 
     # -- producers --------------------------------------------------------------------
     def put(self, records: list[Record]) -> None:
