@@ -4,7 +4,6 @@ serving, and runs of other services are unaffected."""
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,9 @@ from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, stage, summary
 from tests.reliability.socket_cut import CuttableEngineSocket
 
-SLOW = "i=0; while [ $i -lt 300 ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done"
+# The stage waits on the test: it cannot end on its own within the run wait below, so a
+# run that ends at all ended because the engine went away (however loaded the machine is).
+SLOW = "echo stage-is-running; sleep 180"
 
 
 @pytest.fixture
@@ -34,13 +35,11 @@ def test_engine_going_away_mid_stage_fails_the_run_and_the_agent_keeps_serving(
     name = svc_name("engine-cut")
     agent.add_service(name, "shop", repo.url, unit_test_command=SLOW)
     run = agent.trigger(name, repo.head_sha, kind="partial")
-    agent.wait_run(run["id"], lambda r: any(
-        line.startswith("tick-3") for line in agent.log_lines(r["id"], "Unit Test")), timeout=60)
+    agent.wait_run(run["id"], lambda r: "stage-is-running" in agent.log_lines(
+        r["id"], "Unit Test"), timeout=120)
 
     engine_socket.cut()
-    started = time.monotonic()
-    done = agent.wait_run(run["id"], timeout=60)
-    assert time.monotonic() - started < 25  # not the 30 s the stage would have taken
+    done = agent.wait_run(run["id"], timeout=60)  # far less than the stage's own 180 s
     assert done["status"] == "failed", summary(done)
     reason = stage(done, "Unit Test")["error"] or ""
     assert "engine" in reason.lower() or "docker" in reason.lower(), summary(done)
