@@ -142,6 +142,7 @@ class DashboardScreen(ServiceActions, BaseScreen):
         panel = self.query_one("#approvals", OptionList)
         pending = [r for r in self.rows.values() if r.pending_approval
                    and r.pending_approval.status is ApprovalStatus.pending]
+        highlighted = panel.highlighted  # a live event re-renders: keep the reader's place
         panel.clear_options()
         for row in sorted(pending, key=lambda r: r.service.name):
             ap = row.pending_approval
@@ -151,6 +152,8 @@ class DashboardScreen(ServiceActions, BaseScreen):
                 f" {_run_number(row)}  ",
                 f"{short_sha(ap.production_sha)} → {short_sha(ap.candidate_sha)}"),
                 id=str(ap.run_id)))
+        if highlighted is not None and pending:
+            panel.highlighted = min(highlighted, len(pending) - 1)
         panel.border_title = (f"{APPROVAL_ICON} {len(pending)} awaiting approval"
                               " — p, then enter to review")
         panel.display = bool(pending)

@@ -14,6 +14,7 @@ import pytest
 from seamless_tui.app import SeamlessApp
 from seamless_tui.client import AgentClient
 from seamless_tui.config import UserConfig
+from seamless_tui.widgets.log_view import LogView
 from store.models import Role
 from store.store import Store
 from tests.helpers import free_port
@@ -61,8 +62,10 @@ def live_agent(tmp_path: Path) -> Iterator[LiveAgent]:
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,
-                   timeout: float = 10.0) -> None:
-    """Let the app process messages until `predicate()` holds (streams are asynchronous)."""
+                   timeout: float = 60.0) -> None:
+    """Let the app process messages until `predicate()` holds (streams are asynchronous).
+    Each step is a fetch from a real agent: the generous bound only detects a hang (under
+    heavy load one answer has taken over 10 s)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -70,15 +73,38 @@ async def wait_for(pilot: Any, predicate: Callable[[], object], what: str,
         await pilot.pause(0.05)
 
 
-async def settle(pilot: Any) -> None:
-    """Wait for the fetch workers (not the endless streams) and a repaint."""
+# Workers that run as long as their screen does: settling never waits for them to end.
+_ENDLESS = ("events", "logs", "log-stream")
+
+
+def _log_views_state(app: Any) -> tuple[bool, object]:
+    """Whether every log view on screen is done loading, and what a repaint would show."""
+    views = list(app.screen.query(LogView))
+    done = all(v.loaded_once and v.fetching is None and not v._flush_scheduled
+               and (not v.follow or v.scroll_offset.y == v.max_scroll_y) for v in views)
+    return done, [(v.virtual_size, v.scroll_offset, v.max_scroll_y, v.size) for v in views]
+
+
+async def settle(pilot: Any, timeout: float = 60.0) -> None:
+    """Wait until the screen stops moving: the fetch workers (not the endless streams) are
+    done, every log view has its page, no live lines pending and sits at its end, and the
+    log views' canvas and scroll position (the scrollbar is drawn from them) and the whole
+    rendered screen are the same over two frames. The bound only detects a hang: under
+    load a settle can take many seconds."""
     app = pilot.app
-    for _ in range(200):
-        busy = [w for w in app.workers if not w.is_finished
-                and w.group not in ("events", "logs")]
-        if not busy:
+    deadline = time.monotonic() + timeout
+    previous: object = None
+    while True:
+        busy = [w for w in app.workers if not w.is_finished and w.group not in _ENDLESS]
+        views_done, views = _log_views_state(app)
+        state = (views, app.export_screenshot()) if not busy and views_done else None
+        if state is not None and state == previous:
             break
-        await pilot.pause(0.02)
+        previous = state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen did not settle: busy workers {busy}, "
+                                 f"log views done: {views_done}")
+        await pilot.pause(0.05)
     await pilot.pause()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, OptionList, Static
 
 from seamless_tui.screens.approval import ApprovalModal
 from seamless_tui.screens.dashboard import DashboardScreen
@@ -12,7 +12,11 @@ from tests.tui.conftest import LiveAgent, wait_for
 
 async def _open_modal(app, pilot) -> ApprovalModal:
     await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "the overview")
-    await pilot.press("p", "enter")  # focus the pending-approvals panel, open the first
+    await pilot.press("p")  # focus the pending-approvals panel on its first entry
+    panel = app.screen.query_one("#approvals", OptionList)
+    await wait_for(pilot, lambda: panel.has_focus and panel.highlighted == 0,
+                   "the approvals panel focused on its first entry")
+    await pilot.press("enter")  # open it
     await wait_for(pilot, lambda: isinstance(app.screen, ApprovalModal)
                    and app.screen.approval is not None, "the approval modal")
     return app.screen
