@@ -127,6 +127,12 @@ class LogView(LogSearching, LogRendering, can_focus=True):
         if self.show_vertical_scrollbar:
             self.vertical_scrollbar.position = self.scroll_offset.y
 
+    def watch_show_vertical_scrollbar(self, shown: bool) -> None:
+        # A scrollbar that appears after the last move starts with its thumb at the top:
+        # once it is laid out, place it where the view really is (the end, when following).
+        if shown:
+            self.call_after_refresh(self._sync_scrollbar)
+
     def _to_end(self) -> None:
         self._set_y(self._max_y())
 

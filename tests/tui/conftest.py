@@ -81,7 +81,9 @@ def _log_views_state(app: Any) -> tuple[bool, object]:
     """Whether every log view on screen is done loading, and what a repaint would show."""
     views = list(app.screen.query(LogView))
     done = all(v.loaded_once and v.fetching is None and not v._flush_scheduled
-               and (not v.follow or v.scroll_offset.y == v.max_scroll_y) for v in views)
+               and (not v.follow or v.scroll_offset.y == v.max_scroll_y)
+               and (not v.show_vertical_scrollbar
+                    or v.vertical_scrollbar.position == v.scroll_offset.y) for v in views)
     return done, [(v.virtual_size, v.scroll_offset, v.max_scroll_y, v.size) for v in views]
 
 

@@ -202,6 +202,10 @@ async def test_long_lines_show_where_they_go_on_and_split_pieces_say_so(
     app = live_agent.app()
     async with app.run_test(size=(100, 24)) as pilot:
         await _open(app, pilot, run_id)
-        rows = screen_text(app).splitlines()
-        assert any("wide xxx" in r and r.rstrip().endswith(MORE) for r in rows)
-        assert any(SPLIT_MARK in r and r.rstrip().endswith(MORE) for r in rows)
+
+        def shows(mark: str) -> bool:  # the page is loaded; its repaint may come later
+            return any(mark in r and r.rstrip().endswith(MORE)
+                       for r in screen_text(app).splitlines())
+
+        await wait_for(pilot, lambda: shows("wide xxx"), "the wide line, cut with a mark")
+        await wait_for(pilot, lambda: shows(SPLIT_MARK), "the split piece, marked")
