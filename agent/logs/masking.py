@@ -79,6 +79,12 @@ def encoded_forms(secret: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_SECRET_LEN}
 
 
+# A line that ends with this many characters of a secret waits (HOLD_S at most) for the
+# other stream's next line: Docker copies stdout and stderr through separate pipes, so the
+# rest of a secret split across them can arrive after other lines of the first stream.
+CROSS_STREAM_HEAD = 4
+
+
 def _pattern_of(form: str) -> str:
     """`form` with line breaks and escape codes allowed between its characters."""
     chars = [c for c in form if c not in "\r\n"]  # the form's own breaks are gaps too
@@ -120,6 +126,9 @@ class SecretMasker:
         self._pattern = re.compile("|".join(_pattern_of(f) for f in ordered)) \
             if ordered else None
         self._max_chars = max((len(f) for f in ordered), default=0)
+        heads = {f[:CROSS_STREAM_HEAD] for f in ordered if len(f) > CROSS_STREAM_HEAD}
+        self._heads = re.compile("|".join(re.escape(h) for h in sorted(heads))) \
+            if heads else None
 
     def mask(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -157,6 +166,17 @@ class SecretMasker:
             if covered >= k:
                 break
         return held
+
+    def open_lines(self, lines: list[str]) -> list[int]:
+        """Indices of the lines that end with at least CROSS_STREAM_HEAD characters of a
+        secret's beginning: its rest may come on the other stream. One scan of the batch
+        for the forms' heads, so output without them costs a single regex pass."""
+        if self._heads is None or not self._heads.search("\n".join(lines)):
+            return []
+        return [i for i, line in enumerate(lines)
+                if self._heads.search(line) and self._longest_beginning(
+                    strip_ansi(line).replace("\r", "")[-self._max_chars:])
+                >= CROSS_STREAM_HEAD]
 
     def _longest_beginning(self, tail: str) -> int:
         """The longest k such that `tail` ends with the first k (< len) characters of a

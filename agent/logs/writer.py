@@ -349,6 +349,7 @@ class StageLogWriter:
         """Mask the new lines together with the ones held back (every stream, in arrival
         order), then hold back again a tail that ends with the beginning of a secret: the
         next line may finish it. `final` (a flush) lets it go. Caller holds _hold_lock."""
+        held_since = self._held_at if self._held else None
         if self._held:
             records = self._held + records
             self._held = []
@@ -359,13 +360,41 @@ class StageLogWriter:
         if masked is not texts:
             records = [(r[0], r[1], r[2], t, r[4]) if t is not r[3] else r
                        for r, t in zip(records, masked, strict=True)]
-        hold = 0 if final else self.masker.unfinished_tail(masked)
-        if hold:
-            self._held = records[-hold:]
-            records = records[:-hold]
-            self._held_at = time.monotonic()
+        hold_from = len(records) - (0 if final else self.masker.unfinished_tail(masked))
+        records, waiting = self._masked_across_streams(records)
+        if waiting is not None and not final:
+            expired = held_since is not None and waiting == 0 \
+                and time.monotonic() - held_since >= HOLD_S
+            if not expired:
+                hold_from = min(hold_from, waiting)
+        if hold_from < len(records):
+            self._held = records[hold_from:]
+            records = records[:hold_from]
+            # A hold that starts where the last one did keeps its clock: a stream that
+            # goes on talking cannot keep a line back for ever.
+            self._held_at = held_since if held_since is not None and hold_from == 0 \
+                else time.monotonic()
             self.writer.hold(self)
         return records
+
+    def _masked_across_streams(self, records: list[Record]) -> tuple[list[Record], int | None]:
+        """Mask each line that ends with a secret's beginning together with the next line
+        of the other stream. Returns the records and the index of the first such line
+        whose other stream has not spoken yet (None when there is none)."""
+        opens = self.masker.open_lines([r[3] for r in records])
+        waiting = None
+        for i in opens:
+            j = next((j for j in range(i + 1, len(records))
+                      if records[j][2] != records[i][2]), None)
+            if j is None:
+                waiting = i if waiting is None else min(waiting, i)
+                continue
+            pair = self.masker.mask_lines([records[i][3], records[j][3]])
+            for k, text in zip((i, j), pair, strict=True):
+                if text != records[k][3]:
+                    r = records[k]
+                    records[k] = (r[0], r[1], r[2], text, r[4])
+        return records, waiting
 
     def release_held(self, older_than_s: float = 0.0) -> None:
         """Let lines go that waited `older_than_s` for a next line (the writer thread's

@@ -79,6 +79,21 @@ def test_secret_split_across_chunks_is_masked(store: Store, writer: LogWriter) -
     assert SECRET_MASK in "".join(stored[2:])
 
 
+def test_a_secret_split_across_stdout_and_stderr_is_masked_with_lines_between(
+        store: Store, writer: LogWriter) -> None:
+    # Docker copies the two pipes separately: the stderr half may come after more stdout.
+    secret = "Zq7-Lima-Bravo-4417-Xray"
+    log = writer.stage_log(9, "Unit Test", [secret])
+    log.write_chunk(b"across streams: " + secret[:11].encode() + b"\n")
+    log.write_chunk(b"more stdout\nand more\n")
+    log.write_chunk(secret[11:].encode() + b" <- rest on stderr\n", LogStream.stderr)
+    log.write_chunk(b"after\n")
+    log.flush()
+    stored = texts(store, 9)
+    assert stored == [f"across streams: {SECRET_MASK}", "more stdout", "and more",
+                      f"{SECRET_MASK} <- rest on stderr", "after"]
+
+
 def test_blocks_of_many_lines_keep_every_line_its_encoding_and_its_mask(
         store: Store, writer: LogWriter) -> None:
     secret = "s3cr3t-value"
