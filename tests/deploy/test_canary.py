@@ -36,9 +36,9 @@ def canary_images(docker_client, base_image) -> Iterator[dict[str, tuple[str, st
         docker_client.images.remove(tag, force=True)
 
 
-def _service(store, images):
+def _service(store, images, canary: CanaryConfig = CANARY):
     return make_service(store, images["v1"][1].rsplit(":", 1)[0],
-                        production=DockerTargetConfig(strategy="canary", canary=CANARY))
+                        production=DockerTargetConfig(strategy="canary", canary=canary))
 
 
 def _deploy(deployer, store, pipeline, service, pair):
@@ -97,7 +97,10 @@ def test_a_bad_canary_is_stopped_at_its_first_step_with_its_figures(
 
 def test_a_good_canary_is_promoted_through_every_step(
         deployer, store, canary_images, fronts_dir):
-    pipeline, service = _service(store, canary_images)
+    # The latency rule is the +300 ms test's subject; here one request stalled by a busy
+    # CI machine (seen: 605 ms among a dozen) must not stop a good build.
+    tolerant = CANARY.model_copy(update={"p95_slack_ms": 5000})
+    pipeline, service = _service(store, canary_images, tolerant)
     assert _deploy(deployer, store, pipeline, service, canary_images["v1"])[0].ok
     url = _url(store, service)
     with Hammer(url) as hammer:

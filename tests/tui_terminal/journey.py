@@ -273,7 +273,10 @@ class Journey:
         self.run_number += 1
 
     def approve(self) -> None:
-        self.key("run → dashboard", "Escape", shows("awaiting approval"))
+        # The header says "awaiting approval" on every screen: wait for the run's crumbs to
+        # go, or `a` lands on the run view (the live log changes the screen meanwhile).
+        self.key("run → dashboard", "Escape", lambda b, n: "awaiting approval" in n.text
+                 and re.search(r"Seamless › \S+ › #", n.text) is None)
         self.key("dashboard: approve", "a", shows("Approve production deploy"))
         self.key("approval: approve", "a", shows("approved"))
 
@@ -288,9 +291,12 @@ class Journey:
         self.key("rollback: older image", "j", row_changed(sha(0x2f1)[:7]))
         self.key("rollback: choose", "Enter", shows("Roll back"))
         self.key("rollback: confirm", "y", shows("rolling back"))
+        # The toast may come and go between two looks: the picker's row says it too.
+        chosen = sha(0x2f1)[:7]
         done = self.term.wait("the rollback to end", lambda s: "live and healthy" in s.text
+                              or re.search(rf"{chosen}\b.*✓ active", s.text) is not None
                               or "failed" in s.text, AGENT_BOUND_S)
-        assert "live and healthy" in done.text, f"the rollback failed:\n{done.text}"
+        assert "failed" not in done.text, f"the rollback failed:\n{done.text}"
 
     def theme(self) -> None:
         self.key("next theme", "C-t", look_changed)
