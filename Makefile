@@ -28,7 +28,7 @@ ARGS ?=
 # CI exports SEAMLESS_REQUIRE_DOCKER=1; tests fail on a missing engine either way (no skips).
 export SEAMLESS_REQUIRE_DOCKER
 
-.PHONY: runtime venv docker test-tools images python-image test lint layers typecheck demo demo-clean screenshots clean
+.PHONY: test-journey runtime venv docker test-tools images python-image test lint layers typecheck demo demo-clean screenshots clean
 
 runtime: $(RUNTIME_STAMP)
 venv: $(DEV_STAMP)
@@ -71,7 +71,11 @@ typecheck: venv
 	$(BIN)/mypy agent store seamless_tui tests
 
 test: venv docker test-tools images lint layers typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 -m "not journey" $(PYTEST_ARGS)
+
+# The README journey in a real terminal (tmux): not yet steady enough for `make test` (#14).
+test-journey: venv docker test-tools images
+	$(BIN)/pytest -q -p no:cacheprovider -m journey tests/tui_terminal
 
 demo: runtime docker images
 	scripts/demo.sh $(ARGS)

@@ -36,6 +36,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self.deployments: list[Deployment] = []
         self.service: Service | None = None
         self.watching: int | None = None  # the rollback deployment in progress
+        self.outcome_shown = False  # a rollback's result is on show (until the next one)
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"Seamless › {self.service_name} › rollback")
@@ -58,8 +59,11 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self._render_images()
 
     def show_deployments(self, deployments: list[Deployment]) -> None:
+        watched = next((d for d in deployments if d.id == self.watching), None)
         self.deployments = _deployable(deployments)
         self._render_images()
+        if watched is not None and watched.status is not DeploymentStatus.in_progress:
+            self._progress(watched)  # it ended before the answer to our POST came back
 
     def _render_images(self) -> None:
         now = self.now()
@@ -79,7 +83,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
         if not self.deployments:
             self.query_one("#progress", Static).update(
                 f"no deployments to {self.environment} yet")
-        elif pin and self.watching is None:
+        elif pin and self.watching is None and not self.outcome_shown:
             self.query_one("#progress", Static).update(Text.assemble(
                 (f"{self.environment} is pinned at {short_sha(pin)}", "bold magenta"),
                 ": pushes skip this deploy until unpinned (u). enter: roll back"))
@@ -88,6 +92,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
     def _env(self, event: Tabs.TabActivated) -> None:
         if event.tab.id and event.tab.id != self.environment:
             self.environment = event.tab.id
+            self.outcome_shown = False
             self.load()
 
     def action_next_env(self) -> None:
@@ -120,6 +125,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
                              lambda ok: self._start(target.sha) if ok else None)
 
     def _start(self, sha: str) -> None:
+        self.outcome_shown = False
         self.query_one("#progress", Static).update(f"● rolling back to {short_sha(sha)}…")
 
         async def start() -> Deployment | ApiError:
@@ -148,6 +154,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self.query_one("#progress", Static).update(text)
         if dep.status is not DeploymentStatus.in_progress:
             self.watching = None
+            self.outcome_shown = True  # the pin note must not replace the outcome at once
             self.load()
 
     def reload(self) -> None:

@@ -11,7 +11,10 @@ import pytest
 from tests.tui.seed import sha
 from tests.tui_terminal.journey import KEY_BOUND_S, Journey, journey_agent, start_tui, walk
 
-pytestmark = pytest.mark.docker  # the rollback deploys a real image
+# The rollback deploys a real image. `journey`: not yet stable enough for CI (a step now
+# and then goes unanswered: the rerun's `F`, `q` on the rollback picker) -- `make
+# test-journey` runs it; issue #14 stays open until it passes every time.
+pytestmark = [pytest.mark.docker, pytest.mark.journey]
 
 
 @pytest.mark.parametrize(("size", "other"), [((80, 24), (200, 50)), ((200, 50), (80, 24))],
