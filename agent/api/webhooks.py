@@ -18,13 +18,11 @@ from agent.api.errors import error_response
 from agent.runtime import Agent
 from agent.triggers.github import (
     MalformedPayload,
-    Plan,
     RepoIndex,
     plan_pull_request,
     plan_push,
     verify_signature,
 )
-from store.models import Service
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -118,26 +116,23 @@ def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
     # Planned before the delivery is recorded: a malformed one is refused, not remembered.
     plans = [(s, plan_push(s, payload) if event == "push" else plan_pull_request(s, payload))
              for s in verified]
-    if not agent.store.record_delivery(delivery, event, "received", verified[0].id):
-        return JSONResponse({"status": "duplicate", "delivery": delivery})
-    runs, reasons = [], []
-    for service, plan in plans:
-        if plan.run:
-            runs.append(_submit(agent, service, plan, delivery))
-        else:
-            reasons.append(f"{service.name}: {plan.reason}")
-    if not runs:
-        agent.store.update_delivery(delivery, "ignored: " + "; ".join(reasons),
-                                    verified[0].id)
+    wanted = [(service, plan) for service, plan in plans if plan.run]
+    reasons = [f"{service.name}: {plan.reason}" for service, plan in plans if not plan.run]
+    if not wanted:
+        if not agent.store.record_delivery(delivery, event, "ignored: " + "; ".join(reasons),
+                                           verified[0].id):
+            return JSONResponse({"status": "duplicate", "delivery": delivery})
         return _ignored("; ".join(reasons))
-    agent.store.update_delivery(delivery, "queued", runs[0]["service_id"], runs[0]["id"])
+    queued = agent.engine.submit_delivery(delivery, event, [
+        (service, {"trigger": plan.trigger, "kind": plan.kind, "sha": plan.sha,
+                   "branch": plan.branch, "pr_number": plan.pr_number, "author": plan.author,
+                   "message": plan.message, "actor": "github"}) for service, plan in wanted])
+    if queued is None:
+        return JSONResponse({"status": "duplicate", "delivery": delivery})
+    runs = []
+    for run in queued:
+        log.info("webhook %s queued %s run #%d at %s", delivery, run.service, run.number,
+                 run.sha)
+        runs.append({"id": run.id, "service_id": run.service_id, "service": run.service,
+                     "number": run.number, "kind": run.kind.value, "sha": run.sha})
     return JSONResponse({"status": "queued", "runs": runs, "ignored": reasons})
-
-
-def _submit(agent: Agent, service: Service, plan: Plan, delivery: str) -> dict[str, Any]:
-    run = agent.engine.submit(service, trigger=plan.trigger, kind=plan.kind, sha=plan.sha,
-                              branch=plan.branch, pr_number=plan.pr_number,
-                              author=plan.author, message=plan.message, actor="github")
-    log.info("webhook %s queued %s run #%d at %s", delivery, service.name, run.number, plan.sha)
-    return {"id": run.id, "service_id": run.service_id, "service": run.service,
-            "number": run.number, "kind": run.kind.value, "sha": run.sha}

@@ -92,20 +92,47 @@ class Engine:
                branch: str | None = None, pr_number: int | None = None,
                author: str | None = None, message: str | None = None,
                actor: str | None = None) -> RunInfo:
+        run = self._create(service, trigger=trigger, kind=kind, sha=sha, branch=branch,
+                           pr_number=pr_number, author=author, message=message, actor=actor)
+        self._announce(run)
+        return run
+
+    def submit_delivery(self, delivery: str, event: str,
+                        requests: list[tuple[Service, dict[str, Any]]]) -> list[RunInfo] | None:
+        """The runs of one webhook delivery, created in the same transaction that records
+        the delivery id: a delivery is either remembered with its runs or not at all (an
+        error before the commit leaves nothing, so GitHub's redelivery queues them).
+        None: this delivery id was recorded before (a real duplicate)."""
+        with self.store.write():
+            if not self.store.record_delivery(delivery, event, "queued", requests[0][0].id):
+                return None
+            runs = [self._create(service, **fields) for service, fields in requests]
+            self.store.update_delivery(delivery, "queued", runs[0].service_id, runs[0].id)
+        for run in runs:
+            self._announce(run)
+        return runs
+
+    def _create(self, service: Service, *, trigger: Trigger, kind: RunKind, sha: str,
+                branch: str | None = None, pr_number: int | None = None,
+                author: str | None = None, message: str | None = None,
+                actor: str | None = None) -> RunInfo:
         stages = DEFAULT_STAGES if kind is RunKind.full else PARTIAL_STAGES
         # Every trigger comes through here: the branch reaches stages as SEAMLESS_BRANCH,
         # and nothing stored from outside is unbounded.
         if branch is not None and not BRANCH.match(branch):
             raise EngineError(f"not a valid branch name: {branch[:100]!r}")
-        run = self.store.create_run(
+        return self.store.create_run(
             service.id, trigger=trigger, kind=kind, sha=sha, branch=branch,
             pr_number=pr_number, author=author and author[:MAX_AUTHOR],
             message=message and message[:MAX_MESSAGE], actor=actor, stage_names=stages)
+
+    def _announce(self, run: RunInfo) -> None:
+        """After the run's commit: others see it, it may supersede older ones, and the
+        scheduler wakes."""
         self.t.created(run)
-        if trigger in SUPERSEDING and kind is RunKind.full:
+        if run.trigger in SUPERSEDING and run.kind is RunKind.full:
             self._supersede_older(run)
         self._poke()
-        return run
 
     def _supersede_older(self, newer: RunInfo) -> None:
         for run in self.store.runs_with_status(RunStatus.queued):
