@@ -26,6 +26,7 @@ from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
 from agent.notify import Notifier
 from agent.onboarding.secrets import github_token
+from agent.triggers.changes import ChangeDetector
 from agent.triggers.polling import Poller
 from store.crypto import SecretCipher, ensure_key_file
 from store.models import DeployTargetConfig
@@ -84,6 +85,8 @@ class Agent:
                            self.executors, self.instance)
         self.engine = Engine(self.store, transitions, driver, self.deployer,
                              config.max_parallel_runs)
+        # Services sharing a repository: which of them a push runs (agent/triggers/changes.py).
+        self.changes = ChangeDetector(self.store, self.bus, self.engine, self.workspaces)
         self.poller: Poller | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self.started = False
@@ -105,6 +108,7 @@ class Agent:
             self._maintenance.cancel()
         if self.poller is not None:
             await self.poller.stop()
+        self.changes.close()
         await self.engine.stop()
         await in_thread(self.executors.drain)
         await in_thread(self.logs.stop)

@@ -11,12 +11,18 @@ from typing import Any, TypeVar
 from store.crypto import SecretCipher
 from store.db import Database, iso
 from store.models import Pipeline, PipelineConfig, Service, ServiceConfig
+from store.models.repos import normalize_repo_url
 
 T = TypeVar("T")
 
 
 class NotFound(LookupError):
     """A named thing is not in the store."""
+
+
+class InvalidDependencies(ValueError):
+    """`depends_on_services` naming an unknown service, one of another repository, or
+    making a cycle: refused at config time (answered 422)."""
 
 
 class Conflict(ValueError):
@@ -67,6 +73,21 @@ def _config(raw: str, is_service: bool, cipher: SecretCipher | None) -> dict[str
     if cipher is not None:
         _convert(data, is_service, cipher.decrypt)
     return data
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str] | None:
+    """A path start -> ... -> start through `graph`, if there is one (depth first)."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in graph.get(node, ()):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return None
 
 
 class ConfigQueries(Database):
@@ -189,6 +210,7 @@ class ConfigQueries(Database):
             pipeline = self.get_pipeline(config.pipeline)
             if conn.execute("SELECT 1 FROM services WHERE name=?", (config.name,)).fetchone():
                 raise Conflict(f"service {config.name!r} already exists")
+            self._check_dependencies(config)
             cur = conn.execute(
                 "INSERT INTO services (name, pipeline_id, config, created_at, updated_at)"
                 " VALUES (?,?,?,?,?)",
@@ -201,6 +223,7 @@ class ConfigQueries(Database):
             raise Conflict("a service cannot be renamed")
         with self.write() as conn:
             pipeline = self.get_pipeline(config.pipeline)
+            self._check_dependencies(config)
             cur = conn.execute(
                 "UPDATE services SET config=?, pipeline_id=?, updated_at=? WHERE name=?",
                 (_config_json(config, self.cipher), pipeline.id, iso(), name))
@@ -213,6 +236,10 @@ class ConfigQueries(Database):
         """Delete a service with its whole history."""
         with self.write() as conn:
             service = self.get_service(name)
+            dependents = [s.name for s in self.list_services() if name in s.depends_on_services]
+            if dependents:
+                raise Conflict(f"{', '.join(dependents)} depend(s) on {name}: remove it from "
+                               "their depends_on_services first")
             run_ids = "SELECT id FROM runs WHERE service_id=?"
             conn.execute(f"DELETE FROM log_lines WHERE run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM approvals WHERE run_id IN ({run_ids})", (service.id,))
@@ -222,7 +249,30 @@ class ConfigQueries(Database):
             conn.execute("DELETE FROM runs WHERE service_id=?", (service.id,))
             conn.execute("DELETE FROM deployments WHERE service_id=?", (service.id,))
             conn.execute("DELETE FROM poll_state WHERE service_id=?", (service.id,))
+            conn.execute("DELETE FROM change_decisions WHERE service_id=?", (service.id,))
             conn.execute("DELETE FROM services WHERE id=?", (service.id,))
+
+    def _check_dependencies(self, config: ServiceConfig) -> None:
+        """Every service named in depends_on_services exists, shares the repository, and
+        no chain of dependencies leads back to `config` (deploy order needs no cycle)."""
+        if not config.depends_on_services:
+            return
+        others = {s.name: s for s in self.list_services() if s.name != config.name}
+        repo = normalize_repo_url(config.repo_url)
+        for name in config.depends_on_services:
+            other = others.get(name)
+            if other is None:
+                raise InvalidDependencies(f"depends_on_services: no service named {name!r}")
+            if normalize_repo_url(other.repo_url) != repo:
+                raise InvalidDependencies(
+                    f"depends_on_services: {name} is in another repository "
+                    f"({other.repo_url}); deploy order is kept within one repository")
+        graph = {n: list(s.depends_on_services) for n, s in others.items()}
+        graph[config.name] = list(config.depends_on_services)
+        path = _cycle_from(config.name, graph)
+        if path:
+            raise InvalidDependencies("depends_on_services makes a cycle: "
+                                      + " -> ".join(path))
 
     def get_service(self, name: str) -> Service:
         row = self.query_one("SELECT * FROM services WHERE name=?", (name,))

@@ -170,4 +170,28 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stages ADD COLUMN executor TEXT;
     """,
+    # 5: monorepos: why each service of a repository ran or not, per push / PR head /
+    # poll / `trigger --all` ("batch": the services decided together, for deploy order).
+    """
+    CREATE TABLE change_decisions (
+        id INTEGER PRIMARY KEY,
+        batch TEXT NOT NULL,
+        service_id INTEGER NOT NULL,
+        trigger TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        branch TEXT,
+        base_sha TEXT,                     -- compared against; NULL: nothing to compare
+        base_kind TEXT NOT NULL,           -- last_success | merge_base | none | forced
+        ran INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        matched TEXT NOT NULL DEFAULT '[]',  -- the first matching paths (JSON list)
+        matched_count INTEGER NOT NULL DEFAULT 0,
+        changed_count INTEGER,
+        run_id INTEGER,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX change_decisions_by_service ON change_decisions(service_id, id DESC);
+    CREATE INDEX change_decisions_by_run ON change_decisions(run_id);
+    CREATE INDEX change_decisions_by_batch ON change_decisions(batch);
+    """,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from store.auth import AuthQueries
+from store.changes import ChangeQueries
 from store.configs import ConfigQueries, Conflict, NotFound
 from store.deployments import DeployQueries
 from store.logs import LogQueries
@@ -11,5 +12,6 @@ from store.runs import RunQueries
 __all__ = ["Store", "NotFound", "Conflict"]
 
 
-class Store(ConfigQueries, RunQueries, LogQueries, DeployQueries, AuthQueries):
+class Store(ConfigQueries, RunQueries, LogQueries, DeployQueries, AuthQueries,
+            ChangeQueries):
     """Open with `Store(path)`; migrations run on open."""

@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 from agent.api import (
     logfilters,
     routes_admin,
+    routes_changes,
     routes_deploys,
     routes_runs,
     routes_services,
@@ -84,7 +85,8 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
     if secrets is not None:
         app.add_middleware(MaskJsonBodies, mask=secrets.mask)
     app.add_middleware(BodyGuard, authenticate=agent.store.authenticate)  # outermost
-    for module in (routes_admin, routes_services, routes_runs, routes_deploys, ws, webhooks):
+    for module in (routes_admin, routes_services, routes_runs, routes_deploys, routes_changes,
+                   ws, webhooks):
         app.include_router(module.router)
     return app
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from store.configs import Conflict, NotFound
+from store.configs import Conflict, InvalidDependencies, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(InvalidDependencies)
+    async def _invalid_dependencies(_: Request, exc: InvalidDependencies) -> JSONResponse:
+        return error_response(422, "invalid_dependencies", str(exc))
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:

@@ -179,7 +179,7 @@ async def trigger_run(request: Request, name: str, token: Deployer, body: Annota
     branch = body.branch or service.branch
     sha = body.sha
     if sha is None:
-        sha = await _remote_head(agent, service.repo_url, branch)
+        sha = await remote_head(agent, service.repo_url, branch)
     run = await run_in_threadpool(lambda: agent.engine.submit(
         service, trigger=Trigger.manual, kind=body.kind, sha=sha, branch=branch,
         actor=token.name))
@@ -210,7 +210,7 @@ def clear_cache(request: Request, name: str, token: Deployer) -> CacheInfo:
                      max_bytes=caches.max_bytes, freed_bytes=freed)
 
 
-async def _remote_head(agent: Any, repo_url: str, branch: str) -> str:
+async def remote_head(agent: Any, repo_url: str, branch: str) -> str:
     """`git ls-remote` in the workspaces' own pool (never the API's threads), bounded."""
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(agent.workspaces.remote_pool,

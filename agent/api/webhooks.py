@@ -16,13 +16,16 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.api.errors import error_response
 from agent.runtime import Agent
+from agent.triggers.changes import ChangeRequest, uses_detection
 from agent.triggers.github import (
     MalformedPayload,
+    Plan,
     RepoIndex,
     plan_pull_request,
     plan_push,
     verify_signature,
 )
+from store.models import ChangeDecision, Service
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -123,16 +126,51 @@ def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
                                            verified[0].id):
             return JSONResponse({"status": "duplicate", "delivery": delivery})
         return _ignored("; ".join(reasons))
+    # Services sharing the repository (or with narrowed paths) are decided after the
+    # answer: which of them the change touches needs git.
+    deciding = [_request(service, plan) for service, plan in wanted
+                if uses_detection(service, len(candidates))]
+    immediate = [(service, plan) for service, plan in wanted
+                 if not uses_detection(service, len(candidates))]
+    names = [r.service.name for r in deciding]
+    if not immediate:
+        if not agent.store.record_delivery(delivery, event, "deciding", verified[0].id):
+            return JSONResponse({"status": "duplicate", "delivery": delivery})
+        _decide_later(agent, deciding, delivery, verified[0].id)
+        return JSONResponse({"status": "deciding", "deciding": names, "runs": [],
+                             "ignored": reasons}, status_code=202)
     queued = agent.engine.submit_delivery(delivery, event, [
         (service, {"trigger": plan.trigger, "kind": plan.kind, "sha": plan.sha,
                    "branch": plan.branch, "pr_number": plan.pr_number, "author": plan.author,
-                   "message": plan.message, "actor": "github"}) for service, plan in wanted])
+                   "message": plan.message, "actor": "github"}) for service, plan in immediate])
     if queued is None:
         return JSONResponse({"status": "duplicate", "delivery": delivery})
+    if deciding:
+        _decide_later(agent, deciding, delivery, verified[0].id)
     runs = []
     for run in queued:
         log.info("webhook %s queued %s run #%d at %s", delivery, run.service, run.number,
                  run.sha)
         runs.append({"id": run.id, "service_id": run.service_id, "service": run.service,
                      "number": run.number, "kind": run.kind.value, "sha": run.sha})
-    return JSONResponse({"status": "queued", "runs": runs, "ignored": reasons})
+    return JSONResponse({"status": "queued", "runs": runs, "deciding": names,
+                         "ignored": reasons})
+
+
+def _request(service: Service, plan: Plan) -> ChangeRequest:
+    return ChangeRequest(service=service, trigger=plan.trigger, kind=plan.kind, sha=plan.sha,
+                         branch=plan.branch, pr_number=plan.pr_number,
+                         pr_base_sha=plan.base_sha, author=plan.author, message=plan.message,
+                         actor="github")
+
+
+def _decide_later(agent: Agent, requests: list[ChangeRequest], delivery: str,
+                  service_id: int) -> None:
+    def recorded(decisions: list[ChangeDecision]) -> None:
+        ran = [d for d in decisions if d.ran]
+        outcome = (f"decided: ran {', '.join(d.service for d in ran) or 'none'}; not run "
+                   f"{', '.join(d.service for d in decisions if not d.ran) or 'none'}")
+        agent.store.update_delivery(delivery, outcome[:1000], ran[0].service_id if ran
+                                    else service_id, ran[0].run_id if ran else None)
+
+    agent.changes.decide_later(requests, f"delivery:{delivery}", then=recorded)

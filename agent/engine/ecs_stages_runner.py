@@ -57,7 +57,7 @@ class EcsStages:
         self.saver_for = saver_for
 
     def prepare_spec(self, run: RunInfo, service: Service) -> StageSpec:
-        workspace = Path(self.workspaces.path_for(service.name, run.sha))
+        workspace = Path(self.workspaces.path_for(service, run.sha))
         spec = prepare_spec(run.id, service.name, service.repo_url, run.sha, workspace)
         token = getattr(self.workspaces, "github_token", None)
         return dataclasses.replace(spec, env=git_auth_env(token, service.repo_url))
@@ -106,7 +106,7 @@ class EcsStages:
                        state: dict[str, Any] | None) -> StageResult | None:
         """Follow the Build task a restarted agent left running, rather than start a
         second build of the same tag; None when there is none (then Build runs again)."""
-        workspace = Path(self.workspaces.path_for(service.name, run.sha))
+        workspace = Path(self.workspaces.path_for(service, run.sha))
         spec = self.build_spec(run, service, pipeline, workspace)
         if isinstance(spec, StageResult):
             return spec

@@ -8,6 +8,7 @@ published) before the next side effect.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ from store.models import (
     Service,
     StageStatus,
 )
+from store.models.repos import rooted
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ class RunDriver:
 
     async def _drive(self, control: RunControl, reattach: dict[str, Any] | None) -> None:
         run = self.store.get_run(control.run_id)
-        service = self.store.get_service_by_id(run.service_id)
+        # Stages see the service's paths from the repository's top (its folder applied).
+        service = rooted(self.store.get_service_by_id(run.service_id))
         pipeline = self.store.get_pipeline(service.pipeline)
         if run.status is not RunStatus.running:
             run = self.t.run(run.id, RunStatus.running)
@@ -76,6 +79,12 @@ class RunDriver:
                 await self._skip(run.id, stage.name, reason)
                 continue
             if stage.name == STAGE_DEPLOY_PRODUCTION and not await self._gate_open(run, service):
+                return
+            held = await self._dependencies_deployed(run, service, stage.name, control)
+            if control.cancel.is_set():
+                return self._finish_cancelled(control)
+            if held is not None:
+                await self._hold(run.id, stage.name, held)
                 return
             result = await self._run_stage(run, service, pipeline, stage.name, control, resume)
             if control.cancel.is_set() or result.cancelled:
@@ -171,7 +180,7 @@ class RunDriver:
             if command is None or not decl.made_ahead(service):
                 return
             executor = self.executors.get(executor_for(pipeline, following), pipeline)
-            workspace = self.workspaces.path_for(service.name, run.sha)
+            workspace = self.workspaces.path_for(service, run.sha)
             self.executors.precreate(executor, command_spec(
                 service, pipeline, run, following, command, workspace, None, self.instance))
             return
@@ -193,12 +202,87 @@ class RunDriver:
         self.t.run(run.id, RunStatus.awaiting_approval)
         return False
 
+    # -- deploy order across services (monorepos) -----------------------------------------
+    async def _dependencies_deployed(self, run: RunInfo, service: Service, name: str,
+                                     control: RunControl) -> str | None:
+        """Before a deploy stage: wait until the services this one depends on, run by the
+        same push (one batch of change decisions), have deployed to the same environment.
+        None to go on; else why the deploy is held back (a dependency did not deploy)."""
+        decl = STAGES.get(name)
+        if decl is None or decl.environment is None or not service.depends_on_services:
+            return None
+        waits = dependency_runs(self.store, run, service)
+        if not waits:
+            return None
+        stage_log = self.logs.stage_log(run.id, name, [])
+        stage_log.system("waiting for " + ", ".join(
+            f"{dep} (run #{self.store.get_run(run_id).number})" for dep, run_id in waits)
+            + f" to deploy to {decl.environment} first (depends_on_services)")
+        await stage_log.flush_async()
+        while waits:
+            if control.cancel.is_set():
+                return None
+            pending = []
+            for dep, run_id in waits:
+                verdict = dependency_verdict(self.store, dep, run_id, name, decl.environment)
+                if verdict is _WAIT:
+                    pending.append((dep, run_id))
+                elif verdict is not None:
+                    return verdict
+                else:
+                    stage_log.system(f"{dep} deployed to {decl.environment}")
+            waits = pending
+            if waits:
+                await asyncio.sleep(DEPENDENCY_POLL_S)
+        await stage_log.flush_async()
+        return None
+
+    async def _hold(self, run_id: int, name: str, reason: str) -> None:
+        stage_log = self.logs.stage_log(run_id, name, [])
+        stage_log.system(reason)
+        await stage_log.flush_async()
+        self.t.stage(run_id, name, StageStatus.failed, error=reason)
+        self.t.skip_rest(run_id, f"not run: {name} was held back")
+        self.t.run(run_id, RunStatus.failed, error=reason)
+
     def _finish_cancelled(self, control: RunControl) -> None:
         actor = control.cancelled_by or "a user"
         self.t.skip_rest(control.run_id, f"not run: cancelled by {actor}")
         self.t.run(control.run_id, RunStatus.cancelled, error=f"cancelled by {actor}")
 
 
+
+
+DEPENDENCY_POLL_S = 0.25
+_WAIT = "wait"
+
+
+def dependency_runs(store: Store, run: RunInfo, service: Service) -> list[tuple[str, int]]:
+    """(service, run id) of the dependencies the same batch ran (none: nothing to wait)."""
+    decision = store.decision_for_run(run.id)
+    if decision is None:
+        return []
+    return sorted((d.service, d.run_id) for d in store.list_decisions(batch=decision.batch,
+                                                                       limit=1000)
+                  if d.service in service.depends_on_services and d.ran and d.run_id)
+
+
+def dependency_verdict(store: Store, dependency: str, run_id: int, stage: str,
+                       environment: str) -> str | None:
+    """None: the dependency is deployed there (or had nothing to deploy); `_WAIT`: not
+    yet; else why it did not deploy (the dependent is held back)."""
+    run = store.get_run(run_id)
+    status = store.get_stage(run_id, stage).status
+    if status is StageStatus.success:
+        return None
+    if not status.finished and not run.status.finished:
+        return _WAIT
+    if status is StageStatus.skipped and run.status is RunStatus.success:
+        return None  # it had nothing to deploy there (pinned, no image): not a failure
+    why = run.error or f"{stage} {status.value}"
+    return (f"held back: {dependency} did not deploy to {environment} in this push "
+            f"(run #{run.number} {run.status.value}: {why}); this service deploys after it "
+            "(depends_on_services)")
 
 
 def _decl(name: str) -> StageDecl:

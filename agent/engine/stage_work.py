@@ -190,7 +190,7 @@ class StageWorker:
         """Follow the stage container (process, task) the last agent left running."""
         command = work.command
         assert command is not None
-        workspace = self.workspaces.path_for(work.service.name, work.run.sha)
+        workspace = self.workspaces.path_for(work.service, work.run.sha)
         spec = command_spec(work.service, work.pipeline, work.run, work.name, command,
                             workspace, instance=self.instance)
         executor = self.executor(work)
@@ -213,7 +213,7 @@ class StageWorker:
 
     # -- helpers ---------------------------------------------------------------------------
     def workspace(self, work: StageWork) -> Path:
-        path = Path(self.workspaces.path_for(work.service.name, work.run.sha))
+        path = Path(self.workspaces.path_for(work.service, work.run.sha))
         if executor_for(work.pipeline, STAGE_PREPARE) == "ecs" and work.executor_name == "ecs":
             return path  # on EFS, where the task looks; this host may not mount it
         if not path.is_dir():  # cleaned up since Prepare (a rerun of an old run): fetch again

@@ -1,8 +1,9 @@
 """Git mirrors and per-commit workspaces.
 
-Each service has one bare mirror (`mirrors/<service>.git`) that is fetched, never
-re-cloned, on every Prepare. Each (service, sha) gets its own checkout
-(`workspaces/<service>/<sha>`), so parallel runs never share a working tree.
+Each repository has one bare mirror (`mirrors/<repo key>.git`) that is fetched, never
+re-cloned, on every Prepare; every service of a repository (a monorepo) shares it.
+Each (repository, sha) gets its own checkout (`workspaces/<repo key>/<sha>`), shared by
+the services of that repository: runs of other commits never share a working tree.
 
 A checkout is what `git clone --shared` makes, minus what a stage never uses: a
 fresh repository (`init --template=`, no sample hooks) that borrows the mirror's
@@ -39,7 +40,9 @@ from urllib.parse import urlsplit
 import git
 
 from agent.logs import StageLog
+from agent.logs.logger import LoggingStageLog
 from store.models import CommitSummary, Service
+from store.models.repos import repo_key
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ _SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
 GIT_TIMEOUT_S = 600.0  # a whole fetch of a big repository
 LS_REMOTE_TIMEOUT_S = 20.0
+DIFF_TIMEOUT_S = 30.0  # a diff or merge-base in the local mirror
 CANCEL_POLL_S = 0.25  # a cancel ends a hanging git within this (plus the kill)
 # An HTTP remote that stalls below 1 KB/s for 30 s is given up by git itself.
 _NETWORK_TIMEOUTS = ("-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=30")
@@ -92,11 +96,14 @@ class Workspaces:
         self.remote_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="git-remote")
 
     # -- paths ------------------------------------------------------------------------
-    def mirror_for(self, service_name: str) -> Path:
-        return self._inside(self.mirrors_dir, f"{_valid_service(service_name)}.git")
+    def mirror_for(self, service: Service) -> Path:
+        """The bare mirror of the service's repository (shared by its services)."""
+        return self._inside(self.mirrors_dir, f"{_valid_service(repo_key(service.repo_url))}.git")
 
-    def path_for(self, service_name: str, sha: str) -> Path:
-        return self._inside(self.workspaces_dir, _valid_service(service_name), _valid_sha(sha))
+    def path_for(self, service: Service, sha: str) -> Path:
+        """The checkout of `sha` of the service's repository (shared by its services)."""
+        return self._inside(self.workspaces_dir, _valid_service(repo_key(service.repo_url)),
+                            _valid_sha(sha))
 
     @staticmethod
     def _inside(root: Path, *parts: str) -> Path:
@@ -109,8 +116,8 @@ class Workspaces:
     def prepare(self, service: Service, sha: str, log: StageLog,
                 cancel: threading.Event) -> Path:
         """Fetch the mirror and check `sha` out into its own workspace."""
-        target = self.path_for(service.name, sha)
-        with self._locked(f"mirror:{service.name}", cancel):
+        target = self.path_for(service, sha)
+        with self._locked(f"mirror:{self.mirror_for(service).stem}", cancel):
             mirror = self._fetch(service, sha, log, cancel)
         with self._lock(f"ws:{target}"):
             if (target / ".git").is_dir() and self._head(target) == self._full_sha(mirror, sha):
@@ -138,10 +145,10 @@ class Workspaces:
 
     def _fetch(self, service: Service, sha: str, log: StageLog,
                cancel: threading.Event) -> Path:
-        mirror = self.mirror_for(service.name)
+        mirror = self.mirror_for(service)
         url = service.repo_url
         if not (mirror / "HEAD").is_file():
-            log.system(f"creating the mirror of {_redact(url)} (first run of {service.name})")
+            log.system(f"creating the mirror of {_redact(url)} (first run of its services)")
             repo = git.Repo.init(mirror, bare=True)
             with repo.config_writer() as cw:
                 cw.set_value('remote "origin"', "url", url)
@@ -252,6 +259,56 @@ class Workspaces:
         finally:
             lock.release()
 
+    # -- change detection (monorepos) -----------------------------------------------------------
+    def fetch(self, service: Service, sha: str, cancel: threading.Event | None = None) -> None:
+        """The mirror of the service's repository fetched until it holds `sha` (nothing
+        fetched when it already does); raises WorkspaceError."""
+        if self.has_commit(service, sha):
+            return
+        with self._locked(f"mirror:{self.mirror_for(service).stem}",
+                          cancel or threading.Event()):
+            if not self.has_commit(service, sha):
+                self._fetch(service, sha, LoggingStageLog(f"fetch {service.name}"),
+                            cancel or threading.Event())
+
+    def has_commit(self, service: Service, sha: str) -> bool:
+        mirror = self.mirror_for(service)
+        if not (mirror / "HEAD").is_file():
+            return False
+        try:
+            self._run_git(["cat-file", "-e", f"{_valid_sha(sha)}^{{commit}}"], mirror, None,
+                          None, timeout_s=DIFF_TIMEOUT_S)
+        except WorkspaceError:
+            return False
+        return True
+
+    def merge_base(self, service: Service, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits in the mirror; None when they share none."""
+        try:
+            out = self._run_git(["merge-base", _valid_sha(one), _valid_sha(other)],
+                                self.mirror_for(service), None, None, timeout_s=DIFF_TIMEOUT_S)
+        except WorkspaceError:
+            return None
+        return out.strip() or None
+
+    def changed_paths(self, service: Service, base: str, head: str) -> list[str]:
+        """Every path changed between two commits (all the commits between count, not only
+        the last), with renames and copies on both their old and new path; raises
+        WorkspaceError (unknown commit, timeout: the git process group is killed)."""
+        out = self._run_git(["-c", "diff.renameLimit=10000", "diff", "--name-status", "-M",
+                             "-z", "--no-ext-diff", "--no-textconv", _valid_sha(base),
+                             _valid_sha(head), "--"], self.mirror_for(service), None, None,
+                            timeout_s=DIFF_TIMEOUT_S)
+        fields = out.split("\0")
+        paths: list[str] = []
+        i = 0
+        while i < len(fields) and fields[i]:
+            status = fields[i]
+            count = 2 if status[:1] in ("R", "C") else 1  # renames/copies: old and new path
+            paths.extend(fields[i + 1:i + 1 + count])
+            i += 1 + count
+        return paths
+
     # -- queries --------------------------------------------------------------------------------
     def resolve_branch(self, repo_url: str, branch: str) -> str | None:
         """The remote head of `branch` (git ls-remote), None when it has none; raises
@@ -266,7 +323,7 @@ class Workspaces:
 
     def commit_info(self, service: Service, sha: str) -> CommitSummary | None:
         try:
-            commit = git.Repo(self.mirror_for(service.name)).commit(sha)
+            commit = git.Repo(self.mirror_for(service)).commit(sha)
         except (ValueError, git.BadName, git.GitCommandError, git.InvalidGitRepositoryError,
                 git.NoSuchPathError, WorkspaceError):
             return None
@@ -277,7 +334,7 @@ class Workspaces:
         """Commits in `new_sha` but not in `old_sha`, newest first (all of its history
         when `old_sha` is None or unknown here)."""
         try:
-            repo = git.Repo(self.mirror_for(service.name))
+            repo = git.Repo(self.mirror_for(service))
             rev = new_sha
             if old_sha and self._full_sha(repo.git_dir, old_sha):  # type: ignore[arg-type]
                 rev = f"{old_sha}..{new_sha}"

@@ -13,6 +13,7 @@ from typing import Any
 from agent.engine.engine import MAX_AUTHOR, MAX_MESSAGE
 from store.configs import NotFound
 from store.models import BRANCH, RunKind, Service, Trigger
+from store.models.repos import normalize_repo_url
 from store.store import Store
 
 ZERO_SHA = "0" * 40
@@ -32,27 +33,6 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     if not header or not secret:
         return False
     return hmac.compare_digest(signature(secret, body).encode(), header.strip().encode())
-
-
-def normalize_repo_url(url: str) -> str:
-    """One spelling per repository: `https://github.com/O/R.git`, `git@github.com:O/R`,
-    `ssh://git@github.com/O/R` and `git://github.com/O/R.git` all become
-    `github.com/o/r`; local paths and file:// URLs become the bare path."""
-    url = url.strip()
-    scp = re.match(r"^[\w.-]+@([\w.-]+):(?!//)(.*)$", url)
-    if scp:
-        url = f"{scp.group(1)}/{scp.group(2)}"
-    else:
-        url = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I)
-        url = re.sub(r"^[^/@]+@", "", url)  # user (and password) before the host
-    url = url.rstrip("/")
-    if url.endswith(".git"):
-        url = url[:-4]
-    host, _, path = url.partition("/")
-    if host and ("." in host or ":" in host or host == "localhost"):
-        host = re.sub(r":(22|80|443|9418)$", "", host.lower())
-        return f"{host}/{path}".lower()  # GitHub owner/repo names are case-insensitive
-    return url
 
 
 class MalformedPayload(ValueError):
@@ -144,6 +124,7 @@ class Plan:
     pr_number: int | None = None
     author: str | None = None
     message: str | None = None
+    base_sha: str | None = None  # a pull request's base branch head (its merge base)
 
 
 def _ignore(reason: str) -> Plan:
@@ -202,8 +183,10 @@ def plan_pull_request(service: Service, payload: dict[str, Any]) -> Plan:
     if number is not None and (not isinstance(number, int) or isinstance(number, bool)
                                or not 0 < number < 2**31):
         raise MalformedPayload("number", "must be a positive integer")
+    base_sha = _text(base, "sha", "pull_request.base.sha", 100)
     return Plan(run=True, reason=f"pull_request {action}", trigger=Trigger.pull_request,
                 kind=RunKind.partial, sha=sha, branch=ref, pr_number=number,
+                base_sha=base_sha if base_sha and _FULL_SHA.match(base_sha) else None,
                 author=_text(_object(payload, "pull_request.user"), "login",
                              "pull_request.user.login", MAX_NAME),
                 message=_text(pr, "title", "pull_request.title", MAX_MESSAGE))

@@ -9,6 +9,7 @@ from typing import Protocol
 from agent.bus import Bus
 from agent.config import AgentConfig
 from agent.engine.engine import Engine
+from agent.triggers.changes import ChangeDetector
 from store.store import Store
 
 
@@ -24,3 +25,6 @@ class AgentHandle(Protocol):
 
     @property
     def config(self) -> AgentConfig: ...
+
+    @property
+    def changes(self) -> ChangeDetector: ...

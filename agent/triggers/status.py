@@ -12,7 +12,7 @@ import threading
 
 from agent.github_api import GitHubClient, parse_github_repo, web_host
 from agent.triggers.host import AgentHandle
-from store.models import Event, RunInfo, RunStatus
+from store.models import ChangeDecision, Event, RunInfo, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class StatusReporter:
                                              timeout=10.0)
         self.host = web_host(config.github_api_url)
         self.link_base = (config.public_url or config.url).rstrip("/")
-        self._queue: queue.Queue[RunInfo | None] = queue.Queue(maxsize=10_000)
+        self._queue: queue.Queue[RunInfo | ChangeDecision | None] = queue.Queue(maxsize=10_000)
         self._last: dict[int, str] = {}
         self._thread: threading.Thread | None = None
         self._running = False
@@ -59,18 +59,40 @@ class StatusReporter:
         self.client.close()
 
     def on_event(self, event: Event) -> None:
-        if self._running and event.type == "run" and event.run is not None:
+        item: RunInfo | ChangeDecision | None = None
+        if event.type == "run" and event.run is not None:
+            item = event.run
+        elif event.type == "decision" and not event.data.get("ran", True):
+            item = ChangeDecision.model_validate(event.data)
+        if self._running and item is not None:
             try:
-                self._queue.put_nowait(event.run)
+                self._queue.put_nowait(item)
             except queue.Full:
-                log.warning("commit-status queue full; dropping run %s", event.run.id)
+                log.warning("commit-status queue full; dropping %s", item.id)
 
     def _work(self) -> None:
-        while (run := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             try:
-                self.post(run)
+                if isinstance(item, ChangeDecision):
+                    self.post_skipped(item)
+                else:
+                    self.post(item)
             except Exception as exc:
-                log.warning("commit status for run %s not posted: %s", run.id, exc)
+                log.warning("commit status for %s not posted: %s", item.id, exc)
+
+    def post_skipped(self, decision: ChangeDecision) -> bool:
+        """A service a push did not run: `success`, so a required check never hangs."""
+        service = self.agent.store.get_service_by_id(decision.service_id)
+        repo = parse_github_repo(service.repo_url, self.host)
+        if repo is None:
+            return False
+        since = (decision.base_sha or "")[:12]
+        self.client.create_commit_status(
+            repo[0], repo[1], decision.sha, "success",
+            target_url=f"{self.link_base}/api/v1/decisions/{decision.id}",
+            description=f"no changes for {service.name} since {since}"[:140],
+            context=f"seamless/{service.name}")
+        return True
 
     def post(self, run: RunInfo) -> bool:
         """Post the run's state unless it was already posted; False when not a GitHub repo."""

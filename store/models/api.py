@@ -20,7 +20,8 @@ from store.models.records import (
 
 # ---- live events (/api/v1/ws/events) -------------------------------------------------
 
-EventType = Literal["run", "stage", "approval", "deployment", "service", "pipeline", "lagged"]
+EventType = Literal["run", "stage", "approval", "deployment", "service", "pipeline", "lagged",
+                    "decision"]
 
 
 class Event(BaseModel):

@@ -229,6 +229,22 @@ class ServiceConfig(_Config):
     webhook_secret: str | None = Field(None, description="GitHub webhook HMAC secret")
     staging: DeployTargetConfig | None = None
     production: DeployTargetConfig | None = None
+    # Several services may share one repository (a monorepo): each runs only when its
+    # own paths, or the shared paths it depends on, changed since its last good run.
+    root: str = Field(".", description="the service's folder in the repository: dockerfile, "
+                      "build_context, compose_file, env_files and the commands are relative "
+                      "to it", examples=["services/api"])
+    paths: list[str] = Field(["**"], min_length=1, max_length=100, description=(
+        "globs of the repository paths that are this service's own ('**' crosses folders)"),
+        examples=[["services/api/**"]])
+    depends_on_paths: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="globs of shared paths a change of which also runs this service",
+        examples=[["libs/common/**"]])
+    depends_on_services: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="services of the same repository this one deploys after (per "
+                    "environment, within one push)", examples=[["catalog"]])
 
     @field_validator("name", "pipeline")
     @classmethod
@@ -271,7 +287,26 @@ class ServiceConfig(_Config):
             raise ValueError("must be a git URL (https://, ssh://, git@host:, file:// or a path)")
         return v
 
-    @field_validator("dockerfile", "build_context", "compose_file")
+    @field_validator("paths", "depends_on_paths")
+    @classmethod
+    def _globs(cls, v: list[str]) -> list[str]:
+        for glob in v:
+            parts = glob.split("/")
+            if not glob or glob.startswith("/") or ".." in parts or "\0" in glob \
+                    or len(glob) > 300:
+                raise ValueError(f"{glob!r} is not a repository glob (relative, no '..', "
+                                 "e.g. 'services/api/**')")
+        return v
+
+    @field_validator("depends_on_services")
+    @classmethod
+    def _service_names(cls, v: list[str]) -> list[str]:
+        bad = [name for name in v if not SLUG.match(name)]
+        if bad:
+            raise ValueError(f"not service names: {bad}")
+        return list(dict.fromkeys(v))
+
+    @field_validator("dockerfile", "build_context", "compose_file", "root")
     @classmethod
     def _relative_path(cls, v: str | None) -> str | None:
         if v is None:
@@ -304,6 +339,8 @@ class ServiceConfig(_Config):
                              "integration_test_service is")
         if self.integration_test_service and not self.compose_file:
             raise ValueError("integration_test_service needs a compose_file")
+        if self.name in self.depends_on_services:
+            raise ValueError("depends_on_services: a service cannot depend on itself")
         return self
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -182,3 +182,27 @@ class WebhookDelivery(BaseModel):
     service_id: int | None = None
     run_id: int | None = None
     outcome: str
+
+
+class ChangeDecision(BaseModel):
+    """Why a service of a (shared) repository ran or not for one push, PR head, poll or
+    `trigger --all`: the changed paths that matched its globs, or none."""
+
+    id: int
+    batch: str = Field(..., description="the services decided together (deploy order)")
+    service_id: int
+    service: str
+    trigger: Trigger
+    sha: str
+    branch: str | None = None
+    base_sha: str | None = Field(None, description="compared against (None: nothing to "
+                                                     "compare: it ran)")
+    base_kind: Literal["last_success", "merge_base", "none", "forced"]
+    ran: bool
+    reason: str
+    matched: list[str] = Field(default_factory=list,
+                               description="the first changed paths that matched")
+    matched_count: int = 0
+    changed_count: int | None = None
+    run_id: int | None = None
+    created_at: datetime

@@ -39,7 +39,7 @@ def test_second_prepare_fetches_into_the_mirror_and_each_sha_gets_its_workspace(
     svc = service(repo.url)
     log = ListLog()
     ws1 = workspaces.prepare(svc, first, log, threading.Event())
-    marker = workspaces.mirror_for("svc") / "seamless-marker"
+    marker = workspaces.mirror_for(svc) / "seamless-marker"
     marker.write_text("same mirror")
     second = repo.set_version("v2")
     log2 = ListLog()
@@ -60,7 +60,7 @@ def test_mirrors_get_gits_housekeeping_from_the_maintenance_pass(tmp_path, works
     svc = service(repo.url)
     for version in ("v2", "v3"):
         workspaces.prepare(svc, repo.set_version(version), ListLog(), threading.Event())
-    mirror = workspaces.mirror_for("svc")
+    mirror = workspaces.mirror_for(svc)
 
     def loose_objects() -> int:
         out = subprocess.run(["git", "count-objects"], cwd=mirror, capture_output=True,
@@ -117,9 +117,11 @@ def test_commit_queries_and_branch_resolution(tmp_path, workspaces) -> None:
 
 
 def test_paths_never_escape_the_data_dir(workspaces) -> None:
-    for name, sha in (("../etc", "ab12"), ("svc", "../../x"), ("svc", "ab/../..")):
+    svc = service("/srv/git/../../etc")
+    assert workspaces.workspaces_dir in workspaces.path_for(svc, "ab12").parents
+    for sha in ("../../x", "ab/../..", "ab12/.."):
         with pytest.raises(WorkspaceError):
-            workspaces.path_for(name, sha)
+            workspaces.path_for(svc, sha)
 
 
 def test_cleanup_removes_old_workspaces(tmp_path, workspaces) -> None:

@@ -8,6 +8,7 @@ empty word list is a stage that prints nothing, takes no time and succeeds.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -76,6 +77,7 @@ class FakeOutcome:
     def parse(cls, command: str) -> FakeOutcome:
         """`exit=N lines=N duration=S` in any order, each optional."""
         values: dict[str, str] = {}
+        command = re.sub(r"^cd -- \S+ && ", "", command)  # a service's folder (`root`)
         for word in command.split():
             key, sep, value = word.partition("=")
             if not sep or key not in ("exit", "lines", "duration"):
@@ -165,7 +167,7 @@ class FakeWorkspaces(Workspaces):
 
     def prepare(self, service: Service, sha: str, log: StageLog,
                 cancel: threading.Event | None = None) -> Path:
-        path = self.path_for(service.name, sha)
+        path = self.path_for(service, sha)
         context = path / service.build_context
         context.mkdir(parents=True, exist_ok=True)
         for name in (service.dockerfile, service.compose_file):

@@ -100,7 +100,8 @@ def test_token_never_appears_in_logs_git_config_argv_or_api(private_repo,
     assert any("fetch" in line.text for line in lines)
     assert [line.text for line in lines if _leaks(line.text)] == []
 
-    for name in (agent.workspaces.mirror_for("payments") / "config", workspace / ".git/config"):
+    mirror = agent.workspaces.mirror_for(agent.store.get_service("payments"))
+    for name in (mirror / "config", workspace / ".git/config"):
         assert name.is_file() and _leaks(name.read_bytes()) == [], name
     # Everything the agent wrote: git metadata, packs' refs, SQLite and its WAL.
     leaking = [p for p in config.data_dir.rglob("*") if p.is_file() and _leaks(p.read_bytes())]
