@@ -51,6 +51,14 @@ class AgentConfig(BaseModel):
     log_level: str = "info"
     key_file: Path | None = Field(None, description="encryption key of secrets at rest; "
                                   "default <data_dir>/secrets.key or a systemd credential")
+    link_key_file: Path | None = Field(None, description="key that signs run-page links "
+                                       "(default <data_dir>/link.key)")
+    link_ttl_days: float = Field(30.0, gt=0, le=3650, description="how long a run-page "
+                                 "link (commit status 'Details') opens its page")
+
+    @property
+    def link_key_path(self) -> Path:
+        return self.link_key_file or self.data_dir / "link.key"
 
     @property
     def key_path(self) -> Path:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: tools the tests use beyond the Docker set (scripts/ensure-docker.sh):
 # systemd-analyze (Debian's systemd package) checks the unit `install-service` writes;
-# tmux runs seamless-tui in a real terminal for the journey tests (tests/tui_terminal/).
+# tmux runs seamless-tui in a real terminal for the journey tests (tests/tui_terminal/);
+# Debian's chromium is the browser the run-page tests drive with Playwright
+# (tests/api/test_run_page_browser.py; Playwright never downloads a browser here).
 # Idempotent and silent when everything is there. Installing the package does not boot
 # systemd: it only brings its tools.
 set -euo pipefail
@@ -9,6 +11,7 @@ set -euo pipefail
 missing=()
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "ensure-test-tools: missing ${missing[*]} (sudo apt-get install ${missing[*]})" >&2

@@ -106,9 +106,13 @@ class DeployQueries(Database):
         return _deployment(row)
 
     def list_deployments(self, *, service_id: int | None = None,
-                         environment: str | None = None, limit: int = 100) -> list[Deployment]:
+                         environment: str | None = None, run_id: int | None = None,
+                         limit: int = 100) -> list[Deployment]:
         where: list[str] = []
         params: list[object] = []
+        if run_id is not None:
+            where.append("d.run_id=?")
+            params.append(run_id)
         if service_id is not None:
             where.append("d.service_id=?")
             params.append(service_id)

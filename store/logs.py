@@ -134,6 +134,26 @@ class LogQueries(Database):
         return LogSearchPage(matches=matches, total=total,
                              next_cursor=matches[-1].id if matches and more else None)
 
+    def log_number(self, run_id: int, stage: str, line_id: str) -> int:
+        """The 1-based line number of `line_id` in its stage's log (lines before it + 1)."""
+        return self._count("run_id=? AND stage=? AND id<?", (run_id, stage, line_id)) + 1
+
+    def log_from_number(self, run_id: int, stage: str, number: int, limit: int) -> LogPage:
+        """`limit` lines of a stage starting at line `number` (1-based): a line permalink."""
+        rows = self.query("SELECT * FROM log_lines WHERE run_id=? AND stage=? ORDER BY id"
+                          " LIMIT ? OFFSET ?", (run_id, stage, limit, max(number - 1, 0)))
+        lines = [LogLine(**dict(r)) for r in rows]
+        return LogPage(lines=lines, next_cursor=lines[-1].id if lines else None)
+
+    def first_error_line(self, run_id: int, stage: str) -> LogLine | None:
+        """The first line that reads like an error (error, fail, traceback, panic:
+        case-insensitive): where a reader of a failed stage starts."""
+        row = self.query_one(
+            "SELECT * FROM log_lines WHERE run_id=? AND stage=? AND (text LIKE '%error%'"
+            " OR text LIKE '%fail%' OR text LIKE '%traceback%' OR text LIKE '%panic:%')"
+            " ORDER BY id LIMIT 1", (run_id, stage))
+        return LogLine(**dict(row)) if row else None
+
     def _count(self, where: str, params: tuple[object, ...]) -> int:
         row = self.query_one(f"SELECT COUNT(*) FROM log_lines WHERE {where}", params)
         return int(row[0]) if row else 0

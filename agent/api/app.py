@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from agent.api import (
@@ -22,6 +23,7 @@ from agent.api import (
     routes_deploys,
     routes_runs,
     routes_services,
+    run_page,
     webhooks,
     ws,
 )
@@ -30,6 +32,7 @@ from agent.api.errors import install_error_handlers
 from agent.api.limits import BodyGuard
 from agent.api.metrics import Metrics
 from agent.api.redaction import MaskJsonBodies
+from agent.run_links import RunLinks
 from agent.runtime import Agent
 from agent.triggers.github import RepoIndex
 
@@ -82,12 +85,17 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
     app.state.ws_queue_logs = ws_queue_logs
     install_error_handlers(app)
     secrets = getattr(agent, "secrets", None)
+    app.state.links = getattr(agent, "links", None) or RunLinks.for_config(agent.config)
+    app.state.templates = run_page.make_templates(
+        secrets.mask if secrets is not None else (lambda text: text))
     if secrets is not None:
         app.add_middleware(MaskJsonBodies, mask=secrets.mask)
     app.add_middleware(BodyGuard, authenticate=agent.store.authenticate)  # outermost
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, routes_changes,
-                   ws, webhooks):
+                   ws, webhooks, run_page):
         app.include_router(module.router)
+    # The run page's CSS and JavaScript: from the agent itself, never a CDN.
+    app.mount("/assets", StaticFiles(directory=run_page.STATIC_DIR), name="assets")
     return app
 
 

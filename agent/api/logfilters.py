@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Any
 
-_TOKEN = re.compile(r"((?:[?&;]|%3F|%26)(?:access_)?token(?:=|%3D))[^&\s\"' ]+", re.IGNORECASE)
+_TOKEN = re.compile(r"((?:[?&;]|%3F|%26)(?:access_token|token|sig)(?:=|%3D))[^&\s\"' ]+",
+                    re.IGNORECASE)
 _BEARER = re.compile(r"(\b(?:sls_)[A-Za-z0-9_-]{8})[A-Za-z0-9_-]+")
 SCRUBBED_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "asyncio", "fastapi",
                     "starlette", "websockets", "seamless.agent")

@@ -1,4 +1,4 @@
-"""Every JSON body the API sends passes the agent's secret masker.
+"""Every JSON body the API sends, and every HTML page, passes the agent's secret masker.
 
 Routes already answer with redacted models; this is the net under them, so a
 secret that reached any stored text (an error, a health answer, a commit
@@ -30,7 +30,8 @@ class MaskJsonBodies:
             nonlocal start
             if message["type"] == "http.response.start":
                 headers = dict(message.get("headers") or [])
-                if b"json" not in headers.get(b"content-type", b""):
+                kind = headers.get(b"content-type", b"")
+                if b"json" not in kind and b"text/html" not in kind:
                     await send(message)
                     return
                 start = message

@@ -1,9 +1,10 @@
 """WebSocket streams: /api/v1/ws/events and /api/v1/ws/runs/{id}/logs.
 
-One code path for history and live: subscribe to the bus
-first, then send the store's backlog after the client's cursor, then the live
-batches, skipping ids at or below the last one sent — so a client that
-reconnects with its last ULID sees no gap and no duplicate.
+One code path for history and live (`log_follow.follow_log`, shared with the run
+page's server-sent events): subscribe to the bus first, then send the store's
+backlog after the client's cursor, then the live batches, skipping ids at or
+below the last one sent — so a client that reconnects with its last ULID sees no
+gap and no duplicate.
 
 Each client has a bounded queue (its bus subscription) drained by its own
 sender; a publisher never waits for a client. A client that falls so far
@@ -27,6 +28,7 @@ from starlette.websockets import WebSocketState
 
 from agent.api.auth import websocket_token
 from agent.api.errors import ApiError
+from agent.api.log_follow import follow_log
 from agent.bus import Subscription
 from store.configs import NotFound
 from store.models import DEFAULT_STAGES, ApiToken, Event, LogLine, Role
@@ -39,7 +41,6 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-BACKLOG_PAGE = 2000
 LAGGED_NOTICE_TIMEOUT_S = 10.0
 FIRST_MESSAGE_TIMEOUT_S = 3.0
 TOKEN_CHECK_S = 0.4  # a revoked token's streams close within a second
@@ -218,26 +219,8 @@ async def run_logs(ws: WebSocket, run_id: int) -> None:
         return
 
     async def sender() -> None:
-        cursor = after
-        while True:  # history, page by page
-            page = await run_in_threadpool(agent.store.log_page, run_id, stage=stage,
-                                           after=cursor, limit=BACKLOG_PAGE)
-            if page.lines:
-                await ws.send_text(_lines_message(page.lines))
-                cursor = page.lines[-1].id
-            if len(page.lines) < BACKLOG_PAGE:
-                break
-        while not sub.lagged:  # live: one shared message per committed batch
-            batch: list[LogLine] = await sub.get()
-            if cursor is not None and batch[0].id <= cursor:
-                # Overlaps the backlog just sent (ids are in commit order): drop the copies.
-                batch = [ln for ln in batch if ln.id > cursor]
-                if not batch:
-                    continue
-                message = _render(batch, stage)
-            else:
-                message = _batch_message(batch, stage)
-            cursor = batch[-1].id
+        async for lines, shared in follow_log(agent.store, sub, run_id, stage, after):
+            message = _batch_message(lines, stage) if shared else _render(lines, stage)
             if message is not None:
                 await ws.send_text(message)
 

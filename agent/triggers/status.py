@@ -11,6 +11,7 @@ import queue
 import threading
 
 from agent.github_api import GitHubClient, parse_github_repo, web_host
+from agent.run_links import RunLinks
 from agent.triggers.host import AgentHandle
 from store.models import ChangeDecision, Event, RunInfo, RunStatus
 
@@ -40,6 +41,8 @@ class StatusReporter:
                                              timeout=10.0)
         self.host = web_host(config.github_api_url)
         self.link_base = (config.public_url or config.url).rstrip("/")
+        # "Details" opens the run's page for anyone holding the link (signed, expiring).
+        self.links = RunLinks.for_config(config)
         self._queue: queue.Queue[RunInfo | ChangeDecision | None] = queue.Queue(maxsize=10_000)
         self._last: dict[int, str] = {}
         self._thread: threading.Thread | None = None
@@ -108,7 +111,7 @@ class StatusReporter:
         self._last[run.id] = state
         self.client.create_commit_status(
             repo[0], repo[1], run.sha, state,
-            target_url=f"{self.link_base}/api/v1/runs/{run.id}",
+            target_url=self.links.url(run.id),
             description=self.agent.store.redact(f"{service.name} #{run.number}: {description}"),
             context=f"seamless/{service.name}")
         return True

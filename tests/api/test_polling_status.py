@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from agent.triggers.polling import Poller
 from agent.triggers.status import StatusReporter
@@ -109,6 +110,11 @@ async def test_commit_statuses_follow_the_run(tmp_path: Path) -> None:
     states = [b["state"] for _, b, _ in _Recorder.posts]
     assert paths == {f"/repos/acme/web/statuses/{sha}"}
     assert states == ["pending", "failure"]
-    assert _Recorder.posts[0][1]["target_url"] == f"https://ci.example.com/api/v1/runs/{run.id}"
+    # "Details" opens the run's page by a signed link (the JSON API would need a token).
+    target = urlsplit(_Recorder.posts[0][1]["target_url"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == \
+        f"https://ci.example.com/runs/{run.id}"
+    query = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert agent.links.check(run.id, query["exp"], query["sig"])
     assert _Recorder.posts[0][1]["context"] == "seamless/web"
     assert _Recorder.posts[0][2] == "Bearer ghp_test"

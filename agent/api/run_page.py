@@ -1,0 +1,236 @@
+"""The run page for browsers: `/runs/{id}` (HTML, works with JavaScript off), its live
+log as server-sent events (`/runs/{id}/live`, the same store cursor and bus as the
+WebSocket), the sign-in form that sets the token cookie, and the page's own assets.
+
+Opened by a signed link (the commit status's Details) or a token; see page_access.
+Every answer carries a strict Content-Security-Policy: scripts and styles from the
+agent only, no inline code, nothing framed, no referrer (the link is a credential).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from agent.api.log_follow import follow_log
+from agent.api.page_access import COOKIE, Access, PageRefused, check_access, signed_in
+from agent.api.page_view import (
+    RunView,
+    commit_url,
+    default_stage,
+    duration,
+    log_window,
+    render_rows,
+)
+from store.configs import NotFound
+from store.models import DEFAULT_STAGES, Event, LogLine
+
+router = APIRouter(include_in_schema=False)
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+HEARTBEAT_S = 15.0
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "img-src 'self'; connect-src 'self'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def make_templates(mask: Any) -> Environment:
+    """Jinja2 over the package's templates; every value printed passes the masker
+    (rendered log rows were masked before they became markup)."""
+
+    def finalize(value: Any) -> Any:
+        if isinstance(value, str) and not isinstance(value, Markup):
+            return mask(value)
+        return value
+
+    env = Environment(loader=PackageLoader("agent.api", "web/templates"),
+                      autoescape=select_autoescape(default=True), finalize=finalize)
+    env.globals["duration"] = duration
+    return env
+
+
+def _mask(request: Request) -> Any:
+    secrets = getattr(request.app.state.agent, "secrets", None)
+    return secrets.mask if secrets is not None else (lambda text: text)
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    env: Environment = request.app.state.templates
+    context.setdefault("viewer", signed_in(request))
+    html = env.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def refused(request: Request, exc: PageRefused) -> HTMLResponse:
+    return page(request, "refused.html", exc.status, title=exc.title, detail=exc.detail,
+                login=f"/login?next={request.url.path}")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int,
+             stage: Annotated[str | None, Query()] = None,
+             before: Annotated[str | None, Query(pattern=ULID)] = None,
+             after: Annotated[str | None, Query(pattern=ULID)] = None,
+             at: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+    try:
+        access = check_access(request, run_id)
+        view = _view(request, access, stage, before=before, after=after, at=at)
+    except PageRefused as exc:
+        return refused(request, exc)
+    return page(request, "run.html", view=view, run=view.run, log=view.log, access=access)
+
+
+def _view(request: Request, access: Access, stage: str | None, **where: Any) -> RunView:
+    agent = request.app.state.agent
+    store = agent.store
+    try:
+        run = store.get_run(access.run_id)
+    except NotFound:
+        raise PageRefused(404, "No such run", f"There is no run {access.run_id}.") from None
+    if stage is not None and stage not in DEFAULT_STAGES:
+        raise PageRefused(404, "No such stage", f"Stages are {', '.join(DEFAULT_STAGES)}.")
+    if stage is not None and all(s.name != stage for s in run.stages):
+        stage = None
+    chosen = stage or default_stage(run)
+    try:
+        service = store.get_service_by_id(run.service_id)
+    except NotFound:
+        service = None
+    link = commit_url(service, run.sha, agent.config.github_api_url) if service else None
+    return RunView(run=run, service=service, commit_url=link, stages=run.stages,
+                   deployments=store.list_deployments(run_id=run.id),
+                   log=log_window(store, access, run, chosen, _mask(request), **where),
+                   access=access)
+
+
+@router.get("/runs/{run_id}/live")
+async def run_live(request: Request, run_id: int,
+                   stage: Annotated[str, Query()],
+                   after: Annotated[str | None, Query(pattern=ULID)] = None,
+                   n: Annotated[int, Query(ge=1)] = 1) -> Response:
+    """Server-sent events: `lines` (HTML rows, id `<ULID> <next number>` so a reconnect
+    resumes by cursor), `stages` (the stage list), `end` when the run has finished."""
+    try:
+        access = check_access(request, run_id)
+    except PageRefused as exc:
+        return refused(request, exc)
+    if stage not in DEFAULT_STAGES:
+        return Response("unknown stage", status_code=400)
+    resume = request.headers.get("last-event-id", "").split()
+    if len(resume) == 2 and resume[1].isdigit() and len(resume[0]) == 26:
+        after, n = resume[0], int(resume[1])
+    agent = request.app.state.agent
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(_events(request, agent, access, stage, after, n),
+                             media_type="text/event-stream", headers=headers)
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    lines = "".join(f"data: {part}\n" for part in data.split("\n"))
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\n{lines}\n"
+
+
+async def _events(request: Request, agent: Any, access: Access, stage: str,
+                  after: str | None, number: int) -> AsyncIterator[str]:
+    mask = _mask(request)
+    logs = agent.bus.subscribe_logs(access.run_id, maxsize=request.app.state.ws_queue_logs)
+    events = agent.bus.subscribe_events(maxsize=200)
+    lines = follow_log(agent.store, logs, access.run_id, stage, after)
+    next_lines: asyncio.Future[Any] = asyncio.ensure_future(anext(lines))
+    next_event: asyncio.Future[Any] = asyncio.ensure_future(events.get())
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            done, _ = await asyncio.wait({next_lines, next_event}, timeout=HEARTBEAT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                yield ": ping\n\n"
+                continue
+            if next_lines in done:
+                try:
+                    batch, _shared = next_lines.result()
+                except StopAsyncIteration:
+                    return  # lagged: the browser reconnects with its last id
+                mine: list[LogLine] = [ln for ln in batch if ln.stage == stage]
+                if mine:
+                    rows = render_rows(mine, number, access, mask)
+                    number += len(mine)
+                    yield _sse("lines", rows, f"{mine[-1].id} {number}")
+                next_lines = asyncio.ensure_future(anext(lines))
+            if next_event in done:
+                event: Event = next_event.result()
+                next_event = asyncio.ensure_future(events.get())
+                if _about(event, access.run_id):
+                    run = await run_in_threadpool(agent.store.get_run, access.run_id)
+                    env: Environment = request.app.state.templates
+                    stages = env.get_template("stages.html").render(
+                        run=run, access=access, log={"stage": stage})
+                    yield _sse("stages", stages)
+                    if run.status.finished:
+                        yield _sse("end", run.status.value)
+                        return
+    finally:
+        for future in (next_lines, next_event):
+            future.cancel()
+        with contextlib.suppress(Exception):
+            await lines.aclose()
+        logs.close()
+        events.close()
+
+
+def _about(event: Event, run_id: int) -> bool:
+    return ((event.run is not None and event.run.id == run_id)
+            or (event.stage is not None and event.stage.run_id == run_id))
+
+
+# -- sign in with a token ----------------------------------------------------------------
+def _safe_next(target: str | None) -> str:
+    """Only a path on this agent: never `//elsewhere` or a scheme."""
+    if target and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target:
+        return target
+    return "/login"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return page(request, "login.html", next=_safe_next(next), problem=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = _safe_next((form.get("next") or [""])[0])
+    info = request.app.state.agent.store.authenticate(token) if token else None
+    if info is None:
+        return page(request, "login.html", 401, next=target,
+                    problem="That token is unknown or revoked.")
+    answer = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
+                      secure=request.url.scheme == "https", max_age=7 * 24 * 3600)
+    return answer
+
+
+@router.post("/logout")
+def logout() -> Response:
+    answer = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer

@@ -1,0 +1,159 @@
+"""The run page over plain HTTP (what a browser with JavaScript off gets): signed links,
+the 403 page, tokens and the sign-in cookie, the rendered log, no secret on the page."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from agent.run_links import RunLinks, rotate_link_keys
+from store.models import LogStream, Role
+from tests.api.conftest import LiveApi
+from tests.runpage.pages import SECRET, failed_run, lines
+
+
+def _page(api: LiveApi, url: str, **kw: object) -> httpx.Response:
+    with httpx.Client(base_url=api.url, timeout=10, follow_redirects=False) as c:
+        return c.get(url, **kw)  # type: ignore[arg-type]
+
+
+def _href(run_id: int, href: str) -> str:
+    """A link of the page (relative: `?…`) as the browser resolves it."""
+    return f"/runs/{run_id}" + href.replace("&amp;", "&")
+
+
+def _signed(api: LiveApi, run_id: int) -> str:
+    links: RunLinks = api.agent.links
+    return urlsplit(links.url(run_id)).path + "?" + urlsplit(links.url(run_id)).query
+
+
+def test_a_signed_link_opens_the_finished_run_without_a_token(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    r = _page(api, _signed(api, run.id))
+    assert r.status_code == 200, r.text
+    html = r.text
+    assert "shop-web" in html and f"#{run.number}" in html
+    assert "0123456" in html and "Fix the cart" in html and "Ada Lovelace" in html
+    assert 'href="https://github.com/acme/shop-web/commit/0123456789abcdef' in html
+    for stage in ("Prepare", "Code Quality", "Unit Test", "Build", "Integration Test",
+                  "Deploy to Staging", "Deploy to Production"):
+        assert f'<span class="name">{stage}</span>' in html
+    assert "skipped: an earlier stage failed" in html
+    # The failed stage's tail, numbered, colours as classes, the first error marked.
+    assert 'id="L1200"' in html and 'id="L701"' in html and 'id="L700"' not in html
+    assert '<span class="f2">ok</span>' in html
+    assert re.search(r'href="\?stage=Unit\+Test&amp;at=700&amp;exp=\d+&amp;sig=[0-9a-f]{64}#L700"'
+                     r'>first error: line 700<', html)
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert "<script>" not in html  # no inline script: the CSP would refuse it anyway
+
+
+def test_a_permalink_and_the_older_pages_show_the_line_with_its_number(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    signed = _signed(api, run.id)
+    first = _page(api, signed).text
+    error_link = re.search(r'href="([^"]*at=700[^"]*)#L700"', first)
+    assert error_link
+    at = _page(api, _href(run.id, error_link.group(1))).text
+    assert 'class="l err" id="L700"' in at
+    assert "AssertionError: total was 41" in at
+    assert 'id="L600"' in at and 'id="L599"' not in at  # 100 lines of context above
+    older = re.search(r'id="older" href="([^"]+)"', first)
+    assert older
+    page = _page(api, _href(run.id, older.group(1))).text
+    numbers = [int(n) for n in re.findall(r'id="L(\d+)"', page)]
+    assert numbers == list(range(201, 701))
+
+
+def test_tampered_expired_and_other_runs_links_get_the_403_page(api: LiveApi) -> None:
+    store = api.agent.store
+    run, other = failed_run(store), failed_run(store)
+    links: RunLinks = api.agent.links
+    query = links.sign(run.id)
+    tampered = dict(query, sig=query["sig"][:-1] + ("0" if query["sig"][-1] != "0" else "1"))
+    expired = links.sign(run.id, now=time.time() - links.ttl_s - 5)
+    cases = {
+        "tampered": (f"/runs/{run.id}", tampered, "signature does not match"),
+        "expired": (f"/runs/{run.id}", expired, "expired"),
+        "longer expiry": (f"/runs/{run.id}", dict(query, exp=str(int(query["exp"]) + 99)),
+                          "signature does not match"),
+        "another run": (f"/runs/{other.id}", query, "signature does not match"),
+        "no link": (f"/runs/{run.id}", {}, "Sign in"),
+        "live stream": (f"/runs/{run.id}/live", dict(tampered, stage="Build"),
+                        "signature does not match"),
+    }
+    for name, (path, params, words) in cases.items():
+        r = _page(api, path, params=params)
+        assert r.status_code == 403, name
+        assert r.headers["content-type"].startswith("text/html"), name
+        assert words in r.text, name
+        assert "Unit Test" not in r.text, name
+    # The API itself stays behind its tokens, whatever the link.
+    assert _page(api, f"/api/v1/runs/{run.id}", params=query).status_code == 401
+
+
+def test_a_rotated_key_keeps_unexpired_links_and_signs_new_ones(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    links: RunLinks = api.agent.links
+    before = links.sign(run.id)
+    keys = rotate_link_keys(links.key_path, links.ttl_s)
+    after = links.sign(run.id)
+    assert after["sig"] != before["sig"] and len(keys) == 2
+    assert _page(api, f"/runs/{run.id}", params=before).status_code == 200
+    assert _page(api, f"/runs/{run.id}", params=after).status_code == 200
+    # Once the old key retired more than a link's lifetime ago, rotation drops it.
+    rotate_link_keys(links.key_path, links.ttl_s, at=time.time() + links.ttl_s + 10)
+    assert _page(api, f"/runs/{run.id}", params=before).status_code == 403
+    assert oct(links.key_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_token_by_header_or_sign_in_cookie_opens_any_run(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    viewer = api.tokens[Role.viewer]
+    r = _page(api, f"/runs/{run.id}", headers={"Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 200 and "signed in as viewer-token (viewer)" in r.text
+    assert "sig=" not in r.text  # a signed-in reader's links carry no signature
+    with httpx.Client(base_url=api.url, timeout=10) as browser:
+        refused = browser.post("/login", content=f"token=nope&next=/runs/{run.id}",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert refused.status_code == 401 and "unknown or revoked" in refused.text
+        ok = browser.post("/login", content=f"token={viewer}&next=/runs/{run.id}",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"},
+                          follow_redirects=False)
+        assert ok.status_code == 303 and ok.headers["location"] == f"/runs/{run.id}"
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert browser.get(f"/runs/{run.id}").status_code == 200
+        evil = browser.post("/login", content=f"token={viewer}&next=//evil.example/x",
+                            headers={"Content-Type": "application/x-www-form-urlencoded"},
+                            follow_redirects=False)
+        assert evil.headers["location"] == "/login"
+        browser.post("/logout")
+        assert browser.get(f"/runs/{run.id}").status_code == 403
+
+
+def test_no_secret_value_reaches_the_page_whatever_the_store_holds(api: LiveApi) -> None:
+    store = api.agent.store
+    run = failed_run(store, message=f"commit that leaks {SECRET} in its message")
+    # Lines stored raw (the log writer would have masked them): the page masks again.
+    store.insert_log_lines(lines(run.id, "Unit Test", [
+        f"token={SECRET}", f"\x1b[31m{SECRET}\x1b[0m", f"<script>alert('{SECRET}')</script>"],
+        LogStream.stderr))
+    html = _page(api, _signed(api, run.id)).text
+    assert SECRET not in html
+    assert "&lt;script&gt;" in html and "<script>alert" not in html
+    assert "commit that leaks" in html
+
+
+def test_the_commit_status_links_to_the_signed_page(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    url = api.agent.links.url(run.id)
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(f"{api.agent.config.url}/runs/{run.id}?")
+    assert set(query) == {"exp", "sig"}
+    days = (int(query["exp"][0]) - time.time()) / 86400
+    assert 29.9 < days <= 30
