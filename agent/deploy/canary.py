@@ -18,9 +18,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent.deploy.front import Front, ServerStat
 from store.models import CanaryConfig, CanaryMeasurement
@@ -28,28 +28,39 @@ from store.models import CanaryConfig, CanaryMeasurement
 CHECK_INTERVAL_S = 0.5  # how often a bake looks for a failing rule
 
 
+def percentile(values: list[int], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..1) of `values`; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)])
+
+
 @dataclass
 class Figures:
-    """One colour's traffic in one window."""
+    """One colour's traffic in one window: counts, and response-time percentiles over
+    `samples` timed requests (None when no time was reported)."""
 
     colour: str
     requests: int = 0
     errors: int = 0
-    times_ms: list[int] = field(default_factory=list)
+    samples: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    @classmethod
+    def from_times(cls, colour: str, requests: int, errors: int,
+                   times_ms: list[int]) -> Figures:
+        return cls(colour, requests, errors, len(times_ms), percentile(times_ms, 0.5),
+                   percentile(times_ms, 0.95))
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
-    def percentile(self, q: float) -> float | None:
-        if not self.times_ms:
-            return None
-        ordered = sorted(self.times_ms)
-        return float(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)])
-
     def line(self) -> str:
-        p50, p95 = self.percentile(0.5), self.percentile(0.95)
-        times = (f"p50 {p50:.0f} ms, p95 {p95:.0f} ms" if p95 is not None
+        times = (f"p50 {self.p50_ms:.0f} ms, p95 {self.p95_ms:.0f} ms over {self.samples}"
+                 if self.p95_ms is not None and self.p50_ms is not None
                  else "no response times")
         return (f"{self.colour}: {self.requests} requests, {self.errors} errors"
                 f" ({self.error_rate:.1%}), {times}")
@@ -61,7 +72,13 @@ class Verdict:
     rule: str  # which rule decided, with the numbers
 
 
-def judge(canary: Figures, stable: Figures, cfg: CanaryConfig) -> Verdict:
+def judge(canary: Figures, stable: Figures, cfg: CanaryConfig, *,
+          times_required: bool = True) -> Verdict:
+    """Error rules first, then latency rules. A latency verdict needs `min_latency_samples`
+    timed requests on each side: a p95 over a handful of requests is the slowest of them,
+    and one request stalled by a busy host must not fail a good build (it keeps measuring).
+    `times_required=False`: a source that may report no times at all (CloudWatch without
+    percentiles) passes on the error rules, saying so."""
     if canary.requests < cfg.min_requests:
         return Verdict("inconclusive", f"{canary.requests} canary requests"
                                        f" < min_requests {cfg.min_requests}")
@@ -72,14 +89,22 @@ def judge(canary: Figures, stable: Figures, cfg: CanaryConfig) -> Verdict:
     if stable_known and rate - stable_rate > cfg.max_error_rate_increase:
         return Verdict("fail", f"error rate {rate:.1%} vs stable {stable_rate:.1%}:"
                                f" more than +{cfg.max_error_rate_increase:.1%}")
-    p95, stable_p95 = canary.percentile(0.95), stable.percentile(0.95)
+    p95, stable_p95 = canary.p95_ms, stable.p95_ms
     if p95 is None:
+        if not times_required:
+            return Verdict("pass", f"error rate {rate:.1%} (stable {stable_rate:.1%}); no p95"
+                                   " reported: latency left to the alarms")
         return Verdict("inconclusive", "no response times logged for the canary")
+    if canary.samples < cfg.min_latency_samples:
+        return Verdict("inconclusive", f"{canary.samples} canary response times"
+                                       f" < min_latency_samples {cfg.min_latency_samples}")
     if cfg.max_p95_ms is not None and p95 > cfg.max_p95_ms:
         return Verdict("fail", f"p95 {p95:.0f} ms > max_p95_ms {cfg.max_p95_ms:.0f}")
-    if not stable_known or stable_p95 is None:
-        return Verdict("inconclusive", f"{stable.requests} stable requests"
-                                       f" < min_requests {cfg.min_requests}: nothing to compare")
+    if not stable_known or stable_p95 is None or stable.samples < cfg.min_latency_samples:
+        return Verdict("inconclusive", f"{stable.requests} stable requests, {stable.samples}"
+                                       f" timed (min_requests {cfg.min_requests},"
+                                       f" min_latency_samples {cfg.min_latency_samples}):"
+                                       " nothing to compare")
     limit = stable_p95 * cfg.max_p95_ratio + cfg.p95_slack_ms
     if p95 > limit:
         return Verdict("fail", f"p95 {p95:.0f} ms > stable p95 {stable_p95:.0f} ms"
@@ -117,7 +142,8 @@ def window_figures(front: Front, before: dict[str, ServerStat], after: dict[str,
         start = before.get(colour)
         requests = end.requests - (start.requests if start else 0)
         errors = end.errors - (start.errors if start else 0)
-        out[colour] = Figures(colour, max(requests, 0), max(errors, 0), times.get(colour, []))
+        out[colour] = Figures.from_times(colour, max(requests, 0), max(errors, 0),
+                                         times.get(colour, []))
     return out
 
 
@@ -142,7 +168,46 @@ Record = Callable[[CanaryMeasurement], None]
 Say = Callable[[str], None]
 
 
-def run_steps(front: Front, stable: str, canary: str, cfg: CanaryConfig, *,
+class TrafficSplit(Protocol):
+    """What splits a service's traffic between two colours and measures each: the HAProxy
+    front on a Docker host (FrontSplit), an AWS load balancer's weighted target groups
+    (agent/deploy/elb.py)."""
+
+    check_interval_s: float  # how often a bake looks for a failing rule
+
+    def apply(self, weights: dict[str, int]) -> None: ...
+
+    def start_window(self) -> Any:
+        """Whatever `measure` needs from a window's start (counters)."""
+
+    def measure(self, start: Any, since: float, until: float) -> dict[str, Figures]: ...
+
+    def verdict(self, canary: Figures, stable: Figures, cfg: CanaryConfig) -> Verdict: ...
+
+
+class FrontSplit:
+    """The HAProxy front: counters from `show stat`, times from its request log."""
+
+    check_interval_s = CHECK_INTERVAL_S
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+
+    def apply(self, weights: dict[str, int]) -> None:
+        self.front.apply(weights)
+
+    def start_window(self) -> dict[str, ServerStat]:
+        return self.front.stats()
+
+    def measure(self, start: dict[str, ServerStat], since: float,
+                until: float) -> dict[str, Figures]:
+        return window_figures(self.front, start, self.front.stats(), since, until)
+
+    def verdict(self, canary: Figures, stable: Figures, cfg: CanaryConfig) -> Verdict:
+        return judge(canary, stable, cfg)
+
+
+def run_steps(split: TrafficSplit, stable: str, canary: str, cfg: CanaryConfig, *,
               control: CanaryControl, record: Record, say: Say,
               probe: Callable[[], Any] | None = None) -> None:
     """Walk the steps below 100 %; returns when the canary may take all traffic.
@@ -151,19 +216,19 @@ def run_steps(front: Front, stable: str, canary: str, cfg: CanaryConfig, *,
     the caller then sets the canary's weight to 0 and drains it."""
     steps = [s for s in cfg.steps if s < 100]
     for number, weight in enumerate(steps, start=1):
-        front.apply({stable: 100 - weight, canary: weight})
+        split.apply({stable: 100 - weight, canary: weight})
         say(f"canary step {number}/{len(cfg.steps)}: {weight}% of requests on {canary},"
             f" baking {cfg.bake_s:g} s")
-        if _step(front, stable, canary, cfg, number, weight, control, record, say, probe):
+        if _step(split, stable, canary, cfg, number, weight, control, record, say, probe):
             return  # promoted by hand
 
 
-def _step(front: Front, stable: str, canary: str, cfg: CanaryConfig, number: int,
+def _step(split: TrafficSplit, stable: str, canary: str, cfg: CanaryConfig, number: int,
           weight: int, control: CanaryControl, record: Record, say: Say,
           probe: Callable[[], Any] | None) -> bool:
     """One step: True when promoted by hand, False when it passed. An inconclusive
     window holds the step and keeps measuring from the step's start (a growing window)."""
-    since, before = time.time(), front.stats()
+    since, before = time.time(), split.start_window()
     started = time.monotonic()
     deadline = started + cfg.bake_s
     next_probe = started
@@ -172,7 +237,7 @@ def _step(front: Front, stable: str, canary: str, cfg: CanaryConfig, number: int
         if probe is not None and cfg.probe_rps and now_mono >= next_probe:
             probe()
             next_probe = now_mono + 1 / cfg.probe_rps
-        wait = min(CHECK_INTERVAL_S, max(0.0, deadline - now_mono))
+        wait = min(split.check_interval_s, max(0.0, deadline - now_mono))
         if probe is not None and cfg.probe_rps:
             wait = min(wait, max(0.0, next_probe - now_mono))
         if control.wake.wait(wait):
@@ -182,9 +247,9 @@ def _step(front: Front, stable: str, canary: str, cfg: CanaryConfig, number: int
             return True
         until = time.time()
         baked = time.monotonic() >= deadline
-        figures = window_figures(front, before, front.stats(), since, until)
+        figures = split.measure(before, since, until)
         c, s = figures.get(canary, Figures(canary)), figures.get(stable, Figures(stable))
-        verdict = judge(c, s, cfg)
+        verdict = split.verdict(c, s, cfg)
         if verdict.verdict != "fail" and not baked:
             continue  # fail fast, pass (or hold) only once the bake is over
         _store(record, number, weight, since, until, {"canary": c, "stable": s}, verdict)
@@ -211,5 +276,5 @@ def _store(record: Record, number: int, weight: int, since: float, until: float,
             step=number, weight=weight, role=role, colour=f.colour,
             window_start=datetime.fromtimestamp(since, UTC),
             window_end=datetime.fromtimestamp(until, UTC),
-            requests=f.requests, errors=f.errors, p50_ms=f.percentile(0.5),
-            p95_ms=f.percentile(0.95), verdict=verdict.verdict, rule=verdict.rule))
+            requests=f.requests, errors=f.errors, p50_ms=f.p50_ms, p95_ms=f.p95_ms,
+            verdict=verdict.verdict, rule=verdict.rule))

@@ -172,8 +172,8 @@ class Deployer:
             dep.status is DeploymentStatus.in_progress)
         target = self.target_for(service, self.store.get_pipeline(service.pipeline),
                                  environment)
-        weights = target.front_weights(service, environment) if isinstance(
-            target, DockerHostTarget) else {}
+        front_weights = getattr(target, "front_weights", None)  # Docker front, ECS listener
+        weights = front_weights(service, environment) if front_weights else {}
         return CanaryStatus(
             service=service.name, environment=environment, running=running, deployment=dep,
             weights=weights,

@@ -34,7 +34,7 @@ import docker.errors
 import httpx
 
 from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
-from agent.deploy.canary import CanaryControl, CanaryFailed, run_steps
+from agent.deploy.canary import CanaryControl, CanaryFailed, FrontSplit, run_steps
 from agent.deploy.front import Front, FrontError, FrontSpec
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
 from agent.logs import StageLog
@@ -183,12 +183,14 @@ class DockerHostTarget:
 
         cfg = self.config.canary
         log.system(f"canary: steps {', '.join(f'{s}%' for s in cfg.steps)}; each bakes"
-                   f" {cfg.bake_s:g} s, needs {cfg.min_requests} canary requests; fails on"
+                   f" {cfg.bake_s:g} s, needs {cfg.min_requests} canary requests"
+                   f" ({cfg.min_latency_samples} timed for a latency verdict); fails on"
                    f" error rate > {cfg.max_error_rate:.1%} or > stable"
                    f" +{cfg.max_error_rate_increase:.1%}, p95 > stable ×"
                    f" {cfg.max_p95_ratio:g} + {cfg.p95_slack_ms:g} ms"
                    + (f" or > {cfg.max_p95_ms:g} ms" if cfg.max_p95_ms else ""))
-        run_steps(front, stable, canary, cfg, control=request.control or CanaryControl(),
+        run_steps(FrontSplit(front), stable, canary, cfg,
+                  control=request.control or CanaryControl(),
                   record=request.record or (lambda m: None), say=log.system,
                   probe=probe if cfg.probe_rps and url else None)
 

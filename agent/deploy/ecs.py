@@ -6,10 +6,12 @@
    API but not the registry protocol, so tests push to a loopback docker-registry).
 2. Register a new revision of the service's current task definition with the container
    named after the service (else the first one) pointing at the pushed image.
-3. `update_service` to that revision, then poll `describe_services` every
+3. rolling (the default): `update_service` to that revision, then poll `describe_services` every
    `wait_delay_s` (at most `wait_max_attempts` times) until it is stable — one deployment,
    running == desired, like the `services_stable` waiter — or its rollout FAILED; new
-   service events are copied into the stage log meanwhile.
+   service events are copied into the stage log meanwhile. blue_green / canary: the
+   revision goes on the idle colour's service behind the load balancer's weighted target
+   groups (agent/deploy/ecs_colours.py).
 Cluster, service, region and endpoint come from the config; credentials from the standard
 AWS chain.
 """
@@ -28,6 +30,7 @@ import docker.errors
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
+from agent.deploy.ecs_colours import EcsColours, live_colour
 from agent.logs import StageLog
 from store.models import EcsTargetConfig, Service
 
@@ -114,15 +117,26 @@ class EcsTarget:
         except (ClientError, BotoCoreError) as exc:
             raise DeployError(f"AWS: {exc}") from exc
 
+    def _colours(self) -> EcsColours | None:
+        lb = self.config.load_balancer
+        if self.config.strategy == "rolling" or lb is None:
+            return None
+        return EcsColours(self.config, lb, self._aws, self._wait_stable)
+
     def _deploy(self, request: DeployRequest, log: StageLog) -> DeployOutcome:
         cfg, ecs = self.config, self._aws("ecs")
         name = self.service_name(request.service, request.environment)
+        colours = self._colours()
         remote = self.push(request.image, log)
-        described = ecs.describe_services(cluster=cfg.cluster, services=[name])
-        found = [s for s in described["services"] if s.get("status") != "INACTIVE"]
-        if not found:  # real ECS reports a missing service in `failures`, a deleted one INACTIVE
-            raise DeployError(f"ECS service {name} not found in cluster {cfg.cluster}")
-        current_arn = found[0]["taskDefinition"]
+        if colours is not None:
+            _live, current_arn = colours.live_task_definition(name)
+        else:
+            described = ecs.describe_services(cluster=cfg.cluster, services=[name])
+            found = [s for s in described["services"] if s.get("status") != "INACTIVE"]
+            # Real ECS reports a missing service in `failures`, a deleted one INACTIVE.
+            if not found:
+                raise DeployError(f"ECS service {name} not found in cluster {cfg.cluster}")
+            current_arn = found[0]["taskDefinition"]
         td = ecs.describe_task_definition(taskDefinition=current_arn)["taskDefinition"]
         spec = {k: td[k] for k in _TD_FIELDS if td.get(k) not in (None, [], {})}
         containers = spec["containerDefinitions"]
@@ -130,15 +144,18 @@ class EcsTarget:
         target["image"] = remote
         new_arn = ecs.register_task_definition(**spec)["taskDefinition"]["taskDefinitionArn"]
         log.system(f"registered {new_arn} (container {target['name']} → {remote})")
+        state = {"kind": self.kind, "cluster": cfg.cluster, "service": name,
+                 "task_definition": new_arn, "previous_task_definition": current_arn,
+                 "image": remote}
+        if colours is not None:
+            port = (colours.lb.container_port or request.service.container_port
+                    or next((m["containerPort"] for m in target.get("portMappings", [])), 80))
+            return colours.deploy(request, log, name, new_arn, target["name"], int(port), state)
         started = time.time()
         ecs.update_service(cluster=cfg.cluster, service=name, taskDefinition=new_arn)
         log.system(f"updated service {name} in {cfg.cluster}; waiting until stable")
         detail = self._wait_stable(ecs, name, started, log)
-        return DeployOutcome(
-            healthy=True, health_detail=detail, address=None,
-            state={"kind": self.kind, "cluster": cfg.cluster, "service": name,
-                   "task_definition": new_arn, "previous_task_definition": current_arn,
-                   "image": remote})
+        return DeployOutcome(healthy=True, health_detail=detail, address=None, state=state)
 
     def _wait_stable(self, ecs: Any, name: str, since: float, log: StageLog) -> str:
         seen: set[str] = set()
@@ -164,6 +181,12 @@ class EcsTarget:
 
     def current(self, service: Service, environment: str) -> dict[str, Any] | None:
         name = self.service_name(service, environment)
+        colours = self._colours()
+        if colours is not None:
+            live = live_colour(colours.split.weights())
+            if live is None:
+                return None
+            name = f"{name}-{live}"
         described = self._aws("ecs").describe_services(cluster=self.config.cluster,
                                                        services=[name])["services"]
         if not described:
@@ -172,6 +195,16 @@ class EcsTarget:
         td = self._aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return {"task_definition": arn,
                 "image": td["containerDefinitions"][0].get("image"), "address": None}
+
+    def front_weights(self, service: Service, environment: str) -> dict[str, int]:
+        """The listener's weight per colour (blue_green / canary), else nothing."""
+        colours = self._colours()
+        if colours is None:
+            return {}
+        try:
+            return colours.split.weights()
+        except (ClientError, BotoCoreError):
+            return {}
 
     def image_exists(self, image: str) -> bool:
         client = self._docker_client_factory()

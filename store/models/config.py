@@ -40,6 +40,9 @@ class CanaryConfig(_Config):
                              description="percent of requests on the canary, rising, ending 100")
     bake_s: float = Field(60.0, gt=0, le=86400, description="measuring window per step")
     min_requests: int = Field(20, ge=1, description="fewer canary requests: inconclusive")
+    min_latency_samples: int = Field(
+        20, ge=1, description="fewer timed requests per colour: no latency verdict yet (a p95"
+                              " over fewer is the slowest one: one stalled request)")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="canary 5xx+failures, absolute")
     max_error_rate_increase: float = Field(
         0.02, ge=0, le=1, description="canary error rate minus stable's, at most")
@@ -72,8 +75,60 @@ class DockerTargetConfig(_Config):
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
 
 
+_TG_ARN = re.compile(r"^arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:targetgroup/[\w-]+/\w+$")
+_LISTENER_ARN = re.compile(
+    r"^arn:aws[\w-]*:elasticloadbalancing:[\w-]+:\d{12}:listener/(app|net)/[\w-]+/\w+/\w+$")
+
+
+class EcsLoadBalancerConfig(_Config):
+    """Blue-green and canary on ECS: an ELBv2 listener whose forward action splits traffic
+    between two target groups by weight; each colour is its own ECS service
+    (`<service>-blue` / `-green`) registered with its target group."""
+
+    listener_arn: str = Field(..., description="the listener whose default action forwards")
+    blue_target_group_arn: str
+    green_target_group_arn: str
+    container_port: int | None = Field(
+        None, ge=1, le=65535, description="port the target groups reach; None = the service's")
+    alarm_names: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="CloudWatch alarms: one in ALARM during a canary step stops the canary")
+    check_interval_s: float = Field(
+        10.0, gt=0, le=300, description="how often a canary step reads alarms and metrics")
+    health_wait_s: float = Field(
+        300.0, gt=0, le=3600, description="how long the new colour's targets may take to be"
+                                          " healthy in its target group")
+
+    @field_validator("listener_arn")
+    @classmethod
+    def _listener(cls, value: str) -> str:
+        if not _LISTENER_ARN.match(value):
+            raise ValueError("not an ELBv2 listener ARN (arn:aws:elasticloadbalancing:"
+                             "<region>:<account>:listener/app/<lb>/<id>/<id>)")
+        return value
+
+    @field_validator("blue_target_group_arn", "green_target_group_arn")
+    @classmethod
+    def _target_group(cls, value: str) -> str:
+        if not _TG_ARN.match(value):
+            raise ValueError("not an ELBv2 target group ARN (arn:aws:elasticloadbalancing:"
+                             "<region>:<account>:targetgroup/<name>/<id>)")
+        return value
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> EcsLoadBalancerConfig:
+        if self.blue_target_group_arn == self.green_target_group_arn:
+            raise ValueError("blue and green need two different target groups")
+        return self
+
+
 class EcsTargetConfig(_Config):
     kind: Literal["ecs"] = "ecs"
+    strategy: Literal["rolling", "blue_green", "canary"] = Field(
+        "rolling", description="rolling: ECS replaces the tasks; blue_green / canary: two"
+                               " colour services behind load_balancer's weighted target groups")
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    load_balancer: EcsLoadBalancerConfig | None = None
     cluster: str = Field(..., min_length=1)
     service: str | None = Field(None, description="ECS service name; default <service>-<env>")
     region: str = "us-east-1"
@@ -84,6 +139,14 @@ class EcsTargetConfig(_Config):
                           " get_authorization_token (tests: a loopback registry)")
     wait_max_attempts: int = Field(40, ge=1, le=1000)
     wait_delay_s: int = Field(15, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _strategy_needs_load_balancer(self) -> EcsTargetConfig:
+        if self.strategy != "rolling" and self.load_balancer is None:
+            raise ValueError(f"strategy {self.strategy} on ECS needs load_balancer: the"
+                             " listener and the blue and green target groups it splits"
+                             " traffic between")
+        return self
 
 
 class NoTargetConfig(_Config):

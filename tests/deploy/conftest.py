@@ -35,10 +35,14 @@ def _dockerfile(cmd: str) -> str:
             f'CMD ["sh", "-c", "{cmd}"]\n')
 
 
-def cgi_script(version: str, *, error_percent: int = 0, delay_s: float = 0) -> str:
+def cgi_script(version: str, *, error_percent: int = 0, delay_s: float = 0,
+               first_delay_s: float = 0) -> str:
     """/cgi-bin/version: answers `version`, 500 on `error_percent` % of requests, after
-    `delay_s` (busybox httpd runs it per request)."""
+    `delay_s` (busybox httpd runs it per request); the container's first request only
+    waits `first_delay_s` (a request stalled once, as a busy host does)."""
     delay = f"sleep {delay_s}\n" if delay_s else ""
+    if first_delay_s:
+        delay += f"[ -e /tmp/stalled ] || {{ touch /tmp/stalled; sleep {first_delay_s}; }}\n"
     fail = (f"if [ $((RANDOM % 100)) -lt {error_percent} ]; then\n"
             "  printf 'Status: 500 Internal Server Error\\r\\n\\r\\nboom\\n'; exit 0\nfi\n"
             if error_percent else "")

@@ -19,7 +19,8 @@ from tests.helpers import unique_name
 # well over min_requests canary requests in 2 s.
 CANARY = CanaryConfig(steps=[10, 50, 100], bake_s=2, min_requests=8, hold_timeout_s=60)
 
-BUILDS = {"v1": {}, "good": {}, "errors": {"error_percent": 20}, "slow": {"delay_s": 0.3}}
+BUILDS = {"v1": {}, "good": {}, "errors": {"error_percent": 20}, "slow": {"delay_s": 0.3},
+          "stalls_once": {"first_delay_s": 1.5}}
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +96,18 @@ def test_a_bad_canary_is_stopped_at_its_first_step_with_its_figures(
     assert len(colours) == 1
 
 
+# "stalls_once": its very first request takes 1.5 s, the rest are as fast as v1's. A
+# latency verdict needs min_latency_samples (20) timed requests, so the p95 is never
+# that one request (before, a window of 8 failed the build on it: "p95 1500 ms > …").
+@pytest.mark.parametrize("build", ["good", "stalls_once"])
 def test_a_good_canary_is_promoted_through_every_step(
-        deployer, store, canary_images, fronts_dir):
-    # The latency rule is the +300 ms test's subject; here one request stalled by a busy
-    # CI machine (seen: 605 ms among a dozen) must not stop a good build.
-    tolerant = CANARY.model_copy(update={"p95_slack_ms": 5000})
-    pipeline, service = _service(store, canary_images, tolerant)
+        deployer, store, canary_images, fronts_dir, build):
+    pipeline, service = _service(store, canary_images)
     assert _deploy(deployer, store, pipeline, service, canary_images["v1"])[0].ok
     url = _url(store, service)
     with Hammer(url) as hammer:
         wait_until(lambda: hammer.ok > 20, what="traffic before the canary")
-        result, log = _deploy(deployer, store, pipeline, service, canary_images["good"])
+        result, log = _deploy(deployer, store, pipeline, service, canary_images[build])
         seen = hammer.ok
         wait_until(lambda: hammer.ok > seen + 20, what="traffic after the promotion")
     assert result.ok, log.lines
@@ -116,9 +118,9 @@ def test_a_good_canary_is_promoted_through_every_step(
     assert last == {(1, "canary"): (10, "pass"), (1, "stable"): (10, "pass"),
                     (2, "canary"): (50, "pass"), (2, "stable"): (50, "pass")}
     assert {m.verdict for m in figures} <= {"pass", "inconclusive"}
-    assert hammer.bodies["good"] > 0
+    assert hammer.bodies[build] > 0
     assert sorted(_weights(fronts_dir, service).values()) == [0, 100]
-    assert store.current_deployment(service.id, "production").sha == canary_images["good"][0]
+    assert store.current_deployment(service.id, "production").sha == canary_images[build][0]
 
 
 def test_without_traffic_a_step_is_inconclusive_and_holds_until_aborted(
