@@ -194,4 +194,52 @@ MIGRATIONS: list[str] = [
     CREATE INDEX change_decisions_by_run ON change_decisions(run_id);
     CREATE INDEX change_decisions_by_batch ON change_decisions(batch);
     """,
+    # 6: test results from JUnit reports (agent/engine/test_stage.py): one row per test
+    # of a service, one per test per run/stage/attempt, one summary per collection, and
+    # the quarantine (who, why, until when).
+    """
+    CREATE TABLE test_cases (
+        id INTEGER PRIMARY KEY,
+        service_id INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        classname TEXT NOT NULL,
+        name TEXT NOT NULL,
+        UNIQUE (service_id, classname, name)
+    );
+    CREATE TABLE test_results (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        case_id INTEGER NOT NULL REFERENCES test_cases(id) ON DELETE CASCADE,
+        outcome TEXT NOT NULL,
+        duration_s REAL,
+        message TEXT,
+        trace TEXT,
+        quarantined INTEGER NOT NULL DEFAULT 0,
+        log_line TEXT,
+        PRIMARY KEY (run_id, stage, attempt, case_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX test_results_by_case ON test_results(case_id, run_id DESC);
+    CREATE TABLE test_reports (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        service_id INTEGER NOT NULL,
+        code_key TEXT NOT NULL,            -- the service's tree at the run's sha
+        passed INTEGER NOT NULL, failed INTEGER NOT NULL, errors INTEGER NOT NULL,
+        skipped INTEGER NOT NULL, flaky INTEGER NOT NULL, quarantined INTEGER NOT NULL,
+        duration_s REAL NOT NULL,          -- the attempt's wall time
+        retried INTEGER NOT NULL DEFAULT 0,  -- a retry replaced this attempt
+        notes TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, stage, attempt)
+    );
+    CREATE INDEX test_reports_by_service ON test_reports(service_id, created_at);
+    CREATE TABLE test_quarantine (
+        case_id INTEGER PRIMARY KEY REFERENCES test_cases(id) ON DELETE CASCADE,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    """,
 ]

@@ -8,10 +8,11 @@ from store.configs import ConfigQueries, Conflict, NotFound
 from store.deployments import DeployQueries
 from store.logs import LogQueries
 from store.runs import RunQueries
+from store.tests import TestQueries
 
 __all__ = ["Store", "NotFound", "Conflict"]
 
 
 class Store(ConfigQueries, RunQueries, LogQueries, DeployQueries, AuthQueries,
-            ChangeQueries):
+            ChangeQueries, TestQueries):
     """Open with `Store(path)`; migrations run on open."""

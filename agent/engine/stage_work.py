@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from agent.engine.ecs_stages_runner import EcsStages
 from agent.engine.env_files import make_env_files
 from agent.engine.executors import ExecutorSet, executor_for
 from agent.engine.stages import command_spec, stage_command
+from agent.engine.test_stage import TestResults
 from agent.engine.workspace import Workspaces
 from agent.executors.base import (
     BuildsImages,
@@ -63,6 +64,8 @@ class StageWork:
     control: RunControl
     # Called as the stage's own work starts: have the next stage's container made ahead.
     make_next_ahead: Callable[[], None] = lambda: None
+    command_override: str | None = None  # a retry of only the failed tests
+
 
     @property
     def cancel(self) -> threading.Event:
@@ -74,7 +77,7 @@ class StageWork:
 
     @property
     def command(self) -> str | None:
-        return stage_command(self.service, self.name)
+        return self.command_override or stage_command(self.service, self.name)
 
 
 class StageWorker:
@@ -88,6 +91,7 @@ class StageWorker:
         self.executors = executors
         self.instance = instance
         self.ecs_stages = EcsStages(executors, workspaces, self.saver)
+        self.test_results = TestResults(store)
 
     def executor(self, work: StageWork) -> Executor:
         return self.executors.get(work.executor_name, work.pipeline)
@@ -121,6 +125,26 @@ class StageWorker:
     def command(self, work: StageWork) -> StageResult:
         """The stage's command in a stage container (or process, or task)."""
         return self._run_command(work, self.workspace(work))
+
+    def tested(self, work: StageWork, run: Callable[[StageWork], StageResult]) -> StageResult:
+        """A test stage's work (`run`), with its JUnit reports collected after each attempt
+        and deciding the stage with the exit code (agent/engine/test_stage.py)."""
+        tests = work.service.tests
+        if work.executor_name == "ecs":  # the checkout is on the cluster, not on this host
+            return run(work)
+        return self.test_results.run(
+            run_id=work.run.id, service_id=work.service.id, stage=work.name,
+            workspace=Path(self.workspaces.path_for(work.service.name, work.run.sha)),
+            sha=work.run.sha, config_globs=tests.reports, max_report_mb=tests.max_report_mb,
+            retry_flaky=tests.retry_flaky, retry_command=tests.retry_command,
+            flaky_window=tests.flaky_window, log=work.log, cancelled=work.cancel.is_set,
+            run_once=lambda command: run(replace(work, command_override=command)))
+
+    def unit_test(self, work: StageWork) -> StageResult:
+        return self.tested(work, self.command)
+
+    def integration_test(self, work: StageWork) -> StageResult:
+        return self.tested(work, self.integration)
 
     def build(self, work: StageWork) -> StageResult:
         workspace = self.workspace(work)

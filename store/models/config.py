@@ -18,6 +18,7 @@ from store.models.names import (
     IMAGE_REPOSITORY,
     SLUG,
 )
+from store.models.tests import TestsConfig
 
 # ---- configuration: pipelines and services (no YAML: forms and API bodies) -----
 
@@ -308,6 +309,8 @@ class ServiceConfig(_Config):
         default_factory=list, max_length=50,
         description="services of the same repository this one deploys after (per "
                     "environment, within one push)", examples=[["catalog"]])
+    tests: TestsConfig = Field(default_factory=TestsConfig,
+                               description="JUnit reports, flaky-test retries")
 
     @field_validator("name", "pipeline")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -75,12 +75,13 @@ class FakeOutcome:
 
     @classmethod
     def parse(cls, command: str) -> FakeOutcome:
-        """`exit=N lines=N duration=S` in any order, each optional."""
+        """`exit=N lines=N duration=S` in any order, each optional (`only=…`, the tests a
+        retry selects, is taken and ignored)."""
         values: dict[str, str] = {}
         command = re.sub(r"^cd -- \S+ && ", "", command)  # a service's folder (`root`)
         for word in command.split():
             key, sep, value = word.partition("=")
-            if not sep or key not in ("exit", "lines", "duration"):
+            if not sep or key not in ("exit", "lines", "duration", "only"):
                 raise ValueError(f"fake stage command: {word!r} is not exit=N, lines=N or "
                                  "duration=SECONDS")
             values[key] = value
@@ -100,6 +101,8 @@ class FakeExecutor:
         self.built: list[str] = []  # images
         self.made_ahead: list[tuple[int, str]] = []
         self.discarded: list[int] = []
+        # Called as a stage "runs", e.g. to write the JUnit reports a real test run would.
+        self.on_run: Callable[[StageSpec], None] | None = None
         self._lock = threading.Lock()
 
     # -- Executor -----------------------------------------------------------------------
@@ -109,6 +112,8 @@ class FakeExecutor:
         started = time.time()
         with self._lock:
             self.started.append((spec.run_id, spec.stage))
+        if self.on_run is not None:
+            self.on_run(spec)
         save_state({"started": started, "command": spec.command})
         return self._play(spec.stage, outcome, started, spec.timeout_s, log, cancel)
 

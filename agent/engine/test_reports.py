@@ -1,0 +1,166 @@
+"""JUnit XML reports in a checkout: found by the service's globs (inside the checkout,
+written or rewritten during the stage), parsed with junitparser. A report that is too big, malformed
+or not JUnit is skipped with a note; it never fails the agent."""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, JUnitXmlError, Skipped, TestCase
+
+from agent.executors.repo_paths import PathEscape, inside
+from store.models import TestOutcome
+from store.tests import CaseRecord
+
+MAX_REPORT_FILES = 500
+_SKIPPED_DIRS = {".git", "node_modules"}
+# Surefire's rerunFailingTestsCount (and pytest-rerunfailures' junit) mark a pass after
+# failures with these children: the runner saw the test flake.
+_RERUN_TAGS = ("flakyFailure", "flakyError", "rerunFailure", "rerunError")
+
+
+@dataclass
+class Reports:
+    """What a stage's reports came to."""
+
+    files: list[str] = field(default_factory=list)  # relative paths read
+    cases: list[CaseRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the stage log and the summary
+
+
+@lru_cache(maxsize=256)
+def _glob_regex(glob: str) -> re.Pattern[str]:
+    """A report glob as a regex over a relative POSIX path: `**/` any directories (or
+    none), `*` and `?` within one path part."""
+    out, i = "", 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif glob.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif glob[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif glob[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(glob[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+Snapshot = dict[str, tuple[int, int]]  # relative path → (mtime in ns, size)
+
+
+def _matching(workspace: Path, globs: list[str]) -> list[str]:
+    """Relative paths of the files under `workspace` one of `globs` matches (symlinks
+    listed, not followed)."""
+    if not workspace.is_dir():
+        return []
+    patterns = [_glob_regex(g) for g in globs]
+    found = []
+    for directory, dirs, files in os.walk(workspace):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+        rel_dir = os.path.relpath(directory, workspace)
+        for name in sorted(files):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if any(p.match(rel) for p in patterns):
+                found.append(rel)
+    return found
+
+
+def snapshot(workspace: Path, globs: list[str]) -> Snapshot:
+    """The report files there before a stage runs: afterwards only new or rewritten ones
+    are its reports (an earlier stage's or run's are not)."""
+    seen: Snapshot = {}
+    for rel in _matching(workspace, globs):
+        try:
+            st = os.stat(workspace / rel)
+        except OSError:
+            continue
+        seen[rel] = (st.st_mtime_ns, st.st_size)
+    return seen
+
+
+def find_reports(workspace: Path, globs: list[str], before: Snapshot,
+                 notes: list[str]) -> list[Path]:
+    """Report files matching `globs` that are new or rewritten since `before`, resolved
+    inside the checkout: a symlink leaving it is refused with a note."""
+    found: list[Path] = []
+    for rel in _matching(workspace, globs):
+        try:
+            path = inside(workspace, rel, "test report")
+            st = path.stat()
+        except PathEscape as exc:
+            notes.append(f"skipped a report: {exc}")
+            continue
+        except OSError:
+            continue
+        if not path.is_file() or before.get(rel) == (st.st_mtime_ns, st.st_size):
+            continue
+        found.append(path)
+        if len(found) >= MAX_REPORT_FILES:
+            notes.append(f"more than {MAX_REPORT_FILES} report files: read the first "
+                         f"{MAX_REPORT_FILES}")
+            break
+    return found
+
+
+def read_reports(workspace: Path, paths: list[Path], max_mb: int, notes: list[str]
+                 ) -> Reports:
+    reports = Reports(notes=notes)
+    root = Path(os.path.realpath(workspace))
+    for path in paths:
+        rel = os.path.relpath(path, root)
+        size = path.stat().st_size
+        if size > max_mb * 1024 * 1024:
+            reports.notes.append(f"skipped report {rel}: {size / 1048576:.0f} MB is over the "
+                                 f"{max_mb} MB limit (tests.max_report_mb)")
+            continue
+        try:
+            cases = parse_report(path)
+        except (ElementTree.ParseError, JUnitXmlError, ValueError) as exc:
+            reports.notes.append(f"skipped report {rel}: not valid JUnit XML ({exc})")
+            continue
+        except (OSError, RecursionError, MemoryError) as exc:
+            reports.notes.append(f"skipped report {rel}: could not be read "
+                                 f"({exc.__class__.__name__}: {exc})")
+            continue
+        reports.files.append(rel)
+        reports.cases.extend(cases)
+    return reports
+
+
+def parse_report(path: Path) -> list[CaseRecord]:
+    """The test cases of one JUnit XML file (<testsuites> or <testsuite> at its root)."""
+    xml = JUnitXml.fromfile(str(path))
+    cases = []
+    for suite in xml:
+        for case in suite:
+            cases.append(_case(case, suite.name or ""))
+    return cases
+
+
+def _case(case: TestCase, suite_name: str) -> CaseRecord:
+    results = case.result
+    failing = next((r for r in results if isinstance(r, Error | Failure)), None)
+    if failing is not None:
+        outcome = TestOutcome.error if isinstance(failing, Error) else TestOutcome.failed
+        message, trace = failing.message, failing.text
+    elif any(isinstance(r, Skipped) for r in results):
+        outcome, message, trace = TestOutcome.skipped, None, None
+    else:
+        rerun = next((e for tag in _RERUN_TAGS for e in case._elem.iter(tag)), None)
+        outcome = TestOutcome.flaky if rerun is not None else TestOutcome.passed
+        message = rerun.get("message") if rerun is not None else None
+        trace = None
+    try:
+        duration = case.time
+    except ValueError:
+        duration = None
+    return CaseRecord(classname=case.classname or suite_name, name=case.name or "(unnamed)",
+                      outcome=outcome, duration_s=duration, message=message or None,
+                      trace=(trace or "").strip() or None)

@@ -1,0 +1,324 @@
+"""Test results: each collection of a stage's JUnit reports, each test's outcome per run,
+flakiness, quarantines and per-service figures."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from store.configs import NotFound
+from store.db import Database, iso, now
+from store.models import (
+    Quarantine,
+    RunTestSummary,
+    ServiceTestFigures,
+    SlowTest,
+    StageTestSummary,
+    TestCaseResult,
+    TestHistory,
+    TestHistoryEntry,
+    TestOutcome,
+)
+
+MESSAGE_MAX = 4_000  # characters of a failure message kept
+TRACE_MAX = 16_000  # characters of a trace kept (its end: where the failure is)
+HISTORY_GLYPHS = {"passed": "✓", "failed": "✗", "error": "✗", "flaky": "~", "skipped": "-"}
+_FAILING = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One test case as read from a report (agent/engine/test_reports.py makes them)."""
+
+    classname: str
+    name: str
+    outcome: TestOutcome
+    duration_s: float | None = None
+    message: str | None = None
+    trace: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One collection of a stage's reports (attempt 2 is a retry)."""
+
+    run_id: int
+    stage: str
+    attempt: int
+    service_id: int
+    code_key: str  # the service's files at the run's sha: equal keys, equal code
+    duration_s: float
+    notes: Sequence[str] = ()
+
+
+def _bounded(text: str | None, limit: int, *, keep_end: bool = False) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if keep_end:
+        return f"[{cut} characters cut]\n" + text[-limit:]
+    return text[:limit] + f"\n[{cut} characters cut]"
+
+
+class TestQueries(Database):
+    # -- recording ---------------------------------------------------------------------
+    def record_tests(self, attempt: Attempt, cases: Iterable[CaseRecord],
+                     quarantined: set[int] | None = None) -> dict[tuple[str, str], int]:
+        """Store one attempt's cases (messages bounded and masked) and its summary; returns
+        (classname, name) → test id. `quarantined`: test ids whose failure does not count."""
+        cases = list(cases)
+        redact = self.redact
+        counts = dict.fromkeys(("passed", "failed", "error", "skipped", "flaky"), 0)
+        held = 0
+        with self.write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO test_cases (service_id, classname, name) VALUES (?,?,?)",
+                [(attempt.service_id, c.classname, c.name) for c in cases])
+            ids = self._case_ids(conn, attempt.service_id)
+            rows = []
+            seen: set[int] = set()
+            for case in cases:
+                case_id = ids[(case.classname, case.name)]
+                if case_id in seen:  # the same test in two report files: the first counts
+                    continue
+                seen.add(case_id)
+                held_here = case.outcome.failing and case_id in (quarantined or set())
+                if held_here:
+                    held += 1
+                else:
+                    counts[case.outcome.value] += 1
+                rows.append((attempt.run_id, attempt.stage, attempt.attempt, case_id,
+                             case.outcome.value, case.duration_s,
+                             redact(_bounded(case.message, MESSAGE_MAX) or "") or None,
+                             redact(_bounded(case.trace, TRACE_MAX, keep_end=True) or "")
+                             or None, int(held_here)))
+            conn.executemany(
+                "INSERT OR REPLACE INTO test_results (run_id, stage, attempt, case_id, outcome,"
+                " duration_s, message, trace, quarantined) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            conn.execute(
+                "INSERT OR REPLACE INTO test_reports (run_id, stage, attempt, service_id,"
+                " code_key, passed, failed, errors, skipped, flaky, quarantined, duration_s,"
+                " notes, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (attempt.run_id, attempt.stage, attempt.attempt, attempt.service_id,
+                 attempt.code_key, counts["passed"], counts["failed"], counts["error"],
+                 counts["skipped"], counts["flaky"], held, attempt.duration_s,
+                 json.dumps([redact(n) for n in attempt.notes]), iso()))
+        return ids
+
+    @staticmethod
+    def _case_ids(conn: sqlite3.Connection, service_id: int) -> dict[tuple[str, str], int]:
+        return {(r[1], r[2]): r[0] for r in conn.execute(
+            "SELECT id, classname, name FROM test_cases WHERE service_id=?", (service_id,))}
+
+    def mark_retried(self, run_id: int, stage: str, attempt: int) -> None:
+        self.execute("UPDATE test_reports SET retried=1 WHERE run_id=? AND stage=? AND attempt=?",
+                     (run_id, stage, attempt))
+
+    def set_test_log_lines(self, run_id: int, stage: str, attempt: int,
+                           lines: dict[int, str]) -> None:
+        with self.write() as conn:
+            conn.executemany(
+                "UPDATE test_results SET log_line=? WHERE run_id=? AND stage=? AND attempt=?"
+                " AND case_id=?", [(ulid, run_id, stage, attempt, case_id)
+                                   for case_id, ulid in lines.items()])
+
+    def first_log_line(self, run_id: int, stage: str, needle: str) -> str | None:
+        """The id of the stage's first log line that contains `needle`."""
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        row = self.query_one("SELECT id FROM log_lines WHERE run_id=? AND stage=? AND text"
+                             " LIKE ? ESCAPE '\\' ORDER BY id LIMIT 1", (run_id, stage, pattern))
+        return str(row[0]) if row else None
+
+    # -- flakiness -------------------------------------------------------------------------
+    def flaky_score(self, case_id: int, window: int = 50) -> float:
+        """Runs in which the test was flaky ÷ runs, over its last `window` runs. Flaky: it
+        failed and passed on the same code (a retry, a rerun of the sha, or another sha
+        with the service's files unchanged), or its runner reported a rerun pass."""
+        rows = self.query(
+            "SELECT tr.run_id, tr.outcome, rep.code_key FROM test_results tr"
+            " JOIN test_reports rep ON rep.run_id=tr.run_id AND rep.stage=tr.stage"
+            " AND rep.attempt=tr.attempt WHERE tr.case_id=? AND tr.run_id IN ("
+            "  SELECT DISTINCT run_id FROM test_results WHERE case_id=?"
+            "  ORDER BY run_id DESC LIMIT ?)", (case_id, case_id, window))
+        if not rows:
+            return 0.0
+        passed_on = {r[2] for r in rows if r[1] in ("passed", "flaky")}
+        flaky_runs = {r[0] for r in rows
+                      if r[1] == "flaky" or (r[1] in _FAILING and r[2] in passed_on)}
+        return len(flaky_runs) / len({r[0] for r in rows})
+
+    def known_flaky(self, case_ids: Iterable[int], window: int = 50) -> bool:
+        """Every one of these tests has been flaky within its window (stops at the first
+        that has not)."""
+        return all(self.flaky_score(case_id, window) > 0 for case_id in case_ids)
+
+    # -- quarantine ------------------------------------------------------------------------
+    def quarantined_ids(self, service_id: int) -> set[int]:
+        return {r[0] for r in self.query(
+            "SELECT q.case_id FROM test_quarantine q JOIN test_cases c ON c.id=q.case_id"
+            " WHERE c.service_id=? AND q.expires_at>?", (service_id, iso()))}
+
+    def quarantine_test(self, case_id: int, actor: str, reason: str, days: int = 14
+                        ) -> Quarantine:
+        """Quarantine (or renew) a test until `days` from now."""
+        stamp = now()
+        self.execute(
+            "INSERT INTO test_quarantine (case_id, actor, reason, created_at, expires_at)"
+            " VALUES (?,?,?,?,?) ON CONFLICT(case_id) DO UPDATE SET actor=excluded.actor,"
+            " reason=excluded.reason, created_at=excluded.created_at,"
+            " expires_at=excluded.expires_at",
+            (case_id, actor, self.redact(reason), iso(stamp), iso(stamp + timedelta(days=days))))
+        found = self.get_quarantine(case_id)
+        assert found is not None
+        return found
+
+    def release_test(self, case_id: int) -> bool:
+        return self.execute("DELETE FROM test_quarantine WHERE case_id=?",
+                            (case_id,)).rowcount > 0
+
+    def get_quarantine(self, case_id: int, *, active: bool = True) -> Quarantine | None:
+        rows = self._quarantines("WHERE q.case_id=?" + (" AND q.expires_at>?" if active else ""),
+                                 (case_id, iso()) if active else (case_id,))
+        return rows[0] if rows else None
+
+    def list_quarantines(self, service_id: int | None = None) -> list[Quarantine]:
+        if service_id is None:
+            return self._quarantines("WHERE q.expires_at>?", (iso(),))
+        return self._quarantines("WHERE c.service_id=? AND q.expires_at>?", (service_id, iso()))
+
+    def _quarantines(self, where: str, params: tuple[object, ...]) -> list[Quarantine]:
+        return [Quarantine(test_id=r["case_id"], service=r["service"], classname=r["classname"],
+                           name=r["name"], actor=r["actor"], reason=r["reason"],
+                           created_at=r["created_at"], expires_at=r["expires_at"])
+                for r in self.query(
+                    "SELECT q.*, c.classname, c.name, s.name AS service FROM test_quarantine q"
+                    " JOIN test_cases c ON c.id=q.case_id JOIN services s ON s.id=c.service_id "
+                    + where + " ORDER BY q.expires_at", params)]
+
+    # -- reading ---------------------------------------------------------------------------
+    def find_test(self, service_id: int, test: str) -> int:
+        """A test's id from `classname::name`, a bare unique name, or the id itself."""
+        if test.isdigit():
+            row = self.query_one("SELECT id FROM test_cases WHERE id=? AND service_id=?",
+                                 (int(test), service_id))
+            if row:
+                return int(row[0])
+        classname, sep, name = test.rpartition("::")
+        if sep:
+            row = self.query_one("SELECT id FROM test_cases WHERE service_id=? AND classname=?"
+                                 " AND name=?", (service_id, classname, name))
+            if row:
+                return int(row[0])
+        rows = self.query("SELECT id FROM test_cases WHERE service_id=? AND name=? LIMIT 2",
+                          (service_id, test))
+        if len(rows) == 1:
+            return int(rows[0][0])
+        if rows:
+            raise NotFound(f"more than one test is called {test!r}: give classname::name")
+        raise NotFound(f"no test {test!r} in this service's results")
+
+    def test_history(self, case_id: int, limit: int = 100, window: int = 50) -> TestHistory:
+        case = self.query_one("SELECT c.*, s.name AS service FROM test_cases c"
+                              " JOIN services s ON s.id=c.service_id WHERE c.id=?", (case_id,))
+        if case is None:
+            raise NotFound(f"no test with id {case_id}")
+        rows = self.query(
+            "SELECT tr.*, r.number, r.sha, r.branch, r.created_at FROM test_results tr"
+            " JOIN runs r ON r.id=tr.run_id WHERE tr.case_id=?"
+            " ORDER BY tr.run_id DESC, tr.attempt DESC LIMIT ?", (case_id, limit))
+        return TestHistory(
+            test_id=case_id, service=case["service"], classname=case["classname"],
+            name=case["name"], flaky_score=self.flaky_score(case_id, window),
+            quarantine=self.get_quarantine(case_id),
+            entries=[TestHistoryEntry(
+                run_id=r["run_id"], run_number=r["number"], sha=r["sha"], branch=r["branch"],
+                stage=r["stage"], attempt=r["attempt"], outcome=r["outcome"],
+                duration_s=r["duration_s"], message=r["message"],
+                quarantined=bool(r["quarantined"]), created_at=r["created_at"])
+                for r in rows])
+
+    def history_glyphs(self, case_id: int, limit: int = 10) -> str:
+        """The test's last `limit` runs (last attempt of each), oldest first: ✓✓✗✓~."""
+        rows = self.query(
+            "SELECT tr.outcome FROM test_results tr WHERE tr.case_id=? AND tr.attempt=("
+            " SELECT MAX(attempt) FROM test_results t2 WHERE t2.run_id=tr.run_id"
+            " AND t2.stage=tr.stage AND t2.case_id=tr.case_id)"
+            " ORDER BY tr.run_id DESC LIMIT ?", (case_id, limit))
+        return "".join(HISTORY_GLYPHS.get(r[0], "?") for r in reversed(rows))
+
+    def stage_test_summaries(self, run_id: int) -> list[StageTestSummary]:
+        """Per stage with reports: the last attempt's counts, with the retries before it."""
+        by_stage: dict[str, StageTestSummary] = {}
+        for r in self.query("SELECT * FROM test_reports WHERE run_id=? ORDER BY stage, attempt",
+                            (run_id,)):
+            prior = by_stage.get(r["stage"])
+            summary = StageTestSummary(
+                stage=r["stage"], attempts=r["attempt"], passed=r["passed"], failed=r["failed"],
+                errors=r["errors"], skipped=r["skipped"], flaky=r["flaky"],
+                quarantined=r["quarantined"], duration_s=r["duration_s"],
+                notes=[*(prior.notes if prior else []), *json.loads(r["notes"])],
+                retry_s=(prior.retry_s + prior.duration_s) if prior else 0.0)
+            by_stage[r["stage"]] = summary
+        return list(by_stage.values())
+
+    def run_test_summary(self, run_id: int, limit: int = 200) -> RunTestSummary:
+        """A run's test summary per stage and its failing tests first (then quarantined
+        failures, then flaky passes), each with message, trace and recent history."""
+        run = self.query_one("SELECT r.sha, s.name, s.config FROM runs r"
+                             " JOIN services s ON s.id=r.service_id WHERE r.id=?", (run_id,))
+        if run is None:
+            raise NotFound(f"no run with id {run_id}")
+        window = int(json.loads(run["config"]).get("tests", {}).get("flaky_window", 50))
+        rows = self.query(
+            "SELECT tr.*, c.classname, c.name FROM test_results tr"
+            " JOIN test_cases c ON c.id=tr.case_id"
+            " WHERE tr.run_id=? AND (tr.outcome IN ('failed','error','flaky'))"
+            " AND tr.attempt=(SELECT MAX(attempt) FROM test_reports rep"
+            "  WHERE rep.run_id=tr.run_id AND rep.stage=tr.stage)"
+            " ORDER BY tr.quarantined, CASE tr.outcome WHEN 'flaky' THEN 1 ELSE 0 END,"
+            " tr.stage, c.classname, c.name LIMIT ?", (run_id, limit))
+        failures = [TestCaseResult(
+            test_id=r["case_id"], classname=r["classname"], name=r["name"],
+            outcome=r["outcome"], duration_s=r["duration_s"], message=r["message"],
+            trace=r["trace"], attempt=r["attempt"], quarantined=bool(r["quarantined"]),
+            log_line=r["log_line"], history=self.history_glyphs(r["case_id"]),
+            flaky_score=self.flaky_score(r["case_id"], window)) for r in rows]
+        return RunTestSummary(run_id=run_id, service=run["name"], sha=run["sha"],
+                              stages=self.stage_test_summaries(run_id), failures=failures)
+
+    def service_test_figures(self, service_id: int, service: str, days: int = 30,
+                             slowest: int = 10) -> ServiceTestFigures:
+        since = iso(now() - timedelta(days=days))
+        last = ("rep.attempt=(SELECT MAX(attempt) FROM test_reports r2"
+                " WHERE r2.run_id=rep.run_id AND r2.stage=rep.stage)")
+        totals = self.query_one(
+            "SELECT COUNT(DISTINCT run_id) AS runs, SUM(passed+failed+errors+flaky+quarantined)"
+            " AS results, SUM(failed+errors+quarantined) AS failing, SUM(flaky) AS flaky"
+            f" FROM test_reports rep WHERE service_id=? AND created_at>=? AND {last}",
+            (service_id, since))
+        retries = self.query_one(
+            "SELECT COUNT(*), COALESCE(SUM(duration_s), 0) FROM test_reports"
+            " WHERE service_id=? AND created_at>=? AND retried=1", (service_id, since))
+        slow = self.query(
+            "SELECT tr.case_id, c.classname, c.name, AVG(tr.duration_s) AS mean, COUNT(*) AS n"
+            " FROM test_reports rep JOIN test_results tr ON tr.run_id=rep.run_id"
+            " AND tr.stage=rep.stage AND tr.attempt=rep.attempt"
+            " JOIN test_cases c ON c.id=tr.case_id"
+            f" WHERE rep.service_id=? AND rep.created_at>=? AND {last}"
+            " AND tr.duration_s IS NOT NULL AND tr.outcome!='skipped'"
+            " GROUP BY tr.case_id ORDER BY mean DESC LIMIT ?", (service_id, since, slowest))
+        assert totals is not None and retries is not None
+        results = int(totals["results"] or 0)
+        return ServiceTestFigures(
+            service=service, days=days, runs=int(totals["runs"] or 0), results=results,
+            failure_rate=(int(totals["failing"] or 0) / results) if results else 0.0,
+            flaky_rate=(int(totals["flaky"] or 0) / results) if results else 0.0,
+            retries=int(retries[0]), retry_s=float(retries[1]),
+            quarantined=len(self.quarantined_ids(service_id)),
+            slowest=[SlowTest(test_id=r["case_id"], classname=r["classname"], name=r["name"],
+                              mean_s=round(float(r["mean"]), 3), runs=r["n"]) for r in slow])
+
