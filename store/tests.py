@@ -279,7 +279,7 @@ class TestQueries(Database):
             " WHERE tr.run_id=? AND (tr.outcome IN ('failed','error','flaky'))"
             " AND tr.attempt=(SELECT MAX(attempt) FROM test_reports rep"
             "  WHERE rep.run_id=tr.run_id AND rep.stage=tr.stage)"
-            " ORDER BY tr.quarantined, CASE tr.outcome WHEN 'flaky' THEN 1 ELSE 0 END,"
+            " ORDER BY CASE WHEN tr.outcome='flaky' THEN 2 ELSE tr.quarantined END,"
             " tr.stage, c.classname, c.name LIMIT ?", (run_id, limit))
         failures = [TestCaseResult(
             test_id=r["case_id"], classname=r["classname"], name=r["name"],

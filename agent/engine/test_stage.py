@@ -16,7 +16,13 @@ from pathlib import Path
 from agent.engine.test_reports import Reports, Snapshot, find_reports, read_reports, snapshot
 from agent.logs import StageLog
 from agent.stage_result import StageResult
-from store.models import STAGE_INTEGRATION_TEST, STAGE_UNIT_TEST, TestOutcome, test_key
+from store.models import (
+    DEFAULT_REPORT_GLOBS,
+    STAGE_INTEGRATION_TEST,
+    STAGE_UNIT_TEST,
+    TestOutcome,
+    test_key,
+)
 from store.store import Store
 from store.tests import Attempt, CaseRecord
 
@@ -98,7 +104,9 @@ class TestResults:
         for note in reports.notes:
             log.system(f"test reports: {note}")
         if not reports.files:
-            if not reports.notes:
+            # Said only when the service named its reports: with the default globs a
+            # service without JUnit output gets no note on every run.
+            if not reports.notes and list(globs) != list(DEFAULT_REPORT_GLOBS):
                 log.system("test reports: none written during this stage (tests.reports: "
                            f"{', '.join(globs[:3])}{', …' if len(globs) > 3 else ''})")
             return None
@@ -112,7 +120,8 @@ class TestResults:
         collected = Collected(reports, ids, held)
         log.flush()  # the stage's output stored: find where each failure's output starts
         lines = {}
-        for case in [*collected.failing(), *collected.held_failures()][:_LOG_LOOKUPS]:
+        shown = [c for c in reports.cases if c.outcome.failing or c.outcome is TestOutcome.flaky]
+        for case in shown[:_LOG_LOOKUPS]:
             line = self.store.first_log_line(run_id, stage, case.name)
             if line is not None:
                 lines[ids[(case.classname, case.name)]] = line
