@@ -6,6 +6,7 @@ them in a worker thread.
 
 from __future__ import annotations
 
+import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from agent.engine.ecs_stages_runner import EcsStages
 from agent.engine.env_files import make_env_files
 from agent.engine.executors import ExecutorSet, executor_for
 from agent.engine.stages import command_spec, stage_command
-from agent.engine.test_stage import TestResults
+from agent.engine.test_stage import TestResults, TestStageRun
 from agent.engine.workspace import Workspaces
 from agent.executors.base import (
     BuildsImages,
@@ -129,16 +130,25 @@ class StageWorker:
     def tested(self, work: StageWork, run: Callable[[StageWork], StageResult]) -> StageResult:
         """A test stage's work (`run`), with its JUnit reports collected after each attempt
         and deciding the stage with the exit code (agent/engine/test_stage.py)."""
-        tests = work.service.tests
+        service = work.service
         if work.executor_name == "ecs":  # the checkout is on the cluster, not on this host
             return run(work)
+        workspace = Path(self.workspaces.path_for(service, work.run.sha))
+        try:
+            folder = inside(workspace, service.root, "root")
+        except PathEscape as exc:
+            return StageResult(exit_code=None, error=str(exc))
+        cd = "" if service.root in (".", "") else f"cd -- {shlex.quote(service.root)} && "
+
+        def run_once(command: str | None) -> StageResult:
+            return run(replace(work, command_override=command and cd + command))
+
         return self.test_results.run(
-            run_id=work.run.id, service_id=work.service.id, stage=work.name,
-            workspace=Path(self.workspaces.path_for(work.service.name, work.run.sha)),
-            sha=work.run.sha, config_globs=tests.reports, max_report_mb=tests.max_report_mb,
-            retry_flaky=tests.retry_flaky, retry_command=tests.retry_command,
-            flaky_window=tests.flaky_window, log=work.log, cancelled=work.cancel.is_set,
-            run_once=lambda command: run(replace(work, command_override=command)))
+            TestStageRun(run_id=work.run.id, service_id=service.id, stage=work.name,
+                         sha=work.run.sha, workspace=workspace, reports_dir=folder,
+                         paths=[*service.paths, *service.depends_on_paths],
+                         config=service.tests),
+            work.log, run_once, work.cancel.is_set)
 
     def unit_test(self, work: StageWork) -> StageResult:
         return self.tested(work, self.command)

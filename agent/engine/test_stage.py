@@ -6,6 +6,7 @@ the stage runs once more (only the failed tests, with a command template)."""
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 import time
@@ -21,6 +22,7 @@ from store.models import (
     STAGE_INTEGRATION_TEST,
     STAGE_UNIT_TEST,
     TestOutcome,
+    TestsConfig,
     test_key,
 )
 from store.store import Store
@@ -31,6 +33,22 @@ _NAMED = 5  # failing tests named in a stage's error
 _LOG_LOOKUPS = 20  # failing tests whose first log line is looked up
 
 RunOnce = Callable[[str | None], StageResult]  # the command (None: the stage's own) → result
+
+
+@dataclass(frozen=True)
+class TestStageRun:
+    """Where a test stage runs and what its service asks of its reports."""
+
+    __test__ = False  # not a pytest class
+
+    run_id: int
+    service_id: int
+    stage: str
+    sha: str
+    workspace: Path  # the checkout
+    reports_dir: Path  # the service's folder in it: the report globs start there
+    paths: list[str]  # the service's paths (monorepo): its code, for flake detection
+    config: TestsConfig
 
 
 @dataclass
@@ -56,51 +74,48 @@ class TestResults:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def run(self, *, run_id: int, service_id: int, stage: str, workspace: Path, sha: str,
-            config_globs: list[str], max_report_mb: int, retry_flaky: bool,
-            retry_command: str | None, flaky_window: int, log: StageLog,
-            run_once: RunOnce, cancelled: Callable[[], bool]) -> StageResult:
-        code_key = _code_key(workspace, sha)
-        before = snapshot(workspace, config_globs)
+    def run(self, where: TestStageRun, log: StageLog, run_once: RunOnce,
+            cancelled: Callable[[], bool]) -> StageResult:
+        config, stage, run_id = where.config, where.stage, where.run_id
+        code_key = _code_key(where.workspace, where.sha, where.paths)
+        folder, globs = where.reports_dir, config.reports  # globs: from the service's folder
+        before = snapshot(folder, globs)
         started = time.time()
         result = run_once(None)
         if result.cancelled or result.skipped or cancelled():
             return result
-        first = self._collect(run_id, service_id, stage, 1, workspace, code_key, config_globs,
-                              max_report_mb, before, started, log)
+        first = self._collect(where, 1, code_key, before, started, log)
         if first is None:
             return result
         decided = _decide(stage, result, first, log)
         failing = first.failing()
-        if decided.ok or not retry_flaky or not failing or result.timed_out:
+        if decided.ok or not config.retry_flaky or not failing or result.timed_out:
             return decided
         ids = [first.ids[(c.classname, c.name)] for c in failing]
-        if not self.store.known_flaky(ids, flaky_window):
+        if not self.store.known_flaky(ids, config.flaky_window):
             log.system("not retried: not every failure is a known flaky test")
             return decided
-        command = _retry_command(retry_command, failing)
+        command = _retry_command(config.retry_command, failing)
         log.system(f"retrying {stage} once: every failure is a known flaky test "
                    f"({_names(failing)})" + (f": `{command}`" if command else ""))
         self.store.mark_retried(run_id, stage, 1)
-        before = snapshot(workspace, config_globs)
+        before = snapshot(folder, globs)
         started = time.time()
         again = run_once(command)
         if again.cancelled or cancelled():
             return again
-        second = self._collect(run_id, service_id, stage, 2, workspace, code_key,
-                               config_globs, max_report_mb, before, started, log,
-                               previous=first)
+        second = self._collect(where, 2, code_key, before, started, log, previous=first)
         if second is None:  # the retry wrote no report: its exit code decides
             return again
         return _decide(stage, again, second, log)
 
-    def _collect(self, run_id: int, service_id: int, stage: str, attempt: int,
-                 workspace: Path, code_key: str, globs: list[str], max_mb: int,
-                 before: Snapshot, started: float, log: StageLog,
-                 previous: Collected | None = None) -> Collected | None:
+    def _collect(self, where: TestStageRun, attempt: int, code_key: str, before: Snapshot,
+                 started: float, log: StageLog, previous: Collected | None = None
+                 ) -> Collected | None:
+        run_id, stage, globs = where.run_id, where.stage, where.config.reports
         notes: list[str] = []
-        paths = find_reports(workspace, globs, before, notes)
-        reports = read_reports(workspace, paths, max_mb, notes)
+        paths = find_reports(where.reports_dir, globs, before, notes)
+        reports = read_reports(where.reports_dir, paths, where.config.max_report_mb, notes)
         for note in reports.notes:
             log.system(f"test reports: {note}")
         if not reports.files:
@@ -112,9 +127,9 @@ class TestResults:
             return None
         if previous is not None:
             reports.cases = _merged(previous.reports.cases, reports.cases)
-        held = self.store.quarantined_ids(service_id)
+        held = self.store.quarantined_ids(where.service_id)
         ids = self.store.record_tests(
-            Attempt(run_id=run_id, stage=stage, attempt=attempt, service_id=service_id,
+            Attempt(run_id=run_id, stage=stage, attempt=attempt, service_id=where.service_id,
                     code_key=code_key, duration_s=time.time() - started, notes=reports.notes),
             reports.cases, held)
         collected = Collected(reports, ids, held)
@@ -201,15 +216,25 @@ def _counts(cases: list[CaseRecord], collected: Collected) -> str:
     return " / ".join(parts)
 
 
-def _code_key(workspace: Path, sha: str) -> str:
-    """The checkout's tree: runs whose trees are equal ran the same code (a rerun, or a
-    commit that changed nothing); the sha where the tree cannot be read."""
+def _code_key(workspace: Path, sha: str, paths: list[str]) -> str:
+    """The service's files at the checkout: runs with equal keys ran the same code (a rerun,
+    or a commit that changed none of the service's paths); the sha where git cannot say."""
     if not (workspace / ".git").exists():
         return sha
+    whole = paths == ["**"]
+    args = ["rev-parse", "HEAD^{tree}"] if whole else ["ls-tree", "-r", "HEAD"]
     try:
-        out = subprocess.run(["git", "-C", str(workspace), "rev-parse", "HEAD^{tree}"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(["git", "-C", str(workspace), *args], capture_output=True,
+                             text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return sha
-    tree = out.stdout.strip()
-    return f"tree:{tree}" if out.returncode == 0 and tree else sha
+    if out.returncode != 0 or not out.stdout.strip():
+        return sha
+    if whole:
+        return f"tree:{out.stdout.strip()}"
+    from wcmatch import glob as wcglob
+
+    matcher = wcglob.compile(paths, flags=wcglob.GLOBSTAR | wcglob.DOTGLOB)
+    mine = [line for line in out.stdout.splitlines()
+            if matcher.match(line.partition("\t")[2])]
+    return "paths:" + hashlib.sha256("\n".join(mine).encode()).hexdigest()
