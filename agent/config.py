@@ -7,13 +7,20 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_PORT = 8787
 # A system install (`init --system`, `install-service`): outside every home directory, so
 # the unit's ProtectHome=true holds.
 SYSTEM_CONFIG_PATH = Path("/etc/seamless/agent.toml")
 SYSTEM_DATA_DIR = Path("/var/lib/seamless")
+# Running stages on the host, unisolated, is a choice an admin makes for one pipeline,
+# never a host-wide switch (#21.2).
+LOCAL_IS_PER_PIPELINE = (
+    "executor = \"local\" is not an agent setting: the local executor runs stages on this "
+    "host, unisolated, so an admin chooses it per pipeline. Set executor to \"auto\" or "
+    "\"docker\" in the agent config, and `executor = \"local\"` on the pipeline that needs "
+    "it (its TOML for `seamless-agent pipeline add --file`, or PUT /api/v1/pipelines/NAME)")
 
 
 def default_config_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
@@ -34,10 +41,10 @@ class AgentConfig(BaseModel):
     max_parallel_runs: int = Field(4, ge=1, le=256, description="runs across all services")
     log_retention_hours: float = Field(48.0, gt=0)
     workspace_retention_hours: float = Field(24.0, gt=0)
-    executor: str = Field("auto", description="auto | docker | local. auto and docker run "
-                          "stages in containers only (auto starts without an engine and "
-                          "stages wait for it); local runs every stage on this host, "
-                          "unisolated: an explicit admin choice")
+    executor: str = Field("auto", description="auto | docker: stages run in containers "
+                          "only (auto starts without an engine and stages wait for it). "
+                          "Running stages on this host is a pipeline's setting "
+                          "(`executor: local`), made by an admin")
     docker_wait_s: float = Field(120.0, ge=0, le=86_400, description="how long a Docker "
                                  "stage waits for an unreachable engine before failing")
     docker_host: str | None = None
@@ -59,6 +66,15 @@ class AgentConfig(BaseModel):
     @property
     def link_key_path(self) -> Path:
         return self.link_key_file or self.data_dir / "link.key"
+
+    @field_validator("executor")
+    @classmethod
+    def _containers_only(cls, v: str) -> str:
+        if v == "local":
+            raise ValueError(LOCAL_IS_PER_PIPELINE)
+        if v not in ("auto", "docker"):
+            raise ValueError(f"executor must be 'auto' or 'docker', not {v!r}")
+        return v
 
     @property
     def key_path(self) -> Path:

@@ -20,11 +20,15 @@ def free_port() -> int:
 
 class ServedAgent:
     """`seamless-agent serve` in its own process, started the way the demo starts it
-    (agent/demo/agentproc.py), quiet, polling off; `settings` go into its config file."""
+    (agent/demo/agentproc.py), quiet, polling off; `settings` go into its config file.
+    `pipeline_executor`: the executor of the pipeline `add_service` makes ("local": stages
+    as processes on this host, an admin's per-pipeline choice)."""
 
-    def __init__(self, data_dir: Path, **settings: str | int | bool) -> None:
+    def __init__(self, data_dir: Path, pipeline_executor: str = "docker",
+                 **settings: str | int | bool) -> None:
         self.port = free_port()
         self.data_dir = data_dir
+        self.pipeline_executor = pipeline_executor
         self.process = AgentProcess(data_dir.parent, data_dir, self.port,
                                     {"log_level": "warning", "poll_enabled": False,
                                      "max_parallel_runs": 4, **settings})
@@ -42,7 +46,8 @@ class ServedAgent:
         """A pipeline `bench` without deploy targets and its one service `svc`."""
         with self.client() as client:
             client.post("/api/v1/pipelines", json={
-                "name": "bench", "staging": {"kind": "none"},
+                "name": "bench", "executor": self.pipeline_executor,
+                "staging": {"kind": "none"},
                 "production": {"kind": "none"}}).raise_for_status()
             client.post("/api/v1/services", json={
                 "name": "svc", "pipeline": "bench", "repo_url": repo_url, "branch": "main",

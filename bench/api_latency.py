@@ -63,7 +63,7 @@ def main() -> None:
         seed(store, args.runs, args.services)
         seeded_s = time.monotonic() - started
         store.close()
-        agent = ServedAgent(data_dir, executor="local")
+        agent = ServedAgent(data_dir)
         try:
             timings = []
             with agent.client() as client:

@@ -79,7 +79,7 @@ def main() -> None:
         for cmd in (["init", "-q", "-b", "main"], ["add", "."],
                     ["-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "x"]):
             subprocess.run(["git", *cmd], cwd=repo, check=True)
-        agent = ServedAgent(Path(tmp) / "data", executor="local")
+        agent = ServedAgent(Path(tmp) / "data", pipeline_executor="local")
         try:
             agent.add_service(str(repo), dockerfile=None,
                               unit_test_command=f"{sys.executable} printer.py")

@@ -1,7 +1,7 @@
 """Trigger latency: signed `push` webhook POST → Prepare `in_progress` on /ws/events.
 
-A real `seamless-agent serve` (local executor) and a git repository on disk; each of
-the pushes is a new commit; the run is cancelled once measured so the next starts on
+A real `seamless-agent serve` (a pipeline on the local executor) and a git repository on
+disk; each of the pushes is a new commit; the run is cancelled once measured so the next starts on
 an idle agent. Goal: p50 < 100 ms, p99 < 300 ms.
 """
 
@@ -84,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         shas = make_repo(repo, args.pushes)
-        agent = ServedAgent(Path(tmp) / "data", executor="local")
+        agent = ServedAgent(Path(tmp) / "data", pipeline_executor="local")
         try:
             agent.add_service(str(repo), webhook_secret=SECRET, unit_test_command="sleep 30")
             latencies = asyncio.run(measure(agent, repo, shas))

@@ -64,9 +64,6 @@ class ExecutorSet:
             self._connect_docker()
 
     def _connect_docker(self) -> None:
-        if self.config.executor == "local":
-            self.docker_error = "the local executor was chosen in the agent config"
-            return
         if not self._try_docker() and self.config.executor == "docker":
             raise NoDockerEngine(self.docker_error)
         if self._docker is None:  # auto: stages wait for the engine, never run on the host
@@ -108,7 +105,7 @@ class ExecutorSet:
         """The Docker executor, waiting up to `docker_wait_s` for the engine to answer
         (cancellable); None when it never did — the stage then fails, never falls back
         to the host."""
-        if self._docker is not None or self.config.executor == "local":
+        if self._docker is not None:
             return self._docker
         deadline = time.monotonic() + self.config.docker_wait_s
         if not self._try_docker():
@@ -138,11 +135,10 @@ class ExecutorSet:
 
     def get(self, name: str, pipeline: Pipeline) -> Executor:
         """The executor called `name` (see `executor_for`). "local" only when an admin
-        named it (the pipeline or the agent config); "docker" without an engine is one
-        that waits for it."""
+        named it on the pipeline; "docker" without an engine is one that waits for it."""
         if name == "ecs":
             return self.ecs(pipeline)
-        if name == "local" or self.config.executor == "local":
+        if name == "local":
             return self.local
         return self._docker or EngineWait(self)
 

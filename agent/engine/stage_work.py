@@ -265,10 +265,9 @@ class StageWorker:
         executor = self.executor(work)
         self.store.set_stage_executor(work.run.id, work.name, executor.name)
         if executor.name == "local":
-            chosen = ("the agent config" if self.executors.config.executor == "local"
-                      else f"pipeline {work.pipeline.name!r}")
-            work.log.system(f"local executor, set by an admin in {chosen}: the stage runs on "
-                            "this host as the agent's user, not isolated")
+            work.log.system(f"local executor, set by an admin in pipeline "
+                            f"{work.pipeline.name!r}: the stage runs on this host as the "
+                            "agent's user, not isolated")
         work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
         work.make_next_ahead()
         return self.executors.run_bounded(executor, spec, work.log, work.cancel,

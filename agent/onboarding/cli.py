@@ -41,7 +41,7 @@ def init(
     host: str = typer.Option(None, help="API bind address"),
     port: int = typer.Option(None, help="API port"),
     public_url: str = typer.Option(None, help="URL GitHub reaches the agent at"),
-    executor: str = typer.Option(None, help="auto | docker | local"),
+    executor: str = typer.Option(None, help="auto | docker (local is a pipeline setting)"),
     docker_host: str = typer.Option(None, help="Docker engine URL (default: local socket)"),
     github_token: str = typer.Option(None, envvar="SEAMLESS_INIT_GITHUB_TOKEN",
                                      help="GitHub token (prefer the env var: flags show in ps)"),

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import tomli_w
 
-from agent.config import AgentConfig, default_config_path
+from agent.config import LOCAL_IS_PER_PIPELINE, AgentConfig, default_config_path
 from agent.onboarding.checks import Check, check_aws, check_docker, check_github
 from agent.onboarding.secrets import read_secrets, write_secret
 from store.models import DockerTargetConfig, EcsTargetConfig, NoTargetConfig, PipelineConfig
@@ -91,8 +91,15 @@ class Wizard:
     def __init__(self, opts: InitOptions, ui: Ui) -> None:
         self.opts, self.ui = opts, ui
         self.existing = read_config(opts.config_path)
-        self.current = AgentConfig(**self.existing)
         self.changes: dict[str, Any] = {}
+        if self.existing.get("executor") == "local":
+            # Older configs could run every stage on the host; that is a pipeline's setting now.
+            del self.existing["executor"]
+            self.changes["executor"] = "auto"
+            ui.say("! executor = \"local\" is no longer an agent setting: this config now says"
+                   " \"auto\" (stages in containers); set `executor = \"local\"` on the "
+                   "pipeline that must run on this host")
+        self.current = AgentConfig(**self.existing)
         self.result = InitResult(opts.config_path, self.changes)
 
     def value(self, key: str) -> Any:
@@ -148,11 +155,11 @@ class Wizard:
         return self.result
 
     def ask_docker(self) -> None:
-        self.answer("executor", "Stage executor (auto | docker | local)")
+        self.answer("executor", "Stage executor (auto | docker)")
+        if self.value("executor") == "local":
+            raise InitError(Check(False, LOCAL_IS_PER_PIPELINE))
         # Asked only when the local socket fails; a flag is taken as given.
         self.answer("docker_host", "Docker host URL", prompt=False)
-        if self.value("executor") == "local":
-            return
         for _ in range(MAX_TRIES):
             check = check_docker(self.value("docker_host"))
             if check.ok:
@@ -166,9 +173,9 @@ class Wizard:
                 if self.value("docker_host") != before:
                     continue
             if self.value("executor") == "auto":
-                # Not fatal: 'auto' falls back to running stages with the local executor.
-                self.checked(Check(True, check.message + " — executor 'auto' will run stages"
-                                   " locally", check.fix, warning=True))
+                # Not fatal: with 'auto', stages wait for the engine (never run on the host).
+                self.checked(Check(True, check.message + " — executor 'auto': stages wait "
+                                   "for the engine", check.fix, warning=True))
                 return
             self.checked(check)
             raise InitError(check)

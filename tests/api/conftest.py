@@ -1,5 +1,6 @@
-"""Fixtures: the real agent (local executor, no polling) served by real uvicorn on
-127.0.0.1. Runs of the fake repository URLs used here fail at Prepare."""
+"""Fixtures: the real agent (no polling) served by real uvicorn on 127.0.0.1; the pipeline
+`add_service` makes runs its stages on the host (`executor: local`, an admin's per-pipeline
+choice). Runs of the fake repository URLs used here fail at Prepare."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ class LiveApi:
 
 
 def local_agent(data_dir: Path, **config: Any) -> Agent:
-    """The real agent, Docker-free: stage commands run as local subprocesses."""
-    return Agent(agent_config(data_dir, executor="local", **config))
+    """The real agent (executor auto: it uses the engine when there is one); stage commands
+    of pipelines set to `executor: local` run as local subprocesses."""
+    return Agent(agent_config(data_dir, executor="auto", **config))
 
 
 def add_tokens(store: Store) -> dict[Role, str]:
@@ -60,7 +62,7 @@ def add_service(store: Store, name: str = "payments", **fields: Any) -> Any:
     try:
         store.get_pipeline("shop")
     except LookupError:
-        store.create_pipeline(PipelineConfig(name="shop"))
+        store.create_pipeline(PipelineConfig(name="shop", executor="local"))
     fields.setdefault("repo_url", f"https://github.com/acme/{name}.git")
     return store.create_service(ServiceConfig(name=name, pipeline="shop", **fields))
 

@@ -34,7 +34,8 @@ async def test_signed_push_runs_stages_visible_on_events(tmp_path: Path,
                                                           sample_repo: Any) -> None:
     repo = sample_repo("e2e")
     agent = local_agent(tmp_path / "data")
-    agent.store.create_pipeline(PipelineConfig(name="shop", staging=NoTargetConfig(),
+    agent.store.create_pipeline(PipelineConfig(name="shop", executor="local",
+                                               staging=NoTargetConfig(),
                                                production=NoTargetConfig()))
     agent.store.create_service(ServiceConfig(
         name="e2e", pipeline="shop", repo_url=repo.url, branch=repo.current_branch,

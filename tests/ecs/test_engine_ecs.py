@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from agent.config import AgentConfig
 from agent.executors.ecs import STOP_REASON_CANCEL
 from agent.executors.ecs_taskdef import log_stream_name, started_by
 from agent.runtime import Agent
@@ -44,6 +43,7 @@ from store.models import (
 )
 from tests.ecs.conftest import Moto, put_lines
 from tests.engine.conftest import FINAL, stage_statuses, wait_run
+from tests.harness import agent_running
 from tests.sample_repo import SampleRepo
 
 ECS_STAGES = (STAGE_CODE_QUALITY, STAGE_UNIT_TEST)
@@ -54,15 +54,10 @@ COMMANDS = {STAGE_CODE_QUALITY: "sh lint.sh", STAGE_UNIT_TEST: "sh test.sh"}
 async def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Agent]:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(var, "testing")
-    config = AgentConfig(data_dir=tmp_path / "data", port=0, poll_enabled=False,
-                         executor="local", max_parallel_runs=4)
-    instance = Agent(config)
-    instance.executors.ecs_options = dict(poll_interval_s=0.05, max_poll_interval_s=0.1,
-                                          settle_s=0.1, capacity_retry_s=0.1)
-    await instance.start()
-    yield instance
-    await instance.stop()
-    instance.close()
+    async with agent_running(tmp_path / "data", port=0, executor="auto") as instance:
+        instance.executors.ecs_options = dict(poll_interval_s=0.05, max_poll_interval_s=0.1,
+                                              settle_s=0.1, capacity_retry_s=0.1)
+        yield instance
 
 
 def add_pipeline(agent: Agent, ecs_config: EcsExecutorConfig, **fields: Any) -> str:

@@ -53,7 +53,7 @@ def test_init_system_then_install_service_gives_a_unit_systemd_accepts(tmp_path:
     etc, data_dir = tmp_path / "etc" / "seamless", tmp_path / "lib" / "seamless"
     config = etc / "agent.toml"
     init = agent("init", "--system", "--non-interactive", "--config", str(config),
-                 "--data-dir", str(data_dir), "--executor", "local", "--user", SERVICE_USER,
+                 "--data-dir", str(data_dir), "--executor", "auto", "--user", SERVICE_USER,
                  cwd=tmp_path)
     assert init.returncode == 0, init.stdout + init.stderr
     assert f"install-service --user {SERVICE_USER} --config {config}" in init.stdout

@@ -18,7 +18,7 @@ from tests.onboarding.fake_github import FakeGitHub
 def test_service_added_and_removed_over_rest_creates_and_deletes_its_hook(
         tmp_path: Path, github: FakeGitHub) -> None:
     config = AgentConfig(data_dir=tmp_path, public_url="https://ci.example.com",
-                         github_api_url=github.url, executor="local", poll_enabled=False)
+                         github_api_url=github.url, executor="auto", poll_enabled=False)
     write_secret(tmp_path, "github_token", GOOD_TOKEN)
     agent = Agent(config)
     token, _ = agent.store.create_token("admin", Role.admin)

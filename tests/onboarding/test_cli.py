@@ -29,7 +29,7 @@ def _invoke(*args: str):
 def test_env_provision_dry_run_then_for_real_then_teardown(tmp_path: Path, aws: str) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
     assert _invoke("init", "--non-interactive", "--config", str(cfg), "--data-dir", str(data),
-                   "--executor", "local", "--aws-region", "us-east-1", "--aws-endpoint-url",
+                   "--executor", "auto", "--aws-region", "us-east-1", "--aws-endpoint-url",
                    aws, "--pipeline", "shop", "--staging-target", "ecs").exit_code == 0
     store = Store(data / "seamless.db")
     store.create_service(ServiceConfig(name="payments", pipeline="shop",
@@ -51,7 +51,7 @@ def test_env_provision_dry_run_then_for_real_then_teardown(tmp_path: Path, aws: 
 def test_env_provision_of_an_unknown_pipeline_is_an_error(tmp_path: Path, aws: str) -> None:
     cfg = tmp_path / "agent.toml"
     _invoke("init", "--non-interactive", "--config", str(cfg), "--data-dir",
-            str(tmp_path / "d"), "--executor", "local")
+            str(tmp_path / "d"), "--executor", "auto")
     result = _invoke("env", "provision", "--pipeline", "nope", "--env", "staging",
                      "--config", str(cfg))
     assert result.exit_code == 1 and "no pipeline named 'nope'" in result.output
@@ -61,7 +61,7 @@ def test_service_doctor_exits_non_zero_on_failed_deliveries(tmp_path: Path,
                                                             github: FakeGitHub) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
     assert _invoke("init", "--non-interactive", "--config", str(cfg), "--data-dir", str(data),
-                   "--executor", "local", "--github-token", GOOD_TOKEN, "--github-api-url",
+                   "--executor", "auto", "--github-token", GOOD_TOKEN, "--github-api-url",
                    github.url, "--public-url", "https://ci.example.com",
                    "--pipeline", "shop").exit_code == 0
     store = Store(data / "seamless.db")

@@ -40,13 +40,13 @@ def test_non_interactive_flags_write_config_secret_and_pipeline(
         cli: typer.Typer, tmp_path: Path, github: FakeGitHub) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
     result = _run(cli, "--non-interactive", "--config", str(cfg), "--data-dir", str(data),
-                  "--host", "0.0.0.0", "--port", "9000", "--executor", "local",
+                  "--host", "0.0.0.0", "--port", "9000", "--executor", "docker",
                   "--public-url", "https://ci.example.com", "--github-token", GOOD_TOKEN,
                   "--github-api-url", github.url, "--pipeline", "shop",
                   "--staging-target", "docker", "--production-target", "none")
     assert result.exit_code == 0, result.output
     assert _toml(cfg) == {"data_dir": str(data), "host": "0.0.0.0", "port": 9000,
-                          "executor": "local", "public_url": "https://ci.example.com",
+                          "executor": "docker", "public_url": "https://ci.example.com",
                           "github_api_url": github.url}
     assert GOOD_TOKEN not in cfg.read_text()
     assert read_secrets(data) == {"github_token": GOOD_TOKEN}
@@ -60,7 +60,7 @@ def test_non_interactive_flags_write_config_secret_and_pipeline(
 def test_rerun_changes_only_the_given_key(cli: typer.Typer, tmp_path: Path) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
     assert _run(cli, "--non-interactive", "--config", str(cfg), "--data-dir", str(data),
-                "--executor", "local", "--host", "0.0.0.0").exit_code == 0
+                "--executor", "auto", "--host", "0.0.0.0").exit_code == 0
     # A key init has no flag for, edited by hand: a re-run must keep it too.
     cfg.write_text(cfg.read_text() + 'log_level = "debug"\n')
     before = _toml(cfg)
@@ -74,7 +74,7 @@ def test_rerun_with_a_new_target_keeps_the_other_environment(
         cli: typer.Typer, tmp_path: Path, moto_url: str) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
     base = ["--non-interactive", "--config", str(cfg), "--data-dir", str(data),
-            "--executor", "local", "--pipeline", "shop"]
+            "--executor", "auto", "--pipeline", "shop"]
     assert _run(cli, *base, "--production-target", "none").exit_code == 0
     result = _run(cli, *base, "--staging-target", "ecs", "--staging-cluster", "shop-stg")
     assert result.exit_code == 0, result.output
@@ -87,7 +87,7 @@ def test_rerun_with_a_new_target_keeps_the_other_environment(
 def test_interactive_wrong_token_gets_a_clear_message_and_a_second_chance(
         cli: typer.Typer, tmp_path: Path, github: FakeGitHub) -> None:
     cfg, data = tmp_path / "agent.toml", tmp_path / "data"
-    answers = [str(data), "", "", "", "local", github.url, "ghp_wrong", GOOD_TOKEN,
+    answers = [str(data), "", "", "", "auto", github.url, "ghp_wrong", GOOD_TOKEN,
                "", "", "shop", "docker", "docker"]
     result = _run(cli, "--config", str(cfg), input="\n".join(answers) + "\n")
     assert result.exit_code == 0, result.output
@@ -102,7 +102,7 @@ def test_interactive_wrong_token_gets_a_clear_message_and_a_second_chance(
 def test_token_without_hook_scope_fails_non_interactive_init(
         cli: typer.Typer, tmp_path: Path, github: FakeGitHub) -> None:
     result = _run(cli, "--non-interactive", "--config", str(tmp_path / "a.toml"),
-                  "--data-dir", str(tmp_path / "d"), "--executor", "local",
+                  "--data-dir", str(tmp_path / "d"), "--executor", "auto",
                   "--github-token", READONLY_TOKEN, "--github-api-url", github.url)
     assert result.exit_code == 1
     assert "cannot create webhooks" in result.output and "admin:repo_hook" in result.output
@@ -129,7 +129,7 @@ def test_reachable_docker_engine_is_confirmed(cli: typer.Typer, tmp_path: Path,
 def test_aws_credentials_are_checked_with_sts(cli: typer.Typer, tmp_path: Path,
                                               aws: str) -> None:
     result = _run(cli, "--non-interactive", "--config", str(tmp_path / "a.toml"),
-                  "--data-dir", str(tmp_path / "d"), "--executor", "local",
+                  "--data-dir", str(tmp_path / "d"), "--executor", "auto",
                   "--aws-region", "eu-west-1", "--aws-endpoint-url", aws)
     assert result.exit_code == 0, result.output
     assert "✓ AWS account 123456789012" in result.output
@@ -140,7 +140,7 @@ def test_unknown_aws_profile_is_explained(cli: typer.Typer, tmp_path: Path, aws:
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     result = _run(cli, "--non-interactive", "--config", str(tmp_path / "a.toml"),
-                  "--data-dir", str(tmp_path / "d"), "--executor", "local",
+                  "--data-dir", str(tmp_path / "d"), "--executor", "auto",
                   "--aws-profile", "nope", "--aws-endpoint-url", aws)
     assert result.exit_code == 1
     assert "AWS profile 'nope' not found" in result.output
@@ -155,3 +155,16 @@ def test_token_found_in_an_old_config_moves_to_the_secrets_file(
     assert result.exit_code == 0, result.output
     assert "github_token" not in _toml(cfg)
     assert read_secrets(data) == {"github_token": "ghp_old"}
+    # The host-wide local executor is gone: the old config is moved to "auto", saying so.
+    assert _toml(cfg)["executor"] == "auto"
+    assert 'executor = "local" is no longer an agent setting' in result.output
+
+
+def test_init_refuses_the_local_executor_and_names_the_pipeline_setting(
+        cli: typer.Typer, tmp_path: Path) -> None:
+    result = _run(cli, "--non-interactive", "--config", str(tmp_path / "a.toml"),
+                  "--data-dir", str(tmp_path / "d"), "--executor", "local")
+    assert result.exit_code == 1
+    assert 'executor = "local" is not an agent setting' in result.output
+    assert '`executor = "local"` on the pipeline that needs it' in result.output
+    assert not (tmp_path / "a.toml").exists()

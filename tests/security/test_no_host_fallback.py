@@ -5,12 +5,16 @@ pipeline, and shows on every stage it ran. Against a real agent and the real eng
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
 from tests.reliability.served import ServedAgent, stage, summary
 from tests.reliability.socket_cut import CuttableEngineSocket
 from tests.security.conftest import svc_name
@@ -93,3 +97,20 @@ def test_the_local_executor_runs_only_when_an_admin_sets_it_and_each_stage_says_
     with agent.client(deployer["token"]) as c:
         refused = c.put("/api/v1/pipelines/shop", json={"name": "shop", "executor": "local"})
     assert refused.status_code == 403
+
+
+def test_an_agent_config_asking_for_the_local_executor_is_refused_naming_the_fix(
+        tmp_path: Path) -> None:
+    """Running every stage on the host is not a host-wide switch: `seamless-agent serve`
+    with `executor = "local"` in its config does not start, and says what to do instead."""
+    config = tmp_path / "agent.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nport = {free_port()}\n'
+                      'executor = "local"\n')
+    started = subprocess.run([str(Path(sys.executable).with_name("seamless-agent")), "serve",
+                              "--config", str(config)], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "SEAMLESS_CONFIG": str(config)})
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert 'executor = "local" is not an agent setting' in started.stderr
+    assert '`executor = "local"` on the pipeline that needs it' in started.stderr
+    assert "Traceback" not in started.stderr
+    assert not (tmp_path / "data" / "seamless.db").exists()

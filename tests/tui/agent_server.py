@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.api.app import create_app
-from agent.runtime import Agent
-from tests.harness import agent_config
+from agent.runtime import Agent, Parts
+from tests.harness import FakeExecutor, agent_config
 from tests.harness.server import ServerThread
 
 
@@ -29,9 +29,11 @@ class AgentServer:
 
     def start(self) -> AgentServer:
         # Seeded lines carry fixed (old) timestamps: keep retention from pruning them.
-        config = agent_config(self.data_dir, port=self.port, executor="local",
+        config = agent_config(self.data_dir, port=self.port, executor="auto",
                               log_retention_hours=24 * 365 * 100)
-        self._agent = Agent(config)
+        # The seeded pipelines run their stages on the host (`executor: local`); the rest
+        # would go to the fake, so the header's "docker not used" does not hang on an engine.
+        self._agent = Agent(config, Parts(docker_executor=FakeExecutor()))
         self._server = ServerThread(create_app(self._agent), self.port).start()
         return self
 

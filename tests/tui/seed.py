@@ -89,7 +89,9 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
     out = Seeded(image_repo=image_repo)
     out.tokens = {role: store.create_token(f"{role.value}-tui", role)[0] for role in Role}
     for name in ("shop", "platform"):
+        # Reruns run for real, on the host: `executor: local`, an admin's per-pipeline choice.
         store.create_pipeline(PipelineConfig(name=name, auto_deploy=name != "shop",
+                                             executor="local",
                                              staging=NoTargetConfig(),
                                              production=NoTargetConfig()))
     services = {}

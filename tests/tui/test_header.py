@@ -25,7 +25,7 @@ async def test_header_shows_the_agent_and_follows_its_counts(live_agent: LiveAge
         assert bar.info is not None and bar.info.awaiting_approval == 1
         text = str(bar.query_one("#agent-info").render())
         assert live_agent.url.removeprefix("http://") in text
-        assert "0 running · 0 queued · docker not used" in text
+        assert f"0 running · 0 queued · docker {bar.info.docker.state}" in text
         with live_agent.http() as http:
             run = live_agent.seeded.runs["pay-approval"]
             assert http.post(f"/api/v1/runs/{run}/cancel").status_code == 200
