@@ -31,10 +31,10 @@ def _database_fault(db: Path, on: bool) -> None:
 
 def test_a_delivery_that_failed_is_queued_on_redelivery_and_a_duplicate_is_not(
         serve: Callable[..., ServedAgent]) -> None:
-    agent = serve(config={"executor": "local"})
+    agent = serve(config={"executor": "auto"})
     name = svc_name("redeliver")
     repo = f"https://github.com/acme/{name}.git"
-    agent.add_pipeline(name)
+    agent.add_pipeline(name, executor="local")
     agent.add_service(name, name, repo, branch="main", webhook_secret=SECRET)
     payload = push_payload(repo, "c" * 40)
     delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
