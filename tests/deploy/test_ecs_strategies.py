@@ -307,8 +307,8 @@ def test_ecs_canary_without_traffic_holds_and_is_aborted(
 
 def test_a_failing_target_health_or_missing_alarm_is_named(aws):
     split = ElbSplit(aws.lb_config(), aws.elbv2, aws.cloudwatch)
-    split.target_health = lambda colour: {"unhealthy": ["10.0.1.11:8080 (Target.Timeout)"],
-                                          "healthy": ["10.0.1.12:8080"]}  # moto: never so
+    split.target_health = lambda colour: {  # type: ignore[method-assign]  # moto: never so
+        "unhealthy": ["10.0.1.11:8080 (Target.Timeout)"], "healthy": ["10.0.1.12:8080"]}
     good = Figures("green", requests=50)
     verdict = split.verdict(good, Figures("blue", requests=500), CANARY)
     assert verdict.verdict == "fail"
