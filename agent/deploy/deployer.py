@@ -340,10 +340,11 @@ class Deployer:
                 self._fail_interrupted(service, env)
                 target = self.target_for(service, pipeline, env)
                 current = self.store.current_deployment(service.id, env)
-                if isinstance(target, DockerHostTarget) and current is not None:
+                reconcile = getattr(target, "reconcile", None)  # Docker front, ECS listener
+                if reconcile is not None and current is not None:
                     state = self.store.deployment_target_state(current.id)
                     try:
-                        restored += target.reconcile(service, env, state)
+                        restored += reconcile(service, env, state)
                     except Exception:
                         log.exception("could not reconcile the front of %s/%s", service.name,
                                       env)

@@ -19,6 +19,7 @@ AWS chain.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,8 @@ from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
 from agent.deploy.ecs_colours import EcsColours, live_colour
 from agent.logs import StageLog
 from store.models import EcsTargetConfig, Service
+
+logger = logging.getLogger(__name__)
 
 # What register_task_definition accepts back from describe_task_definition.
 _TD_FIELDS = ("family", "taskRoleArn", "executionRoleArn", "networkMode",
@@ -195,6 +198,24 @@ class EcsTarget:
         td = self._aws("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return {"task_definition": arn,
                 "image": td["containerDefinitions"][0].get("image"), "address": None}
+
+    def reconcile(self, service: Service, environment: str,
+                  state: dict[str, Any] | None) -> bool:
+        """At start (blue_green / canary): the listener serves the colour the store records
+        as active, the other colour is scaled to 0. Rolling services have nothing to do."""
+        colours = self._colours()
+        if colours is None or not state or state.get("kind") != self.kind or (
+                state.get("colour") not in ("blue", "green")):
+            return False
+        try:
+            changed = colours.reconcile(self.service_name(service, environment),
+                                        state["colour"])
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployError(f"AWS: {exc}") from exc
+        for what in changed:
+            logger.warning("%s/%s: %s (the store records %s active)", service.name,
+                           environment, what, state["colour"])
+        return bool(changed)
 
     def front_weights(self, service: Service, environment: str) -> dict[str, int]:
         """The listener's weight per colour (blue_green / canary), else nothing."""

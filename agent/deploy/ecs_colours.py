@@ -161,6 +161,22 @@ class EcsColours:
         run_steps(self.split, live, new, cfg, control=request.control or CanaryControl(),
                   record=request.record or (lambda m: None), say=log.system)
 
+    def reconcile(self, base: str, active: str) -> list[str]:
+        """At start: the colour the store records as active gets every request and the
+        other one is scaled to 0 (a kill -9 mid-canary left the listener split). Returns
+        what it changed."""
+        other = "green" if active == "blue" else "blue"
+        changed = []
+        weights = self.split.weights()
+        if weights.get(active) != 100 or weights.get(other):
+            self.split.apply({active: 100})
+            changed.append(f"listener weights {weights} → {active} 100")
+        running = self._describe([f"{base}-{other}"]).get(f"{base}-{other}")
+        if running and running.get("desiredCount"):
+            self._scale(f"{base}-{other}", 0)
+            changed.append(f"{base}-{other} scaled to 0")
+        return changed
+
     def _scale(self, name: str, count: int) -> None:
         if name in self._describe([name]):
             self.ecs.update_service(cluster=self.config.cluster, service=name,

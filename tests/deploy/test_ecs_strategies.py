@@ -215,6 +215,22 @@ def test_ecs_blue_green_switches_the_listener_between_two_colour_services(
     assert aws.service(f"{base}-green")["desiredCount"] == 0
 
 
+def test_at_start_the_listener_serves_the_recorded_colour_again(
+        deployer, store, aws, registry, service_images):
+    pipeline, service = _ecs_service(store, aws, registry, "blue_green")
+    base = f"{service.name}-production"
+    for version in ("v1", "v2"):
+        assert _deploy(deployer, store, pipeline, service, service_images[version])[0].ok
+    # What a kill -9 in the middle of a canary step leaves: the listener split, the old
+    # colour scaled up again.
+    ElbSplit(aws.lb_config(), aws.elbv2, aws.cloudwatch).apply({"blue": 50, "green": 50})
+    aws.ecs.update_service(cluster=aws.cluster, service=f"{base}-blue", desiredCount=1)
+    assert deployer.reconcile_fronts() >= 1
+    assert aws.weights() == {"blue": 0, "green": 100}  # green is recorded active
+    assert aws.service(f"{base}-blue")["desiredCount"] == 0
+    assert aws.service(f"{base}-green")["desiredCount"] == 1
+
+
 def test_ecs_good_canary_walks_10_50_100_with_figures_stored(
         deployer, store, aws, registry, service_images):
     pipeline, service = _ecs_service(store, aws, registry, "canary")
