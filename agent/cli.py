@@ -229,10 +229,11 @@ def install_service(
 
 
 def main() -> None:
-    from agent import cli_remote, cli_runs, front_cli
+    from agent import cli_remote, cli_runs, cli_tests, front_cli
 
     cli_remote.register(app, pipeline_app, service_app)
     cli_runs.register(app)
+    cli_tests.register(app)
     front_cli.register(app)
     try:
         # Optional: onboarding commands (init, env, service doctor) live in their own module.

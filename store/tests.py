@@ -54,6 +54,10 @@ class Attempt:
     notes: Sequence[str] = ()
 
 
+def _flaky_window(config_json: str) -> int:
+    return int(json.loads(config_json).get("tests", {}).get("flaky_window", 50))
+
+
 def _bounded(text: str | None, limit: int, *, keep_end: bool = False) -> str | None:
     if text is None or len(text) <= limit:
         return text
@@ -221,11 +225,14 @@ class TestQueries(Database):
             raise NotFound(f"more than one test is called {test!r}: give classname::name")
         raise NotFound(f"no test {test!r} in this service's results")
 
-    def test_history(self, case_id: int, limit: int = 100, window: int = 50) -> TestHistory:
-        case = self.query_one("SELECT c.*, s.name AS service FROM test_cases c"
+    def test_history(self, case_id: int, limit: int = 100) -> TestHistory:
+        """The test's results across runs, newest first, with its flakiness score over its
+        service's window and its quarantine."""
+        case = self.query_one("SELECT c.*, s.name AS service, s.config FROM test_cases c"
                               " JOIN services s ON s.id=c.service_id WHERE c.id=?", (case_id,))
         if case is None:
             raise NotFound(f"no test with id {case_id}")
+        window = _flaky_window(case["config"])
         rows = self.query(
             "SELECT tr.*, r.number, r.sha, r.branch, r.created_at FROM test_results tr"
             " JOIN runs r ON r.id=tr.run_id WHERE tr.case_id=?"
@@ -272,7 +279,7 @@ class TestQueries(Database):
                              " JOIN services s ON s.id=r.service_id WHERE r.id=?", (run_id,))
         if run is None:
             raise NotFound(f"no run with id {run_id}")
-        window = int(json.loads(run["config"]).get("tests", {}).get("flaky_window", 50))
+        window = _flaky_window(run["config"])
         rows = self.query(
             "SELECT tr.*, c.classname, c.name FROM test_results tr"
             " JOIN test_cases c ON c.id=tr.case_id"

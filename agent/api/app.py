@@ -23,6 +23,7 @@ from agent.api import (
     routes_deploys,
     routes_runs,
     routes_services,
+    routes_tests,
     run_page,
     webhooks,
     ws,
@@ -92,7 +93,7 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
         app.add_middleware(MaskJsonBodies, mask=secrets.mask)
     app.add_middleware(BodyGuard, authenticate=agent.store.authenticate)  # outermost
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, routes_changes,
-                   ws, webhooks, run_page):
+                   routes_tests, ws, webhooks, run_page):
         app.include_router(module.router)
     # The run page's CSS and JavaScript: from the agent itself, never a CDN.
     app.mount("/assets", StaticFiles(directory=run_page.STATIC_DIR), name="assets")

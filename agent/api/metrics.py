@@ -37,6 +37,21 @@ class Metrics:
                                  registry=self.registry)
         self.events = Counter("seamless_events", "Events published on the bus", ["type"],
                               registry=self.registry)
+        by_service = ["service"]
+        self.test_failure_rate = Gauge(
+            "seamless_test_failure_rate", "Failing test results ÷ results, last 30 days",
+            by_service, registry=self.registry)
+        self.test_flaky_rate = Gauge(
+            "seamless_test_flaky_rate", "Flaky test results ÷ results, last 30 days",
+            by_service, registry=self.registry)
+        self.test_retry_seconds = Gauge(
+            "seamless_test_retry_seconds", "Time of test-stage attempts a flaky-test retry "
+            "replaced, last 30 days", by_service, registry=self.registry)
+        self.tests_quarantined = Gauge("seamless_tests_quarantined", "Tests in quarantine now",
+                                       by_service, registry=self.registry)
+        self.test_slowest = Gauge(
+            "seamless_test_slowest_seconds", "Mean duration of the service's 5 slowest tests, "
+            "last 30 days", ["service", "test"], registry=self.registry)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._running = False
@@ -99,4 +114,24 @@ class Metrics:
         engine = getattr(self.agent, "engine", None)
         if engine is not None:
             self.queue_depth.set(engine.queue_depth())
+        self._test_figures()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def _test_figures(self) -> None:
+        """Per service with test results: read when scraped (state, not events)."""
+        store = self.agent.store
+        gauges = (self.test_failure_rate, self.test_flaky_rate, self.test_retry_seconds,
+                  self.tests_quarantined, self.test_slowest)
+        for gauge in gauges:
+            gauge.clear()
+        for service in store.list_services():
+            figures = store.service_test_figures(service.id, service.name, days=30, slowest=5)
+            if not figures.runs and not figures.quarantined:
+                continue
+            self.test_failure_rate.labels(service.name).set(figures.failure_rate)
+            self.test_flaky_rate.labels(service.name).set(figures.flaky_rate)
+            self.test_retry_seconds.labels(service.name).set(figures.retry_s)
+            self.tests_quarantined.labels(service.name).set(figures.quarantined)
+            for slow in figures.slowest:
+                name = f"{slow.classname}::{slow.name}" if slow.classname else slow.name
+                self.test_slowest.labels(service.name, name).set(slow.mean_s)
