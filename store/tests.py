@@ -206,7 +206,7 @@ class TestQueries(Database):
     # -- reading ---------------------------------------------------------------------------
     def find_test(self, service_id: int, test: str) -> int:
         """A test's id from `classname::name`, a bare unique name, or the id itself."""
-        if test.isdigit():
+        if test.isascii() and test.isdigit():
             row = self.query_one("SELECT id FROM test_cases WHERE id=? AND service_id=?",
                                  (int(test), service_id))
             if row:
