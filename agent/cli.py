@@ -137,6 +137,7 @@ def rotate_key(data_dir: DataDir = None, config: Annotated[Path | None, typer.Op
         "--config", help="TOML file")] = None) -> None:
     """A new encryption key for secrets at rest: every stored secret is re-encrypted with
     it, then the old key is dropped. Safe with the agent running (it re-reads the key)."""
+    from agent.onboarding.secrets import encrypt_secrets_file
     from store.crypto import SecretCipher, ensure_key_file, new_key, read_keys, write_keys
     from store.store import Store
 
@@ -149,11 +150,12 @@ def rotate_key(data_dir: DataDir = None, config: Annotated[Path | None, typer.Op
         store = Store(cfg.db_path)
         store.cipher = SecretCipher(path)
         changed = store.encrypt_stored_secrets()
+        changed += encrypt_secrets_file(cfg, store.cipher, rotate=True)
         store.close()
         write_keys(path, [key])
     except OSError as exc:
         fail(f"cannot rotate the key at {path}: {exc}")
-    typer.echo(f"new key in {path}; {changed} config(s) re-encrypted; old key dropped")
+    typer.echo(f"new key in {path}; {changed} secret(s) re-encrypted; old key dropped")
 
 
 @token_app.command("create")

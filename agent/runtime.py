@@ -25,7 +25,7 @@ from agent.executors.base import Executor
 from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
 from agent.notify import Notifier
-from agent.onboarding.secrets import github_token
+from agent.onboarding.secrets import encrypt_secrets_file, github_token
 from agent.run_links import RunLinks
 from agent.triggers.changes import ChangeDetector
 from agent.triggers.polling import Poller
@@ -67,6 +67,7 @@ class Agent:
         # encrypted now.
         self.store.cipher = SecretCipher(ensure_key_file(config.key_path))
         self.store.encrypt_stored_secrets()
+        encrypt_secrets_file(config, self.store.cipher)  # the GitHub token, same key
         self.links = RunLinks.for_config(config)  # signed run-page links, key beside it
         token = github_token(config)
         # One masker on every way out: stored errors, events, logs (API bodies: the app).

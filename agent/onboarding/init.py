@@ -145,14 +145,20 @@ class Wizard:
         if self.changes or not self.opts.config_path.exists() or "github_token" in self.existing:
             write_config(self.opts.config_path, {**self.existing, **self.changes})
         if self.result.token_saved:
-            write_secret(data_dir, "github_token", self.opts.github_token)
+            write_secret(data_dir, "github_token", self.opts.github_token, self.key_path())
         elif self.existing.get("github_token"):
             # An older config held the token in the clear: it moves to the 0600 file.
-            write_secret(data_dir, "github_token", str(self.existing["github_token"]))
+            write_secret(data_dir, "github_token", str(self.existing["github_token"]),
+                         self.key_path())
             self.ui.say(f"! moved github_token from {self.opts.config_path} to the 0600"
                         f" secrets file in {data_dir}")
         self.ask_pipeline(data_dir)
         return self.result
+
+    def key_path(self) -> Path:
+        """The key the agent will encrypt secrets with (its `key_file`, else the default)."""
+        return AgentConfig(data_dir=Path(self.value("data_dir")).expanduser(),
+                           key_file=self.value("key_file")).key_path
 
     def ask_docker(self) -> None:
         self.answer("executor", "Stage executor (auto | docker)")
@@ -184,7 +190,8 @@ class Wizard:
     def ask_github(self) -> None:
         self.answer("github_api_url", "GitHub API URL (Enterprise: https://HOST/api/v3)")
         token = self.opts.github_token
-        stored = read_secrets(Path(self.value("data_dir")).expanduser()).get("github_token")
+        stored = read_secrets(Path(self.value("data_dir")).expanduser(),
+                              self.key_path()).get("github_token")
         for _ in range(MAX_TRIES):
             if token is None and self.opts.interactive:
                 hint = "Enter keeps the stored one" if stored else "blank: none"

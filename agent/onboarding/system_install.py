@@ -9,7 +9,7 @@ import pwd
 import stat
 from pathlib import Path
 
-from agent.onboarding.secrets import secrets_path
+from agent.onboarding.secrets import default_key_path, secrets_path
 
 
 def _user(name: str) -> pwd.struct_passwd | None:
@@ -44,7 +44,7 @@ def check_service_user(user: str, config: Path, data_dir: Path) -> list[str]:
 
 def hand_over(user: str, config: Path, data_dir: Path) -> list[str]:
     """Make the install usable by the service user: the config world-readable (it holds no
-    secrets), the data directory (0700) and the secrets file (0600) theirs."""
+    secrets), the data directory (0700), the secrets file and its key (0600) theirs."""
     os.chmod(config, 0o644)
     account = _user(user)
     if account is None:
@@ -54,7 +54,7 @@ def hand_over(user: str, config: Path, data_dir: Path) -> list[str]:
     if os.geteuid() != 0:
         return [f"not root: {data_dir} stays owned by you; the service runs as {user}"]
     os.chmod(data_dir, 0o700)
-    for path in (data_dir, secrets_path(data_dir)):
+    for path in (data_dir, secrets_path(data_dir), default_key_path(data_dir)):
         if path.exists():
             os.chown(path, account.pw_uid, account.pw_gid)
     return []

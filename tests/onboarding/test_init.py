@@ -50,6 +50,7 @@ def test_non_interactive_flags_write_config_secret_and_pipeline(
                           "github_api_url": github.url}
     assert GOOD_TOKEN not in cfg.read_text()
     assert read_secrets(data) == {"github_token": GOOD_TOKEN}
+    assert GOOD_TOKEN not in secrets_path(data).read_text()  # encrypted with secrets.key
     assert stat.S_IMODE(secrets_path(data).stat().st_mode) == 0o600
     assert load_config(cfg).port == 9000  # the agent loads what init wrote
     pipeline = Store(data / "seamless.db").get_pipeline("shop")

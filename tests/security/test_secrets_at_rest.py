@@ -8,11 +8,16 @@ import os
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
+from agent.config import AgentConfig
+from agent.onboarding.secrets import github_token, read_secrets
+from agent.runtime import Agent
 from store.models import PipelineConfig, ServiceConfig
 from store.store import Store
 from tests.reliability.conftest import serve, svc_name  # noqa: F401  (the fixture)
@@ -96,3 +101,37 @@ def test_a_viewer_sees_no_credential_in_env_values_or_webhook_urls(serve) -> Non
     assert "eu-west-1" in seen and "postgres://app:" in seen  # the rest stays readable
     admin = agent.call("GET", f"/api/v1/services/{name}", 200)
     assert admin["env"]["STRIPE_API_TOKEN"] == "tok-live-5521"
+
+
+def test_the_github_token_rests_encrypted_with_the_secrets_key_and_rotates_with_it(
+        tmp_path: Path) -> None:
+    """An older install left the token in plain text in secrets.toml: the agent encrypts it
+    with the key of the other secrets when it starts, still uses it, and `secrets
+    rotate-key` re-encrypts it with the new key."""
+    token = "ghp_AtRestToken0000000000000000000042"
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    secrets_file = data / "secrets.toml"
+    secrets_file.write_text(f'github_token = "{token}"\n')
+    os.chmod(secrets_file, 0o600)
+
+    agent = Agent(AgentConfig(data_dir=data, poll_enabled=False, executor="auto"))
+    try:
+        assert agent.workspaces.github_token == token  # the agent still uses it
+    finally:
+        agent.close()
+    stored = secrets_file.read_text()
+    assert token not in stored and "enc:v1:" in stored
+    assert _mode(secrets_file) == 0o600
+    key = data / "secrets.key"
+    assert Fernet(key.read_text().strip()).decrypt(
+        tomllib.loads(stored)["github_token"].removeprefix("enc:v1:").encode()
+    ).decode() == token  # the key of the database's secrets, not another one
+
+    rotated = subprocess.run([str(BIN), "secrets", "rotate-key", "--data-dir", str(data)],
+                             capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    again = secrets_file.read_text()
+    assert again != stored and token not in again
+    assert read_secrets(data) == {"github_token": token}  # opens with the new key alone
+    assert github_token(AgentConfig(data_dir=data)) == token
