@@ -123,12 +123,27 @@ def register(app: typer.Typer, pipeline_app: typer.Typer, service_app: typer.Typ
         remote.show(info, text)
 
     @app.command()
-    def runs(service: Annotated[str | None, typer.Option()] = None,
+    def runs(run_id: Annotated[int | None, typer.Argument(
+                 help="one run (with --url: its page's link)", show_default=False)] = None,
+             url: Annotated[bool, typer.Option(
+                 "--url", help="print RUN_ID's page link for browsers: signed, it opens "
+                 "that run's page and logs for anyone holding it until it expires")] = False,
+             service: Annotated[str | None, typer.Option()] = None,
              status: Annotated[str | None, typer.Option()] = None,
              limit: int = 20, agent: AgentUrl = None, token: Token = None,
              as_json: Json = False) -> None:
-        """Recent runs, newest first."""
+        """Recent runs, newest first; `runs N --url`: run N's page link."""
         remote = Remote(agent, token, as_json)
+        if url and run_id is None:
+            fail("--url needs a run: seamless-agent runs RUN_ID --url")
+        if run_id is not None:
+            if url:
+                link = remote.call("GET", f"/api/v1/runs/{run_id}/link")
+                remote.show(link, link["url"])
+            else:
+                run = remote.call("GET", f"/api/v1/runs/{run_id}")
+                remote.show(run, _runs_table([run]))
+            return
         params = {k: v for k, v in (("service", service), ("status", status),
                                     ("limit", limit)) if v is not None}
         page = remote.call("GET", "/api/v1/runs", params=params)

@@ -122,7 +122,12 @@ class RunLinks:
         return {"exp": str(expires), "sig": self._mac(self._load()[0], run_id, expires)}
 
     def url(self, run_id: int, now: float | None = None) -> str:
-        return f"{self.base_url}/runs/{run_id}?{urlencode(self.sign(run_id, now))}"
+        return self.link(run_id, now)[0]
+
+    def link(self, run_id: int, now: float | None = None) -> tuple[str, int]:
+        """(the page's URL, its expiry as unix time)."""
+        query = self.sign(run_id, now)
+        return f"{self.base_url}/runs/{run_id}?{urlencode(query)}", int(query["exp"])
 
     def check(self, run_id: int, exp: str | None, sig: str | None,
               now: float | None = None) -> int:

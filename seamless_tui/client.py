@@ -27,6 +27,7 @@ from store.models import (
     LogPage,
     LogSearchPage,
     RunInfo,
+    RunPageLink,
     Service,
     ServiceOverview,
 )
@@ -137,6 +138,10 @@ class AgentClient:
 
     async def run(self, run_id: int) -> RunInfo:
         return RunInfo.model_validate(await self.request("GET", f"/api/v1/runs/{run_id}"))
+
+    async def run_page_link(self, run_id: int) -> RunPageLink:
+        return RunPageLink.model_validate(await self.request("GET",
+                                                             f"/api/v1/runs/{run_id}/link"))
 
     async def cancel(self, run_id: int) -> RunInfo:
         data = await self.request("POST", f"/api/v1/runs/{run_id}/cancel")

@@ -30,6 +30,7 @@ TITLES = {
     "run.rerun_from": "Rerun from the selected stage",
     "run.approve": "Review the approval of this run",
     "run.link": "Commit link (shown and copied)",
+    "run.page": "Run page for browsers: signed link (shown and copied)",
     "run.switch_pane": "Switch between the stages and the log",
     "service.rollback": "Roll back the service",
     "service.unpin": "Unpin the environments a rollback pinned",

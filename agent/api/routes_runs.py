@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -19,6 +20,7 @@ from store.models import (
     RerunRequest,
     RunInfo,
     RunPage,
+    RunPageLink,
     RunStatus,
 )
 
@@ -47,6 +49,15 @@ def list_runs(request: Request, _: Viewer, service: str | None = None,
 @router.get("/runs/{run_id}", response_model=RunInfo, tags=["runs"])
 def get_run(request: Request, run_id: int, _: Viewer) -> RunInfo:
     return agent_of(request).store.get_run(run_id)
+
+
+@router.get("/runs/{run_id}/link", response_model=RunPageLink, tags=["runs"])
+def run_page_link(request: Request, run_id: int, _: Viewer) -> RunPageLink:
+    """A signed link to the run's page for browsers (what commit statuses link to):
+    anyone holding it can read that run's page and logs until it expires."""
+    agent_of(request).store.get_run(run_id)  # 404 for an unknown run
+    url, expires = request.app.state.links.link(run_id)
+    return RunPageLink(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunInfo, tags=["runs"])

@@ -25,7 +25,7 @@ from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
-from store.models import Event, RunInfo, RunStatus, Service, StageStatus
+from store.models import Event, RunInfo, RunPageLink, RunStatus, Service, StageStatus
 
 
 class StageList(OptionList):
@@ -43,6 +43,7 @@ class RunScreen(BaseScreen):
         Binding("F", "rerun_from", "rerun from stage", id="run.rerun_from"),
         Binding("a", "approve", "approve", id="run.approve"),
         Binding("o", "open_link", "commit link", id="run.link"),
+        Binding("w", "page_link", "web page", id="run.page"),
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
 
@@ -212,6 +213,15 @@ class RunScreen(BaseScreen):
             return
         self.app.copy_to_clipboard(url)  # OSC 52: the terminal's clipboard, also over SSH
         self.notify(url, title="Commit link (copied to the clipboard)", timeout=15)
+
+    def action_page_link(self) -> None:
+        self.fetch(lambda: self.client.run_page_link(self.run_id), self.show_page_link)
+
+    def show_page_link(self, link: RunPageLink) -> None:
+        self.app.copy_to_clipboard(link.url)  # OSC 52: the terminal's clipboard, also over SSH
+        self.notify(f"{link.url}\nanyone with it can read this run until "
+                    f"{link.expires_at:%Y-%m-%d}", title="Run page (copied to the clipboard)",
+                    timeout=20)
 
 
 def _next_to_run(run: RunInfo) -> str | None:

@@ -37,6 +37,12 @@ class Event(BaseModel):
 
 # ---- API request bodies ------------------------------------------------------------------
 
+class RunPageLink(BaseModel):
+    """A signed link to a run's page for browsers: opens that run (page, logs) only."""
+    url: str
+    expires_at: datetime
+
+
 class CacheInfo(BaseModel):
     """A service's dependency cache (mounted at /cache in its stages)."""
 

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from agent.api.app import create_app
@@ -29,6 +31,7 @@ class Cli:
     def __init__(self, url: str, token: str) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
         self.env.update(SEAMLESS_AGENT_URL=url, SEAMLESS_TOKEN=token)
+        self.url = url
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=120,
@@ -136,6 +139,21 @@ def test_read_commands_speak_json(cli: Cli) -> None:
         for line in result.stdout.strip().splitlines() if args[0] == "logs" else [
                 result.stdout]:
             json.loads(line)
+
+
+def test_runs_url_prints_the_runs_signed_page_link(cli: Cli) -> None:
+    cli("trigger", "ok", "--sha", SHA, "--partial", "--watch")
+    result = cli("runs", "1", "--url")
+    assert result.returncode == 0, result.stderr
+    link = urlsplit(result.stdout.strip())
+    assert link.path == "/runs/1" and "sig=" in link.query
+    page = httpx.get(f"{cli.url}/runs/1?{link.query}", timeout=10)  # no token needed
+    assert page.status_code == 200 and "ok" in page.text and "Unit Test" in page.text
+    assert httpx.get(f"{cli.url}/runs/2?{link.query}", timeout=10).status_code == 403
+    shown = cli("runs", "1")
+    assert shown.returncode == 0 and "ok" in shown.stdout
+    missing = cli("runs", "--url")
+    assert missing.returncode != 0 and "--url needs a run" in missing.stderr
 
 
 def help_of(*path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from textual.command import CommandPalette
 
 from seamless_tui.screens.dashboard import DashboardScreen
@@ -142,6 +143,21 @@ async def test_commit_link_is_shown_and_put_on_the_clipboard(live_agent: LiveAge
         await wait_for(pilot, lambda: copied, "the clipboard")
     assert copied == ["https://git.example.com/acme/checkout/commit/aaaa201" + "0" * 33]
     assert any(copied[0] in n.message for n in app._notifications)
+
+
+async def test_the_run_page_link_is_shown_copied_and_opens_the_page(live_agent: LiveAgent):
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app(role=Role.viewer)
+    copied: list[str] = []
+    app.copy_to_clipboard = copied.append  # type: ignore[method-assign,assignment]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _run_screen(app, pilot, run_id)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: copied, "the clipboard")
+    assert copied[0].startswith(f"{live_agent.url}/runs/{run_id}?exp=")
+    assert any(copied[0] in n.message for n in app._notifications)
+    page = httpx.get(copied[0], timeout=10)  # no token: the signature opens it
+    assert page.status_code == 200 and "checkout" in page.text
 
 
 async def test_palette_lists_each_action_once_with_readable_names(live_agent: LiveAgent):

@@ -7,9 +7,10 @@
   var lines = document.getElementById("lines");
   if (!lines) return;
   var atEnd = function () {
-    return window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+    return lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 40;
   };
-  if (!location.hash) window.scrollTo(0, document.body.scrollHeight);
+  var toEnd = function () { lines.scrollTop = lines.scrollHeight; };
+  if (!location.hash || location.hash === "#end") toEnd();
   var url = lines.getAttribute("data-live");
   if (!url || !window.EventSource) return;
   var note = document.getElementById("live-note");
@@ -22,7 +23,7 @@
     while (extra-- > 0) lines.removeChild(lines.firstElementChild);
     var empty = document.querySelector(".empty");
     if (empty) empty.remove();
-    if (follow) window.scrollTo(0, document.body.scrollHeight);
+    if (follow) toEnd();
   });
   source.addEventListener("stages", function (event) {
     var stages = document.getElementById("stages");

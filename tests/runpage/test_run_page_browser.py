@@ -1,0 +1,135 @@
+"""The run page in a real browser (Debian's chromium via Playwright) against a real agent:
+the link GitHub got in a commit status opens the page, the stages show, new log lines
+arrive while the stage prints, a line permalink opens its line, a tampered or expired
+link gets the 403 page, and a secret the stage prints is never in the DOM."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from agent.api.app import create_app
+from store.models import NoTargetConfig, PipelineConfig, Role, RunStatus, ServiceConfig
+from tests.api.conftest import add_tokens, local_agent
+from tests.harness import wait_until
+from tests.harness.server import ServerThread
+from tests.helpers import free_port
+from tests.onboarding.fake_github import FakeGitHub
+from tests.runpage.browser import chromium
+
+SECRET = "pa55-w0rd-of-the-stage-7f3a"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(tokens={"ghp_runpage": ["repo"]}).start()
+    yield fake
+    fake.stop()
+
+
+def _stage_script(stop_file: Path) -> str:
+    """Prints a numbered line every 0.1 s (colours, the secret in three forms) until the
+    test creates `stop_file`, then fails the stage."""
+    return (
+        "i=0; printf '\\033[1;34mrunning the unit tests\\033[0m\\n'; "
+        "echo \"key=$API_KEY\"; printf '%s' \"$API_KEY\" | base64; "
+        f"while [ ! -f {stop_file} ] && [ $i -lt 600 ]; do i=$((i+1)); "
+        "echo \"test_$i \\033[32mok\\033[0m\"; sleep 0.1; done; "
+        "echo 'test_final FAILED: AssertionError: boom' >&2; exit 1")
+
+
+def test_the_commit_status_link_opens_a_live_page_in_chromium(
+        tmp_path: Path, sample_repo: Any, git_daemon: Any, github: FakeGitHub) -> None:
+    owner = f"acme{uuid.uuid4().hex[:6]}"
+    github.repos.add((owner, "web"))
+    repo = sample_repo("web")
+    repo_url = git_daemon.publish(repo, name=f"{owner}/web.git")
+    port = free_port()
+    agent = local_agent(tmp_path / "data", github_token="ghp_runpage",
+                        github_api_url=github.url, public_url=f"http://127.0.0.1:{port}")
+    tokens = add_tokens(agent.store)
+    stop_file = tmp_path / "stop"
+    agent.store.create_pipeline(PipelineConfig(name="shop", staging=NoTargetConfig(),
+                                               production=NoTargetConfig()))
+    agent.store.create_service(ServiceConfig(
+        name="web", pipeline="shop", repo_url=repo_url, branch=repo.current_branch,
+        secrets={"API_KEY": SECRET}, code_quality_command="true",
+        unit_test_command=_stage_script(stop_file), dockerfile=None))
+    server = ServerThread(create_app(agent), port=port).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30,
+                          headers={"Authorization": f"Bearer {tokens[Role.deployer]}"}) as api:
+            answer = api.post("/api/v1/services/web/trigger", json={"kind": "full"})
+            assert answer.status_code == 201, answer.text
+            run_id = answer.json()["id"]
+        # The link GitHub shows as "Details" next to the check.
+        link = wait_until(lambda: next((s["target_url"] for s in github.statuses
+                                        if s.get("state") == "pending"), None),
+                          timeout=30, what="a pending commit status")
+        assert link.startswith(f"{server.url}/runs/{run_id}?exp=")
+        wait_until(lambda: agent.store.count_log_lines(run_id, "Unit Test") >= 5,
+                   timeout=60, what="the unit tests printing")
+        with chromium(viewport={"width": 1200, "height": 900}) as browser:
+            page = browser.new_page()
+            page.goto(link)
+            stages = page.locator("#stages .stage .name").all_inner_texts()
+            assert stages == ["Prepare", "Code Quality", "Unit Test", "Build",
+                              "Integration Test", "Deploy to Staging", "Deploy to Production"]
+            assert "in progress" in page.locator(".stage.current .status").inner_text()
+            # New lines arrive while the stage prints: the row count grows, no reload.
+            count = page.locator("#lines .l").count()
+            # (polled from here: the page's CSP refuses Playwright's eval of a predicate)
+            wait_until(lambda: page.locator("#lines .l").count() > count + 10, timeout=20,
+                       what="live lines in the page")
+            newest = page.locator("#lines .l").last.inner_text()
+            assert "ok" in newest
+            assert page.locator("#lines .f32, #lines span.f2").count() > 0  # colours as spans
+            if SCREENSHOTS.is_dir():
+                page.screenshot(path=str(SCREENSHOTS / "run-page.png"))
+            stop_file.touch()
+            expect(page.locator("#run-status")).to_contain_text("failed", timeout=60_000)
+            assert "failed" in page.locator(".stage.current .status").inner_text()
+            dom = page.content()
+            assert SECRET not in dom
+            assert base64.b64encode(SECRET.encode()).decode()[:-4] not in dom
+            assert "key=" in dom  # the line is there, its value masked
+
+            # A line permalink: open line 3 in a new page, it is the target.
+            permalink = page.locator("#L3 a.n").get_attribute("href")
+            assert permalink and permalink.endswith("#L3")
+            second = browser.new_page()
+            second.goto(f"{server.url}/runs/{run_id}{permalink}")
+            assert second.locator("#L3:target").count() == 1
+            assert second.locator("#L3").is_visible()
+
+            # A finished run's page shows its first error, live stream closed.
+            page.reload()
+            assert page.locator(".first-error a").count() == 1
+            assert page.locator("#lines").get_attribute("data-live") is None
+            assert SECRET not in page.content()
+
+            # Tampered and expired links: the 403 page.
+            tampered = link[:-1] + ("0" if link[-1] != "0" else "1")
+            answer = second.goto(tampered)
+            assert answer is not None and answer.status == 403
+            assert "does not match" in second.locator("main").inner_text()
+            expired = agent.links.sign(run_id, now=time.time() - agent.links.ttl_s - 1)
+            answer = second.goto(f"{server.url}/runs/{run_id}?exp={expired['exp']}"
+                                 f"&sig={expired['sig']}")
+            assert answer is not None and answer.status == 403
+            assert "expired" in second.locator("main").inner_text()
+        final = agent.store.get_run(run_id)
+        assert final.status is RunStatus.failed
+    finally:
+        stop_file.touch()
+        server.stop()
+        agent.close()
