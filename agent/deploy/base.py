@@ -31,6 +31,9 @@ class DeployRequest:
     previous_state: dict[str, Any] | None = None  # target_state of the current deployment
     control: CanaryControl | None = None  # promote/abort of a canary from the API
     record: Callable[[CanaryMeasurement], None] | None = None  # stores canary figures
+    # A rollback to an image that served before: switched at once, never through canary
+    # steps (a rollback is the way out of trouble, it must not bake for minutes).
+    rollback: bool = False
 
 
 @dataclass

@@ -140,9 +140,11 @@ class Deployer:
         request = DeployRequest(service=service, pipeline=pipeline, environment=dep.environment,
                                 image=dep.image, sha=dep.sha, previous_state=previous,
                                 control=control,
-                                record=lambda m: self.store.add_canary_measurement(dep.id, m))
+                                record=lambda m: self.store.add_canary_measurement(dep.id, m),
+                                rollback=dep.kind is DeploymentKind.rollback)
         log.system(f"deploying {dep.image} to {dep.environment} ({target.kind})")
-        if getattr(getattr(target, "config", None), "strategy", None) == "canary":
+        if getattr(getattr(target, "config", None), "strategy", None) == "canary" and (
+                not request.rollback):
             self._canaries[(service.id, dep.environment)] = control
         try:
             outcome = target.deploy(request, log)

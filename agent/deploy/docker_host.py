@@ -145,7 +145,9 @@ class DockerHostTarget:
             # The front keeps serving the live colour while it learns the new one's address.
             front.ensure({live: 100} if live else {})
             front.wait_serving(colour)
-            if live and self.config.strategy == "canary":
+            if live and self.config.strategy == "canary" and request.rollback:
+                log.system("rollback: switching at once, no canary steps")
+            elif live and self.config.strategy == "canary":
                 self._canary(front, live, colour, request, log)
             front.apply({colour: 100})
         except (FrontError, CanaryFailed) as exc:

@@ -75,7 +75,9 @@ class EcsColours:
                                      container_port, log)
         try:
             self._wait_healthy(new, desired, log)
-            if live and self.config.strategy == "canary":
+            if live and self.config.strategy == "canary" and request.rollback:
+                log.system("rollback: switching at once, no canary steps")
+            elif live and self.config.strategy == "canary":
                 self._canary(live, new, request, log)
             self.split.apply({new: 100})
         except (DeployError, CanaryFailed) as exc:

@@ -121,6 +121,13 @@ def test_a_good_canary_is_promoted_through_every_step(
     assert hammer.bodies[build] > 0
     assert sorted(_weights(fronts_dir, service).values()) == [0, 100]
     assert store.current_deployment(service.id, "production").sha == canary_images[build][0]
+    # A rollback is the way out: it switches at once, never through the canary's steps.
+    started = deployer.rollback(service, "production", canary_images["v1"][0], actor="ops")
+    deployer.wait_idle(60)
+    back = store.get_deployment(started.id)
+    assert back.status is DeploymentStatus.active, back.error
+    assert store.list_canary_measurements(back.id) == []
+    assert sorted(_weights(fronts_dir, service).values()) == [0, 100]
 
 
 def test_without_traffic_a_step_is_inconclusive_and_holds_until_aborted(

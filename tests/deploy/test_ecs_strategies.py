@@ -252,6 +252,14 @@ def test_ecs_good_canary_walks_10_50_100_with_figures_stored(
     assert all("no p95 reported" in m.rule for m in passed)  # moto: no percentiles
     assert aws.service(f"{service.name}-production-blue")["desiredCount"] == 0
 
+    # A rollback goes back at once: no steps, no windows, even with the canary strategy.
+    started = deployer.rollback(service, "production", service_images["v1"][0], actor="ops")
+    deployer.wait_idle()
+    back = store.get_deployment(started.id)
+    assert back.status is DeploymentStatus.active, back.error
+    assert aws.weights() == {"blue": 100, "green": 0}
+    assert store.list_canary_measurements(back.id) == []
+
 
 def test_ecs_canary_with_5xx_is_stopped_at_its_first_step(
         deployer, store, aws, registry, service_images):
