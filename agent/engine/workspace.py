@@ -310,16 +310,25 @@ class Workspaces:
         return paths
 
     # -- queries --------------------------------------------------------------------------------
+    def ls_remote(self, repo_url: str, *patterns: str,
+                  cancel: threading.Event | None = None,
+                  timeout_s: float = LS_REMOTE_TIMEOUT_S) -> dict[str, str]:
+        """ref → sha of the remote's refs matching `patterns` (git ls-remote, with the
+        token for the repo's host); raises WorkspaceError when the remote fails, does not
+        answer within `timeout_s` or `cancel` is set (git's whole process group killed)."""
+        out = self._run_git(["ls-remote", "--", repo_url, *patterns], None, None, cancel,
+                            repo_url, timeout_s=timeout_s)
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref:
+                refs[ref.strip()] = sha.strip()
+        return refs
+
     def resolve_branch(self, repo_url: str, branch: str) -> str | None:
         """The remote head of `branch` (git ls-remote), None when it has none; raises
         WorkspaceError when the remote fails or does not answer in time."""
-        out = self._run_git(["ls-remote", "--", repo_url, f"refs/heads/{branch}"], None,
-                            None, None, repo_url, timeout_s=LS_REMOTE_TIMEOUT_S)
-        for line in out.splitlines():
-            sha, _, ref = line.partition("\t")
-            if ref == f"refs/heads/{branch}":
-                return sha
-        return None
+        return self.ls_remote(repo_url, f"refs/heads/{branch}").get(f"refs/heads/{branch}")
 
     def commit_info(self, service: Service, sha: str) -> CommitSummary | None:
         try:

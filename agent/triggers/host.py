@@ -1,4 +1,4 @@
-"""What the triggers use of the running agent: its store, bus, engine and config
+"""What the triggers use of the running agent: its store, bus, engine, config and git
 (`agent.runtime.Agent` is one; the runtime sits above the triggers, so they name this
 protocol rather than import it)."""
 
@@ -9,6 +9,7 @@ from typing import Protocol
 from agent.bus import Bus
 from agent.config import AgentConfig
 from agent.engine.engine import Engine
+from agent.engine.workspace import Workspaces
 from agent.triggers.changes import ChangeDetector
 from store.store import Store
 
@@ -28,3 +29,6 @@ class AgentHandle(Protocol):
 
     @property
     def changes(self) -> ChangeDetector: ...
+
+    @property
+    def workspaces(self) -> Workspaces: ...

@@ -1,9 +1,10 @@
 """Git polling for repositories webhooks cannot reach.
 
-Per service with `triggers.poll_interval_s`, `git ls-remote` (GitPython) reads
-the branch head (and, with `poll_pull_requests`, `refs/pull/*/head`); a sha
-that differs from the one stored in `poll_state` queues the same run a webhook
-would. The stored sha is what makes restarts safe: nothing is run twice.
+Per service with `triggers.poll_interval_s`, `git ls-remote` (the Workspaces git
+runner: the agent's token, its own process group killed on timeout or stop, in the
+poller's own threads) reads the branch head (and, with `poll_pull_requests`,
+`refs/pull/*/head`); a sha that differs from the one stored in `poll_state` queues
+the same run a webhook would. The stored sha is what makes restarts safe: nothing is run twice.
 
 The first poll of a service only records where the branch is (like a webhook
 hooked up today, only later pushes run); trigger a manual run for the current head.
@@ -14,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import git
-
+from agent.engine.workspace import LS_REMOTE_TIMEOUT_S
 from agent.triggers.host import AgentHandle
 from store.models import RunInfo, RunKind, Service, Trigger
 
@@ -27,34 +29,31 @@ log = logging.getLogger(__name__)
 PR_REF_PATTERN = "refs/pull/*/head"
 
 
-def ls_remote(url: str, *patterns: str, timeout_s: float = 30.0) -> dict[str, str]:
-    """ref → sha of the remote's refs matching `patterns`."""
-    out = str(git.cmd.Git().ls_remote(url, *patterns, kill_after_timeout=timeout_s,
-                                      env={"GIT_TERMINAL_PROMPT": "0"}))
-    refs: dict[str, str] = {}
-    for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
-        if ref:
-            refs[ref.strip()] = sha.strip()
-    return refs
-
-
 class Poller:
     """`await Poller(agent).start()` / `await .stop()`; `poll_service()` is one pass."""
 
-    def __init__(self, agent: AgentHandle, *, tick_s: float = 1.0, max_parallel: int = 4) -> None:
+    def __init__(self, agent: AgentHandle, *, tick_s: float = 1.0, max_parallel: int = 4,
+                 git_timeout_s: float = LS_REMOTE_TIMEOUT_S) -> None:
         self.agent = agent
         self.tick_s = tick_s
+        self.git_timeout_s = git_timeout_s
         self._next_due: dict[int, float] = {}
         self._slots = asyncio.Semaphore(max_parallel)
+        # Its own threads: a hanging remote holds neither the event loop nor a pool the
+        # API or the engine use; `stop` kills the git processes still running.
+        self._max_parallel = max_parallel
+        self._threads = self._new_threads()
+        self._stopping = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
+        self._stopping.clear()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="seamless-poller")
 
     async def stop(self) -> None:
+        self._stopping.set()  # git still running is killed (its whole group) within 0.25 s
         tasks = [t for t in (self._task, *self._inflight) if t is not None]
         for task in tasks:
             task.cancel()
@@ -63,6 +62,11 @@ class Poller:
                 await task
         self._task = None
         self._inflight.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads = self._new_threads()
+
+    def _new_threads(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self._max_parallel, thread_name_prefix="git-poll")
 
     async def _loop(self) -> None:
         while True:
@@ -86,7 +90,8 @@ class Poller:
     async def _poll_in_thread(self, service: Service) -> None:
         async with self._slots:
             try:
-                await asyncio.to_thread(self.poll_service, service)
+                await asyncio.get_running_loop().run_in_executor(
+                    self._threads, self.poll_service, service)
             except Exception as exc:  # an unreachable remote must not stop the others
                 log.warning("polling %s (%s) failed: %s", service.name, service.repo_url, exc)
 
@@ -96,7 +101,9 @@ class Poller:
         branch_ref = f"refs/heads/{service.branch}"
         patterns = [branch_ref] + ([PR_REF_PATTERN] if service.triggers.poll_pull_requests
                                    else [])
-        refs = ls_remote(service.repo_url, *patterns)
+        refs = self.agent.workspaces.ls_remote(service.repo_url, *patterns,
+                                               cancel=self._stopping,
+                                               timeout_s=self.git_timeout_s)
         first_poll = store.get_poll_sha(service.id, branch_ref) is None
         runs = []
         for ref, sha in sorted(refs.items()):
