@@ -50,6 +50,7 @@ DEPLOY_ICONS: dict[str, tuple[str, str]] = {
     DeploymentStatus.superseded: ("·", "dim"),
     DeploymentStatus.failed: ("✗", "red"),
     DeploymentStatus.rolled_back: ("↶", "magenta"),
+    DeploymentStatus.interrupted: ("✗", "yellow"),
 }
 
 

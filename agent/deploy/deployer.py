@@ -21,6 +21,7 @@ from agent.deploy.base import CommitHistory, DeployError, DeployRequest, DeployT
 from agent.deploy.canary import CanaryControl
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
+from agent.deploy.reconcile import reconcile_all
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from agent.stage_result import StageResult
@@ -46,6 +47,11 @@ from store.models import (
 from store.store import Store
 
 log = logging.getLogger(__name__)
+
+
+# Deployments whose image never served all traffic: no rollback goes back to them.
+_NEVER_LIVE = (DeploymentStatus.failed, DeploymentStatus.in_progress,
+               DeploymentStatus.interrupted)
 
 
 class RollbackError(ValueError):
@@ -230,8 +236,7 @@ class Deployer:
         Raises RollbackError when nothing can be rolled back to."""
         source = next((d for d in self.store.list_deployments(
             service_id=service.id, environment=environment, limit=1000)
-            if d.sha.startswith(sha) and d.status is not DeploymentStatus.failed
-            and d.status is not DeploymentStatus.in_progress), None)
+            if d.sha.startswith(sha) and d.status not in _NEVER_LIVE), None)
         if source is None:
             raise RollbackError(f"{sha} was never live in {environment} of {service.name}")
         pipeline = self.store.get_pipeline(service.pipeline)
@@ -333,35 +338,33 @@ class Deployer:
         return compute_dora(deployments, days=days, now=now(), service=name)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def reconcile_fronts(self) -> int:
-        """At start: every front serves what the store records as active."""
-        restored = 0
-        for service in self.store.list_services():
-            pipeline = self.store.get_pipeline(service.pipeline)
-            for env in ("staging", "production"):
-                self._fail_interrupted(service, env)
-                target = self.target_for(service, pipeline, env)
-                current = self.store.current_deployment(service.id, env)
-                reconcile = getattr(target, "reconcile", None)  # Docker front, ECS listener
-                if reconcile is not None and current is not None:
-                    state = self.store.deployment_target_state(current.id)
-                    try:
-                        restored += reconcile(service, env, state)
-                    except Exception:
-                        log.exception("could not reconcile the front of %s/%s", service.name,
-                                      env)
-        return restored
+    def reconcile_fronts(self) -> dict[str, Any]:
+        """At start: every environment's records and front tell the truth
+        (agent/deploy/reconcile.py)."""
+        figures = reconcile_all(self.store, self._publish, self.target_for)
+        log.info("reconciled %s environments in %.2f s", figures["environments"],
+                 figures["seconds"])
+        return figures
 
-    def _fail_interrupted(self, service: Service, environment: str) -> None:
-        """A deployment still in progress at start was cut by a crash: the front goes back
-        to the last active one, so record this one as failed instead of open forever."""
-        for dep in self.store.list_deployments(service_id=service.id, environment=environment,
-                                               limit=10):
-            if dep.status is DeploymentStatus.in_progress:
-                done = self.store.finish_deployment(
-                    dep.id, DeploymentStatus.failed,
-                    error="the agent restarted during this deploy; the previous one is live")
-                self._publish(done)
+    def restart_outcome(self, run: RunInfo, environment: str, stage: str,
+                        log: StageLog) -> StageResult:
+        """A deploy stage the agent was stopped in: its result is what start-up
+        reconciliation recorded for the run's deployment."""
+        dep = next((d for d in self.store.list_deployments(
+            service_id=run.service_id, environment=environment, limit=20)
+            if d.run_id == run.id), None)
+        if dep is not None and dep.status is DeploymentStatus.active:
+            log.system(f"the agent restarted during {stage}; the switch had finished:"
+                       f" {environment} serves {dep.sha[:12]}")
+            return StageResult(exit_code=0)
+        if dep is not None and dep.error:
+            reason = f"the agent restarted during {stage}: {dep.error}"
+        else:
+            reason = (f"the agent restarted during {stage}, before it deployed; the previous"
+                      " version kept serving")
+        log.system(reason)
+        return StageResult(exit_code=None, error=reason + ". Rerun from this stage to deploy"
+                           " again")
 
     def close(self) -> None:
         """The fronts stay: they serve production while the agent is away."""

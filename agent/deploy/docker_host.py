@@ -38,6 +38,7 @@ from agent.deploy.canary import CanaryControl, CanaryFailed, FrontSplit, run_ste
 from agent.deploy.front import Front, FrontError, FrontSpec
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
 from agent.logs import StageLog
+from agent.logs.logger import LoggingStageLog
 from store.models import DockerTargetConfig, Service, image_for
 
 logger = logging.getLogger(__name__)
@@ -287,18 +288,19 @@ class DockerHostTarget:
 
     # -- restart, inspection --------------------------------------------------------------
     def reconcile(self, service: Service, environment: str, state: dict[str, Any] | None,
-                  ) -> bool:
+                  revive: DeployRequest | None = None) -> bool:
         """At start: the front serves the colour the store records as active (started if
-        it stopped), and every other colour of this environment is removed."""
+        it stopped, made again from its image if it is gone), and every other colour of
+        this environment is removed."""
         if not state or state.get("kind") != self.kind:
             return False
         client = self._client()
         try:
             container = client.containers.get(state["container"])
         except docker.errors.NotFound:
-            logger.warning("%s/%s: the active colour %s is gone; redeploy or roll back",
-                        service.name, environment, state["container"])
-            return False
+            container = self._revive(revive, state) if revive else None
+            if container is None:
+                return False
         if container.status != "running":
             container.start()
         self._ensure_network(client, resource_name(service.name, environment))
@@ -310,6 +312,50 @@ class DockerHostTarget:
                             service.name, environment)
                 other.remove(force=True)
         return True
+
+    def _revive(self, request: DeployRequest, state: dict[str, Any]) -> Any:
+        """The recorded colour's container is gone (e.g. a kill -9 between removing it and
+        recording its successor): made again from the recorded image, health-checked.
+        None when it cannot be (the image is gone, or it is not healthy)."""
+        client = self._client()
+        service, environment, image = request.service, request.environment, request.image
+        name, colour = state["container"], state["colour"]
+        log = LoggingStageLog(f"reconcile {service.name}/{environment}")
+        logger.warning("%s/%s: the active colour %s is gone; starting it again from %s",
+                       service.name, environment, name, image)
+        try:
+            self._ensure_image(client, image, log)
+            network = self._ensure_network(client, resource_name(service.name, environment))
+            container = self._run(client, request, name, colour, network)
+            health = self._health(container, self._backend(container), service, log)
+        except (DeployError, docker.errors.APIError) as exc:
+            logger.error("%s/%s: could not start %s again: %s", service.name, environment,
+                         name, exc)
+            return None
+        if not health.ok:
+            logger.error("%s/%s: %s started again but is not healthy: %s", service.name,
+                         environment, name, health.detail)
+            self._remove(client, name)
+            return None
+        return container
+
+    def colours(self, service: Service, environment: str) -> list[Any]:
+        """The colour containers of (service, environment), running or not."""
+        return self._colours(self._client(), service.name, environment)
+
+    def adopted_state(self, service: Service, environment: str, container: Any,
+                      image: str) -> dict[str, Any] | None:
+        """The target state of a colour found serving behind the front (a deploy whose
+        switch finished but was not recorded); None without a front."""
+        fronts = self._fronts(self._client(), service.name, environment)
+        if not fronts:
+            return None
+        host, _, port = fronts[0].labels.get("io.seamless.front-address", ":0").rpartition(":")
+        return {"kind": self.kind, "colour": container.labels.get("io.seamless.colour"),
+                "container": container.name, "container_id": container.id, "host": host,
+                "port": int(port), "network": resource_name(service.name, environment),
+                "front": fronts[0].name, "image": image, "strategy": self.config.strategy,
+                "address": f"http://{host}:{port}"}
 
     def front_weights(self, service: Service, environment: str) -> dict[str, int]:
         """Per colour weight on the front now ({} when it has none or does not answer)."""

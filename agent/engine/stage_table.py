@@ -98,11 +98,12 @@ def _integration_reattach(worker: StageWorker, work: StageWork,
     return worker.follow(work, state)
 
 
-def _refuse_deploy(worker: StageWorker, work: StageWork, state: dict[str, Any] | None
-                   ) -> StageResult:
-    return StageResult(exit_code=None, error=(
-        f"the agent restarted during {work.name}; the previous version kept serving. "
-        "Rerun from this stage to deploy again"))
+def _deploy_reattach(environment: str) -> Reattach:
+    def reattach(worker: StageWorker, work: StageWork, state: dict[str, Any] | None
+                 ) -> StageResult:
+        return worker.deployer.restart_outcome(work.run, environment, work.name, work.log)
+
+    return reattach
 
 
 def _always(service: Service) -> bool:
@@ -136,8 +137,9 @@ STAGES: dict[str, StageDecl] = {decl.name: decl for decl in (
               reattach=_integration_reattach,
               made_ahead=lambda service: not service.compose_file),
     StageDecl(STAGE_DEPLOY_STAGING, run=_deploy_to("staging"), skip_reason=_needs_image,
-              reattach=_refuse_deploy, made_ahead=_no, environment="staging"),
+              reattach=_deploy_reattach("staging"), made_ahead=_no,
+              environment="staging"),
     StageDecl(STAGE_DEPLOY_PRODUCTION, run=_deploy_to("production"),
-              skip_reason=_needs_image, reattach=_refuse_deploy, made_ahead=_no,
+              skip_reason=_needs_image, reattach=_deploy_reattach("production"), made_ahead=_no,
               environment="production"),
 )}

@@ -52,7 +52,7 @@ def notification_for(event: Event) -> Notification | None:
             return Notification(None, d.service, f"{where}: deployed",
                                 f"🚀 {where} now runs {d.sha[:7]}"
                                 + (f" ({d.message})" if d.message else ""))
-        if d.status is DeploymentStatus.failed:
+        if d.status in (DeploymentStatus.failed, DeploymentStatus.interrupted):
             return Notification(None, d.service, f"{where}: deploy failed",
                                 f"❌ {d.kind.value} of {d.sha[:7]} to {where} failed: {d.error}")
     return None

@@ -169,13 +169,16 @@ class RollbackScreen(ServiceActions, BaseScreen):
         elif dep.environment == self.environment:
             self.load()
 
+# Never served all traffic: nothing to roll back to.
+_NEVER_LIVE = (DeploymentStatus.failed, DeploymentStatus.interrupted)
+
 
 def _deployable(deployments: list[Deployment]) -> list[Deployment]:
     """Newest deployment per sha, newest first; failed ones and missing images left out."""
     seen: set[str] = set()
     out = []
     for dep in sorted(deployments, key=lambda d: -d.id):
-        if dep.sha in seen or dep.status is DeploymentStatus.failed or dep.image_exists is False:
+        if dep.sha in seen or dep.status in _NEVER_LIVE or dep.image_exists is False:
             continue
         seen.add(dep.sha)
         out.append(dep)

@@ -110,6 +110,7 @@ class DeploymentStatus(StrEnum):
     superseded = "superseded"
     failed = "failed"
     rolled_back = "rolled_back"
+    interrupted = "interrupted"  # the agent stopped mid-deploy; it never took all traffic
 
 
 class DeploymentKind(StrEnum):

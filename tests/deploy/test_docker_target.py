@@ -224,7 +224,7 @@ def test_production_serves_while_no_agent_runs_and_a_new_one_reconciles(
     assert version_at(url) is None
     restarted = Deployer(store, bus, FakeWorkspaces(), lambda: docker_client, fronts_dir)
     try:
-        assert restarted.reconcile_fronts() == 1
+        assert restarted.reconcile_fronts()["served"] == 1
         assert version_at(url) == "v1"
         assert deploy(restarted, store, pipeline, service, service_images["v2"])[0].ok
         assert version_at(url) == "v2"

@@ -225,7 +225,7 @@ def test_at_start_the_listener_serves_the_recorded_colour_again(
     # colour scaled up again.
     ElbSplit(aws.lb_config(), aws.elbv2, aws.cloudwatch).apply({"blue": 50, "green": 50})
     aws.ecs.update_service(cluster=aws.cluster, service=f"{base}-blue", desiredCount=1)
-    assert deployer.reconcile_fronts() >= 1
+    assert deployer.reconcile_fronts()["served"] >= 1
     assert aws.weights() == {"blue": 0, "green": 100}  # green is recorded active
     assert aws.service(f"{base}-blue")["desiredCount"] == 0
     assert aws.service(f"{base}-green")["desiredCount"] == 1
