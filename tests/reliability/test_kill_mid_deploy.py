@@ -169,8 +169,9 @@ def test_an_active_colour_gone_while_the_agent_was_down_is_started_again(
     live.remove(force=True)  # lost meanwhile (an operator, a crash of the engine's disk)
     wait_until(lambda: _served_version(port) is None, timeout=30, what="production down")
 
-    agent.spawn()
-    assert _served_version(port) == "v1"
+    agent.spawn()  # the front finds the colour made again by name within seconds
+    assert wait_until(lambda: _served_version(port), timeout=30,
+                      what="production serving again") == "v1"
     [again] = _colours(docker_client, name)
     assert again.labels["io.seamless.sha"] == first["sha"]
     assert [(d["sha"], d["status"]) for d in _production(agent, name)] == [
