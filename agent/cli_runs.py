@@ -137,14 +137,48 @@ def register(app: typer.Typer) -> None:
                 partial: Annotated[bool, typer.Option(help="stop after Integration Test")
                                    ] = False,
                 watch_run: Watch = False,
+                every_service: Annotated[bool, typer.Option(
+                    "--all", help="run every service of SERVICE's repository (a monorepo), "
+                                  "whatever changed, dependencies first")] = False,
                 agent: AgentUrl = None, token: Token = None, as_json: Json = False) -> None:
         remote = Remote(agent, token, as_json)
         body = {"branch": branch, "sha": sha, "kind": "partial" if partial else "full"}
-        run = remote.call("POST", f"/api/v1/services/{service}/trigger",
-                          json={k: v for k, v in body.items() if v is not None})
+        payload = {k: v for k, v in body.items() if v is not None}
+        if every_service:
+            runs = remote.call("POST", f"/api/v1/services/{service}/trigger-all", json=payload)
+            remote.show(runs, "\n".join(f"run {r['id']} ({r['service']} #{r['number']}) queued"
+                                        f" at {r['sha']}" for r in runs))
+            if watch_run:  # each run followed in turn; the exit code is the worst of them
+                codes = [0]
+                for run in runs:
+                    asyncio.run(follow(remote, run["id"], None))
+                    code, line = outcome(remote.call("GET", f"/api/v1/runs/{run['id']}"))
+                    typer.echo(f"==> {line}")
+                    codes.append(code)
+                raise typer.Exit(max(codes))
+            return
+        run = remote.call("POST", f"/api/v1/services/{service}/trigger", json=payload)
         remote.show(run, f"run {run['id']} ({service} #{run['number']}) queued at {run['sha']}")
         if watch_run:
             watch(remote, run["id"])
+
+    @app.command()
+    def decisions(service: Annotated[str | None, typer.Option()] = None,
+                  sha: Annotated[str | None, typer.Option()] = None,
+                  limit: Annotated[int, typer.Option()] = 20,
+                  agent: AgentUrl = None, token: Token = None, as_json: Json = False) -> None:
+        """Why each service of a shared repository ran or not, per push (newest first)."""
+        remote = Remote(agent, token, as_json)
+        params: dict[str, str | int] = {"limit": limit}
+        if service:
+            params["service"] = service
+        if sha:
+            params["sha"] = sha
+        found = remote.call("GET", "/api/v1/decisions", params=params)
+        remote.show(found, "\n".join(
+            f"{d['sha'][:12]} {d['service']}: {'ran' if d['ran'] else 'not run'}"
+            f"{' (run ' + str(d['run_id']) + ')' if d['run_id'] else ''} - {d['reason']}"
+            for d in found) or "no decisions")
 
     @app.command()
     def status(run_id: int, exit_status: Annotated[bool, typer.Option(

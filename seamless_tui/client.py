@@ -21,6 +21,7 @@ from store.models import (
     AgentInfo,
     Approval,
     CanaryStatus,
+    ChangeDecision,
     Deployment,
     DoraFigures,
     Event,
@@ -135,6 +136,13 @@ class AgentClient:
         data = await self.request("GET", "/api/v1/runs", params={
             "service": service, "limit": limit, "status": status, "branch": branch})
         return TypeAdapter(list[RunInfo]).validate_python(data["items"])
+
+    async def decisions(self, *, service: str | None = None, run: int | None = None,
+                        limit: int = 20) -> list[ChangeDecision]:
+        """Why services of a shared repository ran or not (newest first)."""
+        data = await self.request("GET", "/api/v1/decisions", params={
+            "service": service, "run": run, "limit": limit})
+        return TypeAdapter(list[ChangeDecision]).validate_python(data)
 
     async def run(self, run_id: int) -> RunInfo:
         return RunInfo.model_validate(await self.request("GET", f"/api/v1/runs/{run_id}"))

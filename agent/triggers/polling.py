@@ -21,8 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agent.engine.workspace import LS_REMOTE_TIMEOUT_S
+from agent.triggers.changes import ChangeRequest, uses_detection
 from agent.triggers.host import AgentHandle
 from store.models import RunInfo, RunKind, Service, Trigger
+from store.models.repos import normalize_repo_url, repo_key
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +115,49 @@ class Poller:
             if known == sha:
                 continue
             if not first_poll:
-                runs.append(self._submit(service, ref, sha))
+                siblings = self._sharing_repo(service)
+                if uses_detection(service, len(siblings)):
+                    runs.extend(self._decide(service, siblings, ref, sha,
+                                             refs.get(branch_ref)))
+                else:
+                    runs.append(self._submit(service, ref, sha))
             # Recorded after the submit: a crash in between may repeat a run, never lose one.
             store.set_poll_sha(service.id, ref, sha)
         return runs
+
+    def _sharing_repo(self, service: Service) -> list[Service]:
+        repo = normalize_repo_url(service.repo_url)
+        return [s for s in self.agent.store.list_services()
+                if normalize_repo_url(s.repo_url) == repo]
+
+    def _decide(self, service: Service, siblings: list[Service], ref: str, sha: str,
+                branch_head: str | None) -> list[RunInfo]:
+        """The same change detection as a webhook's. A branch that moved is decided for
+        every polled service of the repository on that branch at once (one batch: deploy
+        order holds), and each of them remembers the sha."""
+        store = self.agent.store
+        if ref.startswith("refs/pull/"):
+            together = [service]
+            requests = [ChangeRequest(service=service, trigger=Trigger.poll,
+                                      kind=RunKind.partial, sha=sha, branch=ref,
+                                      pr_number=int(ref.split("/")[2]),
+                                      pr_base_sha=branch_head, actor="poller")]
+        else:
+            together = [s for s in siblings if s.branch == service.branch and (
+                s.id == service.id or (s.triggers.poll_interval_s
+                                       and store.get_poll_sha(s.id, ref) not in (None, sha)))]
+            requests = [ChangeRequest(service=s, trigger=Trigger.poll, kind=RunKind.full,
+                                      sha=sha, branch=s.branch, actor="poller")
+                        for s in together]
+        decisions = self.agent.changes.decide(requests, f"poll:{repo_key(service.repo_url)}:"
+                                                        f"{ref}:{sha}")
+        for other in together:
+            if other.id != service.id:
+                store.set_poll_sha(other.id, ref, sha)
+        for decision in decisions:
+            log.info("poll: %s %s moved to %s: %s", decision.service, ref, sha[:12],
+                     decision.reason)
+        return [store.get_run(d.run_id) for d in decisions if d.run_id is not None]
 
     def _submit(self, service: Service, ref: str, sha: str) -> RunInfo:
         engine = self.agent.engine

@@ -7,7 +7,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, OptionList
+from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from seamless_tui.fmt import (
@@ -25,7 +25,15 @@ from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
-from store.models import Event, RunInfo, RunPageLink, RunStatus, Service, StageStatus
+from store.models import (
+    ChangeDecision,
+    Event,
+    RunInfo,
+    RunPageLink,
+    RunStatus,
+    Service,
+    StageStatus,
+)
 
 
 class StageList(OptionList):
@@ -67,7 +75,15 @@ class RunScreen(BaseScreen):
         # the log view that mounted meanwhile.
         self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
+        self.fetch(lambda: self.client.decisions(run=self.run_id), self.show_why)
         self.set_interval(1.0, self._tick)
+
+    async def show_why(self, decisions: list[ChangeDecision]) -> None:
+        """A service of a shared repository: the line that says why this run ran (the
+        changed paths that matched, or a forced run)."""
+        if decisions and not self.query("#run-why"):
+            await self.mount(Static(Text(f"why: {decisions[0].reason}", "dim"), id="run-why"),
+                             before=self.query_one(Footer))
 
     async def show_run(self, run: RunInfo) -> None:
         self.run = run

@@ -28,9 +28,18 @@ from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
-from store.models import ENVIRONMENTS, Deployment, DoraFigures, Event, RunInfo, Service
+from store.models import (
+    ENVIRONMENTS,
+    ChangeDecision,
+    Deployment,
+    DoraFigures,
+    Event,
+    RunInfo,
+    Service,
+)
 
 SECRET_FIELDS = {"secrets", "webhook_secret"}
+DECISIONS_SHOWN = 3  # why the latest pushes ran the service or not (shared repositories)
 RUN_COLUMNS = [Col("#", "#"), Col("trigger", "trigger", drop=2), Col("sha", "sha"),
                Col("branch", "branch", drop=1), Col("status", "status"),
                Col("took", "took", drop=3), Col("age", "age"),
@@ -96,6 +105,31 @@ class ServiceScreen(ServiceActions, BaseScreen):
         self._load_runs()
         self.fetch(lambda: self.client.deployments(name), self.show_deployments)
         self.fetch(lambda: self.client.dora(name), self.show_dora)
+        self._load_decisions()
+
+    def _load_decisions(self) -> None:
+        name = self.service_name
+        self.fetch(lambda: self.client.decisions(service=name, limit=DECISIONS_SHOWN),
+                   self.show_decisions)
+
+    async def show_decisions(self, decisions: list[ChangeDecision]) -> None:
+        """A service of a shared repository: why the latest pushes ran it or not, above
+        its runs (nothing is shown for a service that has no such decisions)."""
+        if not decisions:
+            return
+        text = Text()
+        for decision in decisions:
+            text.append(f"{short_sha(decision.sha)} ", "dim")
+            text.append("ran" if decision.ran else "not run",
+                        "green" if decision.ran else "yellow")
+            text.append(f"  {first_line(decision.reason, 160)}\n")
+        text.rstrip()
+        found = self.query("#service-why")
+        if found:
+            found.first(Static).update(text)
+        else:
+            await self.mount(Static(text, id="service-why"),
+                             before=self.query_one("#runs-table"))
 
     def show_service(self, service: Service) -> None:
         self.service = service
@@ -160,6 +194,10 @@ class ServiceScreen(ServiceActions, BaseScreen):
             f"time to restore        {hours(dora.time_to_restore_median_s)}\n"))
 
     def agent_event(self, ev: Event) -> None:
+        if ev.type == "decision" and ev.service is not None \
+                and ev.service.name == self.service_name:
+            self._load_decisions()
+            return
         if ev.run is not None and ev.run.service == self.service_name:
             self._load_runs()
         if ev.deployment is not None and ev.deployment.service == self.service_name:

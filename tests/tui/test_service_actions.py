@@ -105,3 +105,31 @@ async def test_deploy_status_is_never_cut_even_at_80_columns(live_agent: LiveAge
         text = screen_text(app)
         for status in ("↶ rolled back", "✓ active", "· superseded"):
             assert status in text
+
+
+async def test_the_service_and_run_views_say_why_a_shared_repository_push_ran_or_not(
+        live_agent: LiveAgent):
+    store = live_agent.server.agent.store
+    payments = store.get_service("payments")
+    [run, *_] = store.list_runs(service="payments")
+    store.record_decision(
+        batch="delivery:1", service_id=payments.id, trigger="push", sha=sha(0x301),
+        branch="main", base_sha=sha(0x300), base_kind="last_success", ran=False,
+        reason=f"no changes for payments since {sha(0x300)[:12]} (its last successful run;"
+               " 2 other path(s) changed)", matched=[], changed_count=2)
+    store.record_decision(
+        batch="delivery:0", service_id=payments.id, trigger="push", sha=run.sha,
+        branch="main", base_sha=None, base_kind="none", ran=True,
+        reason="runs: 1 changed path(s) of payments since its last successful run: "
+               "services/payments/app.py", matched=["services/payments/app.py"],
+        changed_count=1, run_id=run.id)
+    app = live_agent.app(role=Role.viewer)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _service(app, pilot, "payments")
+        await wait_for(pilot, lambda: "not run  no changes for payments since"
+                       in screen_text(app), "why the last push did not run it")
+        assert "ran  runs: 1 changed path(s) of payments" in screen_text(app)
+        app.open_run(run.id)
+        await wait_for(pilot, lambda: "why: runs: 1 changed path(s) of payments since its "
+                       "last successful run: services/payments/app.py" in screen_text(app),
+                       "why the run ran")
