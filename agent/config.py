@@ -42,7 +42,7 @@ class AgentConfig(BaseModel):
     log_retention_hours: float = Field(48.0, gt=0)
     workspace_retention_hours: float = Field(24.0, gt=0)
     executor: str = Field("auto", description="auto | docker: stages run in containers "
-                          "only (auto starts without an engine and stages wait for it). "
+                          "only (the agent starts without an engine and stages wait for it). "
                           "Running stages on this host is a pipeline's setting "
                           "(`executor: local`), made by an admin")
     docker_wait_s: float = Field(120.0, ge=0, le=86_400, description="how long a Docker "

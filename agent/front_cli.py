@@ -28,14 +28,14 @@ def front_status(data_dir: Annotated[Path | None, typer.Option(
 
     from agent.config import load_config
     from agent.deploy.front import status_rows
+    from agent.docker_client import engine_client
 
     try:
         cfg = load_config(None, overrides={"data_dir": data_dir})
     except (OSError, ValueError) as exc:
         fail(f"bad configuration: {exc}", 2)
     try:
-        client = docker.DockerClient(base_url=cfg.docker_host) if cfg.docker_host \
-            else docker.from_env()
+        client = engine_client(cfg.docker_host)
         rows = status_rows(client, cfg.data_dir / "fronts")
     except docker.errors.DockerException as exc:
         fail(f"the Docker engine does not answer: {exc}")

@@ -9,18 +9,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from agent.bus import Bus
 from agent.config import AgentConfig
 from agent.deploy.base import DeployTarget
 from agent.deploy.deployer import Deployer
+from agent.docker_client import client_factory, engine_client
 from agent.engine.engine import Engine
 from agent.engine.executors import ExecutorSet
 from agent.engine.runner import RunDriver
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import Workspaces
+from agent.engine_watch import PROBE_TIMEOUT_S, EngineWatch
 from agent.executors.base import Executor
 from agent.logs.secretbook import SecretBook
 from agent.logs.writer import LogWriter
@@ -36,12 +37,6 @@ from store.store import Store
 log = logging.getLogger(__name__)
 
 MAINTENANCE_INTERVAL_S = 600.0
-
-
-def docker_client_factory(docker_host: str | None = None) -> Any:
-    import docker
-
-    return docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
 
 
 @dataclass
@@ -80,9 +75,17 @@ class Agent:
             config.mirrors_dir, config.workspaces_dir, github_token=token)
         self.instance = self.store.instance_id()
         self.executors = ExecutorSet(config, self.instance, docker=parts.docker_executor)
-        self.deployer = Deployer(self.store, self.bus, self.workspaces, docker_client_factory,
+        self.deployer = Deployer(self.store, self.bus, self.workspaces,
+                                 client_factory(config.docker_host),
                                  config.data_dir / "fronts", make_target=parts.make_target)
         self.notifier = Notifier(self.store, self.bus)
+        # Whether the engine answers (/healthz); when it returns, fronts serve the store's
+        # active colours again.
+        self.engine_watch = EngineWatch(
+            lambda: engine_client(config.docker_host, PROBE_TIMEOUT_S),
+            on_return=[self.deployer.reconcile_after_engine_return])
+        # /healthz: each check says why the agent is degraded (None: fine)
+        self.health_checks: list[Callable[[], str | None]] = [self._engine_health]
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
                            self.executors, self.instance)
@@ -98,6 +101,7 @@ class Agent:
         self.logs.start()
         self.notifier.start()
         await in_thread(self.deployer.reconcile_fronts)  # fronts serve what the store says
+        self.engine_watch.start()
         await self.engine.start()
         if self.config.poll_enabled:
             self.poller = Poller(self)
@@ -113,6 +117,7 @@ class Agent:
             await self.poller.stop()
         self.changes.close()
         await self.engine.stop()
+        await in_thread(self.engine_watch.stop)
         await in_thread(self.executors.drain)
         await in_thread(self.logs.stop)
         self.notifier.stop()
@@ -121,6 +126,11 @@ class Agent:
 
     def close(self) -> None:
         self.store.close()
+
+    def _engine_health(self) -> str | None:
+        """Docker stages and Docker deploy targets need the engine."""
+        state = self.engine_watch.current
+        return state.detail if state.state == "down" else None
 
     async def _maintain(self) -> None:
         """Retention: old log lines and workspaces are pruned in the background, and the

@@ -79,6 +79,7 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
                          docs_url="/api/v1/docs", redoc_url=None, static_url=DOCS_ASSETS_URL,
                          lifespan=lifespan)
     app.state.agent = agent
+    app.state.health_checks = agent.health_checks
     app.state.auth = Authenticator(agent.store)
     app.state.metrics = metrics
     app.state.repo_index = RepoIndex(agent.store)

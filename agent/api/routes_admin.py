@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
@@ -34,8 +34,17 @@ def agent_version() -> str:
 
 
 @router.get("/healthz", tags=["admin"])
-async def healthz() -> dict[str, str]:  # on the loop: answers even when every thread is busy
-    return {"status": "ok", "version": agent_version()}
+async def healthz(request: Request) -> dict[str, Any]:
+    """200 while the agent serves: `ok`, or `degraded` with the reasons (e.g. the Docker
+    engine it needs does not answer). Never 5xx for a missing engine: a liveness probe
+    restarting the agent would not bring dockerd back, and the fronts serve without it.
+    On the loop, from state the watchers keep: answers even when every thread is busy."""
+    body: dict[str, Any] = {"status": "ok", "version": agent_version()}
+    reasons = [reason for check in getattr(request.app.state, "health_checks", ())
+               if (reason := check())]
+    if reasons:
+        body.update(status="degraded", reasons=reasons)
+    return body
 
 
 @router.get("/metrics", tags=["admin"], response_class=Response)

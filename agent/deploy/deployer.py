@@ -21,7 +21,7 @@ from agent.deploy.base import CommitHistory, DeployError, DeployRequest, DeployT
 from agent.deploy.canary import CanaryControl
 from agent.deploy.docker_host import DockerHostTarget
 from agent.deploy.dora import compute_dora
-from agent.deploy.reconcile import reconcile_all
+from agent.deploy.reconcile import Reconciler, reconcile_all
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from agent.stage_result import StageResult
@@ -365,6 +365,36 @@ class Deployer:
         log.system(reason)
         return StageResult(exit_code=None, error=reason + ". Rerun from this stage to deploy"
                            " again")
+
+    def reconcile_after_engine_return(self) -> bool:
+        """The Docker engine answers again after an outage (a restart): every Docker
+        environment serves the colour the store records as active — started if it did not
+        come back (made again from its image if it is gone), all the weight on the front,
+        other colours removed. Deployment records are not touched (a deploy of this agent
+        is not interrupted by an engine restart: it fails or succeeds by itself), and an
+        environment with a deploy in progress is left to it (it holds the lock and sets
+        its front). True when every environment is back as recorded."""
+        reconciler = Reconciler(self.store, self._publish)
+        done = True
+        for service in self.store.list_services():
+            pipeline = self.store.get_pipeline(service.pipeline)
+            for env in ("staging", "production"):
+                target = self.target_for(service, pipeline, env)
+                if not isinstance(target, DockerHostTarget):
+                    continue
+                lock = self._lock(service, env)
+                if not lock.acquire(blocking=False):
+                    continue
+                try:
+                    active = self.store.current_deployment(service.id, env) is not None
+                    served = reconciler.serve_active(target, service, pipeline, env)
+                    done = done and (served or not active)
+                except Exception as exc:  # the engine may still be settling: try again
+                    log.warning("%s/%s after the engine's return: %s", service.name, env, exc)
+                    done = False
+                finally:
+                    lock.release()
+        return done
 
     def close(self) -> None:
         """The fronts stay: they serve production while the agent is away."""

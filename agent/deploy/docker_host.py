@@ -37,6 +37,7 @@ from agent.deploy.base import DeployError, DeployOutcome, DeployRequest
 from agent.deploy.canary import CanaryControl, CanaryFailed, FrontSplit, run_steps
 from agent.deploy.front import Front, FrontError, FrontSpec
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
+from agent.docker_client import engine_client
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from store.models import DockerTargetConfig, Service, image_for
@@ -80,7 +81,8 @@ class DockerHostTarget:
     # -- engine access -------------------------------------------------------------------
     def _client(self) -> docker.DockerClient:
         if self._docker is None:
-            self._docker = (docker.DockerClient(base_url=self.config.docker_host, timeout=120)
+            # the target's own engine if it names one, else the agent's
+            self._docker = (engine_client(self.config.docker_host, 120)
                             if self.config.docker_host else self._client_factory())
         return self._docker
 

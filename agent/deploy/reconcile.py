@@ -49,7 +49,7 @@ class Reconciler:
             if docker is None or not self._adopt(docker, service, dep):
                 self._interrupted(service, dep, checked=hasattr(target, "reconcile"))
         if docker is not None:
-            return self._serve_active(docker, service, pipeline, environment)
+            return self.serve_active(docker, service, pipeline, environment)
         reconcile = getattr(target, "reconcile", None)  # e.g. an ECS listener's weights
         active = self.store.current_deployment(service.id, environment)
         if reconcile is None or active is None:
@@ -102,7 +102,7 @@ class Reconciler:
         self.publish(done)
 
     # -- what serves ----------------------------------------------------------------------
-    def _serve_active(self, target: DockerHostTarget, service: Service, pipeline: Pipeline,
+    def serve_active(self, target: DockerHostTarget, service: Service, pipeline: Pipeline,
                       environment: str) -> bool:
         active = self.store.current_deployment(service.id, environment)
         if active is None:

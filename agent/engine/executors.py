@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.docker_client import engine_client
 from agent.executors.base import (
     BuildsImages,
     Executor,
@@ -25,10 +26,6 @@ from store.models import Pipeline
 log = logging.getLogger(__name__)
 
 ENGINE_RETRY_S = 2.0  # how often a waiting stage asks the engine again
-
-
-class NoDockerEngine(RuntimeError):
-    pass
 
 
 def executor_for(pipeline: Pipeline, stage: str | None = None) -> str:
@@ -64,11 +61,10 @@ class ExecutorSet:
             self._connect_docker()
 
     def _connect_docker(self) -> None:
-        if not self._try_docker() and self.config.executor == "docker":
-            raise NoDockerEngine(self.docker_error)
-        if self._docker is None:  # auto: stages wait for the engine, never run on the host
-            log.warning("%s; Docker stages wait for it (executor=auto never runs them on "
-                        "this host)", self.docker_error)
+        if not self._try_docker():  # stages wait for the engine, never run on the host
+            log.warning("%s; the agent starts without it and Docker stages wait for it"
+                        " (up to docker_wait_s = %g s each)", self.docker_error,
+                        self.config.docker_wait_s)
 
     def _try_docker(self) -> bool:
         """Connect to the engine if it answers now; `docker_error` says why not."""
@@ -76,12 +72,8 @@ class ExecutorSet:
             if self._docker is not None:
                 return True
             try:
-                import docker
-
                 def connect(timeout: int) -> Any:
-                    return (docker.DockerClient(base_url=self.config.docker_host,
-                                                timeout=timeout)
-                            if self.config.docker_host else docker.from_env(timeout=timeout))
+                    return engine_client(self.config.docker_host, timeout)
 
                 probe = connect(5)  # a quick "are you there", then a client for real work
                 try:
@@ -97,7 +89,8 @@ class ExecutorSet:
             from agent.executors.docker import DockerExecutor
 
             self._docker = DockerExecutor(client, instance=self.instance,
-                                          caches=caches_of(self.config))
+                                          caches=caches_of(self.config),
+                                          docker_host=self.config.docker_host)
             self.docker_error = None
             return True
 

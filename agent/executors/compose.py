@@ -18,6 +18,7 @@ from typing import Any
 
 import docker
 
+from agent.docker_client import cli_env
 from agent.executors import compose_project
 from agent.executors.base import (
     Executor,
@@ -53,7 +54,9 @@ def compose_command() -> tuple[str, ...] | None:
 
 def run_integration(client: docker.DockerClient, executor: Executor, spec: IntegrationSpec,
                     log: StageLog, cancel: threading.Event,
-                    save_state: StateSaver | None = None) -> StageResult:
+                    save_state: StateSaver | None = None, docker_host: str | None = None
+                    ) -> StageResult:
+    """`docker_host`: the agent's engine, so the compose CLI reaches the same one."""
     command = compose_command()
     if command is None:
         return _fail(log, "neither `docker compose` (v2) nor `docker-compose` (v1) is "
@@ -61,6 +64,7 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
     project = project_name(spec.run_id, spec.instance)
     # The service's env and secrets reach compose's interpolation (and `.env` defaults).
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(cli_env(docker_host))
     env.update(spec.test.env)
     env["SEAMLESS_IMAGE"] = spec.image
     try:

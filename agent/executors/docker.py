@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import requests
 
+from agent.docker_client import socket_path
 from agent.executors.base import (
     BuildSpec,
     IntegrationSpec,
@@ -74,8 +75,12 @@ class DockerExecutor:
     name = "docker"
 
     def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED,
-                 instance: str = "", caches: Caches | None = None) -> None:
+                 instance: str = "", caches: Caches | None = None,
+                 docker_host: str | None = None) -> None:
+        """`docker_host`: the engine `client` talks to (agent config), for what reaches
+        it outside the SDK: the compose CLI, a stage's mounted socket."""
         self.client = client
+        self.docker_host = docker_host
         self.caches = caches  # per-service dependency caches, mounted at /cache
         self.api = client.api
         self.instance = instance
@@ -125,7 +130,8 @@ class DockerExecutor:
     def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
                     ) -> StageResult:
         """A compose project on this engine, the test in a container on its network."""
-        return run_integration(self.client, self, spec, log, cancel)
+        return run_integration(self.client, self, spec, log, cancel,
+                               docker_host=self.docker_host)
 
     def _sweep_started(self, spec: StageSpec, log: StageLog) -> None:
         try:
@@ -167,7 +173,7 @@ class DockerExecutor:
         Without a log (ahead of time) a missing image is not pulled."""
         binds = {str(spec.workspace): {"bind": "/workspace", "mode": "rw"}}
         if spec.mount_docker_socket:  # opt-in: root-equivalent access to the host engine
-            binds[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
+            binds[socket_path(self.docker_host)] = {"bind": DOCKER_SOCKET, "mode": "rw"}
         environment = spec.env
         if self.caches is not None and spec.service:
             binds[str(self.caches.dir_for(spec.service))] = {"bind": CACHE_MOUNT, "mode": "rw"}

@@ -19,12 +19,11 @@ class Check:
 
 
 def check_docker(docker_host: str | None) -> Check:
-    import docker
+    from agent.docker_client import engine_client
 
     where = docker_host or "the local engine (DOCKER_HOST or /var/run/docker.sock)"
     try:
-        client = (docker.DockerClient(base_url=docker_host, timeout=5) if docker_host
-                  else docker.from_env(timeout=5))
+        client = engine_client(docker_host, 5)
         try:
             version = client.version().get("Version", "?")
         finally:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from agent.deploy.front_image import ensure_image
 from tests.helpers import unique_name
+from tests.reliability.second_engine import SecondEngine
 from tests.reliability.served import ServedAgent, remove_leftovers, service_names
 
 
@@ -33,3 +35,16 @@ def serve(tmp_path: Path, base_image: str, docker_client: Any
 def svc_name(prefix: str) -> str:
     """A unique, slug-valid service name (tests share one engine)."""
     return unique_name(prefix)[:63]
+
+
+@pytest.fixture(scope="module")
+def second_engine(docker_client: Any, base_image: str) -> Iterator[SecondEngine]:
+    """A Docker engine of this module's own, in its own network namespace (restarts cost
+    seconds: one per module), with the base and front images copied from the host's.
+    Serve the agent on it with `serve(docker_host=engine.url, netns=engine.netns)`."""
+    engine = SecondEngine.start_new()
+    try:
+        engine.load_images(docker_client, [base_image, ensure_image(docker_client)])
+        yield engine
+    finally:
+        engine.close()

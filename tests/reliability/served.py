@@ -28,6 +28,7 @@ from store.models import FINISHED_RUN_STATUSES, Role
 from store.store import Store
 from tests.harness import wait_until
 from tests.helpers import REPO_ROOT, free_port, http_get
+from tests.reliability.netns import Netns
 
 FINAL = {status.value for status in FINISHED_RUN_STATUSES}
 
@@ -40,21 +41,25 @@ class ServedAgent:
     max_parallel: int = 4
     docker_host: str | None = None
     config: dict[str, Any] = field(default_factory=dict)  # more AgentConfig fields
+    # the network namespace it runs in (tests/reliability/netns.py: a second engine's);
+    # its port is forwarded from the host's loopback, so `url` works from the test as usual
+    netns: Netns | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     generation: int = 0
 
     # -- process --------------------------------------------------------------------------
     @classmethod
     def start(cls, data_dir: Path, *, max_parallel: int = 4,
-              docker_host: str | None = None, config: dict[str, Any] | None = None
-              ) -> ServedAgent:
+              docker_host: str | None = None, config: dict[str, Any] | None = None,
+              netns: Netns | None = None) -> ServedAgent:
         data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(data_dir / "seamless.db")
         try:
             token = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.admin)[0]
         finally:
             store.close()
-        agent = cls(data_dir, free_port(), token, max_parallel, docker_host, config or {})
+        agent = cls(data_dir, free_port(), token, max_parallel, docker_host, config or {},
+                    netns)
         agent.spawn()
         return agent
 
@@ -75,6 +80,9 @@ class ServedAgent:
         args = [sys.executable, "-m", "tests.reliability.agent_server", str(self.data_dir),
                 str(self.port), str(self.max_parallel), self.docker_host or "",
                 json.dumps(self.config)]
+        if self.netns is not None:
+            args = self.netns.command(args)
+            self.netns.forward(self.port)
         with open(self.stderr_path(), "wb") as err:
             self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=err,
                                          stderr=subprocess.STDOUT)  # access log is stdout

@@ -1,0 +1,167 @@
+"""The Docker engine restarts under deployed services (#22 item 1): every stable port
+answers with the build the store records for it, or not at all — never the build that
+waits for approval — and serves it again once the engine is back.
+
+Everything runs on a second engine in its own network namespace (second_engine); the
+stable ports are forwarded to the host's loopback, so the clients here are plain HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from agent.executors.base import run_prefix
+from tests.deploy.hammer import Hammer
+from tests.harness import wait_until
+from tests.helpers import free_port, http_get
+from tests.reliability.conftest import svc_name
+from tests.reliability.second_engine import SecondEngine
+from tests.reliability.served import ServedAgent, stage, summary
+from tests.reliability.test_crash import _served_version
+
+
+def _approved_v1_and_v2_waiting(agent: ServedAgent, sample_repo: Any, prefix: str
+                                ) -> dict[str, Any]:
+    """A service whose production runs v1 (approved) while v2 is on staging, waiting for
+    approval. Returns its ports and shas."""
+    repo = sample_repo(prefix, version="v1")
+    name = svc_name(prefix)
+    ports = {"staging": free_port(), "production": free_port()}
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      health_check={"path": "/health", "timeout_s": 30},
+                      staging={"kind": "docker", "port": ports["staging"]},
+                      production={"kind": "docker", "port": ports["production"]})
+    return {"name": name, "repo": repo, "ports": ports}
+
+
+def _wait_serving(agent: ServedAgent, engine: SecondEngine, port: int, version: str,
+                  what: str) -> None:
+    def serving() -> bool:
+        return _served_version(port) == version
+
+    try:
+        wait_until(serving, timeout=60, interval=0.2, what=what)
+    except TimeoutError as exc:
+        raise AssertionError((str(exc), http_get(f"http://127.0.0.1:{port}/version"),
+                              engine.containers(), agent.own_log()[-3000:])) from exc
+
+
+def _until_waiting(agent: ServedAgent, run_id: int) -> dict[str, Any]:
+    return agent.wait_run(run_id, lambda r: r["status"] in {"awaiting_approval", "failed"},
+                          timeout=240)
+
+
+@pytest.mark.slow
+def test_production_never_serves_the_unapproved_build_across_engine_restarts(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    agent.add_pipeline("shop", auto_deploy=False)
+    services = [_approved_v1_and_v2_waiting(agent, sample_repo, p)
+                for p in ("restart-a", "restart-b")]
+    for svc in services:
+        svc["v1"] = agent.trigger(svc["name"], svc["repo"].head_sha)
+    for svc in services:
+        run = _until_waiting(agent, svc["v1"]["id"])
+        assert run["status"] == "awaiting_approval", summary(run)
+        agent.call("POST", f"/api/v1/runs/{run['id']}/approve", 200, json={"comment": "ok"})
+    for svc in services:
+        done = agent.wait_run(svc["v1"]["id"], timeout=180)
+        assert done["status"] == "success", summary(done)
+        svc["v2"] = agent.trigger(svc["name"], svc["repo"].set_version("v2"))
+    for svc in services:
+        run = _until_waiting(agent, svc["v2"]["id"])
+        assert run["status"] == "awaiting_approval", summary(run)
+        assert stage(run, "Deploy to Staging")["status"] == "success", summary(run)
+
+    recorded = {"production": "v1", "staging": "v2"}
+    ports = {(svc["name"], env): port for svc in services
+             for env, port in svc["ports"].items()}
+    for port in ports.values():
+        engine.netns.forward(port)
+    for (_, env), port in ports.items():
+        _wait_serving(agent, engine, port, recorded[env], f"{env} on {port} before")
+
+    hammers = {key: Hammer(f"http://127.0.0.1:{port}/version") for key, port in ports.items()}
+    for hammer in hammers.values():
+        hammer.__enter__()
+    try:
+        for way in ("stop", "kill -9"):
+            engine.stop() if way == "stop" else engine.kill()
+            engine.start()
+            for (name, env), port in ports.items():
+                _wait_serving(agent, engine, port, recorded[env],
+                              f"{name} {env} serving {recorded[env]} after an engine {way}")
+        seen = {key: hammer.ok for key, hammer in hammers.items()}
+        wait_until(lambda: all(h.ok > seen[k] + 5 for k, h in hammers.items()), timeout=30,
+                   what="steady answers on every port after the restarts")
+    finally:
+        for hammer in hammers.values():
+            hammer.__exit__()
+
+    for (name, env), hammer in hammers.items():
+        assert set(hammer.bodies) == {recorded[env]}, (name, env, hammer.bodies,
+                                                      hammer.errors)
+    for svc in services:  # the API tells the same story
+        deployments = agent.call("GET", f"/api/v1/services/{svc['name']}/deployments", 200,
+                                 params={"environment": "production"})
+        active = [d for d in deployments if d["status"] == "active"]
+        assert [d["sha"] for d in active] == [svc["v1"]["sha"]], deployments
+        assert agent.run(svc["v2"]["id"])["status"] == "awaiting_approval"
+
+
+@pytest.mark.slow
+def test_docker_host_is_honoured_by_stages_builds_compose_and_deploys(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine, docker_client: Any) -> None:
+    """#22 item 4: with `docker_host` at the second engine, everything a run makes is
+    there — stage and compose containers, the image, colours and fronts — none on the
+    host's engine."""
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    instance = agent.call("GET", "/api/v1/info", 200)["instance"]
+    since = int(time.time()) - 1
+    repo = sample_repo("elsewhere", version="v1")
+    name = svc_name("elsewhere")
+    port = free_port()
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      unit_test_command="sh test.sh", compose_file="compose.yaml",
+                      integration_test_command="sh integration.sh",
+                      health_check={"path": "/health", "timeout_s": 30})
+    run = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=240)
+    assert run["status"] == "success", summary(run)
+    assert stage(run, "Integration Test")["status"] == "success", summary(run)
+    engine.netns.forward(port)
+    assert _served_version(port) == "v1"
+    until = int(time.time()) + 1
+
+    def made(client: Any) -> set[str]:
+        """Names of the containers this agent made there, by its labels and compose's."""
+        filters = [{"label": f"io.seamless.agent={instance}"},
+                   {"label": f"com.docker.compose.project={run_prefix(instance, run['id'])}"}]
+        return {e["Actor"]["Attributes"].get("name", "?") for f in filters
+                for e in client.events(since=since, until=until, decode=True,
+                                       filters={"type": "container", "event": "create", **f})}
+
+    theirs = engine.client()
+    try:
+        on_engine = made(theirs)
+        images = [t for i in theirs.images.list(name=f"seamless/{name}") for t in i.tags]
+    finally:
+        theirs.close()
+    assert any("unit" in n.lower() for n in on_engine), on_engine  # a stage container
+    assert any(n.startswith(run_prefix(instance, run["id"]) + "_") or
+               n.startswith(run_prefix(instance, run["id"]) + "-") for n in on_engine), on_engine
+    assert {f"seamless-{name}-{env}-{part}" for env in ("staging", "production")
+            for part in ("front",)} <= on_engine, on_engine
+    assert images == [f"seamless/{name}:{run['sha']}"], images
+    assert made(docker_client) == set()
+    assert docker_client.containers.list(all=True, filters={
+        "label": f"io.seamless.service={name}"}) == []
+    assert docker_client.images.list(name=f"seamless/{name}") == []
