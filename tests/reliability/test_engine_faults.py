@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import wait_until
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, stage, summary
 from tests.reliability.socket_cut import CuttableEngineSocket
@@ -43,9 +44,13 @@ def test_engine_going_away_mid_stage_fails_the_run_and_the_agent_keeps_serving(
     assert done["status"] == "failed", summary(done)
     reason = stage(done, "Unit Test")["error"] or ""
     assert "engine" in reason.lower() or "docker" in reason.lower(), summary(done)
-    assert agent.call("GET", "/healthz", 200)["status"] == "ok"
+    health = agent.call("GET", "/healthz", 200)  # degraded, saying why (#22 item 3)
+    assert health["status"] == "degraded", health
+    assert "Docker engine unreachable" in " ".join(health["reasons"]), health
 
     engine_socket.start()  # the engine is back: the next run works
+    wait_until(lambda: agent.call("GET", "/healthz", 200)["status"] == "ok", timeout=30,
+               what="/healthz ok again")
     other = svc_name("engine-back")
     agent.add_service(other, "shop", repo.url, unit_test_command="echo fine")
     again = agent.wait_run(agent.trigger(other, repo.head_sha, kind="partial")["id"],
