@@ -23,12 +23,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import docker.errors
+import requests
+
 from agent.deploy.base import DeployRequest, DeployTarget
 from agent.deploy.docker_host import DockerHostTarget
 from store.models import Deployment, DeploymentKind, DeploymentStatus, Pipeline, Service
 from store.store import Store
 
 log = logging.getLogger(__name__)
+
+ENGINE_DOWN = (docker.errors.DockerException, requests.exceptions.ConnectionError)
 
 RECENT = 10  # deployments looked at per environment (only the newest can be in progress)
 
@@ -136,6 +141,9 @@ def reconcile_all(store: Store, publish: Callable[[Deployment], None],
             try:
                 served += reconciler.environment(service, pipeline, environment,
                                                  target_for(service, pipeline, environment))
+            except ENGINE_DOWN as exc:  # the engine watch reconciles when it answers
+                log.warning("could not reconcile %s/%s: the Docker engine does not answer"
+                            " (%s)", service.name, environment, str(exc)[:200])
             except Exception:
                 log.exception("could not reconcile %s/%s", service.name, environment)
     return {"environments": count, "served": served,
