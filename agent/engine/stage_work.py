@@ -268,6 +268,13 @@ class StageWorker:
             work.log.system(f"local executor, set by an admin in pipeline "
                             f"{work.pipeline.name!r}: the stage runs on this host as the "
                             "agent's user, not isolated")
+        if spec.secret_files and executor.name != "docker":
+            # Only a stage container gets a tmpfs mount of its own: elsewhere, env.
+            spec.env.update(spec.secret_files)
+            spec.env.pop("SEAMLESS_SECRETS_DIR", None)
+            spec.secret_files = {}
+            work.log.system(f"secrets_as {work.service.secrets_as!r}: the {executor.name} "
+                            "executor takes no secret files; the secrets are env variables")
         work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
         work.make_next_ahead()
         return self.executors.run_bounded(executor, spec, work.log, work.cancel,

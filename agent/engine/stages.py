@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.executors.base import StageSpec, container_name, stage_labels
+from agent.executors.secret_files import MOUNT as SECRETS_MOUNT
 from agent.executors.socket_stages import started_by_env
 from store.models import (
     STAGE_CODE_QUALITY,
@@ -34,7 +35,8 @@ def stage_command(service: Service, stage: str) -> str | None:
 def stage_env(service: Service, run: RunInfo) -> dict[str, str]:
     """The service's environment and secrets, plus what every stage may want to know."""
     env = dict(service.env)
-    env.update(service.secrets)
+    if service.secrets_as != "files":
+        env.update(service.secrets)
     env.update({
         "CI": "true",
         "SEAMLESS": "1",
@@ -60,6 +62,9 @@ def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str,
     env = stage_env(service, run)
     if service.mount_docker_socket:  # what the stage starts carries its name: swept after
         env.update(started_by_env(name))
+    files = dict(service.secrets) if service.secrets_as != "env" else {}
+    if files:
+        env["SEAMLESS_SECRETS_DIR"] = SECRETS_MOUNT
     return StageSpec(
         run_id=run.id,
         stage=stage,
@@ -73,6 +78,7 @@ def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str,
         labels=stage_labels(run.id, stage, service.name, instance),
         mount_docker_socket=service.mount_docker_socket,
         network=network,
+        secret_files=files,
     )
 
 

@@ -35,6 +35,8 @@ class StageSpec:
     network: str | None = None  # e.g. the compose project's network for Integration Test
     extra_networks: tuple[str, ...] = ()  # joined too (a compose file's own networks)
     workdir: str = "/workspace"
+    # Secrets the stage gets as files (/run/secrets/<NAME>) rather than env (secrets_as).
+    secret_files: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

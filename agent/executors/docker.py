@@ -40,6 +40,8 @@ from agent.executors.docker_logs import (
 )
 from agent.executors.docker_prepared import ReadyContainers, Reaper
 from agent.executors.engine_errors import engine_error
+from agent.executors.secret_files import MOUNT as SECRETS_MOUNT
+from agent.executors.secret_files import SecretFiles, SecretFilesError
 from agent.executors.socket_stages import sweep
 from agent.logs import StageLog
 
@@ -87,6 +89,7 @@ class DockerExecutor:
         # The label that marks this agent's stage containers (find, cleanup): two agents
         # sharing one engine each use their own instance id.
         self.managed_label = agent_label(instance) if instance else managed_label
+        self.secret_files = SecretFiles(instance)
         self.reaper = Reaper(self._remove)
         self._ready = ReadyContainers(lambda spec: self._create(spec, None), self.reaper.submit)
 
@@ -95,13 +98,18 @@ class DockerExecutor:
             save_state: StateSaver) -> StageResult:
         try:
             container_id = self._ready.take(spec) or self._create(spec, log)
-        except _ImageMissing as missing:
+        except (_ImageMissing, SecretFilesError) as missing:
             log.system(str(missing))
+            self._drop_secret_files(spec)
             return StageResult(exit_code=None, error=str(missing))
         except EngineErrors as exc:
             log.system(engine_error(exc))
+            self._drop_secret_files(spec)
             return StageResult(exit_code=None, error=engine_error(exc))
         save_state({"container_id": container_id})
+        if spec.secret_files:
+            log.system(f"secrets as files in {SECRETS_MOUNT}: "
+                       f"{', '.join(sorted(spec.secret_files))}")
         try:
             attached = open_attach_stream(self.api, container_id)
             self.api.start(container_id)
@@ -117,6 +125,7 @@ class DockerExecutor:
                 self._remove(container_id)
             else:
                 self.reaper.submit(container_id)
+            self._drop_secret_files(spec)
             if spec.mount_docker_socket and spec.container_name:
                 self._sweep_started(spec, log)
             if self.caches is not None and spec.service:  # off the stage's critical path
@@ -141,6 +150,19 @@ class DockerExecutor:
             return
         if removed:
             log.system(f"removed what the stage started: {', '.join(sorted(removed))}")
+
+    def _secrets_mount(self, spec: StageSpec) -> str:
+        """Write the stage's secret files (owned by the image's user); their directory."""
+        try:
+            user = str((self.api.inspect_image(spec.image).get("Config") or {}).get("User") or "")
+        except docker.errors.ImageNotFound:
+            user = ""  # pulled on create; root's files until then
+        return str(self.secret_files.write(spec.run_id, _files_key(spec), spec.secret_files,
+                                           user))
+
+    def _drop_secret_files(self, spec: StageSpec) -> None:
+        if spec.secret_files:
+            self.secret_files.remove(spec.run_id, _files_key(spec))
 
     def precreate(self, spec: StageSpec) -> None:
         """Create the container of a stage expected to run next, in the background."""
@@ -178,6 +200,8 @@ class DockerExecutor:
         if self.caches is not None and spec.service:
             binds[str(self.caches.dir_for(spec.service))] = {"bind": CACHE_MOUNT, "mode": "rw"}
             environment = {**cache_env(), **spec.env}  # the service's own settings win
+        if spec.secret_files:  # a tmpfs directory of the host, read-only in the stage
+            binds[self._secrets_mount(spec)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
         host_config = self.api.create_host_config(binds=binds, network_mode=spec.network)
 
         def create() -> str:
@@ -295,6 +319,7 @@ class DockerExecutor:
             return StageResult(exit_code=None, error=engine_error(exc))
         finally:
             self.reaper.submit(container_id)
+            self._drop_secret_files(spec)
 
     def _find(self, spec: StageSpec, state: dict[str, Any] | None) -> dict[str, Any] | None:
         wanted = [f"{k}={v}" for k, v in spec.labels.items()] or [self.managed_label]
@@ -323,6 +348,7 @@ class DockerExecutor:
         from agent.executors.compose import remove_stale_projects
 
         removed += remove_stale_projects(self.client, keep_run_ids, self.instance)
+        self.secret_files.remove_runs_except(keep_run_ids)
         return removed
 
     # -- helpers -------------------------------------------------------------------------------
@@ -359,6 +385,10 @@ class DockerExecutor:
         if name:
             for c in self.api.containers(all=True, filters={"name": f"^/{name}$"}):
                 self._remove(c["Id"])
+
+
+def _files_key(spec: StageSpec) -> str:
+    return spec.container_name or spec.stage.lower().replace(" ", "-")
 
 
 def _parse_docker_time(value: str | None) -> datetime | None:

@@ -284,6 +284,9 @@ class ServiceConfig(_Config):
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict,
                                     description="values are masked in logs and API responses")
+    secrets_as: Literal["env", "files", "both"] = Field(
+        "env", description="how stages get the secrets: env variables (visible to `docker "
+        "inspect`), files /run/secrets/<NAME> on a tmpfs (0400, the stage user's), or both")
     stage_timeout_s: int | None = Field(None, ge=1, le=86_400)
     mount_docker_socket: bool = Field(False, description="opt-in: stages get the Docker CLI socket")
     compose_opt_ins: dict[str, list[ComposeOptIn]] = Field(
