@@ -27,16 +27,21 @@ from store.models import (
     Event,
     LogPage,
     LogSearchPage,
+    Quarantine,
     RunInfo,
     RunPageLink,
+    RunTestSummary,
     Service,
     ServiceOverview,
+    ServiceTestFigures,
+    TestHistory,
 )
 
 StateCallback = Callable[[str, str], None]  # (state: "connected"|"reconnecting", detail)
 
 _ACTIONS = {  # first match wins: the specific paths come before /services
-    "unpin": "unpin environments", "trigger": "trigger runs", "approve": "approve runs",
+    "quarantine": "quarantine tests", "unpin": "unpin environments",
+    "trigger": "trigger runs", "approve": "approve runs",
     "reject": "reject runs", "cancel": "cancel runs",
     "rerun": "rerun runs", "rollbacks": "roll back deployments", "services": "edit services",
 }
@@ -150,6 +155,30 @@ class AgentClient:
     async def run_page_link(self, run_id: int) -> RunPageLink:
         return RunPageLink.model_validate(await self.request("GET",
                                                              f"/api/v1/runs/{run_id}/link"))
+
+    # -- test results ---------------------------------------------------------------------
+    async def run_tests(self, run_id: int) -> RunTestSummary:
+        data = await self.request("GET", f"/api/v1/runs/{run_id}/tests")
+        return RunTestSummary.model_validate(data)
+
+    async def test_history(self, test_id: int, limit: int = 20) -> TestHistory:
+        data = await self.request("GET", f"/api/v1/tests/{test_id}/history",
+                                  params={"limit": limit})
+        return TestHistory.model_validate(data)
+
+    async def quarantine(self, service: str, test: str, reason: str) -> Quarantine:
+        data = await self.request("POST", f"/api/v1/services/{service}/tests/quarantine",
+                                  json_body={"test": test, "reason": reason})
+        return Quarantine.model_validate(data)
+
+    async def release_test(self, service: str, test: str) -> None:
+        await self.request("DELETE", f"/api/v1/services/{service}/tests/quarantine",
+                           params={"test": test})
+
+    async def test_figures(self, service: str, days: int = 30) -> ServiceTestFigures:
+        data = await self.request("GET", f"/api/v1/services/{service}/tests/figures",
+                                  params={"days": days})
+        return ServiceTestFigures.model_validate(data)
 
     async def cancel(self, run_id: int) -> RunInfo:
         data = await self.request("POST", f"/api/v1/runs/{run_id}/cancel")

@@ -275,7 +275,7 @@ class TestQueries(Database):
     def run_test_summary(self, run_id: int, limit: int = 200) -> RunTestSummary:
         """A run's test summary per stage and its failing tests first (then quarantined
         failures, then flaky passes), each with message, trace and recent history."""
-        run = self.query_one("SELECT r.sha, s.name, s.config FROM runs r"
+        run = self.query_one("SELECT r.sha, r.service_id, s.name, s.config FROM runs r"
                              " JOIN services s ON s.id=r.service_id WHERE r.id=?", (run_id,))
         if run is None:
             raise NotFound(f"no run with id {run_id}")
@@ -288,10 +288,12 @@ class TestQueries(Database):
             "  WHERE rep.run_id=tr.run_id AND rep.stage=tr.stage)"
             " ORDER BY CASE WHEN tr.outcome='flaky' THEN 2 ELSE tr.quarantined END,"
             " tr.stage, c.classname, c.name LIMIT ?", (run_id, limit))
+        held_now = self.quarantined_ids(run["service_id"])
         failures = [TestCaseResult(
-            test_id=r["case_id"], classname=r["classname"], name=r["name"],
+            test_id=r["case_id"], classname=r["classname"], name=r["name"], stage=r["stage"],
             outcome=r["outcome"], duration_s=r["duration_s"], message=r["message"],
             trace=r["trace"], attempt=r["attempt"], quarantined=bool(r["quarantined"]),
+            quarantined_now=r["case_id"] in held_now,
             log_line=r["log_line"], history=self.history_glyphs(r["case_id"]),
             flaky_score=self.flaky_score(r["case_id"], window)) for r in rows]
         return RunTestSummary(run_id=run_id, service=run["name"], sha=run["sha"],

@@ -11,6 +11,7 @@ def _all() -> list[type]:
     from seamless_tui.screens.dashboard import DashboardScreen
     from seamless_tui.screens.help import HelpScreen
     from seamless_tui.screens.jump import JumpModal
+    from seamless_tui.screens.results import ReasonModal, TestsScreen
     from seamless_tui.screens.rollback import RollbackScreen
     from seamless_tui.screens.run import RunScreen, StageList
     from seamless_tui.screens.service import ServiceScreen
@@ -20,7 +21,7 @@ def _all() -> list[type]:
 
     return [ApprovalModal, CanaryScreen, ConfigForm, ConfirmModal, DashboardScreen,
             HelpScreen, JumpModal, RollbackScreen, RunScreen, StageList, ServiceScreen, LogPane,
-            LogView, VimTable]
+            LogView, VimTable, TestsScreen, ReasonModal]
 
 
 def __getattr__(name: str) -> list[type]:

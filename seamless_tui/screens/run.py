@@ -21,19 +21,25 @@ from seamless_tui.fmt import (
 )
 from seamless_tui.links import run_link
 from seamless_tui.screens.base import BaseScreen
+from seamless_tui.screens.results import TestsScreen, stage_counts
 from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
 from seamless_tui.widgets.topbar import TopBar
 from store.models import (
+    STAGE_INTEGRATION_TEST,
+    STAGE_UNIT_TEST,
     ChangeDecision,
     Event,
     RunInfo,
     RunPageLink,
     RunStatus,
+    RunTestSummary,
     Service,
     StageStatus,
 )
+
+TESTED_STAGES = (STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST)
 
 
 class StageList(OptionList):
@@ -52,6 +58,7 @@ class RunScreen(BaseScreen):
         Binding("a", "approve", "approve", id="run.approve"),
         Binding("o", "open_link", "commit link", id="run.link"),
         Binding("w", "page_link", "web page", id="run.page"),
+        Binding("t", "tests", "tests", id="run.tests"),
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
 
@@ -62,6 +69,7 @@ class RunScreen(BaseScreen):
         self.stage: str | None = None
         self.chosen = False  # the user picked a stage: stop following the active one
         self.max_log_lines = max_log_lines
+        self.test_counts: dict[str, str] = {}  # stage → "12 failed / 1,204 passed"
 
     def compose(self) -> ComposeResult:
         yield TopBar("Seamless › loading the run…")
@@ -75,15 +83,19 @@ class RunScreen(BaseScreen):
         # the log view that mounted meanwhile.
         self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
-        self.fetch(lambda: self.client.decisions(run=self.run_id), self.show_why)
-        self.set_interval(1.0, self._tick)
+    STAGE_INTEGRATION_TEST,
+    STAGE_UNIT_TEST,
+    ChangeDecision,
+    Event,
+    RunInfo,
+    RunPageLink,
+    RunStatus,
+    RunTestSummary,
+    Service,
+    StageStatus,
+)
 
-    async def show_why(self, decisions: list[ChangeDecision]) -> None:
-        """A service of a shared repository: the line that says why this run ran (the
-        changed paths that matched, or a forced run)."""
-        if decisions and not self.query("#run-why"):
-            await self.mount(Static(Text(f"why: {decisions[0].reason}", "dim"), id="run-why"),
-                             before=self.query_one(Footer))
+TESTED_STAGES = (STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST)
 
     async def show_run(self, run: RunInfo) -> None:
         self.run = run
@@ -116,10 +128,14 @@ class RunScreen(BaseScreen):
             icon, style = STAGE_ICONS.get(stage.status, ("?", ""))
             took = span(stage.started_at, stage.finished_at, now)
             reused = stage.reused_from_run is not None  # a rerun copied this result
+            counts = self.test_counts.get(stage.name)
             rows.append((stage.name, Text.assemble(
                 (f"{icon} ", style), stage.name.ljust(21),
                 (f"{REUSED_ICON} " if reused else "  ", "dim"),
-                (duration(took) if took is not None else "", "dim"))))
+                (duration(took) if took is not None else "", "dim"),
+                # Under the stage's name: the stage list is narrow.
+                (f"\n  {counts}" if counts else "",
+                 "red" if counts and not counts.startswith("0 failed") else "dim"))))
         ids = [stages.get_option_at_index(i).id for i in range(stages.option_count)]
         if ids == [name for name, _ in rows]:
             for index, (_, line) in enumerate(rows):
@@ -164,11 +180,14 @@ class RunScreen(BaseScreen):
         elif ev.stage is not None and ev.stage.run_id == self.run_id:
             run.stages = [ev.stage if s.name == ev.stage.name else s for s in run.stages]
             self._render_stages()
+            if ev.stage.status.finished and ev.stage.name in TESTED_STAGES:
+                self.fetch_tests()
             if not self.chosen and ev.stage.status is StageStatus.in_progress:
                 await self._open_log(ev.stage.name)
 
     def reload(self) -> None:
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
+        self.fetch_tests()
 
     # -- actions ------------------------------------------------------------------------------
     def action_switch_pane(self) -> None:
@@ -214,6 +233,24 @@ class RunScreen(BaseScreen):
             return
         self.seamless.open_approval(self.run_id)
 
+
+    def action_tests(self) -> None:
+        self.app.push_screen(TestsScreen(self.run_id, self.show_test_in_log))
+
+    def show_test_in_log(self, stage: str, test: str) -> None:
+        """The stage's log, searched for the test: at the line where its output starts."""
+        self.chosen = True
+        self.call_later(self._show_test, stage, test)
+
+    async def _show_test(self, stage: str, test: str) -> None:
+        view = self.query_one(LogPane).view
+        if stage != self.stage or view is None:
+            view = await self._open_log(stage)
+        if view.loaded_once:
+            view.set_search(test)
+        else:
+            view.search_on_load = test
+        view.focus()
 
     def action_open_link(self) -> None:
         if self.run is None:

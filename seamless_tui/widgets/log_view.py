@@ -84,6 +84,7 @@ class LogView(LogSearching, LogRendering, can_focus=True):
         self.match_line: int | None = None
         self.fetching: str | None = None  # not `loading`: that is Widget's spinner
         self.loaded_once = False
+        self.search_on_load: str | None = None  # searched once the first page is in
         self._cache: OrderedDict[tuple[Any, ...], list[Strip]] = OrderedDict()
         self._version = 0
         self._row_starts: list[int] | None = None  # wrap mode: first row of each line
@@ -208,6 +209,8 @@ class LogView(LogSearching, LogRendering, can_focus=True):
             self.loaded_once = True
             # Live lines start right after the tail: no gap, no duplicate.
             self.follow_stream(w.last_id)
+            if self.search_on_load:
+                self.set_search(self.search_on_load)
         self.post_message(self.Status(self))
 
     def _note_widths(self, lines: list[Line]) -> None:

@@ -76,12 +76,15 @@ class TestCaseResult(BaseModel):
     test_id: int
     classname: str
     name: str
+    stage: str = ""
     outcome: TestOutcome
     duration_s: float | None = None
     message: str | None = None
     trace: str | None = None
     attempt: int = 1
-    quarantined: bool = False
+    quarantined: bool = Field(False, description="in quarantine when it ran: its failure "
+                                                "did not fail the stage")
+    quarantined_now: bool = Field(False, description="in quarantine now")
     log_line: str | None = Field(None, description="ULID of the log line where its output "
                                                   "starts, when found")
     history: str = Field("", description="recent outcomes, oldest first: ✓ ✗ ~ (flaky) "
