@@ -83,19 +83,23 @@ class RunScreen(BaseScreen):
         # the log view that mounted meanwhile.
         self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
-    STAGE_INTEGRATION_TEST,
-    STAGE_UNIT_TEST,
-    ChangeDecision,
-    Event,
-    RunInfo,
-    RunPageLink,
-    RunStatus,
-    RunTestSummary,
-    Service,
-    StageStatus,
-)
+        self.fetch(lambda: self.client.decisions(run=self.run_id), self.show_why)
+        self.fetch_tests()
+        self.set_interval(1.0, self._tick)
 
-TESTED_STAGES = (STAGE_UNIT_TEST, STAGE_INTEGRATION_TEST)
+    def fetch_tests(self) -> None:
+        self.fetch(lambda: self.client.run_tests(self.run_id), self.show_tests)
+
+    def show_tests(self, summary: RunTestSummary) -> None:
+        self.test_counts = {s.stage: stage_counts(s) for s in summary.stages}
+        self._render_stages()
+
+    async def show_why(self, decisions: list[ChangeDecision]) -> None:
+        """A service of a shared repository: the line that says why this run ran (the
+        changed paths that matched, or a forced run)."""
+        if decisions and not self.query("#run-why"):
+            await self.mount(Static(Text(f"why: {decisions[0].reason}", "dim"), id="run-why"),
+                             before=self.query_one(Footer))
 
     async def show_run(self, run: RunInfo) -> None:
         self.run = run
