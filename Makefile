@@ -83,8 +83,9 @@ demo: runtime docker images
 demo-clean:
 	scripts/demo-clean.sh
 
-screenshots: venv docker images
+screenshots: venv docker images test-tools
 	$(BIN)/python scripts/screenshots.py
+	SEAMLESS_RUN_PAGE_SCREENSHOT=1 $(BIN)/pytest -q -p no:cacheprovider tests/runpage/test_run_page_browser.py
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -38,6 +38,9 @@ app.add_typer(token_app, name="token")
 secrets_app = typer.Typer(help="secrets at rest (works on the database and key directly)",
                           no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+links_app = typer.Typer(help="signed run-page links (works on the key file directly)",
+                        no_args_is_help=True)
+app.add_typer(links_app, name="links")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(service_app, name="service")
 
@@ -156,6 +159,23 @@ def rotate_key(data_dir: DataDir = None, config: Annotated[Path | None, typer.Op
     except OSError as exc:
         fail(f"cannot rotate the key at {path}: {exc}")
     typer.echo(f"new key in {path}; {changed} secret(s) re-encrypted; old key dropped")
+
+
+@links_app.command("rotate-key")
+def rotate_link_key(data_dir: DataDir = None, config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file")] = None) -> None:
+    """A new key for signing run-page links. Links signed with an older key keep working
+    until they expire; a key is dropped once no link it signed can still be valid. Safe
+    with the agent running (it re-reads the key file)."""
+    from agent.run_links import rotate_link_keys
+
+    cfg = _config(config, data_dir=data_dir)
+    try:
+        keys = rotate_link_keys(cfg.link_key_path, cfg.link_ttl_days * 24 * 3600)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot rotate the link key at {cfg.link_key_path}: {exc}")
+    typer.echo(f"new link key in {cfg.link_key_path}; {len(keys) - 1} older key(s) kept "
+               "for unexpired links")
 
 
 @token_app.command("create")

@@ -109,18 +109,19 @@ def log_window(store: Any, access: Access, run: RunInfo, stage: str, mask: Mask,
                at: int | None = None) -> LogWindow:
     """The window of `stage`'s log a request asks for: the tail, the page before or after
     a ULID cursor, or the lines from a permalinked number on."""
-    total = store.count_log_lines(run.id, stage)
     if at is not None:
+        total = store.count_log_lines(run.id, stage)
         first = max(1, min(at, total) - PERMALINK_CONTEXT)
         lines = store.log_from_number(run.id, stage, first, WINDOW).lines
     elif before is not None or after is not None:
+        total = store.count_log_lines(run.id, stage)
         lines = store.log_page(run.id, stage=stage, before=before, after=after,
                                limit=WINDOW).lines
         first = store.log_number(run.id, stage, lines[0].id) if lines else total + 1
-    else:  # numbered from the first line itself: lines may arrive between the queries
+    else:  # the tail: one count (the lines before it), numbered from its first line
         lines = store.log_page(run.id, stage=stage, tail=True, limit=WINDOW).lines
         first = store.log_number(run.id, stage, lines[0].id) if lines else 1
-        total = max(total, first + len(lines) - 1)
+        total = first + len(lines) - 1
     stage_info = next(s for s in run.stages if s.name == stage)
     error = None
     if stage_info.status in (StageStatus.failed, StageStatus.timed_out):

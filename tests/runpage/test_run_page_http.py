@@ -3,8 +3,12 @@ the 403 page, tokens and the sign-in cookie, the rendered log, no secret on the 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -157,3 +161,17 @@ def test_the_commit_status_links_to_the_signed_page(api: LiveApi) -> None:
     assert set(query) == {"exp", "sig"}
     days = (int(query["exp"][0]) - time.time()) / 86400
     assert 29.9 < days <= 30
+
+
+def test_links_rotate_key_keeps_links_signed_before_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    links = RunLinks(data / "link.key", "http://127.0.0.1:8787")
+    before = links.sign(7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
+    result = subprocess.run([str(Path(sys.executable).parent / "seamless-agent"), "links",
+                             "rotate-key", "--data-dir", str(data)], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "1 older key(s) kept" in result.stdout
+    assert links.sign(7)["sig"] != before["sig"]  # the running side picked up the new key
+    assert links.check(7, before["exp"], before["sig"])

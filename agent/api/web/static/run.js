@@ -3,7 +3,7 @@
 // follows the end while the reader is there, and bounds the rows kept in the tab.
 "use strict";
 (function () {
-  var MAX_ROWS = 5000;
+  var MAX_ROWS = 1500;
   var lines = document.getElementById("lines");
   if (!lines) return;
   var atEnd = function () {
@@ -14,16 +14,41 @@
   var url = lines.getAttribute("data-live");
   if (!url || !window.EventSource) return;
   var note = document.getElementById("live-note");
+  var count = document.getElementById("line-count");
   note.textContent = "live";
   var source = new EventSource(url);
-  source.addEventListener("lines", function (event) {
+  // Rows that arrive within one frame go into the page together: one layout per frame.
+  var pending = [];
+  var flush = function () {
     var follow = atEnd();
-    lines.insertAdjacentHTML("beforeend", event.data);
+    lines.insertAdjacentHTML("beforeend", pending.join(""));
+    pending = [];
     var extra = lines.children.length - MAX_ROWS;
-    while (extra-- > 0) lines.removeChild(lines.firstElementChild);
+    if (extra > 0) {
+      var range = document.createRange();
+      range.setStartBefore(lines.firstElementChild);
+      range.setEndAfter(lines.children[extra - 1]);
+      range.deleteContents();
+      // "older lines" now starts above the first row still shown.
+      var older = document.getElementById("older");
+      var first = lines.firstElementChild;
+      var link = first && first.querySelector("a.n");
+      if (older && link) {
+        var n = Number(first.id.slice(1));
+        older.href = link.getAttribute("href")
+          .replace(/([?&]at=)\d+/, "$1" + Math.max(1, n - 400))
+          .replace(/#L\d+$/, "#L" + Math.max(1, n - 1));
+      }
+    }
     var empty = document.querySelector(".empty");
     if (empty) empty.remove();
+    var last = lines.lastElementChild;
+    if (count && last && last.id) count.textContent = Number(last.id.slice(1)).toLocaleString() + " lines";
     if (follow) toEnd();
+  };
+  source.addEventListener("lines", function (event) {
+    if (!pending.length) requestAnimationFrame(flush);
+    pending.push(event.data);
   });
   source.addEventListener("stages", function (event) {
     var stages = document.getElementById("stages");
