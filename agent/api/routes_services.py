@@ -104,9 +104,7 @@ def create_service(request: Request, token: Admin, config: Annotated[ServiceConf
                        "no such branch, or unreachable / refused access"))] = True) -> Service:
     agent = agent_of(request)
     if check:
-        problem = check_repository(agent.workspaces, config.repo_url, config.branch)
-        if problem is not None:
-            raise ApiError(422, f"repository_check_{problem.kind}", problem.as_detail())
+        _check_repository(agent, config)
     service = agent.store.create_service(config)
     audit(request, token, "service.create", config.name)
     _github_hook(request, token, on_service_created(agent, service), config.name)
@@ -130,11 +128,28 @@ def _keep_masked_secrets(config: ServiceConfig, current: Service) -> ServiceConf
     return config.model_copy(update={"secrets": secrets, "webhook_secret": webhook})
 
 
+def _check_repository(agent: Any, config: ServiceConfig) -> None:
+    """422 naming what is wrong: no such repository, no such branch, or unreachable."""
+    problem = check_repository(agent.workspaces, config.repo_url, config.branch)
+    if problem is not None:
+        raise ApiError(422, f"repository_check_{problem.kind}", problem.as_detail())
+
+
+CHECK_ON_CHANGE = ("git ls-remote the repository first when repo_url or branch changes: 422 "
+                   "naming no such repository, no such branch, or unreachable / refused access")
+
+
 @router.put("/services/{name}", response_model=Service, tags=["services"])
 def update_service(request: Request, name: str, token: Admin, config: Annotated[
-        ServiceConfig, Body(openapi_examples={"full": {"value": SERVICE_EXAMPLE}})]) -> Service:
-    store = agent_of(request).store
-    config = _keep_masked_secrets(config, store.get_service(name))
+        ServiceConfig, Body(openapi_examples={"full": {"value": SERVICE_EXAMPLE}})],
+                   check: Annotated[bool, Query(description=CHECK_ON_CHANGE)] = True
+                   ) -> Service:
+    agent = agent_of(request)
+    store = agent.store
+    current = store.get_service(name)
+    config = _keep_masked_secrets(config, current)
+    if check and (config.repo_url, config.branch) != (current.repo_url, current.branch):
+        _check_repository(agent, config)
     service = store.update_service(name, config)
     audit(request, token, "service.update", name)
     publish_service(request, service, action="updated")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from store.models import Role
+from store.models import Role, ServiceConfig
 from tests.api.conftest import LiveApi
 from tests.helpers import free_port
 from tests.sample_repo import make_sample_service_repo
@@ -115,3 +115,28 @@ def test_validation_messages_read_as_sentences(api: LiveApi) -> None:
     messages = {d["field"]: d["message"] for d in answer.json()["detail"]}
     assert messages["name"].startswith("must be a lowercase slug")
     assert all("Value error" not in m for m in messages.values()), messages
+
+
+def test_changing_the_repository_or_branch_is_checked_again(api: LiveApi, tmp_path: Path
+                                                              ) -> None:
+    repo = make_sample_service_repo(tmp_path / "web", "web")
+    assert create(api, repo.url).status_code == 201
+    with api.client(Role.admin) as c:
+        service = {k: v for k, v in c.get("/api/v1/services/web").json().items()
+                   if k in ServiceConfig.model_fields}
+
+        def put(**fields: str) -> Any:
+            return c.put("/api/v1/services/web", json={**service, **fields})
+
+        assert problem(put(branch="release")) == (
+            "repository_check_no_branch", "branch", f"{repo.url} has no branch 'release'")
+        missing = str(tmp_path / "nothing-here.git")
+        error, field, message = problem(put(repo_url=missing))
+        assert (error, field) == ("repository_check_no_repository", "repo_url")
+        assert message.startswith(f"there is no git repository at {missing}")
+        assert c.get("/api/v1/services/web").json()["repo_url"] == repo.url  # unchanged
+        # Other changes are not checked again; check=false skips it.
+        assert put(unit_test_command="true").status_code == 200
+        skipped = c.put("/api/v1/services/web", params={"check": "false"},
+                        json={**service, "branch": "later"})
+        assert skipped.status_code == 200 and skipped.json()["branch"] == "later"
