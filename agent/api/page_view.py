@@ -6,7 +6,7 @@ HTML, whatever the store already masked."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -101,7 +101,7 @@ class RunView:
     deployments: list[Deployment]
     log: LogWindow
     access: Access
-    extra: dict[str, Any] = field(default_factory=dict)
+    tests: Any = None  # RunTestSummary when a stage reported JUnit results
 
 
 def log_window(store: Any, access: Access, run: RunInfo, stage: str, mask: Mask, *,

@@ -87,9 +87,16 @@ def run_page(request: Request, run_id: int,
              stage: Annotated[str | None, Query()] = None,
              before: Annotated[str | None, Query(pattern=ULID)] = None,
              after: Annotated[str | None, Query(pattern=ULID)] = None,
-             at: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+             at: Annotated[int | None, Query(ge=1)] = None,
+             line: Annotated[str | None, Query(pattern=ULID)] = None) -> Response:
+    """`line` (a log line's ULID, e.g. where a failed test's output starts) redirects to
+    that line's permalink (`at=<number>#L<number>`)."""
     try:
         access = check_access(request, run_id)
+        if line is not None and stage in DEFAULT_STAGES:
+            number = request.app.state.agent.store.log_number(run_id, stage, line)
+            return RedirectResponse(f"/runs/{run_id}{access.query(stage=stage, at=number)}"
+                                    f"#L{number}", status_code=303, headers=SECURITY_HEADERS)
         view = _view(request, access, stage, before=before, after=after, at=at)
     except PageRefused as exc:
         return refused(request, exc)
@@ -113,10 +120,11 @@ def _view(request: Request, access: Access, stage: str | None, **where: Any) -> 
     except NotFound:
         service = None
     link = commit_url(service, run.sha, agent.config.github_api_url) if service else None
+    tests = store.run_test_summary(run.id, limit=50)
     return RunView(run=run, service=service, commit_url=link, stages=run.stages,
                    deployments=store.list_deployments(run_id=run.id),
                    log=log_window(store, access, run, chosen, _mask(request), **where),
-                   access=access)
+                   access=access, tests=tests if tests.stages else None)
 
 
 @router.get("/runs/{run_id}/live")

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from agent.run_links import RunLinks, rotate_link_keys
-from store.models import LogStream, Role
+from store.models import LogStream, Role, TestOutcome
+from store.tests import Attempt, CaseRecord
 from tests.api.conftest import LiveApi
 from tests.runpage.pages import SECRET, failed_run, lines
 
@@ -175,3 +176,28 @@ def test_links_rotate_key_keeps_links_signed_before_it(tmp_path: Path) -> None:
     assert "1 older key(s) kept" in result.stdout
     assert links.sign(7)["sig"] != before["sig"]  # the running side picked up the new key
     assert links.check(7, before["exp"], before["sig"])
+
+
+def test_test_results_show_with_the_failing_tests_output_in_the_log(api: LiveApi) -> None:
+    store = api.agent.store
+    run = failed_run(store)
+    cases = [CaseRecord("tests.test_cart", "test_total", TestOutcome.failed, 0.3,
+                        "AssertionError: total was 41", "assert total == 42"),
+             *(CaseRecord("tests.test_shop", f"test_{i}", TestOutcome.passed, 0.01)
+               for i in range(30))]
+    ids = store.record_tests(Attempt(run.id, "Unit Test", 1, run.service_id, run.sha, 2.0),
+                             cases)
+    output_line = store.log_page(run.id, stage="Unit Test", limit=700).lines[699]  # line 700
+    store.set_test_log_lines(run.id, "Unit Test", 1,
+                             {ids[("tests.test_cart", "test_total")]: output_line.id})
+    html = _page(api, _signed(api, run.id)).text
+    assert "<h2>Tests</h2>" in html
+    assert re.search(r"Unit Test</b>:\s*<span class=\"st-failed\">1 failed</span> · 30 passed",
+                     html)
+    assert "tests.test_cart::test_total" in html and "AssertionError: total was 41" in html
+    output = re.search(r'href="([^"]*line=[^"]*)">output in the log', html)
+    assert output
+    moved = _page(api, _href(run.id, output.group(1)))  # opens the log at that line
+    assert moved.status_code == 303
+    assert "at=700" in moved.headers["location"] and moved.headers["location"].endswith("#L700")
+    assert 'id="L700"' in _page(api, moved.headers["location"]).text
