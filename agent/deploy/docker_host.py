@@ -194,10 +194,15 @@ class DockerHostTarget:
                    f" +{cfg.max_error_rate_increase:.1%}, p95 > stable ×"
                    f" {cfg.max_p95_ratio:g} + {cfg.p95_slack_ms:g} ms"
                    + (f" or > {cfg.max_p95_ms:g} ms" if cfg.max_p95_ms else ""))
-        run_steps(FrontSplit(front), stable, canary, cfg,
-                  control=request.control or CanaryControl(),
-                  record=request.record or (lambda m: None), say=log.system,
-                  probe=probe if cfg.probe_rps and url else None)
+        front.request_log(True)  # the windows' response times come from these lines
+        try:
+            run_steps(FrontSplit(front), stable, canary, cfg,
+                      control=request.control or CanaryControl(),
+                      record=request.record or (lambda m: None), say=log.system,
+                      probe=probe if cfg.probe_rps and url else None)
+        finally:
+            with contextlib.suppress(FrontError):
+                front.request_log(False)
 
     def _ensure_image(self, client: docker.DockerClient, image: str, log: StageLog) -> None:
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 import os
 import socket
 import time
@@ -31,11 +32,15 @@ from docker.types import LogConfig
 
 from agent.deploy.front_image import ensure_image
 
+logger = logging.getLogger(__name__)
+
 COLOURS = ("blue", "green")
 BACKEND = "colours"
 LISTEN_PORT = 8080  # inside the front container; published on the stable host port
 _SOCKET = "admin.sock"
 _CONFIG = "haproxy.cfg"
+_LOG_MAP = "log.map"  # `on 1` while request lines are wanted (canary windows)
+_LOG_MAP_IN = f"/etc/seamless-front/{_LOG_MAP}"
 _API_TIMEOUT_S = 5.0
 
 
@@ -104,6 +109,9 @@ frontend stable
     bind :{LISTEN_PORT}
     # one line per request: when, colour, status, total and server time (ms), how it ended
     log-format "%Ts.%ms %s %ST %Ta %Tr %tsc"
+    # ... only while a canary is measured (the agent puts `on` in this map): otherwise every
+    # request would cost a line through the engine's log pipeline for nothing
+    http-request set-log-level silent unless {{ str(on),map({_LOG_MAP_IN}) -m found }}
     default_backend {BACKEND}
 
 backend {BACKEND}
@@ -196,13 +204,13 @@ class Front:
     def _write_config(self, weights: dict[str, int]) -> bool:
         """Write the config (atomically); True when it changed."""
         (self.folder / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not (self.folder / _LOG_MAP).exists():
+            _write_atomically(self.folder / _LOG_MAP, "")  # HAProxy needs the file to start
         path = self.folder / _CONFIG
         text = render_config(self.spec, weights)
         if path.exists() and path.read_text() == text:
             return False
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        _write_atomically(path, text)
         return True
 
     def ensure(self, weights: dict[str, int], timeout_s: float = 15.0) -> None:
@@ -223,6 +231,7 @@ class Front:
                                  f" {exc.explanation or exc}") from exc
         self._wait_api(timeout_s)
         self.apply(weights)
+        self.request_log(False)  # on only while a canary measures (an agent killed in one)
 
     def _matches(self, container: Any) -> bool:
         labels = container.labels
@@ -288,6 +297,15 @@ class Front:
             if not weight:
                 self.api(f"set server {BACKEND}/{colour} state drain")
 
+    def request_log(self, on: bool) -> None:
+        """Per-request log lines on or off, live (the map file first, for a restart)."""
+        _write_atomically(self.folder / _LOG_MAP, "on 1\n" if on else "")
+        answer = self.api(f"add map {_LOG_MAP_IN} on 1" if on else f"clear map {_LOG_MAP_IN}")
+        if answer.strip() and on:
+            # A front started from an older config has no such map and logs every request.
+            logger.warning("%s: request log switch refused (%s); it logs every request",
+                           self.spec.name, answer.strip())
+
     def stats(self) -> dict[str, ServerStat]:
         return parse_stat(self.api("show stat"))
 
@@ -317,6 +335,12 @@ class Front:
 
     def weights(self) -> dict[str, int]:
         return {c: s.weight for c, s in self.stats().items()}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def status_rows(client: docker.DockerClient, fronts_dir: Path) -> list[dict[str, Any]]:

@@ -249,3 +249,45 @@ def test_without_a_health_path_the_images_healthcheck_decides(
     # An image with no HEALTHCHECK cannot be checked: refused, not waved through.
     result, _, _ = deploy(deployer, store, pipeline, service, service_images["v2"])
     assert not result.ok and "no HEALTHCHECK" in result.error
+
+
+def _request_lines(container) -> list[str]:
+    """The front's per-request log lines (`<epoch>.<ms> <colour> <status> ...`)."""
+    raw = container.logs(stdout=True, stderr=False).decode(errors="replace")
+    return [line for line in raw.splitlines()
+            if len(line.split()) >= 4 and line.split()[1] in ("blue", "green")]
+
+
+def test_the_front_logs_requests_only_while_asked(
+        deployer, store, service_images, docker_client, fronts_dir):
+    """Outside canary windows a log line per request is pure cost (the engine's log
+    pipeline): the front logs none; `request_log(True)` turns them on live."""
+    pipeline, service = make_service(store, service_images.repo)
+    result, log, _ = deploy(deployer, store, pipeline, service, service_images["v1"])
+    assert result.ok, log.lines
+    url = address(store, service)
+    target = deployer.target_for(service, pipeline, "production")
+    front = target.front(service, "production", int(url.rsplit(":", 1)[1]))  # type: ignore[attr-defined]
+    container = front.container()
+    for _ in range(20):
+        assert version_at(url) == "v1"
+    assert _request_lines(container) == []
+    front.request_log(True)
+    for _ in range(10):
+        assert version_at(url) == "v1"
+    wait_until(lambda: len(_request_lines(container)) >= 10, timeout=10,
+               what="the request lines")
+    assert all(line.split()[1] == "blue" for line in _request_lines(container))
+    front.request_log(False)
+    logged = len(_request_lines(container))
+    for _ in range(10):
+        assert version_at(url) == "v1"
+    assert len(_request_lines(container)) == logged
+    # A front restarted by itself comes back as the agent last set it (the map file).
+    front.request_log(True)
+    container.restart(timeout=5)
+    wait_until(lambda: version_at(url) == "v1", timeout=30, what="the restarted front")
+    for _ in range(5):
+        assert version_at(url) == "v1"
+    wait_until(lambda: len(_request_lines(container)) >= logged + 5, timeout=10,
+               what="request lines after the restart")
