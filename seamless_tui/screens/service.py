@@ -36,6 +36,7 @@ from store.models import (
     Event,
     RunInfo,
     Service,
+    ServiceTestFigures,
 )
 
 SECRET_FIELDS = {"secrets", "webhook_secret"}
@@ -83,7 +84,9 @@ class ServiceScreen(ServiceActions, BaseScreen):
             with TabPane("2 Deploys", id="deploys"):
                 yield VimTable(id="deploys-table")
             with TabPane("3 DORA", id="dora"):
-                yield Static(id="dora-figures")
+                with VerticalScroll():
+                    yield Static(id="dora-figures")
+                    yield Static(id="test-figures")
             with TabPane("4 Config", id="config"):
                 with VerticalScroll():
                     yield Static(id="config-text")
@@ -105,6 +108,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
         self._load_runs()
         self.fetch(lambda: self.client.deployments(name), self.show_deployments)
         self.fetch(lambda: self.client.dora(name), self.show_dora)
+        self.fetch(lambda: self.client.test_figures(name), self.show_test_figures)
         self._load_decisions()
 
     def _load_decisions(self) -> None:
@@ -193,6 +197,25 @@ class ServiceScreen(ServiceActions, BaseScreen):
             f"change failure rate    {rate}\n",
             f"time to restore        {hours(dora.time_to_restore_median_s)}\n"))
 
+    def show_test_figures(self, figures: ServiceTestFigures) -> None:
+        """Test results of the last 30 days (JUnit reports of Unit and Integration Test)."""
+        text = Text(f"\nTests, last {figures.days} days\n\n", "bold")
+        if not figures.runs:
+            text.append("no JUnit reports yet (tests.reports in the service config)\n", "dim")
+        else:
+            text.append(f"runs with reports       {figures.runs}  ({figures.results:,} results)\n"
+                        f"failure rate           {figures.failure_rate:.1%}\n"
+                        f"flaky rate             {figures.flaky_rate:.1%}\n"
+                        f"time lost to retries   {duration(figures.retry_s)} "
+                        f"({figures.retries} retries)\n"
+                        f"quarantined now        {figures.quarantined}\n")
+            if figures.slowest:
+                text.append("\nslowest tests (mean)\n", "bold")
+                for slow in figures.slowest:
+                    name = f"{slow.classname}::{slow.name}" if slow.classname else slow.name
+                    text.append(f"{slow.mean_s:>9.3f} s  {name}\n")
+        self.query_one("#test-figures", Static).update(text)
+
     def agent_event(self, ev: Event) -> None:
         if ev.type == "decision" and ev.service is not None \
                 and ev.service.name == self.service_name:
@@ -200,6 +223,9 @@ class ServiceScreen(ServiceActions, BaseScreen):
             return
         if ev.run is not None and ev.run.service == self.service_name:
             self._load_runs()
+            if ev.run.status.finished:
+                name = self.service_name
+                self.fetch(lambda: self.client.test_figures(name), self.show_test_figures)
         if ev.deployment is not None and ev.deployment.service == self.service_name:
             self.fetch(lambda: self.client.deployments(self.service_name),
                        self.show_deployments)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from seamless_tui.screens.results import ReasonModal, TestsScreen
 from seamless_tui.screens.run import RunScreen
+from seamless_tui.screens.service import ServiceScreen
 from seamless_tui.widgets.log_view import LogView
 from store.models import Role, TestOutcome
 from store.store import Store
@@ -84,3 +85,19 @@ async def test_the_test_pane_lists_failures_jumps_to_the_log_and_quarantines(
         held = http.get("/api/v1/services/checkout/tests/quarantine").json()
     assert [(q["name"], q["reason"], q["actor"]) for q in held] == [
         ("test_refund", "refund mock is slow on CI", "deployer-tui")]
+
+
+async def test_the_service_view_shows_the_test_figures(live_agent: LiveAgent) -> None:
+    _results(live_agent)
+    app = live_agent.app(role=Role.viewer)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.connection_state == "connected", "the event stream")
+        app.open_service("checkout")
+        await wait_for(pilot, lambda: isinstance(app.screen, ServiceScreen)
+                       and app.screen.query("#test-figures"), "the service view")
+        await wait_for(pilot, lambda: "#1" in screen_text(app), "the service's runs")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "flaky rate" in screen_text(app), "the test figures")
+        text = screen_text(app)
+        assert "failure rate           0.1%" in text  # 1 of 1,205
+        assert "slowest tests (mean)" in text and "tests.test_pay::test_refund" in text
