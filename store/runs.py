@@ -51,6 +51,7 @@ class RunQueries(Database):
         rerun_from_stage: str | None = None,
         actor: str | None = None,
         stage_names: tuple[str, ...] = DEFAULT_STAGES,
+        config_hash: str | None = None,
     ) -> RunInfo:
         """A queued run with its stages idle, numbered per service."""
         stamp = iso()
@@ -64,16 +65,22 @@ class RunQueries(Database):
                          (number + 1, service_id))
             cur = conn.execute(
                 "INSERT INTO runs (service_id, number, trigger, kind, sha, branch, pr_number,"
-                " author, message, status, created_at, rerun_of, rerun_from_stage, actor)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " author, message, status, created_at, rerun_of, rerun_from_stage, actor,"
+                " config_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (service_id, number, trigger.value, kind.value, sha, branch, pr_number, author,
-                 message, RunStatus.queued.value, stamp, rerun_of, rerun_from_stage, actor))
+                 message, RunStatus.queued.value, stamp, rerun_of, rerun_from_stage, actor,
+                 config_hash))
             run_id = int(cur.lastrowid or 0)
             conn.executemany(
                 "INSERT INTO stages (run_id, name, position, status) VALUES (?,?,?,?)",
                 [(run_id, name, pos, StageStatus.idle.value)
                  for pos, name in enumerate(stage_names)])
             return self.get_run(run_id)
+
+    def run_config_hash(self, run_id: int) -> str | None:
+        """The fingerprint of the config the run was made with (None: made before 7)."""
+        row = self.query_one("SELECT config_hash FROM runs WHERE id=?", (run_id,))
+        return None if row is None else row[0]
 
     def get_run(self, run_id: int) -> RunInfo:
         row = self.query_one(_RUN_SELECT + " WHERE r.id=?", (run_id,))

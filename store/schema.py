@@ -242,4 +242,9 @@ MIGRATIONS: list[str] = [
         expires_at TEXT NOT NULL
     );
     """,
+    # 7: the fingerprint of the config a run was made with (store.models.config_fingerprint):
+    # a rerun says whether the config changed by content, not by timestamps.
+    """
+    ALTER TABLE runs ADD COLUMN config_hash TEXT;
+    """,
 ]

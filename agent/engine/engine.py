@@ -32,6 +32,7 @@ from store.models import (
     Service,
     StageStatus,
     Trigger,
+    config_fingerprint,
 )
 from store.store import Store
 
@@ -124,7 +125,11 @@ class Engine:
         return self.store.create_run(
             service.id, trigger=trigger, kind=kind, sha=sha, branch=branch,
             pr_number=pr_number, author=author and author[:MAX_AUTHOR],
-            message=message and message[:MAX_MESSAGE], actor=actor, stage_names=stages)
+            message=message and message[:MAX_MESSAGE], actor=actor, stage_names=stages,
+            config_hash=self._fingerprint(service))
+
+    def _fingerprint(self, service: Service) -> str:
+        return config_fingerprint(service, self.store.get_pipeline(service.pipeline))
 
     def _announce(self, run: RunInfo) -> None:
         """After the run's commit: others see it, it may supersede older ones, and the
@@ -178,7 +183,7 @@ class Engine:
             service.id, trigger=Trigger.rerun, kind=old.kind, sha=old.sha, branch=old.branch,
             pr_number=old.pr_number, author=old.author, message=old.message,
             rerun_of=old.id, rerun_from_stage=from_stage, actor=actor,
-            stage_names=tuple(names))
+            stage_names=tuple(names), config_hash=self._fingerprint(service))
         for stage in old.stages[:start]:  # their skip reasons go with them
             self.store.set_stage_status(run.id, stage.name, stage.status,
                                         exit_code=stage.exit_code, error=stage.error,
@@ -199,12 +204,18 @@ class Engine:
         if reused:
             log.system(f"rerun of run #{old.number} from {old.stages[start].name}: reused "
                        + ", ".join(reused))
-        if service.updated_at > old.created_at:
-            log.system(f"the service's config changed since run #{old.number} (updated "
-                       f"{service.updated_at:%Y-%m-%d %H:%M:%S} UTC): this rerun uses the "
-                       "current config")
+        before = self.store.run_config_hash(old.id)
+        if before is None:  # a run from before fingerprints: only timestamps to go by
+            changed = service.updated_at > old.created_at
         else:
-            log.system(f"the service's config is as it was for run #{old.number}")
+            changed = before != self.store.run_config_hash(new_id)
+        if changed:
+            log.system(f"the service's config changed since run #{old.number} (its "
+                       "settings or its pipeline's; secret values are not compared): this "
+                       "rerun uses the current config")
+        else:
+            log.system(f"the service's config is as it was for run #{old.number} (settings"
+                       " and pipeline; secret values are not compared)")
         log.flush()
 
     # -- approvals ------------------------------------------------------------------------

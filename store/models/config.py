@@ -4,6 +4,8 @@ Validation gives a precise message per field; an invalid config is never stored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Literal
@@ -428,6 +430,20 @@ class Service(ServiceConfig):
 
 
 SECRET_MASK = "********"
+
+
+def config_fingerprint(service: ServiceConfig, pipeline: PipelineConfig) -> str:
+    """What a run was made with, by content: a sha256 of the service's and its pipeline's
+    settings (a save that changed nothing keeps it). Secret values stay out — only their
+    names count — so the stored hash cannot be used to test guesses of a secret."""
+    settings = {
+        "service": service.model_dump(mode="json", include=set(ServiceConfig.model_fields),
+                                      exclude={"webhook_secret"})
+        | {"secrets": sorted(service.secrets)},
+        "pipeline": pipeline.model_dump(mode="json", include=set(PipelineConfig.model_fields),
+                                        exclude={"notify_slack_webhook_url"}),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 # Env names that hold credentials by convention, and a password in a URL's userinfo.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.runtime import Agent
-from store.models import RunKind, RunStatus
+from store.models import PipelineConfig, RunKind, RunStatus, ServiceConfig
 from tests.engine.conftest import add_service, log_text, push, stage_statuses, wait_run
 from tests.repo_patterns import env_example_repo, subfolder_dockerfile_repo
 
@@ -89,8 +89,9 @@ async def test_a_rerun_says_what_it_reused_and_that_it_runs_the_current_config(
     text = log_text(agent, rerun.id, "Unit Test")
     assert (f"rerun of run #{failed.number} from Unit Test: reused Prepare (success), "
             f"Code Quality (skipped: {skipped})") in text
-    assert (f"the service's config changed since run #{failed.number} (updated "
-            in text) and "this rerun uses the current config" in text
+    assert (f"the service's config changed since run #{failed.number} (its settings or its "
+            "pipeline's; secret values are not compared): this rerun uses the current config"
+            in text)
     assert "fixed" in text.splitlines()
 
 
@@ -99,8 +100,21 @@ async def test_a_rerun_with_the_same_config_says_so(agent: Agent, sample_repo) -
     service = add_service(agent, repo, compose_file=None, integration_test_command=None,
                           dockerfile=None)
     failed = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
+    # Saved again unchanged (a form saved without edits): newer timestamp, same content.
+    agent.store.update_service(service.name, ServiceConfig.model_validate(
+        service.model_dump(include=set(ServiceConfig.model_fields))))
+    assert agent.store.get_service(service.name).updated_at > failed.created_at
     rerun = await wait_run(agent, agent.engine.rerun(failed.id, None, "tester").id)
 
     assert rerun.status is RunStatus.failed
     assert (f"the service's config is as it was for run #{failed.number}"
             in log_text(agent, rerun.id, "Prepare"))
+
+    # A change to its pipeline is a change to what the rerun runs with.
+    pipeline = agent.store.get_pipeline(service.pipeline)
+    agent.store.update_pipeline(pipeline.name, PipelineConfig.model_validate(
+        pipeline.model_dump(include=set(PipelineConfig.model_fields))
+        | {"stage_timeout_s": 999}))
+    again = await wait_run(agent, agent.engine.rerun(failed.id, None, "tester").id)
+    assert (f"the service's config changed since run #{failed.number}"
+            in log_text(agent, again.id, "Prepare"))
