@@ -15,9 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.signal import Signal
@@ -39,6 +40,7 @@ from seamless_tui.screens.run import RunScreen
 from seamless_tui.screens.service import ServiceScreen
 from seamless_tui.services import Services
 from seamless_tui.theming import STYLESHEET, load_themes
+from seamless_tui.typeahead import TICK_S, KeyHandled, TypeAhead
 from store.models import ApprovalStatus, Event
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -72,6 +74,7 @@ class SeamlessApp(App[None]):
         self._announced: set[int] = set()  # approvals already rung for
         self._was_connected = False
         self._shown_errors: dict[str, float] = {}  # message -> until when its toast shows
+        self._typeahead = TypeAhead()
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -90,6 +93,50 @@ class SeamlessApp(App[None]):
         # Textual's start-up objects live forever: keep full GC passes from rescanning them
         # (those passes were the 100 ms+ key stalls while a log floods in).
         self.call_after_refresh(gc.freeze)
+
+    # -- type-ahead: one key at a time, each to a screen ready for it ----------------------
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and self._screen_stack:
+            typeahead = self._typeahead
+            if typeahead.held or typeahead.waiting(self.screen):
+                typeahead.held.append(event)
+                if len(typeahead.held) == 1:
+                    self.set_timer(TICK_S, self._hand_over_keys)
+                return
+            await self._send_key(event)
+            return
+        await super().on_event(event)
+
+    async def _send_key(self, key: events.Key) -> None:
+        target = self.focused or self.screen  # where Textual forwards it
+        await super().on_event(key)
+        marker = self._typeahead.sent()
+        if not target.post_message(marker):  # follows the key up to the App
+            self._typeahead.handled(marker)  # the target is closing: no marker will come
+
+    @on(KeyHandled)
+    def _key_handled(self, marker: KeyHandled) -> None:
+        marker.stop()
+        self._typeahead.handled(marker)
+
+    async def _hand_over_keys(self) -> None:
+        typeahead = self._typeahead
+        if typeahead.held and not typeahead.waiting(self.screen):
+            await self._send_key(typeahead.held.pop(0))
+        if typeahead.held:
+            self.set_timer(TICK_S, self._hand_over_keys)
+
+    def hold_keys(self) -> None:
+        """An action will open a dialog once a fetch answers: keys typed meanwhile are for
+        the dialog (bounded; a warning or an error lets them go)."""
+        self._typeahead.hold(self.screen)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        if severity != "information":  # a refusal or a failure: no dialog is coming
+            self._typeahead.release()
+        super().notify(message, title=title, severity=severity, timeout=timeout,
+                       markup=markup)
 
     # -- the event stream (an App-level worker) ----------------------------------------------
     def _on_state(self, state: str, detail: str) -> None:

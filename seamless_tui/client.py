@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from store.models import (
     AgentInfo,
     Approval,
+    CacheInfo,
     CanaryStatus,
     ChangeDecision,
     Deployment,
@@ -43,10 +44,14 @@ _ACTIONS = {  # first match wins: the specific paths come before /services
     "quarantine": "quarantine tests", "unpin": "unpin environments",
     "trigger": "trigger runs", "approve": "approve runs",
     "reject": "reject runs", "cancel": "cancel runs",
-    "rerun": "rerun runs", "rollbacks": "roll back deployments", "services": "edit services",
+    "rerun": "rerun runs", "rollbacks": "roll back deployments", "/cache": "clear caches",
+    "services": "edit services",
 }
 
 
+# A stream ends when its view or the TUI does: waiting longer for the agent's close frame
+# (websockets' default is 10 s) only delays quitting, which waits for the streams to end.
+CLOSE_TIMEOUT_S = 1.0
 # WebSocket close codes the agent uses for refusals that a retry cannot fix.
 _FATAL_CLOSE = {4401: 401, 4403: 403, 4404: 404, 4400: 400}
 
@@ -195,6 +200,14 @@ class AgentClient:
                                   json_body={"branch": branch} if branch else {})
         return RunInfo.model_validate(data)
 
+    async def cache(self, service: str) -> CacheInfo:
+        return CacheInfo.model_validate(await self.request(
+            "GET", f"/api/v1/services/{service}/cache"))
+
+    async def clear_cache(self, service: str) -> CacheInfo:
+        return CacheInfo.model_validate(await self.request(
+            "DELETE", f"/api/v1/services/{service}/cache"))
+
     async def unpin(self, service: str, environment: str) -> Service:
         data = await self.request("POST", f"/api/v1/services/{service}/unpin/{environment}")
         return Service.model_validate(data)
@@ -269,7 +282,8 @@ class AgentClient:
             try:
                 async with websockets.connect(self._ws_url(path, params()),
                                               additional_headers=headers,
-                                              open_timeout=5, max_size=2**24) as ws:
+                                              open_timeout=5, max_size=2**24,
+                                              close_timeout=CLOSE_TIMEOUT_S) as ws:
                     delay = 0.2
                     if on_state:
                         on_state("connected", self.base_url)

@@ -131,3 +131,13 @@ def first_line(text: str | None, width: int = 60) -> str:
     if not line.isprintable():  # messages come from pushers: no escape reaches the terminal
         line = plain(sanitize(line))
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def size_text(n: int) -> str:
+    """A byte count for people: `0 B`, `912 KB`, `12.3 MB`, `2.0 GB` (powers of 1024)."""
+    value, unit = float(n), "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            break
+        value /= 1024
+    return f"{int(value)} {unit}" if unit in ("B", "KB") else f"{value:.1f} {unit}"

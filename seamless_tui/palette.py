@@ -39,6 +39,7 @@ TITLES = {
     "service.rollback": "Roll back the service",
     "service.unpin": "Unpin the environments a rollback pinned",
     "service.trigger": "Start a run of the branch head",
+    "service.clear_cache": "Clear the service's dependency caches",
     "service.link": "Commit link of the selected run (shown and copied)",
     "service.filter": "Filter runs (status:failed, branch:main)",
     "service.edit": "Edit the service configuration (admin)",

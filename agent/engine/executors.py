@@ -197,7 +197,11 @@ class ExecutorSet:
             executor.precreate(spec)
 
     def drain(self, timeout: float = 10.0) -> None:
-        """Let background container removals finish (agent shutdown)."""
+        """Agent shutdown: local stages end (their process groups killed, their output read
+        to the end), background container removals finish."""
+        stop_local = getattr(self._local, "stop_all", None)
+        if stop_local is not None and not stop_local(timeout):
+            log.warning("a local stage still ran %g s after it was killed", timeout)
         reaper = getattr(self._docker, "reaper", None)
         if reaper is not None and not reaper.drain(timeout):
             log.warning("stage containers still being removed at shutdown; the next start "

@@ -2,7 +2,9 @@
 
 The command runs with `sh -c` in the workspace, in its own process group so
 cancel and timeout kill everything it started. There is no isolation: the
-stage log says so in its first line.
+stage log says so in its first line. A subprocess cannot be re-attached: at
+agent shutdown (`stop_all`) each running stage's group is killed and its output
+read to the end before the agent closes the log store.
 """
 
 from __future__ import annotations
@@ -20,13 +22,41 @@ from store.models import LogStream
 
 # The agent's own environment may hold tokens: a stage gets only these from it.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER")
+_STOPPING = "the agent is stopping (a local stage cannot outlive it)"
 
 
 class LocalExecutor:
     name = "local"
 
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._active = 0  # stages inside run()
+        self._idle = threading.Condition()
+
+    def stop_all(self, timeout: float = 10.0) -> bool:
+        """Agent shutdown: kill every running stage's process group and wait (bounded) until
+        each run() has read its output and returned, so nothing writes to the store after
+        the agent closes it. False when a stage was still busy at the bound."""
+        self._stopping.set()
+        try:
+            with self._idle:
+                return self._idle.wait_for(lambda: self._active == 0, timeout)
+        finally:
+            self._stopping.clear()  # the same agent may start again
+
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
+        with self._idle:
+            self._active += 1
+        try:
+            return self._run(spec, log, cancel, save_state)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
+             save_state: StateSaver) -> StageResult:
         log.system("local executor: the command runs directly on this "
                    f"host in {spec.workspace}, not in a container (image {spec.image} unused)")
         env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
@@ -53,6 +83,11 @@ class LocalExecutor:
                 _kill_group(proc)
                 log.system("cancelled: process group killed")
                 result = StageResult(exit_code=None, cancelled=True, error="cancelled")
+                break
+            if self._stopping.is_set():
+                _kill_group(proc)
+                log.system(f"{_STOPPING}: process group killed")
+                result = StageResult(exit_code=None, error=_STOPPING)
                 break
             if time.monotonic() > deadline:
                 _kill_group(proc)

@@ -1,5 +1,6 @@
 """Actions several screens offer, each behind a confirmation: start a run of the branch
-head, unpin environments a rollback pinned. Mixed into a screen (it brings `fetch`)."""
+head, unpin environments a rollback pinned, clear a service's dependency caches. Mixed
+into a screen (it brings `fetch`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from seamless_tui.fmt import run_label, short_sha
+from seamless_tui.fmt import run_label, short_sha, size_text
 from seamless_tui.screens.confirm import ConfirmModal
-from store.models import RunInfo, Service
+from store.models import CacheInfo, RunInfo, Service
 
 
 class ServiceActions:
@@ -61,6 +62,27 @@ class ServiceActions:
 
         self.app.push_screen(ConfirmModal(question, confirm="Unpin"),
                              lambda ok: self.fetch(unpin, self.show_unpinned) if ok else None)
+
+    def confirm_clear_cache(self, name: str) -> None:
+        """Ask with the cache's size (from the agent), then empty it. A token whose role may
+        not clear caches gets the agent's refusal as a toast."""
+        self.seamless.hold_keys()  # `C` `y` typed fast: the `y` is for the dialog
+
+        def ask(cache: CacheInfo) -> None:
+            question = Text.assemble(
+                "Clear the dependency caches of ", (name, "bold"), "?\n",
+                f"{size_text(cache.bytes)} (of at most {size_text(cache.max_bytes)}) mounted "
+                "at /cache in its stages: the next runs download and fill them again.")
+            self.app.push_screen(
+                ConfirmModal(question, confirm="Clear"),
+                lambda ok: self.fetch(lambda: self.client.clear_cache(name),
+                                      self.show_cache_cleared) if ok else None)
+
+        self.fetch(lambda: self.client.cache(name), ask)
+
+    def show_cache_cleared(self, cache: CacheInfo) -> None:
+        self.notify(f"{cache.service}: caches cleared, {size_text(cache.freed_bytes or 0)} "
+                    "freed")
 
     def show_unpinned(self, service: Service) -> None:
         self.notify(f"{service.name} unpinned: later runs deploy again")

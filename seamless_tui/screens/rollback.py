@@ -99,8 +99,15 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self.query_one(Tabs).action_next_tab()
 
     def action_unpin(self) -> None:
-        if self.service is not None:
-            self.confirm_unpin(self.service, [self.environment])
+        # Ask the agent: right after a rollback the pin it set may not be loaded here yet.
+        name, env = self.service_name, self.environment
+        self.seamless.hold_keys()  # `u` `y` typed fast: the `y` is for the dialog
+
+        def ask_unpin(service: Service) -> None:
+            self.show_service(service)
+            self.confirm_unpin(service, [env])
+
+        self.fetch(lambda: self.client.service(name), ask_unpin)
 
     def unpinned(self, service: Service) -> None:
         self.query_one("#progress", Static).update(

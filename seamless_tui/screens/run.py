@@ -68,6 +68,7 @@ class RunScreen(BaseScreen):
         self.run: RunInfo | None = None
         self.stage: str | None = None
         self.chosen = False  # the user picked a stage: stop following the active one
+        self.cancelling = False  # cancel asked; the agent is still stopping the stage
         self.max_log_lines = max_log_lines
         self.test_counts: dict[str, str] = {}  # stage → "12 failed / 1,204 passed"
 
@@ -105,6 +106,7 @@ class RunScreen(BaseScreen):
         self.run = run
         self._render_header()
         self._render_stages()
+        self._say_if_cancelled()
         wanted = self.stage if self.chosen else (current_stage(run) or _next_to_run(run)
                                                  or _last_started(run))
         if wanted != self.stage or self.query_one(LogPane).view is None:
@@ -181,6 +183,7 @@ class RunScreen(BaseScreen):
             self.run = ev.run.model_copy(update={"stages": ev.run.stages or run.stages})
             self._render_header()
             self._render_stages()
+            self._say_if_cancelled()
         elif ev.stage is not None and ev.stage.run_id == self.run_id:
             run.stages = [ev.stage if s.name == ev.stage.name else s for s in run.stages]
             self._render_stages()
@@ -209,10 +212,32 @@ class RunScreen(BaseScreen):
         self.fetch(lambda: self.client.cancel(self.run_id), self.show_cancelled)
 
     async def show_cancelled(self, run: RunInfo) -> None:
-        self.notify(f"Run #{run.number} cancelled")
-        await self.show_run(run)
+        # The agent answers at once and stops the running stage after: say "cancelled"
+        # only once the run has ended (a rerun before that is refused).
+        if run.status.finished:
+            self.notify(f"Run #{run.number} cancelled")
+            await self.show_run(run)
+            return
+        self.cancelling = True
+        self.notify(f"Cancelling run #{run.number}: its stage is being stopped…")
+        # This answer may be older than the event that says the run ended: ask again.
+        self.reload()
+
+    def _say_if_cancelled(self) -> None:
+        if self.cancelling and self.run is not None and self.run.status.finished:
+            self.cancelling = False
+            self.notify(f"Run #{self.run.number} {self.run.status.value}")
+
+    def _still_cancelling(self) -> bool:
+        if self.cancelling and self.run is not None and not self.run.status.finished:
+            self.notify(f"Run #{self.run.number} is still being cancelled: rerun it once it "
+                        "shows cancelled", severity="warning")
+            return True
+        return False
 
     def action_rerun(self) -> None:
+        if self._still_cancelling():
+            return
         self.fetch(lambda: self.client.rerun(self.run_id), self.show_rerun)
 
     def action_rerun_from(self) -> None:
@@ -223,6 +248,8 @@ class RunScreen(BaseScreen):
         if name is None:
             self.notify("Pick a stage first (tab to the stage list, j/k), then F",
                         severity="warning")
+            return
+        if self._still_cancelling():
             return
         self.notify(f"Rerunning from {name}…")
         self.fetch(lambda: self.client.rerun(self.run_id, name), self.show_rerun)

@@ -57,6 +57,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
         Binding("c", "canary", "canary", id="service.canary"),
         Binding("u", "unpin", "unpin", id="service.unpin"),
         Binding("t", "trigger", "start run", id="service.trigger"),
+        Binding("C", "clear_cache", "clear caches", id="service.clear_cache"),
         Binding("o", "open_link", "commit link", id="service.link"),
         Binding("slash", "filter", "filter runs", id="service.filter"),
         Binding("e", "edit", "edit config", id="service.edit"),
@@ -261,6 +262,9 @@ class ServiceScreen(ServiceActions, BaseScreen):
     def unpinned(self, service: Service) -> None:
         self.fetch(lambda: self.client.service(service.name), self.show_service)
         self.fetch(lambda: self.client.deployments(service.name), self.show_deployments)
+
+    def action_clear_cache(self) -> None:
+        self.confirm_clear_cache(self.service_name)
 
     def action_trigger(self) -> None:
         if self.service is not None:

@@ -8,9 +8,12 @@ from typing import Any
 
 import psutil
 
+from agent.engine.executors import ExecutorSet
 from agent.executors.base import StageSpec
 from agent.executors.local import LocalExecutor
 from tests.executors.conftest import stored
+from tests.harness import agent_config, wait_until
+from tests.harness.fakes import FakeExecutor
 
 
 def no_state(state: dict[str, Any] | None) -> None:
@@ -61,3 +64,32 @@ def test_timeout_kills_the_command(workspace, writer) -> None:
     assert result.timed_out and "timed out after 0.5 s" in (result.error or "")
     assert LocalExecutor().reattach(spec_for(workspace, "true", 3), log, threading.Event(),
                                     None, None) is None
+
+
+def test_agent_shutdown_ends_a_streaming_local_stage_before_the_store_closes(
+        workspace, writer, store, tmp_path, monkeypatch) -> None:
+    """A local stage cannot be re-attached: the agent's shutdown (ExecutorSet.drain, before
+    the log writer stops and the store closes) kills it and waits until its output is read,
+    so no pump thread writes to a closed database afterwards."""
+    crashes: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    # Docker stages go to the harness's fake: this test is about the local executor only.
+    executors = ExecutorSet(agent_config(tmp_path / "agent"), docker=FakeExecutor())
+    pidfile = tmp_path / "stage.pid"
+    log = writer.stage_log(4, "Unit Test", [])
+    results: list[Any] = []
+    command = f"echo $$ > {pidfile}; while true; do echo streaming a line; sleep 0.001; done"
+    stage = threading.Thread(target=lambda: results.append(executors.local.run(
+        spec_for(workspace, command, 4), log, threading.Event(), no_state)))
+    stage.start()
+    wait_until(lambda: pidfile.exists() and stored(store, 4)[1:], timeout=30,
+               what="the stage streaming")
+    executors.drain(timeout=10)
+    assert results and "agent is stopping" in (results[0].error or "")
+    writer.stop()
+    store.close()
+    time.sleep(0.5)  # a pump still running would write now, into the closed store
+    assert crashes == []
+    assert not psutil.pid_exists(int(pidfile.read_text())) or psutil.Process(
+        int(pidfile.read_text())).status() == psutil.STATUS_ZOMBIE
+    stage.join(5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from textual.command import CommandPalette
 
@@ -9,6 +11,8 @@ from seamless_tui.screens.dashboard import DashboardScreen
 from seamless_tui.screens.run import RunScreen, StageList
 from seamless_tui.widgets.log_view import LogView
 from store.models import Role
+from tests.harness import wait_until
+from tests.sample_repo import git
 from tests.tui.conftest import LiveAgent, wait_for
 from tests.tui.textdump import screen_text
 
@@ -198,3 +202,52 @@ async def test_palette_search_mark_is_a_plain_glyph(live_agent: LiveAgent):
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         assert [icon.icon for icon in app.screen.query(SearchIcon)] == ["/"]
+
+
+def _running_run(live_agent: LiveAgent, tmp_path: Path) -> dict:
+    """A run of a service of its own whose Unit Test runs (local executor) until cancelled."""
+    repo = tmp_path / "sleepy"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README").write_text("sleeps\n")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=ana", "-c", "user.email=ana@example.com", "commit", "-q",
+        "-m", "Sleep")
+    with live_agent.http() as http:
+        for path, body in (("/pipelines", {"name": "beta", "executor": "local",
+                                           "staging": {"kind": "none"},
+                                           "production": {"kind": "none"}}),
+                           ("/services", {"name": "sleepy", "pipeline": "beta",
+                                          "repo_url": str(repo),
+                                          "unit_test_command": "sleep 120"})):
+            assert http.post(f"/api/v1{path}", json=body).status_code == 201
+        run = http.post("/api/v1/services/sleepy/trigger", json={}).json()
+        wait_until(lambda: any(s["name"] == "Unit Test" and s["status"] == "in_progress"
+                               for s in http.get(f"/api/v1/runs/{run['id']}").json()["stages"]),
+                   timeout=60, what="the Unit Test running")
+    return run  # type: ignore[no-any-return]
+
+
+async def test_cancel_says_cancelling_until_the_run_has_ended_and_F_meanwhile_says_wait(
+        live_agent: LiveAgent, tmp_path: Path):
+    """The agent stops a running stage after it answers the cancel: the toast must not say
+    `cancelled` before the run is (the tmux journey then pressed F too early and got the
+    agent's "still running: cancel it first")."""
+    run = _running_run(live_agent, tmp_path)
+    app = live_agent.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _run_screen(app, pilot, run["id"])
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app._notifications, "the cancel's answer")
+        said = [n.message for n in app._notifications]
+        assert said[0] == f"Cancelling run #{run['number']}: its stage is being stopped…", said
+        await pilot.press("F")
+        await wait_for(pilot, lambda: len(app._notifications) > 1 or app.screen is not screen,
+                       "F answered")
+        if app.screen is screen:  # the run had not ended yet: F says so, not the agent's 409
+            assert "still being cancelled" in list(app._notifications)[-1].message
+        await wait_for(pilot, lambda: any(n.message == f"Run #{run['number']} cancelled"
+                                          for n in app._notifications) or app.screen
+                       is not screen, "the run's end")
+        said = [n.message for n in app._notifications]
+    assert not any("cancel it first" in message for message in said), said

@@ -133,3 +133,34 @@ async def test_the_service_and_run_views_say_why_a_shared_repository_push_ran_or
         await wait_for(pilot, lambda: "why: runs: 1 changed path(s) of payments since its "
                        "last successful run: services/payments/app.py" in screen_text(app),
                        "why the run ran")
+
+
+async def test_clear_caches_asks_with_the_size_then_empties_them(live_agent: LiveAgent):
+    from agent.executors.caches import caches_of
+
+    cache = caches_of(live_agent.server.agent.config).dir_for("payments")
+    (cache / "pip").mkdir()
+    (cache / "pip" / "wheel.whl").write_bytes(b"x" * (3 * 1024 * 1024))
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _service(app, pilot, "payments")
+        await pilot.press("C")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        assert "3.0 MB" in screen_text(app) and "Clear (y)" in screen_text(app)
+        await pilot.press("n")
+        assert (cache / "pip" / "wheel.whl").exists()
+        await pilot.press("C", "y")
+        await wait_for(pilot, lambda: any("caches cleared, 3.0 MB freed" in n.message
+                                          for n in app._notifications), "said so")
+    assert not (cache / "pip").exists()
+
+
+async def test_clear_caches_with_a_viewer_token_shows_the_refusal(live_agent: LiveAgent):
+    app = live_agent.app(role=Role.viewer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _service(app, pilot, "payments")
+        await pilot.press("C")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("may not clear caches" in n.message
+                                          for n in app._notifications), "the refusal")

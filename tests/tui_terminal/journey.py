@@ -266,9 +266,12 @@ class Journey:
         self.key("log → stages", "Tab", stages_focused)
         self.confirmed("cancel the run", "c", lambda b, n: re.search(
             rf"#{number}\b.*(cancelled|failed)", n.text) is not None
-            or "already finished" in n.text)
+            or f"Cancelling run #{number}" in n.text or "already finished" in n.text)
+        # The run's own crumb, not a toast: the agent stops the stage after it answers, and
+        # F before the run has ended is refused.
         self.term.wait("the run to end", lambda s: re.search(
-            rf"#{number}\b.*(cancelled|failed)", s.text) is not None, AGENT_BOUND_S)
+            rf"› #{number}\b.*(cancelled|failed)", s.line_with("Seamless ›") or "")
+            is not None, AGENT_BOUND_S)
         self.confirmed("rerun from Unit Test", "F", shows(f"#{number + 1}"))
         self.run_number += 1
 
