@@ -83,7 +83,8 @@ class Agent:
         # active colours again.
         self.engine_watch = EngineWatch(
             lambda: engine_client(config.docker_host, PROBE_TIMEOUT_S),
-            on_return=[self.deployer.reconcile_after_engine_return])
+            on_return=[self.deployer.reconcile_after_engine_return,
+                       self.executors.after_engine_return])
         # /healthz: each check says why the agent is degraded (None: fine)
         self.health_checks: list[Callable[[], str | None]] = [self._engine_health]
         transitions = Transitions(self.store, self.bus)

@@ -12,6 +12,8 @@ class StageResult:
     timed_out: bool = False
     cancelled: bool = False
     skipped: bool = False  # nothing to do (no command configured, environment pinned…)
+    # the stage's container died with a Docker engine restart (retry_on_engine_restart)
+    engine_restarted: bool = False
 
     @property
     def ok(self) -> bool:

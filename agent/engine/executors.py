@@ -90,7 +90,8 @@ class ExecutorSet:
 
             self._docker = DockerExecutor(client, instance=self.instance,
                                           caches=caches_of(self.config),
-                                          docker_host=self.config.docker_host)
+                                          docker_host=self.config.docker_host,
+                                          engine_wait_s=self.config.docker_wait_s)
             self.docker_error = None
             return True
 
@@ -110,6 +111,11 @@ class ExecutorSet:
                     return None
             log.system("the Docker engine answers again")
         return self._docker
+
+    def after_engine_return(self) -> bool:
+        """The engine answers again: stage containers it could not remove while away go."""
+        remove = getattr(self._docker, "remove_unremoved", None)
+        return bool(remove()) if remove is not None else True
 
     @property
     def docker_engine(self) -> Any | None:

@@ -277,8 +277,14 @@ class StageWorker:
                             "executor takes no secret files; the secrets are env variables")
         work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
         work.make_next_ahead()
-        return self.executors.run_bounded(executor, spec, work.log, work.cancel,
-                                          self.saver(work.run.id, work.name, executor))
+        result = self.executors.run_bounded(executor, spec, work.log, work.cancel,
+                                            self.saver(work.run.id, work.name, executor))
+        if result.engine_restarted and work.pipeline.retry_on_engine_restart and (
+                not work.cancel.is_set()):
+            work.log.system("running the stage again, once (retry_on_engine_restart)")
+            result = self.executors.run_bounded(executor, spec, work.log, work.cancel,
+                                                self.saver(work.run.id, work.name, executor))
+        return result
 
 
 def _joined(context: str, path: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import docker
@@ -51,6 +51,11 @@ MANAGED = "io.seamless.managed=1"
 DOCKER_SOCKET = "/var/run/docker.sock"
 EXIT_GRACE_S = 5.0  # how long a log stream may lag behind its exited container
 POLL_S = 0.2
+ENGINE_PROBE_S = 1.0  # how often a stage asks an engine that went away under it
+# A container killed by the engine's stop may exit some seconds before its stream breaks
+# (dockerd stops containers first, then its API): that long before counts as "with it".
+_SLACK = timedelta(seconds=15)
+ENGINE_STOP_CHECK_S = 5.0
 
 class EngineGone(RuntimeError):
     pass
@@ -78,11 +83,14 @@ class DockerExecutor:
 
     def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED,
                  instance: str = "", caches: Caches | None = None,
-                 docker_host: str | None = None) -> None:
+                 docker_host: str | None = None, engine_wait_s: float = 120.0) -> None:
         """`docker_host`: the engine `client` talks to (agent config), for what reaches
-        it outside the SDK: the compose CLI, a stage's mounted socket."""
+        it outside the SDK: the compose CLI, a stage's mounted socket. `engine_wait_s`:
+        how long a stage waits for an engine that stopped answering under it."""
         self.client = client
         self.docker_host = docker_host
+        self.engine_wait_s = engine_wait_s
+        self._unremoved: set[str] = set()  # removals the engine refused while it was away
         self.caches = caches  # per-service dependency caches, mounted at /cache
         self.api = client.api
         self.instance = instance
@@ -110,16 +118,24 @@ class DockerExecutor:
         if spec.secret_files:
             log.system(f"secrets as files in {SECRETS_MOUNT}: "
                        f"{', '.join(sorted(spec.secret_files))}")
+        deadline = time.monotonic() + spec.timeout_s
         try:
             attached = open_attach_stream(self.api, container_id)
             self.api.start(container_id)
             if attached is None:  # an engine on TCP: follow the log from its start
                 attached = open_log_stream(self.api, container_id, follow=True)
-                return self._follow(container_id, spec, log, cancel, attached)
-            return self._follow(container_id, spec, log, cancel, attached, timestamps=False)
-        except EngineErrors as exc:
+                result = self._follow(container_id, spec, log, cancel, attached)
+            else:
+                result = self._follow(container_id, spec, log, cancel, attached,
+                                      timestamps=False)
+            if self._killed_by_engine_stop(result):
+                raise EngineGone("the Docker engine is stopping")
+            return result
+        except docker.errors.APIError as exc:  # the engine answered: a refusal
             log.system(engine_error(exc))
             return StageResult(exit_code=None, error=engine_error(exc))
+        except EngineErrors as exc:  # the engine stopped answering
+            return self._after_engine_loss(container_id, spec, log, cancel, exc, deadline)
         finally:
             if spec.network:  # on a compose network: gone before the project's teardown
                 self._remove(container_id)
@@ -321,6 +337,101 @@ class DockerExecutor:
             self.reaper.submit(container_id)
             self._drop_secret_files(spec)
 
+    # -- the engine went away under a running stage ------------------------------------------
+    def _after_engine_loss(self, container_id: str, spec: StageSpec, log: StageLog,
+                           cancel: threading.Event, exc: BaseException, deadline: float,
+                           ) -> StageResult:
+        """The engine stopped answering mid-stage (dockerd restarted, or its socket went
+        away). Wait for it (`engine_wait_s`, cancellable); then a container that survived
+        is re-attached (its log read again, stored lines skipped), one that finished by
+        itself gives its result, one the engine's restart stopped fails saying so
+        (`engine_restarted`: the pipeline may retry the stage once)."""
+        lost_at = datetime.now(UTC) - _SLACK
+        give_up = time.monotonic() + self.engine_wait_s
+        log.system(f"{engine_error(exc)}; waiting for the Docker engine (up to "
+                   f"{self.engine_wait_s:g} s)")
+        log.flush()
+        for _ in range(3):  # the engine may go away again while we re-attach
+            info = self._inspect_when_back(container_id, cancel, give_up)
+            if isinstance(info, StageResult):
+                return info
+            if info is None:
+                return self._restarted(log, "its container is gone")
+            state = info["State"]
+            if state.get("Status") == "created":
+                return self._restarted(log, "its container never started")
+            if state.get("Running"):
+                log.system("the Docker engine answers again: re-attached to the stage's"
+                           " container")
+                try:
+                    log.rewind()
+                    stream = open_log_stream(self.api, container_id, follow=True)
+                    return self._follow(container_id, spec, log, cancel, stream,
+                                        deadline=deadline)
+                except EngineErrors as again:
+                    log.system(f"{engine_error(again)}; waiting for the Docker engine again")
+                    continue
+            finished = _parse_docker_time(state.get("FinishedAt"))
+            code = int(state.get("ExitCode") or 0)
+            if code >= 128 and finished is not None and finished >= lost_at:
+                # killed by a signal while the engine was away: the engine's stop
+                return self._restarted(log, f"its container was stopped with it (exit code"
+                                            f" {code})")
+            log.system("the Docker engine answers again: the stage's container finished"
+                       " meanwhile")
+            try:
+                self._read_all(container_id, log)
+                return self._exit_result(container_id, log)
+            except EngineErrors as again:
+                log.system(f"{engine_error(again)}; waiting for the Docker engine again")
+        return StageResult(exit_code=None, error="the Docker engine kept going away during"
+                                                 " the stage", engine_restarted=True)
+
+    def _inspect_when_back(self, container_id: str, cancel: threading.Event,
+                           give_up: float) -> dict[str, Any] | StageResult | None:
+        """The container's state once the engine answers (None: it is gone), or the
+        stage's result when waiting ended first (cancelled, or no engine in time)."""
+        while True:
+            try:
+                return dict(self.api.inspect_container(container_id))
+            except docker.errors.NotFound:
+                return None
+            except EngineErrors as exc:
+                if time.monotonic() > give_up:
+                    error = (f"Docker engine unreachable for {self.engine_wait_s:g} s during"
+                             f" the stage ({engine_error(exc)}): rerun it when the engine is"
+                             " back")
+                    return StageResult(exit_code=None, error=error)
+            if cancel.wait(ENGINE_PROBE_S):
+                return StageResult(exit_code=None, cancelled=True, error="cancelled")
+
+    def _killed_by_engine_stop(self, result: StageResult) -> bool:
+        """A stage killed by a signal (exit code >= 128, not by us) may have been stopped by
+        dockerd shutting down: if the engine stops answering within a few seconds, it was."""
+        if result.exit_code is None or result.exit_code < 128 or result.cancelled or (
+                result.timed_out):
+            return False
+        give_up = time.monotonic() + ENGINE_STOP_CHECK_S
+        while time.monotonic() < give_up:
+            try:
+                self.api.ping()
+            except EngineErrors:
+                return True
+            time.sleep(0.25)
+        return False
+
+    @staticmethod
+    def _restarted(log: StageLog, detail: str) -> StageResult:
+        error = f"the Docker engine restarted during the stage: {detail}"
+        log.system(error)
+        return StageResult(exit_code=None, error=error, engine_restarted=True)
+
+    def remove_unremoved(self) -> bool:
+        """Retry the removals the engine refused while it was away (on its return)."""
+        for container_id in list(self._unremoved):
+            self._remove(container_id)
+        return not self._unremoved
+
     def _find(self, spec: StageSpec, state: dict[str, Any] | None) -> dict[str, Any] | None:
         wanted = [f"{k}={v}" for k, v in spec.labels.items()] or [self.managed_label]
         candidates = []
@@ -374,12 +485,23 @@ class DockerExecutor:
             log.debug("kill %s: %s", container_id[:12], exc)
 
     def _remove(self, container_id: str) -> None:
-        try:
-            self.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except EngineErrors as exc:
-            log.warning("could not remove container %s: %s", container_id[:12], exc)
+        for attempt in range(3):  # a pooled connection may be stale after an engine restart
+            try:
+                self.api.remove_container(container_id, force=True, v=True)
+                self._unremoved.discard(container_id)
+                return
+            except docker.errors.NotFound:
+                self._unremoved.discard(container_id)
+                return
+            except docker.errors.APIError as exc:
+                log.warning("could not remove container %s: %s", container_id[:12], exc)
+                return
+            except EngineErrors as exc:
+                if attempt == 2:
+                    self._unremoved.add(container_id)  # removed when the engine answers
+                    log.warning("could not remove container %s: %s", container_id[:12], exc)
+                    return
+                time.sleep(0.5)
 
     def _remove_by_name(self, name: str) -> None:
         if name:

@@ -216,6 +216,8 @@ class PipelineConfig(_Config):
     # Mixed mode: per-stage executor choice, e.g. {"Unit Test": "ecs"}.
     stage_executors: dict[str, ExecutorName] = Field(default_factory=dict)
     ecs_executor: EcsExecutorConfig | None = None
+    retry_on_engine_restart: bool = Field(False, description="a stage whose container died "
+                                          "with a Docker engine restart runs again, once")
     notify_sns_topic_arn: str | None = None
     notify_slack_webhook_url: str | None = None
     notify_region: str = "us-east-1"

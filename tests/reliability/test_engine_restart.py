@@ -165,3 +165,66 @@ def test_docker_host_is_honoured_by_stages_builds_compose_and_deploys(
     assert docker_client.containers.list(all=True, filters={
         "label": f"io.seamless.service={name}"}) == []
     assert docker_client.images.list(name=f"seamless/{name}") == []
+
+
+# The stage prints, then waits for the test's go (a file in its workspace): it cannot end
+# by itself however loaded the machine is.
+WAITS_FOR_GO = "echo attempt; while [ ! -f /workspace/.go ]; do sleep 0.2; done; echo finished"
+
+
+def _go(agent: ServedAgent, sha: str) -> None:
+    workspace = wait_until(lambda: next(agent.data_dir.glob(f"workspaces/*/{sha}"), None),
+                           what="the run's workspace")
+    (workspace / ".go").touch()
+
+
+@pytest.mark.slow
+def test_a_stage_whose_container_dies_with_the_engine_fails_saying_so_or_runs_again(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
+    """#22 item 3: the engine restarts under two running stages. Without the setting the
+    stage fails "the Docker engine restarted during the stage" and its exited container
+    is removed; with `retry_on_engine_restart` it runs again, once, and succeeds."""
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    agent.add_pipeline("plain")
+    agent.add_pipeline("retrying", retry_on_engine_restart=True)
+    repos = {"plain": sample_repo("died"), "retrying": sample_repo("again")}
+    names = {pipeline: svc_name(f"engine-{pipeline}") for pipeline in repos}
+    runs = {}
+    for pipeline, repo in repos.items():
+        agent.add_service(names[pipeline], pipeline, repo.url, unit_test_command=WAITS_FOR_GO)
+        runs[pipeline] = agent.trigger(names[pipeline], repo.head_sha, kind="partial")
+    for run in runs.values():
+        agent.wait_run(run["id"], lambda r: "attempt" in agent.log_lines(r["id"], "Unit Test"),
+                       timeout=120)
+
+    engine.restart()
+
+    failed = agent.wait_run(runs["plain"]["id"], timeout=180)
+    assert failed["status"] == "failed", summary(failed)
+    assert "the Docker engine restarted during the stage" in (
+        stage(failed, "Unit Test")["error"] or ""), summary(failed)
+
+    def left() -> list[Any]:
+        client = engine.client(timeout=10)
+        try:
+            return list(client.containers.list(all=True, filters={"label": [
+                f"io.seamless.service={names['plain']}", "io.seamless.run"]}))
+        finally:
+            client.close()
+
+    try:
+        wait_until(lambda: not left(), timeout=30, what="the exited stage container removed")
+    except TimeoutError as exc:
+        raise AssertionError([(c.name, c.status, c.labels) for c in left()]) from exc
+
+    again = runs["retrying"]["id"]
+    agent.wait_run(again, lambda r: agent.log_lines(r["id"], "Unit Test").count("attempt") == 2,
+                   timeout=180)
+    _go(agent, runs["retrying"]["sha"])
+    done = agent.wait_run(again, timeout=120)
+    assert done["status"] == "success", summary(done)
+    lines = agent.log_lines(again, "Unit Test")
+    assert "running the stage again, once (retry_on_engine_restart)" in lines, lines
+    assert any("the Docker engine restarted during the stage" in line for line in lines), lines
