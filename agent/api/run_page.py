@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,7 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 HEARTBEAT_S = 15.0
+CHECK_S = 1.0  # how often a quiet stream re-checks its token or link
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -165,11 +167,19 @@ async def _events(request: Request, agent: Any, access: Access, stage: str,
     next_event: asyncio.Future[Any] = asyncio.ensure_future(events.get())
     try:
         yield "retry: 2000\n\n"
+        checked = pinged = time.monotonic()
         while True:
-            done, _ = await asyncio.wait({next_lines, next_event}, timeout=HEARTBEAT_S,
+            done, _ = await asyncio.wait({next_lines, next_event}, timeout=CHECK_S,
                                          return_when=asyncio.FIRST_COMPLETED)
+            if time.monotonic() - checked >= CHECK_S:  # also while lines keep coming
+                checked = time.monotonic()
+                if not await run_in_threadpool(_still_allowed, agent.store, access):
+                    yield _sse("refused", "the link expired or the token was revoked")
+                    return
             if not done:
-                yield ": ping\n\n"
+                if time.monotonic() - pinged >= HEARTBEAT_S:
+                    pinged = time.monotonic()
+                    yield ": ping\n\n"
                 continue
             if next_lines in done:
                 try:
@@ -201,6 +211,14 @@ async def _events(request: Request, agent: Any, access: Access, stage: str,
             await lines.aclose()
         logs.close()
         events.close()
+
+
+def _still_allowed(store: Any, access: Access) -> bool:
+    """A stream ends (within CHECK_S) when its link expires or its token is revoked."""
+    if access.token is not None:
+        current = store.get_token(access.token.id)
+        return current is not None and not current.revoked
+    return access.exp is None or int(access.exp) > time.time()
 
 
 def _about(event: Event, run_id: int) -> bool:

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from store.models import RunStatus
@@ -155,6 +156,12 @@ def test_installed_agent_runs_a_pipeline_and_the_tui_shows_it(
         logs = cli("logs", str(run["id"])).stdout
         assert final["status"] == "success", logs
         assert "[Unit Test] 4 passed" in logs
+        # The run page from the installed package: its templates and assets are in the wheel.
+        link = cli("runs", str(run["id"]), "--url").stdout.strip()
+        page = httpx.get(link, timeout=30)
+        assert page.status_code == 200 and "Unit Test" in page.text, page.text[:500]
+        for asset in ("/assets/run.css", "/assets/run.js"):
+            assert httpx.get(url + asset, timeout=30).status_code == 200, asset
 
         tui = PtyProgram([installed.bin("seamless-tui"), "--agent", url], cwd=home, env=env)
         try:

@@ -201,3 +201,27 @@ def test_test_results_show_with_the_failing_tests_output_in_the_log(api: LiveApi
     assert moved.status_code == 303
     assert "at=700" in moved.headers["location"] and moved.headers["location"].endswith("#L700")
     assert 'id="L700"' in _page(api, moved.headers["location"]).text
+
+
+def test_a_live_stream_ends_soon_after_its_token_is_revoked(api: LiveApi) -> None:
+    store = api.agent.store
+    run = failed_run(store)
+    token, info = store.create_token("phone", Role.viewer)
+    seen: list[str] = []
+    with httpx.Client(base_url=api.url, timeout=10) as c, c.stream(
+            "GET", f"/runs/{run.id}/live", params={"stage": "Unit Test"},
+            headers={"Authorization": f"Bearer {token}"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        started = time.monotonic()
+        for line in stream.iter_lines():
+            seen.append(line)
+            if line.startswith("event: lines") and not any("revoked" in s for s in seen):
+                store.revoke_token(info.id)
+                seen.append("revoked")
+                revoked_at = time.monotonic()
+            if line == "event: refused" or time.monotonic() - started > 8:
+                break
+    assert "event: refused" in seen
+    assert time.monotonic() - revoked_at < 3
+    assert any('id="L1200"' in s for s in seen)  # the backlog came first, numbered

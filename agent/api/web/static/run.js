@@ -54,6 +54,10 @@
     var stages = document.getElementById("stages");
     if (stages) stages.outerHTML = event.data;
   });
+  source.addEventListener("refused", function (event) {
+    source.close();
+    note.textContent = event.data + ": reload the page";
+  });
   source.addEventListener("end", function (event) {
     source.close();
     var badge = document.getElementById("run-status");
