@@ -15,7 +15,7 @@ from agent.api.repo_check import check_repository
 from agent.deploy.teardown import live_environments
 from agent.deploy.teardown import teardown as teardown_service
 from agent.engine.workspace import LS_REMOTE_TIMEOUT_S, WorkspaceError
-from agent.executors.caches import caches_of
+from agent.executors.caches import CacheError, caches_of
 from agent.onboarding.hooks import HookOutcome, on_service_created, on_service_deleted
 from store.models import (
     ENVIRONMENTS,
@@ -218,8 +218,12 @@ def clear_cache(request: Request, name: str, token: Deployer) -> CacheInfo:
     """Empty the service's dependency cache; the next runs fill it again."""
     agent = agent_of(request)
     service = agent.store.get_service(name)
-    caches = caches_of(agent.config)
-    freed = caches.clear(service.name)
+    caches = agent.executors.caches
+    image = service.stage_image or agent.store.get_pipeline(service.pipeline).stage_image
+    try:
+        freed = caches.clear(service.name, image)
+    except CacheError as exc:
+        raise ApiError(409, "cache_not_cleared", str(exc)) from exc
     audit(request, token, "service.cache_clear", name, f"{freed} bytes")
     return CacheInfo(service=service.name, bytes=caches.size(service.name),
                      max_bytes=caches.max_bytes, freed_bytes=freed)

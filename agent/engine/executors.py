@@ -20,6 +20,7 @@ from agent.executors.base import (
     StageSpec,
     StateSaver,
 )
+from agent.executors.caches import Caches, caches_of
 from agent.logs import StageLog
 from store.models import Pipeline
 
@@ -85,7 +86,6 @@ class ExecutorSet:
                 self.docker_error = (f"Docker engine unreachable ({exc.__class__.__name__}: "
                                      f"{exc})")[:500]
                 return False
-            from agent.executors.caches import caches_of
             from agent.executors.docker import DockerExecutor
 
             self._docker = DockerExecutor(client, instance=self.instance,
@@ -122,6 +122,12 @@ class ExecutorSet:
         """The Docker client the docker executor drives (None: no engine in use); for the
         agent's info line."""
         return getattr(self._docker, "client", None)
+
+    @property
+    def caches(self) -> Caches:
+        """The dependency caches; with the engine up, they can remove files of root."""
+        caches = getattr(self._docker, "caches", None)
+        return caches if isinstance(caches, Caches) else caches_of(self.config)
 
     @property
     def local(self) -> Executor:

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -92,6 +93,8 @@ class DockerExecutor:
         self.engine_wait_s = engine_wait_s
         self._unremoved: set[str] = set()  # removals the engine refused while it was away
         self.caches = caches  # per-service dependency caches, mounted at /cache
+        if caches is not None and caches.root_remover is None:
+            caches.root_remover = self.remove_as_root
         self.api = client.api
         self.instance = instance
         # The label that marks this agent's stage containers (find, cleanup): two agents
@@ -145,8 +148,8 @@ class DockerExecutor:
             if spec.mount_docker_socket and spec.container_name:
                 self._sweep_started(spec, log)
             if self.caches is not None and spec.service:  # off the stage's critical path
-                threading.Thread(target=self.caches.trim, args=(spec.service,), daemon=True,
-                                 name=f"cache-trim-{spec.service}").start()
+                threading.Thread(target=self.caches.trim, args=(spec.service, spec.image),
+                                 daemon=True, name=f"cache-trim-{spec.service}").start()
 
     def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
         """The Build stage on this engine (its build cache), pushing when asked."""
@@ -179,6 +182,19 @@ class DockerExecutor:
     def _drop_secret_files(self, spec: StageSpec) -> None:
         if spec.secret_files:
             self.secret_files.remove(spec.run_id, _files_key(spec))
+
+    def remove_as_root(self, base: Path, paths: list[str], image: str) -> None:
+        """Remove `paths` (relative to the cache directory `base`) as root, in a short
+        container of `image` with only `base` mounted: what a stage wrote as root into a
+        cache an agent running as its own user cannot remove."""
+        inside = [f"{CACHE_MOUNT}/{p}" for p in paths
+                  if p and not p.startswith("/") and ".." not in Path(p).parts]
+        for start in range(0, len(inside), 500):  # bounded command lines
+            self.client.containers.run(
+                image, ["rm", "-rf", "--", *inside[start:start + 500]], user="0",
+                volumes={str(base): {"bind": CACHE_MOUNT, "mode": "rw"}}, remove=True,
+                network_disabled=True, labels={self.managed_label.split("=")[0]:
+                                               self.managed_label.partition("=")[2]})
 
     def precreate(self, spec: StageSpec) -> None:
         """Create the container of a stage expected to run next, in the background."""
