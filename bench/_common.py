@@ -32,6 +32,25 @@ def report(title: str, rows: list[tuple[str, Any]], figures: dict[str, Any], as_
         print(json.dumps(figures))
 
 
+def spawn_server(script: str, data_dir: str, lines: int) -> tuple[subprocess.Popen[str],
+                                                                   list[str]]:
+    """`script --serve DATA_DIR --lines N` in its own process (its memory apart from the
+    measuring side's): the process and the fields of its `READY …` line."""
+    agent = subprocess.Popen([sys.executable, script, "--serve", data_dir, "--lines",
+                              str(lines)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=REPO_ROOT)
+    assert agent.stdout is not None
+    ready = agent.stdout.readline().split()
+    if not ready or ready[0] != "READY":
+        raise SystemExit("the agent process did not start")
+    return agent, ready[1:]
+
+
+def hidden_option() -> str:
+    """argparse help that hides an option (the agent side's --serve)."""
+    return argparse.SUPPRESS
+
+
 def git(cwd: Path, *args: str) -> str:
     env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,

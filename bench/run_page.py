@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO_ROOT, parser, report
+from _common import hidden_option, parser, report, spawn_server
 
 LINES = 1_000_000
 SMALL = 1_000
@@ -184,7 +184,7 @@ def main() -> None:
     p.add_argument("--lines", type=int, default=LINES)
     p.add_argument("--flood-seconds", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--serve", type=Path, help=_hidden())
+    p.add_argument("--serve", type=Path, help=hidden_option())
     args = p.parse_args()
     if args.serve:
         serve(args.serve, args.lines)
@@ -193,16 +193,10 @@ def main() -> None:
         raise SystemExit(f"{CHROMIUM} is missing: make test-tools (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="seamless-bench-page-") as tmp:
         t = time.perf_counter()
-        agent = subprocess.Popen([sys.executable, __file__, "--serve", tmp, "--lines",
-                                  str(args.lines)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-        assert agent.stdout is not None
-        ready = agent.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise SystemExit("the agent process did not start")
+        agent, ready = spawn_server(__file__, tmp, args.lines)
         seed_s = time.perf_counter() - t
         try:
-            figures = measure(ready[1], ready[2], agent, args.flood_seconds, args.rounds)
+            figures = measure(ready[0], ready[1], agent, args.flood_seconds, args.rounds)
         finally:
             assert agent.stdin is not None
             agent.stdin.close()
@@ -211,12 +205,6 @@ def main() -> None:
                     "load_avg_1m": os.getloadavg()[0]})
     report(f"Run page in Chromium, {args.lines:,}-line stage log", list(figures.items()),
            figures, args.json)
-
-
-def _hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

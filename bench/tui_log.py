@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO_ROOT, parser, report
+from _common import REPO_ROOT, hidden_option, parser, report, spawn_server
 
 LINES = 1_000_000
 STAGE = "Unit Test"
@@ -177,22 +177,16 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--lines", type=int, default=LINES)
     p.add_argument("--flood-seconds", type=float, default=6.0)
-    p.add_argument("--serve", type=Path, help=argparse_hidden())
+    p.add_argument("--serve", type=Path, help=hidden_option())
     args = p.parse_args()
     if args.serve:
         serve(args.serve, args.lines)
         return
     with tempfile.TemporaryDirectory(prefix="seamless-bench-tui-") as tmp:
         t = time.perf_counter()
-        agent = subprocess.Popen([sys.executable, __file__, "--serve", tmp, "--lines",
-                                  str(args.lines)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-        assert agent.stdout is not None
-        ready = agent.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise SystemExit("the agent process did not start")
+        agent, ready = spawn_server(__file__, tmp, args.lines)
         seed_s = time.perf_counter() - t
-        url, token, run_id = ready[1], ready[2], int(ready[3])
+        url, token, run_id = ready[0], ready[1], int(ready[2])
         try:
             figures = asyncio.run(measure_tui(url, token, run_id, agent, args.flood_seconds))
             tui_s, textual_s = startup(url, token)
@@ -205,12 +199,6 @@ def main() -> None:
                     "seed_and_serve_s": seed_s})
     rows = [(k, v) for k, v in figures.items()]
     report(f"TUI log pane, {args.lines:,}-line stage log", rows, figures, args.json)
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
