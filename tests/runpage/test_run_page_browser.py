@@ -25,6 +25,7 @@ from tests.harness.server import ServerThread
 from tests.helpers import free_port
 from tests.onboarding.fake_github import FakeGitHub
 from tests.runpage.browser import chromium
+from tests.runpage.pages import failed_run
 
 SECRET = "pa55-w0rd-of-the-stage-7f3a"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -135,3 +136,27 @@ def test_the_commit_status_link_opens_a_live_page_in_chromium(
         stop_file.touch()
         server.stop()
         agent.close()
+
+
+def test_the_page_fits_a_phone_follows_dark_mode_and_works_without_javascript(
+        api: Any) -> None:
+
+    run = failed_run(api.agent.store)
+    query = api.agent.links.sign(run.id)
+    link = f"{api.url}/runs/{run.id}?exp={query['exp']}&sig={query['sig']}"
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        with chromium(viewport={"width": 390, "height": 844}, color_scheme=scheme,
+                      java_script_enabled=scheme == "light", is_mobile=True) as browser:
+            page = browser.new_page()
+            assert page.goto(link).status == 200
+            # Nothing wider than the phone: the page does not scroll sideways.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert page.locator("#stages .stage").count() == 7
+            assert page.locator("#L1200").is_visible() or page.locator("#L1200").count() == 1
+            backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            # Without JavaScript (dark round) the links still page the log.
+            page.locator("#older").click()
+            assert page.locator("#L700").count() == 1 and page.locator("#L1200").count() == 0
+    assert backgrounds["light"] == "rgb(255, 255, 255)"
+    assert backgrounds["dark"] == "rgb(13, 17, 23)"
