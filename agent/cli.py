@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tomllib
 from pathlib import Path
@@ -24,6 +25,7 @@ from agent.cli_client import ADMIN_TOKEN_FILE, Json, Options, fail, table, typer
 from agent.config import SYSTEM_CONFIG_PATH, AgentConfig, load_config
 from agent.onboarding import system_install
 from store.models import Role
+from store.space import is_storage_full
 
 if TYPE_CHECKING:  # the store (sqlite) loads only for the commands that use it
     from store.store import Store
@@ -264,7 +266,21 @@ def main() -> None:
         register = None  # type: ignore[assignment]
     if register is not None:
         register(app, service_app)
-    app()
+    try:
+        app()
+    except (sqlite3.Error, OSError) as exc:  # one clear line, never a traceback
+        typer.echo(f"error: {_local_failure(exc)}", err=True)
+        sys.exit(1)
+
+
+def _local_failure(exc: BaseException) -> str:
+    """What went wrong on this host (the database, the data dir), in one line."""
+    if is_storage_full(exc):
+        return (f"the disk of the agent's data dir is full ({exc}): nothing was changed;"
+                " free space and retry")
+    if isinstance(exc, sqlite3.Error):
+        return f"the agent's database: {exc}"
+    return str(exc)
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class AgentConfig(BaseModel):
     docker_wait_s: float = Field(120.0, ge=0, le=86_400, description="how long a Docker "
                                  "stage waits for an unreachable engine before failing")
     docker_host: str | None = None
+    min_free_mb: int = Field(256, ge=0, description="free space the data dir keeps: below "
+                             "it new runs are refused (507) and /healthz says why; 0 = none")
     cache_max_mb: int = Field(2048, ge=1, description="dependency cache per service; the "
                                                       "least recently used files go first")
     github_token: str | None = None

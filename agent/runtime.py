@@ -32,6 +32,7 @@ from agent.triggers.changes import ChangeDetector
 from agent.triggers.polling import Poller
 from store.crypto import SecretCipher, ensure_key_file
 from store.models import DeployTargetConfig
+from store.space import SpaceGuard
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ class Agent:
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
                            self.executors, self.instance)
+        self.space = SpaceGuard(config.data_dir, config.min_free_mb)
         self.engine = Engine(self.store, transitions, driver, self.deployer,
-                             config.max_parallel_runs)
+                             config.max_parallel_runs, space=self.space)
         # Services sharing a repository: which of them a push runs (agent/triggers/changes.py).
         self.changes = ChangeDetector(self.store, self.bus, self.engine, self.workspaces)
         self.poller: Poller | None = None

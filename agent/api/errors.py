@@ -2,12 +2,15 @@
 
 Bad input is a 4xx, never a 500: request validation is 422 with one
 `{field, message}` per problem, malformed JSON is 400, store lookups that miss
-are 404, and refused actions (engine or store `ValueError`s) are 409.
+are 404, and refused actions (engine or store `ValueError`s) are 409. A full disk
+(or the data dir below its free-space floor) is 507 naming it. An unexpected error is a
+500 on a connection that stays usable (see `AnswerErrors`).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -16,8 +19,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store.configs import Conflict, InvalidDependencies, NotFound
+from store.space import StorageFull, is_storage_full
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such thing"},
     409: {"description": "refused: conflicts with the current state"},
     422: {"description": "invalid input, one entry per field"},
+    507: {"description": "the agent's disk is full or below its free-space floor"},
 }
 
 
@@ -115,7 +121,61 @@ def install_error_handlers(app: FastAPI) -> None:
         # Engine refusals (EngineError is a ValueError) and store rule violations.
         return error_response(409, "refused", str(exc))
 
+    @app.exception_handler(StorageFull)
+    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(OSError)
+    async def _storage(_: Request, exc: Exception) -> JSONResponse:
+        return storage_or_internal(exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error in API", exc_info=exc)
-        return error_response(500, "internal_error", "unexpected error; see the agent's log")
+        return storage_or_internal(exc)
+
+    app.add_middleware(AnswerErrors)  # first added: innermost of the middlewares
+
+
+def storage_or_internal(exc: BaseException) -> JSONResponse:
+    if is_storage_full(exc):
+        detail = str(exc) if isinstance(exc, StorageFull) else (
+            f"the agent's disk is full ({exc}): nothing was changed; free space and retry")
+        log.warning("refused: %s", detail)
+        return error_response(507, "insufficient_storage", detail)
+    log.error("unhandled error in API", exc_info=exc)
+    return error_response(500, "internal_error", "unexpected error; see the agent's log")
+
+
+class AnswerErrors:
+    """An error no handler took becomes a 500 answer here. Starlette's own last resort
+    answers and then re-raises, and uvicorn closes the connection for that: the client's
+    next request on it was reset."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        from_outside: BaseException | None = None
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        async def reading() -> Message:
+            nonlocal from_outside
+            try:
+                return await receive()
+            except BaseException as exc:  # an outer middleware's (e.g. the body size cap)
+                from_outside = exc
+                raise
+
+        try:
+            await self.app(scope, reading, tracked)
+        except Exception as exc:
+            if started or exc is from_outside:
+                raise  # half an answer is out, or it is the outer middleware's to answer
+            await storage_or_internal(exc)(scope, receive, send)

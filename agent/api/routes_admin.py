@@ -36,12 +36,20 @@ def agent_version() -> str:
 @router.get("/healthz", tags=["admin"])
 async def healthz(request: Request) -> dict[str, Any]:
     """200 while the agent serves: `ok`, or `degraded` with the reasons (e.g. the Docker
-    engine it needs does not answer). Never 5xx for a missing engine: a liveness probe
-    restarting the agent would not bring dockerd back, and the fronts serve without it.
+    engine it needs does not answer, or the data dir is below its free-space floor, when
+    new runs get 507). Never 5xx for a missing engine: a liveness probe restarting the
+    agent would not bring dockerd back, and the fronts serve without it. `storage`: the
+    data dir's free space against `min_free_mb`.
     On the loop, from state the watchers keep: answers even when every thread is busy."""
     body: dict[str, Any] = {"status": "ok", "version": agent_version()}
     reasons = [reason for check in getattr(request.app.state, "health_checks", ())
                if (reason := check())]
+    space = getattr(agent_of(request), "space", None)
+    if space is not None:  # statvfs: microseconds, read each time so it recovers by itself
+        storage = space.check()
+        body["storage"] = storage.as_json()
+        if storage.low:
+            reasons.append(f"storage: {storage.detail}")
     if reasons:
         body.update(status="degraded", reasons=reasons)
     return body

@@ -34,6 +34,7 @@ from store.models import (
     Trigger,
     config_fingerprint,
 )
+from store.space import SpaceGuard
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,10 @@ class EngineError(ValueError):
 
 class Engine:
     def __init__(self, store: Store, transitions: Transitions, driver: RunDriver,
-                 deployer: Deployer, max_parallel_runs: int) -> None:
+                 deployer: Deployer, max_parallel_runs: int,
+                 space: SpaceGuard | None = None) -> None:
         self.store = store
+        self.space = space  # below its floor no new run is taken (StorageFull → 507)
         self.t = transitions
         self.driver = driver
         self.deployer = deployer
@@ -93,6 +96,7 @@ class Engine:
                branch: str | None = None, pr_number: int | None = None,
                author: str | None = None, message: str | None = None,
                actor: str | None = None) -> RunInfo:
+        self._require_space()
         run = self._create(service, trigger=trigger, kind=kind, sha=sha, branch=branch,
                            pr_number=pr_number, author=author, message=message, actor=actor)
         self._announce(run)
@@ -104,6 +108,7 @@ class Engine:
         the delivery id: a delivery is either remembered with its runs or not at all (an
         error before the commit leaves nothing, so GitHub's redelivery queues them).
         None: this delivery id was recorded before (a real duplicate)."""
+        self._require_space()
         with self.store.write():
             if not self.store.record_delivery(delivery, event, "queued", requests[0][0].id):
                 return None
@@ -112,6 +117,10 @@ class Engine:
         for run in runs:
             self._announce(run)
         return runs
+
+    def _require_space(self) -> None:
+        if self.space is not None:
+            self.space.require()
 
     def _create(self, service: Service, *, trigger: Trigger, kind: RunKind, sha: str,
                 branch: str | None = None, pr_number: int | None = None,
@@ -166,6 +175,7 @@ class Engine:
     def rerun(self, run_id: int, from_stage: str | None, actor: str) -> RunInfo:
         """A new run of the same commit, linked to the old one. From a stage: the earlier
         stages' results are reused (the same commit's workspace and image)."""
+        self._require_space()
         old = self.store.get_run(run_id)
         if not old.status.finished:
             raise EngineError(f"run {run_id} is still {old.status.value}: cancel it first")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from agent.deploy.deployer import Deployer
@@ -33,11 +34,14 @@ from store.models import (
     StageStatus,
 )
 from store.models.repos import rooted
+from store.space import is_storage_full
 from store.store import Store
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RunControl", "RunDriver"]
+
+FULL_DISK_RETRY_S = 2.0
 
 
 class RunDriver:
@@ -57,7 +61,18 @@ class RunDriver:
         """Run (or resume) every stage not yet finished. `reattach` maps a stage that was
         in progress when the agent restarted to its executor state."""
         try:
-            await self._drive(control, reattach)
+            while True:
+                try:
+                    return await self._drive(control, reattach)
+                except Exception as exc:
+                    if not is_storage_full(exc):
+                        raise
+                # A record could not be written: the run is neither lost nor left
+                # `running` — it goes on from its stored state once the disk takes writes.
+                log.warning("run %s: the disk is full; its records wait for space",
+                            control.run_id)
+                await asyncio.sleep(FULL_DISK_RETRY_S)
+                reattach = None
         finally:
             self.executors.discard_ready(control.run_id)
 
@@ -118,25 +133,43 @@ class RunDriver:
         work = StageWork(run, service, pipeline, name, stage_log, control,
                          make_next_ahead=lambda: self._make_next_ahead(run, service, pipeline,
                                                                        name))
+        result = control.results.get(name)  # done before a full disk cut its recording
+        if result is None:
+            result = await self._work(work, resume, stage_log)
+            control.results[name] = result
+        return await self._settle(run.id, name, stage_log, control, result)
+
+    async def _work(self, work: StageWork, resume: dict[str, Any] | None,
+                    stage_log: StageLogWriter) -> StageResult:
         try:
-            result = await in_thread(lambda: self._execute(work, resume),
-                                     name=f"run{run.id}-{name}")
+            return await in_thread(lambda: self._execute(work, resume),
+                                   name=f"run{work.run.id}-{work.name}")
         except WorkspaceError as exc:  # unreachable repo, unknown sha: a plain failure
             stage_log.system(str(exc))
-            result = StageResult(exit_code=None, error=str(exc))
+            return StageResult(exit_code=None, error=str(exc))
         except Exception as exc:  # a bug or an engine fault: the run fails clearly, agent lives
-            log.exception("stage %s of run %s crashed", name, run.id)
-            stage_log.system(f"internal error: {exc.__class__.__name__}: {exc}")
-            result = StageResult(exit_code=None, error=f"internal error: {exc}")
-        await self._settle(run.id, name, stage_log, control, result)
-        return result
+            if is_storage_full(exc):
+                error = f"the agent's disk is full: {exc}"
+            else:
+                log.exception("stage %s of run %s crashed", work.name, work.run.id)
+                error = f"internal error: {exc.__class__.__name__}: {exc}"
+            stage_log.system(error)
+            return StageResult(exit_code=None, error=error)
 
     async def _settle(self, run_id: int, name: str, stage_log: StageLogWriter,
-                      control: RunControl, result: StageResult) -> None:
-        """The stage's log stored, then its final status committed and published."""
+                      control: RunControl, result: StageResult) -> StageResult:
+        """The stage's log stored, then its final status committed and published. Lines
+        the log writer could not store fail the stage, whatever its command said."""
         if result.skipped and result.error:
             stage_log.system(f"skipped: {result.error}")
         await stage_log.flush_async()
+        lost = self.logs.lost(run_id, name)
+        if lost and not (result.skipped or result.cancelled):
+            gap = f"log storage full: {lost} lines lost"
+            stage_log.system(f"{gap} (the agent's disk was full; the stored log has gaps)")
+            await stage_log.flush_async()
+            result = replace(result, error=gap + (
+                f"; {result.error}" if result.error else ""))
         if result.skipped:
             self.t.stage(run_id, name, StageStatus.skipped, error=result.error)
         elif result.cancelled or control.cancel.is_set():
@@ -148,6 +181,7 @@ class RunDriver:
             error = result.error or f"exit code {result.exit_code}"
             status = StageStatus.timed_out if result.timed_out else StageStatus.failed
             self.t.stage(run_id, name, status, exit_code=result.exit_code, error=error)
+        return result
 
     def _execute(self, work: StageWork, resume: dict[str, Any] | None) -> StageResult:
         """Blocking: the stage's work as its table entry declares it."""

@@ -51,6 +51,8 @@ class RunControl:
     run_id: int
     cancel: threading.Event = field(default_factory=threading.Event)
     cancelled_by: str | None = None
+    # Stage results not yet recorded (a full disk refused the write): kept, not re-run.
+    results: dict[str, StageResult] = field(default_factory=dict)
 
 
 @dataclass

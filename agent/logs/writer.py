@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -26,6 +26,7 @@ from agent.logs.masking import SecretMasker, masker_for
 from agent.logs.timestamps import iso_ts
 from store.ids import new_ulids
 from store.models import LogLine, LogStream
+from store.space import is_storage_full
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class LogWriter:
         self._sync_lock = threading.Lock()
         self._holding: set[StageLogWriter] = set()  # stage logs with lines held back
         self._holding_lock = threading.Lock()
+        self._lost: dict[tuple[int, str], int] = {}  # (run, stage) → lines not stored
+        self._lost_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -226,10 +229,27 @@ class LogWriter:
                 self._space.notify_all()
             try:
                 self._write(batch)
-            except Exception:  # a failing store must not kill the writer (or hang flush)
-                log.exception("could not store %d log lines", len(batch))
+            except Exception as exc:  # a failing store must not kill the writer (or hang flush)
+                self._count_lost(batch, exc)
             for marker in markers:
                 marker.set()
+
+    def _count_lost(self, batch: list[Record], exc: Exception) -> None:
+        """Lines that could not be stored are counted per stage: the stage fails with the
+        count (see RunDriver._settle), nothing is lost silently."""
+        with self._lost_lock:
+            first = not self._lost
+            for key, count in Counter((r[0], r[1]) for r in batch).items():
+                self._lost[key] = self._lost.get(key, 0) + count
+        if is_storage_full(exc) and not first:
+            log.debug("could not store %d log lines: %s", len(batch), exc)
+        else:  # once per full disk, every time for anything else
+            log.error("could not store %d log lines", len(batch), exc_info=exc)
+
+    def lost(self, run_id: int, stage: str) -> int:
+        """How many of this stage's lines could not be stored; forgets the count."""
+        with self._lost_lock:
+            return self._lost.pop((run_id, stage), 0)
 
     def _write(self, batch: list[Record]) -> None:
         if not batch:
