@@ -118,6 +118,7 @@ def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, disk: Path)
     health = httpx.get(f"{agent.url}/healthz", timeout=10).json()
     assert health["status"] == "degraded" and health["storage"]["state"] == "low", health
     assert "min_free_mb" in health["storage"]["detail"], health
+    assert any(r.startswith("storage: ") for r in health["reasons"]), health
 
     with agent.client() as client:
         again = client.post(f"/api/v1/services/{name}/trigger",
