@@ -114,12 +114,18 @@ class SecondEngine:
         """After a kill -9 the old containerd is a zombie nobody reaps here (no init
         that reaps in this container); dockerd would take it for alive and wait for it."""
         pidfile = self.root / "x" / "containerd" / "containerd.pid"
-        try:
-            stat = Path(f"/proc/{int(pidfile.read_text().strip())}/stat").read_text()
-        except (OSError, ValueError):
-            stat = ""
-        if pidfile.exists() and (not stat or stat.rsplit(")", 1)[1].split()[0] == "Z"):
-            pidfile.unlink()
+        deadline = time.monotonic() + 5  # it may still be dying (killed with dockerd)
+        while pidfile.exists():
+            try:
+                stat = Path(f"/proc/{int(pidfile.read_text().strip())}/stat").read_text()
+            except (OSError, ValueError):
+                stat = ""
+            if not stat or stat.rsplit(")", 1)[1].split()[0] == "Z":
+                pidfile.unlink()
+                return
+            if time.monotonic() > deadline:
+                return  # alive: dockerd will use it
+            time.sleep(0.1)
 
     def answers(self) -> bool:
         if not self.socket_path.exists():
