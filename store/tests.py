@@ -76,12 +76,16 @@ class TestQueries(Database):
         cases = list(cases)
         redact = self.redact
         counts = dict.fromkeys(("passed", "failed", "error", "skipped", "flaky"), 0)
-        held = 0
+        held, quarantined = 0, quarantined or set()
+        run_id, stage, number = attempt.run_id, attempt.stage, attempt.attempt
         with self.write() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO test_cases (service_id, classname, name) VALUES (?,?,?)",
-                [(attempt.service_id, c.classname, c.name) for c in cases])
             ids = self._case_ids(conn, attempt.service_id)
+            new = {(c.classname, c.name) for c in cases} - ids.keys()
+            if new:  # a service's tests are mostly known: insert only the new ones
+                conn.executemany(
+                    "INSERT OR IGNORE INTO test_cases (service_id, classname, name)"
+                    " VALUES (?,?,?)", [(attempt.service_id, *key) for key in new])
+                ids = self._case_ids(conn, attempt.service_id)
             rows = []
             seen: set[int] = set()
             for case in cases:
@@ -89,16 +93,18 @@ class TestQueries(Database):
                 if case_id in seen:  # the same test in two report files: the first counts
                     continue
                 seen.add(case_id)
-                held_here = case.outcome.failing and case_id in (quarantined or set())
-                if held_here:
-                    held += 1
+                outcome = case.outcome.value
+                message, trace, held_here = case.message, case.trace, 0
+                if outcome in _FAILING and case_id in quarantined:
+                    held_here, held = 1, held + 1
                 else:
-                    counts[case.outcome.value] += 1
-                rows.append((attempt.run_id, attempt.stage, attempt.attempt, case_id,
-                             case.outcome.value, case.duration_s,
-                             redact(_bounded(case.message, MESSAGE_MAX) or "") or None,
-                             redact(_bounded(case.trace, TRACE_MAX, keep_end=True) or "")
-                             or None, int(held_here)))
+                    counts[outcome] += 1
+                if message:  # most cases passed: nothing to bound or mask
+                    message = redact(_bounded(message, MESSAGE_MAX) or "") or None
+                if trace:
+                    trace = redact(_bounded(trace, TRACE_MAX, keep_end=True) or "") or None
+                rows.append((run_id, stage, number, case_id, outcome, case.duration_s,
+                             message, trace, held_here))
             conn.executemany(
                 "INSERT OR REPLACE INTO test_results (run_id, stage, attempt, case_id, outcome,"
                 " duration_s, message, trace, quarantined) VALUES (?,?,?,?,?,?,?,?,?)", rows)

@@ -68,6 +68,7 @@ class StageWork:
     # Called as the stage's own work starts: have the next stage's container made ahead.
     make_next_ahead: Callable[[], None] = lambda: None
     command_override: str | None = None  # a retry of only the failed tests
+    attempt: int = 1  # a test stage's retry is attempt 2: a container of its own
 
 
     @property
@@ -142,8 +143,11 @@ class StageWorker:
             return StageResult(exit_code=None, error=str(exc))
         cd = "" if service.root in (".", "") else f"cd -- {shlex.quote(service.root)} && "
 
+        attempts = iter(range(1, 100))
+
         def run_once(command: str | None) -> StageResult:
-            return run(replace(work, command_override=command and cd + command))
+            return run(replace(work, command_override=command and cd + command,
+                               attempt=next(attempts)))
 
         return self.test_results.run(
             TestStageRun(run_id=work.run.id, service_id=service.id, stage=work.name,
@@ -207,6 +211,8 @@ class StageWorker:
         run, service = work.run, work.service
         test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST,
                             work.command or "", workspace, instance=self.instance)
+        if work.attempt > 1:
+            test = replace(test, container_name=f"{test.container_name}-{work.attempt}")
         dockerfile = (workspace / service.build_context / service.dockerfile).resolve() \
             if service.dockerfile else None
         spec = IntegrationSpec(run_id=run.id, workspace=workspace,
@@ -264,6 +270,8 @@ class StageWorker:
         assert command is not None  # else the table skipped the stage
         spec = command_spec(work.service, work.pipeline, work.run, work.name, command,
                             workspace, None, self.instance)
+        if work.attempt > 1:  # the first attempt's container may still be being removed
+            spec = replace(spec, container_name=f"{spec.container_name}-{work.attempt}")
         executor = self.executor(work)
         self.store.set_stage_executor(work.run.id, work.name, executor.name)
         if executor.name == "local":
