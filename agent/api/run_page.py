@@ -201,6 +201,7 @@ async def _events(request: Request, agent: Any, access: Access, stage: str,
                     stages = env.get_template("stages.html").render(
                         run=run, access=access, log={"stage": stage})
                     yield _sse("stages", stages)
+                    yield _sse("status", run.status.value)
                     if run.status.finished:
                         yield _sse("end", run.status.value)
                         return

@@ -101,6 +101,12 @@ def test_the_commit_status_link_opens_a_live_page_in_chromium(
             stop_file.touch()
             expect(page.locator("#run-status")).to_contain_text("failed", timeout=60_000)
             assert "failed" in page.locator(".stage.current .status").inner_text()
+            # The stages after it: skipped, each saying why (the live stage list).
+            skipped = page.locator(".stage.st-skipped")
+            expect(skipped).to_have_count(4, timeout=10_000)
+            reasons = skipped.locator(".why").all_inner_texts()
+            assert len(reasons) == 4 and all(r.startswith("skipped: ") for r in reasons), \
+                reasons
             dom = page.content()
             assert SECRET not in dom
             assert base64.b64encode(SECRET.encode()).decode()[:-4] not in dom

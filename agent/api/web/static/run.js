@@ -58,13 +58,17 @@
     source.close();
     note.textContent = event.data + ": reload the page";
   });
-  source.addEventListener("end", function (event) {
-    source.close();
+  var showStatus = function (status) {
     var badge = document.getElementById("run-status");
     if (badge) {
-      badge.textContent = event.data.replace("_", " ");
-      badge.className = "badge st-" + event.data;
+      badge.textContent = status.replace("_", " ");
+      badge.className = "badge st-" + status;
     }
+  };
+  source.addEventListener("status", function (event) { showStatus(event.data); });
+  source.addEventListener("end", function (event) {
+    source.close();
+    showStatus(event.data);
     note.textContent = "the run has finished";
   });
 })();
