@@ -118,7 +118,7 @@ class Agent:
             self._maintenance.cancel()
         if self.poller is not None:
             await self.poller.stop()
-        self.changes.close()
+        await in_thread(self.changes.close)
         await self.engine.stop()
         await in_thread(self.engine_watch.stop)
         await in_thread(self.executors.drain)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
 
 from store.configs import NotFound
 from store.db import Database, iso
@@ -20,6 +22,22 @@ def _decision(row: sqlite3.Row) -> ChangeDecision:
     return ChangeDecision(**data, matched=json.loads(row["matched"]))
 
 
+@dataclass(frozen=True)
+class DecisionRow:
+    batch: str
+    service_id: int
+    trigger: str
+    sha: str
+    branch: str | None
+    base_sha: str | None
+    base_kind: str
+    ran: bool
+    reason: str
+    matched: list[str] = field(default_factory=list)
+    changed_count: int | None = None
+    run_id: int | None = None
+
+
 class ChangeQueries(Database):
     def last_success_sha(self, service_id: int, branch: str) -> str | None:
         """The sha of the service's last successful full run on `branch`."""
@@ -29,25 +47,35 @@ class ChangeQueries(Database):
             (service_id, branch, RunStatus.success.value, RunKind.full.value))
         return str(row["sha"]) if row else None
 
-    def record_decision(self, *, batch: str, service_id: int, trigger: str, sha: str,
-                        branch: str | None, base_sha: str | None, base_kind: str, ran: bool,
-                        reason: str, matched: list[str], changed_count: int | None,
-                        run_id: int | None = None) -> ChangeDecision:
-        with self.write() as conn:
-            cur = conn.execute(
-                "INSERT INTO change_decisions (batch, service_id, trigger, sha, branch,"
-                " base_sha, base_kind, ran, reason, matched, matched_count, changed_count,"
-                " run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (batch, service_id, trigger, sha, branch, base_sha, base_kind, int(ran),
-                 reason, json.dumps(matched[:MAX_MATCHED_STORED]), len(matched),
-                 changed_count, run_id, iso()))
-            decision_id = int(cur.lastrowid or 0)
-        return self.get_decision(decision_id)
+    def record_decision(self, **fields: Any) -> ChangeDecision:
+        """One decision (keywords: DecisionRow's fields)."""
+        return self.record_decisions([DecisionRow(**fields)])[0]
 
-    def set_decision_run(self, decision_id: int, run_id: int) -> None:
+    def record_decisions(self, rows: list[DecisionRow]) -> list[ChangeDecision]:
+        """A batch's decisions, in one transaction (a push may decide for 200 services)."""
+        ids = []
+        stamp = iso()
         with self.write() as conn:
-            conn.execute("UPDATE change_decisions SET run_id=? WHERE id=?",
-                         (run_id, decision_id))
+            for row in rows:
+                cur = conn.execute(
+                    "INSERT INTO change_decisions (batch, service_id, trigger, sha, branch,"
+                    " base_sha, base_kind, ran, reason, matched, matched_count, changed_count,"
+                    " run_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (row.batch, row.service_id, row.trigger, row.sha, row.branch, row.base_sha,
+                     row.base_kind, int(row.ran), row.reason,
+                     json.dumps(row.matched[:MAX_MATCHED_STORED]), len(row.matched),
+                     row.changed_count, row.run_id, stamp))
+                ids.append(int(cur.lastrowid or 0))
+        marks = ",".join("?" * len(ids))
+        found = {d.id: d for d in map(_decision, self.query(
+            f"{_SELECT} WHERE d.id IN ({marks})", ids))} if ids else {}
+        return [found[i] for i in ids]
+
+    def set_decision_runs(self, runs: dict[int, int]) -> None:
+        """decision id → the run it queued."""
+        with self.write() as conn:
+            conn.executemany("UPDATE change_decisions SET run_id=? WHERE id=?",
+                             [(run_id, decision_id) for decision_id, run_id in runs.items()])
 
     def get_decision(self, decision_id: int) -> ChangeDecision:
         row = self.query_one(f"{_SELECT} WHERE d.id=?", (decision_id,))

@@ -140,10 +140,16 @@ class RunQueries(Database):
             out.setdefault(row["run_id"], []).append(_stage(row))
         return out
 
-    def runs_with_status(self, *statuses: RunStatus) -> list[RunInfo]:
+    def runs_with_status(self, *statuses: RunStatus, service_id: int | None = None
+                         ) -> list[RunInfo]:
         marks = ",".join("?" * len(statuses))
-        rows = self.query(_RUN_SELECT + f" WHERE r.status IN ({marks}) ORDER BY r.id",
-                          [s.value for s in statuses])
+        params: list[object] = [s.value for s in statuses]
+        one = ""
+        if service_id is not None:  # one service's: a push of 200 services reads 200, not 200²
+            one = " AND r.service_id=?"
+            params.append(service_id)
+        rows = self.query(_RUN_SELECT + f" WHERE r.status IN ({marks}){one} ORDER BY r.id",
+                          params)
         stages = self._stages_for([r["id"] for r in rows])
         return [_run(r, stages.get(r["id"])) for r in rows]
 

@@ -23,7 +23,7 @@ from agent.triggers.github import (
     RepoIndex,
     plan_pull_request,
     plan_push,
-    verify_signature,
+    verified_services,
 )
 from store.models import ChangeDecision, Service
 
@@ -107,8 +107,7 @@ def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
     if not with_secret:
         return error_response(401, "no_webhook_secret", "the service has no webhook_secret: "
                               "set one to accept webhooks")
-    verified = [s for s in with_secret if verify_signature(s.webhook_secret or "", body,
-                                                           signature)]
+    verified = verified_services(with_secret, body, signature)
     if not verified:
         return error_response(401, "bad_signature", "X-Hub-Signature-256 is missing or does "
                               "not match the service's webhook secret")

@@ -19,10 +19,16 @@ from typing import TextIO
 from agent.demo.agentproc import AgentProcess, Api, pick_ports
 from agent.demo.checks import Verifier, report, served_without_agent
 from agent.demo.scenario import Scenario, Story
-from agent.demo.shop import SERVICE_NAMES, create_shop, service_name
+from agent.demo.shop import (
+    MONO_SERVICES,
+    SERVICE_NAMES,
+    create_monorepo,
+    create_shop,
+    service_name,
+)
 
-STAGING_PORTS = [18081, 18082, 18083]
-PRODUCTION_PORTS = [18091, 18092, 18093]
+STAGING_PORTS = [18081, 18082, 18083, 18084, 18085]
+PRODUCTION_PORTS = [18091, 18092, 18093, 18094, 18095]
 
 
 class Progress:
@@ -91,12 +97,16 @@ def fresh_workdir(workdir: Path) -> None:
 
 
 def make_story(suffix: str) -> Story:
+    roles = (*SERVICE_NAMES, *MONO_SERVICES)
     staging = pick_ports(STAGING_PORTS)
     production = pick_ports(PRODUCTION_PORTS, taken=set(staging))
     ports = {name: {"staging": s, "production": p}
-             for name, s, p in zip(SERVICE_NAMES, staging, production, strict=True)}
-    return Story(names={role: service_name(role, suffix) for role in SERVICE_NAMES},
-                 ports=ports, secrets={n: secrets.token_hex(16) for n in SERVICE_NAMES})
+             for name, s, p in zip(roles, staging, production, strict=True)}
+    keys = {n: secrets.token_hex(16) for n in SERVICE_NAMES}
+    shared = secrets.token_hex(16)  # one repository, one webhook: one secret
+    keys.update({role: shared for role in MONO_SERVICES})
+    return Story(names={role: service_name(role, suffix) for role in roles},
+                 ports=ports, secrets=keys)
 
 
 def write_state(workdir: Path, agent: AgentProcess, token: str | None, story: Story,
@@ -179,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     say = Progress(log_file)
     print(f"demo: building the shop in {workdir}")
     repos = create_shop(workdir / "repos", args.suffix)
+    mono = create_monorepo(workdir / "repos", args.suffix)
     story = make_story(args.suffix)
     port = pick_ports([args.port])[0]
     agent = AgentProcess(workdir, workdir / "data", port)
@@ -189,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.start()
         token = agent.admin_token()
         api = Api(agent.url, token)
-        scenario = Scenario(api, repos, story, say)
+        scenario = Scenario(api, repos, story, say, mono)
         instance = str(api.get("/api/v1/info")["instance"])
         write_state(workdir, agent, token, story, instance)
         if args.headless:

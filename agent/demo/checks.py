@@ -12,8 +12,13 @@ import httpx
 
 from agent.demo.agentproc import Api
 from agent.demo.scenario import APPROVAL_SERVICE, FAILING_SERVICE, ROLLBACK_SERVICE, Story
-from agent.demo.shop import SERVICE_NAMES
-from store.models import STAGE_BUILD, STAGE_UNIT_TEST
+from agent.demo.shop import MONO_SERVICES, SERVICE_NAMES
+from store.models import (
+    STAGE_BUILD,
+    STAGE_DEPLOY_PRODUCTION,
+    STAGE_DEPLOY_STAGING,
+    STAGE_UNIT_TEST,
+)
 
 
 @dataclass
@@ -29,6 +34,9 @@ EXPECTED_LIVE: dict[str, dict[str, str]] = {
     "inventory": {"staging": "v2", "production": "v2"},  # v3 failed its unit tests
     "notifications": {"staging": "v2", "production": "v1"},  # v2 awaits approval
 }
+# The storefront monorepo: (version served, the push whose sha is live) per service.
+# Round 2 touched only web; round 3 changed the shared library: both deployed it.
+MONO_LIVE: dict[str, tuple[str, str]] = {"catalog": ("v1", "v3"), "web": ("v2", "v3")}
 
 
 def expected_run_status(service: str, label: str) -> str:
@@ -118,6 +126,48 @@ class Verifier:
         state = f"{rb['kind']} {rb['status']} {rb['sha'][:8]}" if rb else "missing"
         return ok, f"rollback deployment: {state}; rolled_back rows: {len(replaced)}"
 
+    # -- the storefront monorepo ---------------------------------------------------------------
+    def mono_ran(self, label: str, want: set[str]) -> tuple[bool, str]:
+        decided = self.story.mono_decisions[label]
+        ran = {role for role, d in decided.items() if d["ran"]}
+        detail = "; ".join(f"{role}: {d['reason']}" for role, d in sorted(decided.items()))
+        ok = ran == want
+        for role, decision in decided.items():
+            if role not in want:  # it says why not, naming what it compared with
+                ok = ok and decision["reason"].startswith(
+                    f"no changes for {self.story.names[role]} since")
+            elif decision["run_id"]:
+                ok = ok and self.api.get(f"/api/v1/runs/{decision['run_id']}")[
+                    "status"] == "success"
+        return ok, detail
+
+    def mono_deploy_order(self, label: str) -> tuple[bool, str]:
+        """web (depends on catalog) deployed to each environment after catalog did."""
+        decided = self.story.mono_decisions[label]
+        runs = {role: self.api.get(f"/api/v1/runs/{decided[role]['run_id']}")
+                for role in MONO_SERVICES}
+        details, ok = [], True
+        for stage in (STAGE_DEPLOY_STAGING, STAGE_DEPLOY_PRODUCTION):
+            catalog = next(s for s in runs["catalog"]["stages"] if s["name"] == stage)
+            web = next(s for s in runs["web"]["stages"] if s["name"] == stage)
+            after = bool(catalog["finished_at"] and web["started_at"]
+                         and web["started_at"] >= catalog["finished_at"])
+            ok = ok and after
+            details.append(f"{stage}: catalog done {catalog['finished_at']}, web started "
+                           f"{web['started_at']}")
+        return ok, "; ".join(details)
+
+    def mono_live(self, role: str, env: str) -> tuple[bool, str]:
+        version, label = MONO_LIVE[role]
+        sha = self.story.mono_shas[label]
+        current = next((d for d in self.deployments(role, env) if d["status"] == "active"),
+                       None)
+        served = fetch_version(self.story.ports[role][env])
+        ok = current is not None and current["sha"] == sha and served == version
+        shown = current["sha"][:8] if current else "none"
+        return ok, (f"active {shown} (want {label} {sha[:8]}); "
+                    f":{self.story.ports[role][env]}/version -> {served}")
+
     def overview(self) -> tuple[bool, str]:
         rows = self.api.get("/api/v1/overview")
         names = sorted(r["service"]["name"] for r in rows)
@@ -135,21 +185,37 @@ class Verifier:
                            partial(self.live, service, env))
         self.check(f"{APPROVAL_SERVICE}: v2 waits for approval", self.pending_approval)
         self.check(f"{ROLLBACK_SERVICE}: production rolled back to v1", self.rollback)
-        self.check("dashboard lists the three services", self.overview)
+        if self.story.mono_decisions:
+            self.check("storefront: the first push runs catalog and web",
+                       partial(self.mono_ran, "v1", {"catalog", "web"}))
+            self.check("storefront: a push touching only web runs web, not catalog",
+                       partial(self.mono_ran, "v2", {"web"}))
+            self.check("storefront: a change to libs/common runs catalog and web",
+                       partial(self.mono_ran, "v3", {"catalog", "web"}))
+            self.check("storefront: web deploys after catalog (depends_on_services)",
+                       partial(self.mono_deploy_order, "v3"))
+            for role in MONO_SERVICES:
+                for env in ("staging", "production"):
+                    self.check(f"{role}: {env} serves {MONO_LIVE[role][0]}",
+                               partial(self.mono_live, role, env))
+        self.check("dashboard lists every service", self.overview)
         return self.checks
 
 
 def served_without_agent(story: Story) -> list[Check]:
     """With the agent stopped: every environment still serves its build, through the
     HAProxy fronts that run outside the agent."""
+    wanted = [(service, env, EXPECTED_LIVE[service][env]) for service in SERVICE_NAMES
+              for env in ("staging", "production")]
+    if story.mono_decisions:
+        wanted += [(role, env, MONO_LIVE[role][0]) for role in MONO_SERVICES
+                   for env in ("staging", "production")]
     checks = []
-    for service in SERVICE_NAMES:
-        for env in ("staging", "production"):
-            want = EXPECTED_LIVE[service][env]
-            port = story.ports[service][env]
-            version = fetch_version(port)
-            checks.append(Check(f"{service}: {env} serves {want} with no agent running",
-                                version == want, f":{port}/version -> {version}"))
+    for service, env, want in wanted:
+        port = story.ports[service][env]
+        version = fetch_version(port)
+        checks.append(Check(f"{service}: {env} serves {want} with no agent running",
+                            version == want, f":{port}/version -> {version}"))
     return checks
 
 

@@ -8,6 +8,10 @@ through the REST API, as a user (or the TUI) would do them:
 2. v2 of every service is pushed; notifications is left waiting for approval;
 3. a commit to inventory breaks its unit tests, and payments' production is rolled
    back to v1 — so every screen of the TUI has something real to show.
+
+Beside them the storefront monorepo (catalog and web in one repository): its first push
+runs both; round 2 touches only web (catalog is not run: "no changes for catalog since
+…"); round 3 changes the shared library, which runs both, web deploying after catalog.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from typing import Any
 
 from agent.demo.agentproc import Api
 from agent.demo.pushes import push_payload, signed_request
-from agent.demo.shop import IMAGE_PREFIX, SERVICE_NAMES, ShopRepo
+from agent.demo.shop import (
+    IMAGE_PREFIX,
+    MONO_SERVICES,
+    SERVICE_NAMES,
+    MonoRepo,
+    ShopRepo,
+)
 
 PIPELINE = "shop"
 APPROVAL_SERVICE = "notifications"  # auto-deploy off: production waits for a human
@@ -42,6 +52,9 @@ class Story:
     shas: dict[str, dict[str, str]] = field(default_factory=dict)  # role -> label -> sha
     runs: dict[str, int] = field(default_factory=dict)  # sha -> run id
     rollback_id: int | None = None
+    # The storefront monorepo: label -> sha, and label -> role -> its change decision.
+    mono_shas: dict[str, str] = field(default_factory=dict)
+    mono_decisions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def pipeline_body() -> dict[str, Any]:
@@ -52,31 +65,51 @@ def pipeline_body() -> dict[str, Any]:
 
 def service_body(role: str, repo: ShopRepo, story: Story) -> dict[str, Any]:
     ports = story.ports[role]
+    name = story.names[role]
     return {
-        "name": repo.name, "pipeline": PIPELINE, "repo_url": repo.url, "branch": "main",
+        "name": name, "pipeline": PIPELINE, "repo_url": repo.url, "branch": "main",
         "triggers": {"push": True, "pull_request": True},
         "code_quality_command": "sh lint.sh", "unit_test_command": "sh test.sh",
         "dockerfile": "Dockerfile", "compose_file": "compose.yaml",
         "integration_test_command": "sh integration.sh",
-        "image_repository": f"{IMAGE_PREFIX}/{repo.name}", "container_port": 8080,
+        "image_repository": f"{IMAGE_PREFIX}/{name}", "container_port": 8080,
         "health_check": {"path": "/health", "timeout_s": 30},
         "auto_deploy": False if role == APPROVAL_SERVICE else None,
-        "env": {"SHOP_SERVICE": repo.name},
+        "env": {"SHOP_SERVICE": name},
         "webhook_secret": story.secrets[role],
         "staging": {"kind": "docker", "port": ports["staging"]},
         "production": {"kind": "docker", "port": ports["production"]},
     }
 
 
+def mono_service_body(role: str, repo: MonoRepo, story: Story) -> dict[str, Any]:
+    """A service of the storefront monorepo: its folder, its own paths, the shared library,
+    and (web) the service it deploys after."""
+    body = service_body(role, repo, story)
+    folder = repo.folder(role)
+    body.update(root=folder, paths=[f"{folder}/**"], depends_on_paths=["libs/common/**"],
+                depends_on_services=[story.names[d] for d in MONO_DEPENDS.get(role, ())])
+    return body
+
+
+MONO_DEPENDS = {"web": ("catalog",)}  # web deploys after catalog
+
+
 class Scenario:
-    def __init__(self, api: Api, repos: dict[str, ShopRepo], story: Story, say: Say) -> None:
+    def __init__(self, api: Api, repos: dict[str, ShopRepo], story: Story, say: Say,
+                 mono: MonoRepo | None = None) -> None:
         self.api, self.repos, self.story, self.say = api, repos, story, say
+        self.mono = mono
         self._seen: dict[tuple[int, str], str] = {}  # stage statuses already reported
 
     def register(self) -> None:
         self.api.post("/api/v1/pipelines", pipeline_body())
         for role in SERVICE_NAMES:
             self.api.post("/api/v1/services", service_body(role, self.repos[role], self.story))
+        if self.mono is not None:
+            for role in MONO_SERVICES:  # catalog first: web depends on it
+                self.api.post("/api/v1/services", mono_service_body(role, self.mono,
+                                                                    self.story))
         names = ", ".join(self.story.names.values())
         self.say(f"registered pipeline {PIPELINE!r} with {names}")
 
@@ -97,6 +130,36 @@ class Scenario:
         self.story.runs[sha] = run_id
         self.say(f"push {name} {label} ({sha[:8]}) -> run #{runs[0]['number']}")
         return run_id
+
+    def push_mono(self, label: str, before: str | None) -> dict[int, str]:
+        """The storefront's signed push: answered at once ("deciding"), then the agent
+        decides which of its services the change touches. Returns the runs it queued."""
+        assert self.mono is not None
+        repo, sha = self.mono, self.mono.head
+        self.story.mono_shas[label] = sha
+        secret = self.story.secrets[MONO_SERVICES[0]]
+        body, headers = signed_request(secret, push_payload(repo, before, sha))
+        resp = self.api.raw_post("/webhooks/github", body, headers)
+        answer = resp.json() if resp.content else {}
+        if resp.status_code != 202 or answer.get("status") != "deciding":
+            raise RuntimeError(f"push webhook for {repo.name}@{sha[:8]} was not accepted: "
+                               f"{resp.status_code} {resp.text[:300]}")
+        names = {self.story.names[role]: role for role in MONO_SERVICES}
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while True:
+            found = {d["service"]: d for d in self.api.get("/api/v1/decisions", sha=sha)}
+            if set(names) <= set(found):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no decision for {repo.name}@{sha[:8]} within "
+                                   f"{RUN_TIMEOUT_S:g} s")
+            time.sleep(0.2)
+        decided = {names[name]: found[name] for name in names}
+        self.story.mono_decisions[label] = decided
+        for role, decision in decided.items():
+            self.say(f"push {repo.name} {label} ({sha[:8]}): {self.story.names[role]} "
+                     f"{'runs' if decision['ran'] else 'not run'} - {decision['reason']}")
+        return {int(d["run_id"]): "success" for d in decided.values() if d["run_id"]}
 
     # -- waiting ------------------------------------------------------------------------------
     def wait_runs(self, expected: dict[int, str]) -> None:
@@ -155,7 +218,8 @@ class Scenario:
         return "awaiting_approval" if role == APPROVAL_SERVICE else "success"
 
     def release_round(self, label: str) -> dict[str, int]:
-        """Push `label` of every service at once; wait for staging (and production) deploys."""
+        """Push `label` of every service at once; wait for staging (and production) deploys.
+        The storefront's v1 is its first push; its v2 touches only web."""
         runs: dict[str, int] = {}
         for role in SERVICE_NAMES:
             repo = self.repos[role]
@@ -164,8 +228,24 @@ class Scenario:
                 before = repo.head
                 repo.release(label, f"{repo.name}: release {label}")
             runs[role] = self.push(role, label, before)
-        self.wait_runs({runs[n]: self.expected_after_push(n) for n in SERVICE_NAMES})
+        mono_runs: dict[int, str] = {}
+        if self.mono is not None:
+            before = None
+            if label != "v1":
+                before = self.mono.head
+                self.mono.release_service("web", label, f"web: release {label}")
+            mono_runs = self.push_mono(label, before)
+        self.wait_runs({**{runs[n]: self.expected_after_push(n) for n in SERVICE_NAMES},
+                        **mono_runs})
         return runs
+
+    def library_change(self, label: str) -> dict[int, str]:
+        """A change to the storefront's shared library: both its services run."""
+        assert self.mono is not None
+        before = self.mono.head
+        self.mono.change_library("SHOP_CURRENCY=EUR\nSHOP_ROUNDING=0.05\n",
+                                 "libs/common: round prices to 5 cents")
+        return self.push_mono(label, before)
 
     def approve(self, run_id: int, comment: str) -> None:
         approval = self.api.post(f"/api/v1/runs/{run_id}/approve", {"comment": comment})
@@ -195,5 +275,6 @@ class Scenario:
         before = repo.head
         repo.break_unit_tests("v3", f"{repo.name}: count reserved stock twice")
         broken = self.push(FAILING_SERVICE, "v3", before)
+        library = self.library_change("v3") if self.mono is not None else {}
         self.rollback(ROLLBACK_SERVICE, "v1")
-        self.wait_runs({broken: "failed"})
+        self.wait_runs({broken: "failed", **library})

@@ -1,4 +1,5 @@
-"""The demo shop: three small HTTP services, each a real git repository on disk.
+"""The demo shop: three small HTTP services, each a real git repository on disk, and a
+monorepo (`storefront`) holding two more services and the library folder they share.
 
 Every service is busybox `httpd` serving `app/` (`/health` -> `ok`, `/version` -> its
 version) from an image built FROM the local base image, with everything the shared
@@ -17,6 +18,11 @@ from pathlib import Path
 BASE_IMAGE = "seamless/busybox:latest"
 IMAGE_PREFIX = "seamless-demo"  # every image the demo builds: seamless-demo/<service>:<sha>
 SERVICE_NAMES = ("payments", "inventory", "notifications")
+# The storefront monorepo: services/catalog, services/web (web deploys after catalog) and
+# libs/common, a change to which runs both.
+MONOREPO_NAME = "storefront"
+MONO_SERVICES = ("catalog", "web")
+SHARED_LIBRARY = "libs/common"
 CONTAINER_PORT = 8080
 
 _GIT_ENV = {
@@ -186,3 +192,46 @@ def create_shop(root: Path, suffix: str = "") -> dict[str, ShopRepo]:
     """The three services' repositories under `root` (one commit each: version v1),
     keyed by their role in the story (payments, inventory, notifications)."""
     return {role: create_repo(root, service_name(role, suffix)) for role in SERVICE_NAMES}
+
+
+class MonoRepo(ShopRepo):
+    """The storefront monorepo: each service in `services/<role>/`, the shared library in
+    `libs/common/`. `names` maps a role to its service name (suffixed in tests)."""
+
+    def __init__(self, name: str, path: Path, names: dict[str, str]) -> None:
+        super().__init__(name=name, path=path)
+        self.names = names
+
+    @staticmethod
+    def folder(role: str) -> str:
+        return f"services/{role}"
+
+    def release_service(self, role: str, version: str, message: str) -> str:
+        """A commit touching only `role`'s folder."""
+        name, folder = self.names[role], self.folder(role)
+        return self.commit(message, {
+            f"{folder}/app/version": f"{version}\n",
+            f"{folder}/app/index.html": f"<h1>{name}</h1><p>{version}</p>\n",
+        })
+
+    def change_library(self, text: str, message: str) -> str:
+        """A commit touching only the shared library (every service depends on it)."""
+        return self.commit(message, {f"{SHARED_LIBRARY}/currency.sh": text})
+
+
+def create_monorepo(root: Path, suffix: str = "", version: str = "v1") -> MonoRepo:
+    """The storefront repository: two services and a shared library, one commit."""
+    name = service_name(MONOREPO_NAME, suffix)
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "commit.gpgsign", "false")
+    names = {role: service_name(role, suffix) for role in MONO_SERVICES}
+    repo = MonoRepo(name=name, path=path, names=names)
+    files = {f"{SHARED_LIBRARY}/currency.sh": "SHOP_CURRENCY=EUR\n",
+             "README.md": "# storefront\n\nTwo services and the library they share.\n"}
+    for role in MONO_SERVICES:
+        for rel, content in service_files(names[role], version).items():
+            files[f"{MonoRepo.folder(role)}/{rel}"] = content
+    repo.commit("storefront: catalog and web, first version", files)
+    return repo

@@ -149,7 +149,7 @@ class Engine:
         self._poke()
 
     def _supersede_older(self, newer: RunInfo) -> None:
-        for run in self.store.runs_with_status(RunStatus.queued):
+        for run in self.store.runs_with_status(RunStatus.queued, service_id=newer.service_id):
             if (run.service_id == newer.service_id and run.id < newer.id
                     and run.branch == newer.branch and run.kind is RunKind.full
                     and run.trigger in SUPERSEDING):

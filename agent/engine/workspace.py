@@ -299,15 +299,30 @@ class Workspaces:
                              "-z", "--no-ext-diff", "--no-textconv", _valid_sha(base),
                              _valid_sha(head), "--"], self.mirror_for(service), None, None,
                             timeout_s=DIFF_TIMEOUT_S)
-        fields = out.split("\0")
-        paths: list[str] = []
-        i = 0
-        while i < len(fields) and fields[i]:
-            status = fields[i]
-            count = 2 if status[:1] in ("R", "C") else 1  # renames/copies: old and new path
-            paths.extend(fields[i + 1:i + 1 + count])
-            i += 1 + count
-        return paths
+        return _name_status_paths(out)
+
+    def first_parent_chain(self, service: Service, head: str, limit: int) -> list[str]:
+        """`head` and its first parents, newest first, at most `limit` of them."""
+        out = self._run_git(["rev-list", "--first-parent", f"--max-count={limit}",
+                             _valid_sha(head), "--"], self.mirror_for(service), None, None,
+                            timeout_s=DIFF_TIMEOUT_S)
+        return out.split()
+
+    def commit_changes(self, service: Service, head: str, count: int
+                       ) -> list[tuple[str, list[str]]]:
+        """The `count` newest commits of head's first-parent line, newest first, each with
+        the paths it changed against its first parent (a merge: what it brought in;
+        renames on both paths)."""
+        out = self._run_git(["-c", "diff.renameLimit=10000", "log", "--first-parent",
+                             "--diff-merges=first-parent", "--name-status", "-M", "-z",
+                             "--no-ext-diff", "--format=%x01%H", f"--max-count={count}",
+                             _valid_sha(head), "--"], self.mirror_for(service), None, None,
+                            timeout_s=DIFF_TIMEOUT_S)
+        commits = []
+        for chunk in out.split("\x01")[1:]:
+            sha, _, rest = chunk.partition("\0")
+            commits.append((sha, _name_status_paths(rest.lstrip("\n"))))
+        return commits
 
     # -- queries --------------------------------------------------------------------------------
     def ls_remote(self, repo_url: str, *patterns: str,
@@ -384,6 +399,19 @@ class Workspaces:
             except OSError:
                 pass
         return removed
+
+
+def _name_status_paths(out: str) -> list[str]:
+    """The paths of `--name-status -z` output: renames and copies give old and new."""
+    fields = out.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        count = 2 if status[:1] in ("R", "C") else 1
+        paths.extend(fields[i + 1:i + 1 + count])
+        i += 1 + count
+    return paths
 
 
 def _summary(commit: git.Commit) -> CommitSummary:

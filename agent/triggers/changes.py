@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from agent.bus import Bus
 from agent.engine.engine import Engine
 from agent.engine.workspace import WorkspaceError, Workspaces
+from store.changes import DecisionRow
 from store.models import ChangeDecision, Event, RunKind, Service, Trigger
 from store.models.repos import normalize_repo_url
 from store.store import Store
@@ -133,7 +134,9 @@ class ChangeDetector:
         self._locks_lock = threading.Lock()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Decisions not started are dropped; one in progress ends first (it writes to the
+        store, and git calls are bounded)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def decide_later(self, requests: list[ChangeRequest], batch: str,
                      then: Callable[[list[ChangeDecision]], None] | None = None
@@ -158,97 +161,172 @@ class ChangeDetector:
             return []
         key = normalize_repo_url(requests[0].service.repo_url)
         with self._repo_lock(key):
-            verdicts = self._verdicts(requests)
-            decisions = []
-            for request in _dependencies_first(requests):
-                verdict = verdicts[request.service.id]
-                decisions.append(self._record_and_act(request, verdict, batch))
+            return self.act(requests, self.verdicts(requests), batch)
+
+    def act(self, requests: list[ChangeRequest], verdicts: dict[int, Verdict], batch: str
+            ) -> list[ChangeDecision]:
+        """Record the verdicts (one transaction), queue the runs dependencies first, then
+        announce every decision on the bus."""
+        ordered = _dependencies_first(requests)
+        decisions = self.store.record_decisions([
+            _row(request, verdicts[request.service.id], batch) for request in ordered])
+        queued: dict[int, int] = {}
+        for request, decision in zip(ordered, decisions, strict=True):
+            if decision.ran:
+                queued[decision.id] = self._submit(request, decision, batch)
+        if queued:
+            self.store.set_decision_runs(queued)
+        decisions = [d.model_copy(update={"run_id": queued.get(d.id)}) for d in decisions]
+        for decision in decisions:
+            # Listeners: the commit-status reporter (skipped services), the TUI's views.
+            self.bus.publish_event(Event(type="decision", ts=datetime.now(UTC),
+                                         data=decision.model_dump(mode="json")))
         return decisions
 
     # -- deciding ------------------------------------------------------------------------
-    def _verdicts(self, requests: list[ChangeRequest]) -> dict[int, Verdict]:
-        fetched: dict[str, str | None] = {}  # sha → why it could not be fetched
-        diffs: dict[tuple[str, str], list[str] | str] = {}  # (base, head) → paths | error
-        verdicts = {}
+    def verdicts(self, requests: list[ChangeRequest]) -> dict[int, Verdict]:
+        """Blocking, no side effect but a fetch: whether each request's service runs, and
+        why (service id → verdict). The bases on the pushed commit's first-parent line
+        (the usual case) cost one `git rev-list` and one `git log` together, whatever their
+        number; any other base one `git diff`."""
+        verdicts: dict[int, Verdict] = {}
+        fetched: dict[str, str | None] = {}  # head → why it could not be fetched
+        waiting: dict[str, list[tuple[ChangeRequest, str, str]]] = {}  # head → (req, base, kind)
         for request in requests:
-            verdicts[request.service.id] = self._verdict(request, fetched, diffs)
+            service = request.service
+            if request.forced:
+                verdicts[service.id] = Verdict(True, request.forced, None, "forced", [], None)
+                continue
+            if request.sha not in fetched:
+                fetched[request.sha] = self._fetch(service, request.sha)
+            if fetched[request.sha] is not None:
+                verdicts[service.id] = Verdict(
+                    True, f"runs: could not read the change ({fetched[request.sha]})", None,
+                    "none", [], None)
+                continue
+            found = self._base(request)
+            if isinstance(found, Verdict):
+                verdicts[service.id] = found
+            else:
+                waiting.setdefault(request.sha, []).append((request, *found))
+        for head, group in waiting.items():
+            since = _PathsSince(self.workspaces, group[0][0].service, head,
+                                {base for _, base, _ in group})
+            for request, base, kind in group:
+                verdicts[request.service.id] = _judge(request.service, base, kind,
+                                                      since.paths(base))
         return verdicts
 
-    def _verdict(self, request: ChangeRequest, fetched: dict[str, str | None],
-                 diffs: dict[tuple[str, str], list[str] | str]) -> Verdict:
+    def _fetch(self, service: Service, sha: str) -> str | None:
+        try:
+            self.workspaces.fetch(service, sha)
+        except WorkspaceError as exc:
+            return str(exc)
+        return None
+
+    def _base(self, request: ChangeRequest) -> tuple[str, str] | Verdict:
+        """What the request compares with, and how it was found; or a verdict to run
+        when there is nothing to compare with."""
         service = request.service
-        if request.forced:
-            return Verdict(True, request.forced, None, "forced", [], None)
-        if request.sha not in fetched:
-            try:
-                self.workspaces.fetch(service, request.sha)
-                fetched[request.sha] = None
-            except WorkspaceError as exc:
-                fetched[request.sha] = str(exc)
-        if fetched[request.sha] is not None:
-            return Verdict(True, f"runs: could not read the change ({fetched[request.sha]})",
-                           None, "none", [], None)
         if request.trigger is Trigger.pull_request or request.kind is RunKind.partial:
             base = (self.workspaces.merge_base(service, request.pr_base_sha, request.sha)
                     if request.pr_base_sha else None)
-            kind = "merge_base"
             if base is None:
                 return Verdict(True, "runs: no merge base with the base branch to compare",
                                None, "none", [], None)
-        else:
-            base = self.store.last_success_sha(service.id, request.branch or service.branch)
-            kind = "last_success"
-            if base is None:
-                return Verdict(True, f"runs: no earlier successful run of {service.name} on "
-                               f"{request.branch or service.branch}", None, "none", [], None)
-        changed = diffs.get((base, request.sha))
-        if changed is None:
-            try:
-                changed = sorted(set(self.workspaces.changed_paths(service, base,
-                                                                   request.sha)))
-            except WorkspaceError as exc:
-                changed = str(exc)
-            diffs[(base, request.sha)] = changed
-        if isinstance(changed, str):
-            return Verdict(True, f"runs: could not compare with {short(base)} ({changed})",
-                           base, kind, [], None)
-        since = "the merge base" if kind == "merge_base" else "its last successful run"
-        matched = matching([*service.paths, *service.depends_on_paths], changed)
-        if matched:
-            return Verdict(True, f"runs: {len(matched)} changed path(s) of {service.name} since"
-                           f" {since} {short(base)}: {describe_matched(matched)}", base, kind,
-                           matched, len(changed))
-        return Verdict(False, f"no changes for {service.name} since {short(base)} ({since}; "
-                       f"{len(changed)} other path(s) changed)", base, kind, [], len(changed))
+            return base, "merge_base"
+        branch = request.branch or service.branch
+        base = self.store.last_success_sha(service.id, branch)
+        if base is None:
+            return Verdict(True, f"runs: no earlier successful run of {service.name} on "
+                           f"{branch}", None, "none", [], None)
+        return base, "last_success"
 
     # -- acting ----------------------------------------------------------------------------
-    def _record_and_act(self, request: ChangeRequest, verdict: Verdict, batch: str
-                        ) -> ChangeDecision:
-        service = request.service
-        decision = self.store.record_decision(
-            batch=batch, service_id=service.id, trigger=request.trigger.value, sha=request.sha,
-            branch=request.branch, base_sha=verdict.base_sha, base_kind=verdict.base_kind,
-            ran=verdict.run, reason=verdict.reason, matched=verdict.matched,
-            changed_count=verdict.changed_count)
-        if verdict.run:
-            run = self.engine.submit(service, trigger=request.trigger, kind=request.kind,
-                                     sha=request.sha, branch=request.branch,
-                                     pr_number=request.pr_number, author=request.author,
-                                     message=request.message, actor=request.actor)
-            self.store.set_decision_run(decision.id, run.id)
-            decision = decision.model_copy(update={"run_id": run.id})
-            log.info("%s: %s run #%d at %s: %s", batch, service.name, run.number,
-                     short(request.sha), verdict.reason)
-        else:
-            log.info("%s: %s not run at %s: %s", batch, service.name, short(request.sha),
-                     verdict.reason)
-        self.bus.publish_event(Event(type="decision", ts=datetime.now(UTC), service=service,
-                                     data=decision.model_dump(mode="json")))
-        return decision
+    def _submit(self, request: ChangeRequest, decision: ChangeDecision, batch: str) -> int:
+        run = self.engine.submit(request.service, trigger=request.trigger, kind=request.kind,
+                                 sha=request.sha, branch=request.branch,
+                                 pr_number=request.pr_number, author=request.author,
+                                 message=request.message, actor=request.actor)
+        log.info("%s: %s run #%d at %s: %s", batch, request.service.name, run.number,
+                 short(request.sha), decision.reason)
+        return run.id
 
     def _repo_lock(self, key: str) -> threading.Lock:
         with self._locks_lock:
             return self._repo_locks.setdefault(key, threading.Lock())
+
+
+HISTORY_LIMIT = 5000  # first-parent commits looked through for the bases of one push
+
+
+class _PathsSince:
+    """The paths changed from each base to `head`. Bases on head's first-parent line get
+    the union of what each commit after them changed (renames on both paths): every
+    commit between counts, one `git log` for all of them. Any other base (a force-push,
+    a merge base off the line, one older than HISTORY_LIMIT commits): `git diff`."""
+
+    def __init__(self, workspaces: Workspaces, service: Service, head: str,
+                 bases: set[str]) -> None:
+        self.workspaces, self.service, self.head = workspaces, service, head
+        self._known: dict[str, list[str] | str] = {}
+        try:
+            chain = workspaces.first_parent_chain(service, head, HISTORY_LIMIT)
+        except WorkspaceError:
+            chain = []
+        position = {sha: i for i, sha in enumerate(chain)}
+        on_line = {base: position[base] for base in bases if base in position}
+        deepest = max(on_line.values(), default=0)
+        if deepest == 0:
+            self._known.update({base: [] for base in on_line})  # base == head
+            return
+        try:
+            commits = workspaces.commit_changes(service, head, deepest)
+        except WorkspaceError as exc:
+            self._known.update({base: str(exc) for base in on_line})
+            return
+        wanted = sorted(set(on_line.values()))
+        seen: set[str] = set()
+        union_at: dict[int, list[str]] = {}
+        for index, (_, paths) in enumerate(commits):
+            while wanted and wanted[0] == index:
+                union_at[wanted.pop(0)] = sorted(seen)
+            seen.update(paths)
+        for left in wanted:
+            union_at[left] = sorted(seen)
+        self._known.update({base: union_at[i] for base, i in on_line.items()})
+
+    def paths(self, base: str) -> list[str] | str:
+        """Sorted changed paths, or why they could not be read."""
+        if base not in self._known:
+            try:
+                self._known[base] = sorted(set(self.workspaces.changed_paths(
+                    self.service, base, self.head)))
+            except WorkspaceError as exc:
+                self._known[base] = str(exc)
+        return self._known[base]
+
+
+def _judge(service: Service, base: str, kind: str, changed: list[str] | str) -> Verdict:
+    if isinstance(changed, str):
+        return Verdict(True, f"runs: could not compare with {short(base)} ({changed})", base,
+                       kind, [], None)
+    since = "the merge base" if kind == "merge_base" else "its last successful run"
+    matched = matching([*service.paths, *service.depends_on_paths], changed)
+    if matched:
+        return Verdict(True, f"runs: {len(matched)} changed path(s) of {service.name} since "
+                       f"{since} {short(base)}: {describe_matched(matched)}", base, kind,
+                       matched, len(changed))
+    return Verdict(False, f"no changes for {service.name} since {short(base)} ({since}; "
+                   f"{len(changed)} other path(s) changed)", base, kind, [], len(changed))
+
+
+def _row(request: ChangeRequest, verdict: Verdict, batch: str) -> DecisionRow:
+    return DecisionRow(batch=batch, service_id=request.service.id,
+                       trigger=request.trigger.value, sha=request.sha, branch=request.branch,
+                       base_sha=verdict.base_sha, base_kind=verdict.base_kind, ran=verdict.run,
+                       reason=verdict.reason, matched=verdict.matched,
+                       changed_count=verdict.changed_count)
 
 
 def _dependencies_first(requests: list[ChangeRequest]) -> list[ChangeRequest]:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engine.engine import MAX_AUTHOR, MAX_MESSAGE
-from store.configs import NotFound
 from store.models import BRANCH, RunKind, Service, Trigger
 from store.models.repos import normalize_repo_url
 from store.store import Store
@@ -82,33 +81,40 @@ def services_for(services: list[Service], payload: dict[str, Any]) -> list[Servi
 
 
 class RepoIndex:
-    """Which services use a repository, by its normalized URL: rebuilt only when a
-    configuration changes, so a webhook reads just the services it is for (listing
-    and validating every service per delivery cost milliseconds with hundreds)."""
+    """The services of each repository, by its normalized URL: rebuilt only when a
+    configuration changes, so a webhook reads no service from the store (listing and
+    validating every service per delivery cost milliseconds with hundreds, and a
+    monorepo's push concerns all of its services)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._version = -1
-        self._ids: dict[str, list[int]] = {}
+        self._services: dict[str, list[Service]] = {}
         self._lock = threading.Lock()
 
     def services_for(self, payload: dict[str, Any]) -> list[Service]:
+        urls = payload_repo_urls(payload)
         with self._lock:
             if self._version != self.store.config_version:
                 version = self.store.config_version  # before reading: a change re-reads
-                ids: dict[str, list[int]] = {}
+                services: dict[str, list[Service]] = {}
                 for service in self.store.list_services():
-                    ids.setdefault(normalize_repo_url(service.repo_url), []).append(service.id)
-                self._ids, self._version = ids, version
-            wanted = sorted({i for url in payload_repo_urls(payload)
-                             for i in self._ids.get(url, ())})
-        found = []
-        for service_id in wanted:
-            try:
-                found.append(self.store.get_service_by_id(service_id))
-            except NotFound:  # deleted since the index was built
-                continue
-        return sorted(found, key=lambda s: s.name)
+                    services.setdefault(normalize_repo_url(service.repo_url), []).append(service)
+                self._services, self._version = services, version
+            found = {s.id: s for url in urls for s in self._services.get(url, ())}
+        return sorted(found.values(), key=lambda s: s.name)
+
+
+def verified_services(services: list[Service], body: bytes, header: str | None
+                      ) -> list[Service]:
+    """The services whose webhook secret signed `body`: one HMAC per distinct secret (the
+    services of a monorepo usually share the repository's one webhook and secret)."""
+    valid: dict[str, bool] = {}
+    for service in services:
+        secret = service.webhook_secret or ""
+        if secret not in valid:
+            valid[secret] = verify_signature(secret, body, header)
+    return [s for s in services if valid[s.webhook_secret or ""]]
 
 
 @dataclass(frozen=True)

@@ -218,8 +218,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
         self.query_one("#test-figures", Static).update(text)
 
     def agent_event(self, ev: Event) -> None:
-        if ev.type == "decision" and ev.service is not None \
-                and ev.service.name == self.service_name:
+        if ev.type == "decision" and ev.data.get("service") == self.service_name:
             self._load_decisions()
             return
         if ev.run is not None and ev.run.service == self.service_name:

@@ -60,3 +60,22 @@ def test_signed_push_is_one_the_agent_accepts_for_the_right_service(tmp_path: Pa
     assert plan.run and plan.sha == after and plan.branch == "main"
     assert plan.message == "payments: release v2" and plan.author == "Dana Demo"
     assert payload["head_commit"]["modified"] == ["app/index.html", "app/version"]
+
+
+def test_the_storefront_monorepo_runs_its_scripts_from_each_service_folder(
+        tmp_path: Path) -> None:
+    from agent.demo.shop import create_monorepo
+
+    mono = create_monorepo(tmp_path, suffix="t1")
+    assert mono.name == "storefront-t1" and mono.names == {"catalog": "catalog-t1",
+                                                           "web": "web-t1"}
+    for role in ("catalog", "web"):
+        folder = mono.path / mono.folder(role)
+        assert (folder / "Dockerfile").is_file()
+        assert _sh(folder, "lint.sh").returncode == 0
+        assert _sh(folder, "test.sh").returncode == 0
+    web_only = mono.release_service("web", "v2", "web: release v2")
+    assert mono.changed_files(web_only)["modified"] == [
+        "services/web/app/index.html", "services/web/app/version"]
+    library = mono.change_library("SHOP_CURRENCY=USD\n", "libs/common: dollars")
+    assert mono.changed_files(library)["modified"] == ["libs/common/currency.sh"]

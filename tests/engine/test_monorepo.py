@@ -216,3 +216,21 @@ def test_globs_match_by_literal_prefix_and_globstar() -> None:
     assert matching(["**/*.md"], changed) == ["README.md", "docs/api.md"]
     assert matching(["**"], changed) == changed
     assert matching(["libs/*/a.py", "nothing/**"], changed) == ["libs/common/a.py"]
+
+
+async def test_a_last_success_off_the_branch_line_is_compared_by_diff(agent: Agent,
+                                                                     repo: MonoRepo) -> None:
+    add(agent, repo, "api")
+    add(agent, repo, "web")
+    start = repo.head()
+    await push(agent, start, "api", "web")
+    api_change = repo.commit("api", {"services/api/app.py": "api 2\n"})
+    assert ran(await push(agent, api_change, "api", "web")) == {"api"}
+    # A force-push drops api's change: api's last success is no longer on the branch's
+    # line, and the code it tested differs from the new head's: it runs again.
+    git(repo.path, "reset", "-q", "--hard", start)
+    forced = repo.commit("web only", {"services/web/app.py": "web 2\n"})
+    decided = await push(agent, forced, "api", "web")
+    assert ran(decided) == {"api", "web"}
+    assert decided["api"].base_sha == api_change
+    assert decided["api"].matched == ["services/api/app.py"]
