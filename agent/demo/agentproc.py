@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,12 @@ class AgentProcess:
     demo's); stops it by its own pid."""
 
     def __init__(self, workdir: Path, data_dir: Path, port: int,
-                 settings: dict[str, str | int | bool] | None = None) -> None:
+                 settings: dict[str, Any] | None = None,
+                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
+        """`wrap`: the command it runs in, e.g. `nsenter --net=…` (a test's own network
+        namespace)."""
         self.workdir, self.data_dir, self.port = workdir, data_dir, port
+        self.wrap = wrap
         self.settings = DEMO_SETTINGS if settings is None else settings
         self.url = f"http://127.0.0.1:{port}"
         self.config_path = workdir / "agent.toml"
@@ -117,6 +122,8 @@ class AgentProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
         cmd = [*agent_command(), "serve", "--config", str(self.config_path),
                "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.wrap is not None:
+            cmd = self.wrap(cmd)
         with open(self.log_path, "ab") as log_file:
             # Its own session: with --keep the agent outlives the demo (and its terminal).
             self.proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,

@@ -1,7 +1,8 @@
-"""A served agent in a subprocess (tests/reliability/agent_server.py), driven over HTTP.
+"""A served agent (`seamless-agent serve`, started by the harness's AgentProcess), driven
+over HTTP.
 
-`ServedAgent.start(data_dir)` creates an admin token in the store, starts the process,
-waits for /healthz; `kill()` is `kill -9`, `restart()` starts it again on the same data
+`ServedAgent.start(data_dir)` starts the process with a config file, waits for /healthz
+and the admin token; `kill()` is `kill -9`, `restart()` starts it again on the same data
 dir and port. Everything else goes through the public API, as a user's script would.
 """
 
@@ -11,10 +12,8 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -26,15 +25,36 @@ import httpx
 
 from store.models import FINISHED_RUN_STATUSES, Role
 from store.store import Store
-from tests.harness import wait_until
-from tests.helpers import REPO_ROOT, free_port, http_get
+from tests.harness import AgentProcess
+from tests.helpers import free_port
 from tests.reliability.netns import Netns
 
 FINAL = {status.value for status in FINISHED_RUN_STATUSES}
 
 
+def _admin_token(data_dir: Path) -> str:
+    """The admin token file a served agent writes on its first start ("": not yet); made
+    here (as the agent would) for a database made beforehand, which may hold tokens."""
+    path = data_dir / "admin-token"
+    if not path.exists() and not (data_dir / "seamless.db").exists():
+        return ""
+    if not path.exists():
+        store = Store(data_dir / "seamless.db")
+        try:
+            token = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.admin)[0]
+        finally:
+            store.close()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+    return path.read_text().strip()
+
+
 @dataclass
 class ServedAgent:
+    """`seamless-agent serve` through the harness's starter (AgentProcess): its config
+    file holds `max_parallel`, `docker_host` and `config` (more AgentConfig fields)."""
+
     data_dir: Path
     port: int
     token: str
@@ -44,7 +64,7 @@ class ServedAgent:
     # the network namespace it runs in (tests/reliability/netns.py: a second engine's);
     # its port is forwarded from the host's loopback, so `url` works from the test as usual
     netns: Netns | None = None
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: AgentProcess | None = field(default=None, repr=False)
     generation: int = 0
 
     # -- process --------------------------------------------------------------------------
@@ -53,13 +73,8 @@ class ServedAgent:
               docker_host: str | None = None, config: dict[str, Any] | None = None,
               netns: Netns | None = None) -> ServedAgent:
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(data_dir / "seamless.db")
-        try:
-            token = store.create_token(f"admin-{uuid.uuid4().hex[:6]}", Role.admin)[0]
-        finally:
-            store.close()
-        agent = cls(data_dir, free_port(), token, max_parallel, docker_host, config or {},
-                    netns)
+        agent = cls(data_dir, free_port(), _admin_token(data_dir), max_parallel, docker_host,
+                    config or {}, netns)
         agent.spawn()
         return agent
 
@@ -68,51 +83,49 @@ class ServedAgent:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc if self.process is not None else None
+
+    @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def stderr_path(self, generation: int | None = None) -> Path:
-        return self.data_dir.parent / f"agent-{self.port}-{generation or self.generation}.err"
+    def settings(self) -> dict[str, Any]:
+        return {"executor": "docker", "poll_enabled": False, "log_level": "info",
+                "max_parallel_runs": self.max_parallel,
+                **({"docker_host": self.docker_host} if self.docker_host else {}),
+                **self.config}
 
     def spawn(self) -> None:
         self.generation += 1
-        args = [sys.executable, "-m", "tests.reliability.agent_server", str(self.data_dir),
-                str(self.port), str(self.max_parallel), self.docker_host or "",
-                json.dumps(self.config)]
         if self.netns is not None:
-            args = self.netns.command(args)
             self.netns.forward(self.port)
-        with open(self.stderr_path(), "wb") as err:
-            self.proc = subprocess.Popen(args, cwd=REPO_ROOT, stdout=err,
-                                         stderr=subprocess.STDOUT)  # access log is stdout
-        wait_until(lambda: self.proc.poll() is not None  # type: ignore[union-attr]
-                   or http_get(f"{self.url}/healthz") is not None, timeout=30, what="healthz")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"agent exited: {self.stderr_path().read_text()[-3000:]}")
+        workdir = self.data_dir.parent / f"agent-{self.port}"
+        workdir.mkdir(exist_ok=True)
+        self.process = AgentProcess(workdir, self.data_dir, self.port, self.settings(),
+                                    wrap=self.netns.command if self.netns else None)
+        self.process.start()
+        self.token = self.token or self.process.admin_token()
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.process is not None:
+            self.process.kill()
 
     def restart(self) -> None:
         self.kill()
         self.spawn()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            self.process.stop()
 
     def own_log(self) -> str:
-        """Everything every generation of the process wrote to stderr."""
-        return "".join(self.stderr_path(g).read_text(errors="replace")
-                       for g in range(1, self.generation + 1) if self.stderr_path(g).exists())
+        """Everything every start of the process wrote (stderr and the access log)."""
+        if self.process is None or not self.process.log_path.exists():
+            return ""
+        return self.process.log_path.read_text(errors="replace")
 
     def integrity_check(self) -> str:
         conn = sqlite3.connect(self.data_dir / "seamless.db")
