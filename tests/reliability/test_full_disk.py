@@ -63,7 +63,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def _two_requests_on_one_connection(agent: ServedAgent, first: bytes) -> tuple[str, str]:
     """`first` (a raw request), then GET /healthz on the same TCP connection."""
     second = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-    answers = []
+    answers: list[str] = []
     with socket.create_connection(("127.0.0.1", agent.port), timeout=30) as sock:
         stream = sock.makefile("rb")
         for request in (first, second):
