@@ -27,3 +27,20 @@ def remove_images(client: Any, tags: list[str]) -> None:
         for container in client.containers.list(all=True, filters={"ancestor": tag}):
             container.remove(force=True)
         client.images.remove(tag, force=True)
+
+
+def build_catalog_images(client: Any, base_image: str, repo: str, shas: list[str]) -> list[str]:
+    """The seeded catalog service's images at `shas`, under the test's own `repo`."""
+    tags = [f"{repo}/catalog:{s}" for s in shas]
+    for tag in tags:
+        build_health_image(client, base_image, tag)
+    return tags
+
+
+def remove_front(client: Any, service: str, data_dir: Path) -> None:
+    """This test's front of `service` only: the container name is shared by every agent
+    seeding the same service, so it is told apart by its mounts from `data_dir`."""
+    for front in client.containers.list(all=True, filters={"label": [
+            "io.seamless.role=front", f"io.seamless.service={service}"]}):
+        if any(m["Source"].startswith(str(data_dir)) for m in front.attrs["Mounts"]):
+            front.remove(force=True)

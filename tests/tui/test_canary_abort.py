@@ -4,18 +4,26 @@ the real Docker engine, `x` and the confirm on the canary screen, traffic back o
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import httpx
 import pytest
 from textual.widgets import Button
 
 from agent.deploy.deployer import RollbackError
+from agent.logs.logger import LoggingStageLog
 from seamless_tui.screens.canary import CanaryScreen
 from seamless_tui.screens.confirm import ConfirmModal
-from store.models import CanaryConfig, DockerTargetConfig, ServiceConfig
+from store.models import (
+    CanaryConfig,
+    DockerTargetConfig,
+    RunKind,
+    ServiceConfig,
+    Trigger,
+)
 from tests.helpers import unique_name
 from tests.tui.conftest import start_live_agent, wait_for
-from tests.tui.images import build_health_image, remove_images
+from tests.tui.images import build_catalog_images, remove_front, remove_images
 from tests.tui.seed import sha
 
 # No request will reach 10,000: the first step is inconclusive and holds until aborted.
@@ -25,29 +33,31 @@ HELD = CanaryConfig(steps=[10, 100], bake_s=1, min_requests=10_000, hold_timeout
 @pytest.fixture
 def canary_agent(tmp_path, docker_client, base_image):
     repo = unique_name("seamless-tui-test")
-    tags = [f"{repo}/catalog:{sha(n)}" for n in (0x2f1, 0x2f2)]
-    for tag in tags:
-        build_health_image(docker_client, base_image, tag)
+    tags = build_catalog_images(docker_client, base_image, repo, [sha(0x2f1), sha(0x2f2)])
     live = start_live_agent(tmp_path, image_repo=repo)
     agent = live.server.agent
     service = agent.store.get_service("catalog")
     config = ServiceConfig(**{k: getattr(service, k) for k in ServiceConfig.model_fields})
     config.production = DockerTargetConfig(strategy="canary", canary=HELD)
     service = agent.store.update_service("catalog", config)
-    # A live colour first (nothing is live yet: this one goes straight in), then the
-    # canary of the other image, which holds at 10 %.
+    # A live colour first (a rollback to a recorded image: straight in), then a deploy
+    # of the other image (a canary: rollbacks never are), which holds at 10 %.
     agent.deployer.rollback(service, "production", sha(0x2f1), actor="ops")
     agent.deployer.wait_idle()
-    agent.deployer.rollback(service, "production", sha(0x2f2), actor="ops")
+    service = agent.deployer.unpin(service, "production")  # the rollback pinned it
+    pipeline = agent.store.get_pipeline(service.pipeline)
+    run = agent.store.create_run(service.id, trigger=Trigger.manual, kind=RunKind.full,
+                                 sha=sha(0x2f2), author="ana", message="the canary")
+    log = LoggingStageLog("canary")
+    deploy = threading.Thread(target=agent.deployer.deploy_stage, daemon=True, args=(
+        run, service, pipeline, "production", tags[1], log))
+    deploy.start()
     yield live
     with contextlib.suppress(RollbackError):  # the test failed before its abort
         agent.deployer.steer_canary(service, "production", "abort", "teardown")
-    agent.deployer.wait_idle()
+    deploy.join(60)
     live.server.stop()
-    for container in docker_client.containers.list(all=True, filters={"label": [
-            "io.seamless.service=catalog"]}):
-        if any(m["Source"].startswith(str(tmp_path)) for m in container.attrs["Mounts"]):
-            container.remove(force=True)  # this test's front only: the name is shared
+    remove_front(docker_client, "catalog", tmp_path)
     remove_images(docker_client, tags)
 
 

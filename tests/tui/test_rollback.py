@@ -9,23 +9,18 @@ from seamless_tui.screens.confirm import ConfirmModal
 from seamless_tui.screens.rollback import RollbackScreen
 from tests.helpers import unique_name
 from tests.tui.conftest import start_live_agent, wait_for
-from tests.tui.images import build_health_image, remove_images
+from tests.tui.images import build_catalog_images, remove_front, remove_images
 from tests.tui.seed import sha
 
 
 @pytest.fixture
 def rollback_agent(tmp_path, docker_client, base_image):
     repo = unique_name("seamless-tui-test")
-    tags = [f"{repo}/catalog:{sha(n)}" for n in (0x2f1, 0x2f2)]
-    for tag in tags:
-        build_health_image(docker_client, base_image, tag)
+    tags = build_catalog_images(docker_client, base_image, repo, [sha(0x2f1), sha(0x2f2)])
     live = start_live_agent(tmp_path, image_repo=repo)
     yield live
     live.server.stop()
-    for front in docker_client.containers.list(all=True, filters={"label": [
-            "io.seamless.role=front", "io.seamless.service=catalog"]}):
-        if any(m["Source"].startswith(str(tmp_path)) for m in front.attrs["Mounts"]):
-            front.remove(force=True)  # this test's front only: the name is shared
+    remove_front(docker_client, "catalog", tmp_path)
     remove_images(docker_client, tags)
 
 
