@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 __all__ = ["RunControl", "RunDriver"]
 
 FULL_DISK_RETRY_S = 2.0
+LOG_GAP = "log storage full: "
+
+
+def _gap_note(error: str) -> str:
+    return f"{error.split(';')[0]} (the agent's disk was full; the stored log has gaps)"
 
 
 class RunDriver:
@@ -84,6 +89,12 @@ class RunDriver:
         if run.status is not RunStatus.running:
             run = self.t.run(run.id, RunStatus.running)
         for stage in run.stages:
+            if stage.status in (StageStatus.failed, StageStatus.timed_out):
+                # Recorded failed, but the run's end was not (a full disk, a kill): end it.
+                failed = stage.error or f"{stage.name} failed"
+                self.t.skip_rest(run.id, f"not run: {stage.name} failed")
+                self.t.run(run.id, RunStatus.failed, error=failed)
+                return
             if stage.status.finished:
                 continue
             if control.cancel.is_set():
@@ -133,11 +144,17 @@ class RunDriver:
         work = StageWork(run, service, pipeline, name, stage_log, control,
                          make_next_ahead=lambda: self._make_next_ahead(run, service, pipeline,
                                                                        name))
-        result = control.results.get(name)  # done before a full disk cut its recording
+        result = control.results.get(name)  # settled before a full disk cut its recording
         if result is None:
             result = await self._work(work, resume, stage_log)
-            control.results[name] = result
-        return await self._settle(run.id, name, stage_log, control, result)
+            result = control.results[name] = await self._settle(run.id, name, stage_log,
+                                                                result)
+        elif self.logs.lost(run.id, name) and (result.error or "").startswith(LOG_GAP):
+            # Counted in the settled result already; its note in the log was lost too.
+            stage_log.system(_gap_note(result.error or ""))
+            await stage_log.flush_async()
+        self._record(run.id, name, control, result)
+        return result
 
     async def _work(self, work: StageWork, resume: dict[str, Any] | None,
                     stage_log: StageLogWriter) -> StageResult:
@@ -157,19 +174,24 @@ class RunDriver:
             return StageResult(exit_code=None, error=error)
 
     async def _settle(self, run_id: int, name: str, stage_log: StageLogWriter,
-                      control: RunControl, result: StageResult) -> StageResult:
-        """The stage's log stored, then its final status committed and published. Lines
-        the log writer could not store fail the stage, whatever its command said."""
+                      result: StageResult) -> StageResult:
+        """The stage's log stored; its final result. Lines the log writer could not store
+        fail the stage, whatever its command said."""
         if result.skipped and result.error:
             stage_log.system(f"skipped: {result.error}")
         await stage_log.flush_async()
         lost = self.logs.lost(run_id, name)
         if lost and not (result.skipped or result.cancelled):
-            gap = f"log storage full: {lost} lines lost"
-            stage_log.system(f"{gap} (the agent's disk was full; the stored log has gaps)")
+            gap = f"{LOG_GAP}{lost} lines lost"
+            stage_log.system(_gap_note(gap))
             await stage_log.flush_async()
             result = replace(result, error=gap + (
                 f"; {result.error}" if result.error else ""))
+        return result
+
+    def _record(self, run_id: int, name: str, control: RunControl,
+                result: StageResult) -> None:
+        """The stage's final status committed and published."""
         if result.skipped:
             self.t.stage(run_id, name, StageStatus.skipped, error=result.error)
         elif result.cancelled or control.cancel.is_set():
@@ -181,7 +203,6 @@ class RunDriver:
             error = result.error or f"exit code {result.exit_code}"
             status = StageStatus.timed_out if result.timed_out else StageStatus.failed
             self.t.stage(run_id, name, status, exit_code=result.exit_code, error=error)
-        return result
 
     def _execute(self, work: StageWork, resume: dict[str, Any] | None) -> StageResult:
         """Blocking: the stage's work as its table entry declares it."""

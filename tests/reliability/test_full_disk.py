@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,20 +83,23 @@ def _two_requests_on_one_connection(agent: ServedAgent, first: bytes) -> tuple[s
 @pytest.mark.slow
 def test_a_full_disk_fails_the_stage_with_its_lost_lines_refuses_runs_and_resumes(
         small_disk: Path, sample_repo: Any, docker_client: Any) -> None:
-    stop = small_disk.parent / "stop-flood"  # outside the tmpfs: can be made while it is full
+    # Outside the tmpfs, so they can be made while it is full: the test's signal to stop,
+    # and the flood's count of the lines it printed once it has stopped.
+    stop, printed = small_disk.parent / "stop-flood", small_disk.parent / "printed"
     flood = (f"i=0; while [ ! -e {stop} ] && [ $i -lt 30000 ]; do seq $((i*100+1))"
-             " $((i*100+100)); i=$((i+1)); sleep 0.01; done; echo flood-done")
+             f" $((i*100+100)); i=$((i+1)); sleep 0.01; done; echo $((i*100)) > {printed}")
     repo = sample_repo("disk")
     agent = ServedAgent.start(small_disk,  # the agent's own log goes beside it, not in it
                               config={"executor": "auto", "min_free_mb": FLOOR_MB})
     try:
-        _scenario(agent, repo, flood, stop, small_disk)
+        _scenario(agent, repo, flood, stop, printed, small_disk)
     finally:
         agent.stop()
         remove_leftovers(docker_client, service_names(agent))
 
 
-def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, disk: Path) -> None:
+def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, printed: Path,
+              disk: Path) -> None:
     name = svc_name("full-disk")
     agent.add_pipeline("shop", executor="local")
     agent.add_service(name, "shop", repo.url, unit_test_command=flood)
@@ -137,11 +141,17 @@ def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, disk: Path)
     assert "disk is full" in first, first
     assert second.startswith("HTTP/1.1 200"), second
 
+    # The stage ends while the disk is still full: its end cannot be recorded yet.
+    stop.touch()
+    total = int(wait_until(lambda: printed.exists() and printed.read_text().strip(),
+                           timeout=60, what="the flood to stop"))
+    time.sleep(3)  # the agent tries (and fails) to record it
+    assert agent.run(run["id"])["status"] == "running"
+
     filler.unlink()  # space comes back: nobody restarts anything
     wait_until(lambda: httpx.get(f"{agent.url}/healthz", timeout=10).json()["status"] == "ok",
                timeout=30, what="/healthz ok again")
-    stop.touch()
-    done = agent.wait_run(run["id"], timeout=120)
+    done = agent.wait_run(run["id"], timeout=60)
     unit = stage(done, "Unit Test")
     assert done["status"] == "failed", summary(done)
     assert unit["status"] == "failed" and unit["error"].startswith("log storage full: "), \
@@ -150,10 +160,9 @@ def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, disk: Path)
     assert lost > 0
     lines = agent.log_lines(run["id"], "Unit Test")
     assert any(line.startswith("log storage full") for line in lines)
-    printed = next(int(line) for line in reversed(lines) if line.isdigit())
-    assert sum(line.isdigit() for line in lines) + lost == printed, (lost, printed)
+    stored = sum(line.isdigit() for line in lines)
+    assert stored + lost == total, (stored, lost, total)  # every line stored or counted
 
     resumed = agent.trigger(name, repo.head_sha, kind="partial")  # 201: runs taken again
     assert resumed["status"] in {"queued", "running"}
-    stop.unlink()
-    stop.touch()  # the new run's flood ends at once
+    # (the stop file is there: the new run's flood ends at once)
