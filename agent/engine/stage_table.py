@@ -91,11 +91,16 @@ def _follow_ecs_build(worker: StageWorker, work: StageWork, state: dict[str, Any
     return worker.follow_ecs_build(work, state)
 
 
+def _follow_tested(worker: StageWorker, work: StageWork, state: dict[str, Any] | None
+                   ) -> StageResult | None:
+    return worker.follow_tested(work, state)
+
+
 def _integration_reattach(worker: StageWorker, work: StageWork,
                           state: dict[str, Any] | None) -> StageResult | None:
     if work.service.compose_file:
         return None  # the project is torn down and brought up again
-    return worker.follow(work, state)
+    return worker.follow_tested(work, state)
 
 
 def _deploy_reattach(environment: str) -> Reattach:
@@ -129,7 +134,7 @@ STAGES: dict[str, StageDecl] = {decl.name: decl for decl in (
               reattach=_follow_container, made_ahead=_always),
     StageDecl(STAGE_UNIT_TEST, run=StageWorker.unit_test,
               skip_reason=_needs_command(STAGE_UNIT_TEST),
-              reattach=_follow_container, made_ahead=_always),
+              reattach=_follow_tested, made_ahead=_always),
     StageDecl(STAGE_BUILD, run=StageWorker.build, skip_reason=_needs_dockerfile,
               reattach=_follow_ecs_build, made_ahead=_no),
     StageDecl(STAGE_INTEGRATION_TEST, run=StageWorker.integration_test,

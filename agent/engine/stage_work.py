@@ -133,28 +133,43 @@ class StageWorker:
     def tested(self, work: StageWork, run: Callable[[StageWork], StageResult]) -> StageResult:
         """A test stage's work (`run`), with its JUnit reports collected after each attempt
         and deciding the stage with the exit code (agent/engine/test_stage.py)."""
-        service = work.service
-        if work.executor_name == "ecs":  # the checkout is on the cluster, not on this host
-            return run(work)
-        workspace = Path(self.workspaces.path_for(service, work.run.sha))
-        try:
-            folder = inside(workspace, service.root, "root")
-        except PathEscape as exc:
-            return StageResult(exit_code=None, error=str(exc))
-        cd = "" if service.root in (".", "") else f"cd -- {shlex.quote(service.root)} && "
-
+        where = self._test_stage(work)
+        if not isinstance(where, TestStageRun):
+            return where if where is not None else run(work)
+        cd = "" if work.service.root in (".", "") else \
+            f"cd -- {shlex.quote(work.service.root)} && "
         attempts = iter(range(1, 100))
 
         def run_once(command: str | None) -> StageResult:
             return run(replace(work, command_override=command and cd + command,
                                attempt=next(attempts)))
 
-        return self.test_results.run(
-            TestStageRun(run_id=work.run.id, service_id=service.id, stage=work.name,
-                         sha=work.run.sha, workspace=workspace, reports_dir=folder,
-                         paths=[*service.paths, *service.depends_on_paths],
-                         config=service.tests),
-            work.log, run_once, work.cancel.is_set)
+        return self.test_results.run(where, work.log, run_once, work.cancel.is_set)
+
+    def follow_tested(self, work: StageWork, state: dict[str, Any] | None) -> StageResult:
+        """After a restart: the test stage's container followed to its end, then the
+        reports it wrote since the stage started."""
+        result = self.follow(work, state)
+        where = self._test_stage(work)
+        started = self.store.get_stage(work.run.id, work.name).started_at
+        if not isinstance(where, TestStageRun) or started is None:
+            return result
+        return self.test_results.after_restart(where, work.log, result, started.timestamp())
+
+    def _test_stage(self, work: StageWork) -> TestStageRun | StageResult | None:
+        """Where a test stage's reports are; None where they cannot be read (ECS)."""
+        service = work.service
+        if work.executor_name == "ecs":  # the checkout is on the cluster, not on this host
+            return None
+        workspace = Path(self.workspaces.path_for(service, work.run.sha))
+        try:
+            folder = inside(workspace, service.root, "root")
+        except PathEscape as exc:
+            return StageResult(exit_code=None, error=str(exc))
+        return TestStageRun(run_id=work.run.id, service_id=service.id, stage=work.name,
+                            sha=work.run.sha, workspace=workspace, reports_dir=folder,
+                            paths=[*service.paths, *service.depends_on_paths],
+                            config=service.tests)
 
     def unit_test(self, work: StageWork) -> StageResult:
         return self.tested(work, self.command)

@@ -72,16 +72,18 @@ def _matching(workspace: Path, globs: list[str]) -> list[str]:
     return found
 
 
-def snapshot(workspace: Path, globs: list[str]) -> Snapshot:
+def snapshot(workspace: Path, globs: list[str], older_than: float | None = None) -> Snapshot:
     """The report files there before a stage runs: afterwards only new or rewritten ones
-    are its reports (an earlier stage's or run's are not)."""
+    are its reports (an earlier stage's or run's are not). `older_than` (seconds): only
+    the files last written before then (a stage followed after a restart)."""
     seen: Snapshot = {}
     for rel in _matching(workspace, globs):
         try:
             st = os.stat(workspace / rel)
         except OSError:
             continue
-        seen[rel] = (st.st_mtime_ns, st.st_size)
+        if older_than is None or st.st_mtime < older_than:
+            seen[rel] = (st.st_mtime_ns, st.st_size)
     return seen
 
 

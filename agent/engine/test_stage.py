@@ -109,6 +109,18 @@ class TestResults:
             return again
         return _decide(stage, again, second, log)
 
+    def after_restart(self, where: TestStageRun, log: StageLog, result: StageResult,
+                      started_at: float) -> StageResult:
+        """A test stage a restarted agent followed to its end: the reports written since
+        the stage started decide it with its exit code (no retry: its first attempt's
+        decision was lost with the agent)."""
+        if result.cancelled or result.skipped:
+            return result
+        before = snapshot(where.reports_dir, where.config.reports, older_than=started_at)
+        collected = self._collect(where, 1, _code_key(where.workspace, where.sha, where.paths),
+                                  before, started_at, log)
+        return result if collected is None else _decide(where.stage, result, collected, log)
+
     def _collect(self, where: TestStageRun, attempt: int, code_key: str, before: Snapshot,
                  started: float, log: StageLog, previous: Collected | None = None
                  ) -> Collected | None:

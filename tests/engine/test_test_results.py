@@ -262,3 +262,23 @@ async def test_a_secret_in_a_failure_message_is_masked(agent: Agent, fakes: Fake
     failure = agent.store.run_test_summary(run.id).failures[0]
     assert secret not in (failure.message or "") + (failure.trace or "")
     assert "token=" in (failure.message or "")
+
+
+async def test_a_restarted_agent_collects_the_reports_of_the_stage_it_followed(
+        tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    fakes = Fakes()
+    writes(fakes, lambda spec: {"junit.xml": junit_xml([FLAKY + ("failed",)])})
+    async with agent_running(data, fakes=fakes) as first:
+        first.store.create_pipeline(PipelineConfig(
+            name="shop", staging=NoTargetConfig(), production=NoTargetConfig()))
+        service = add_service(first, "exit=0 duration=1.5")
+        run = first.engine.submit(service, trigger=Trigger.push, kind=RunKind.partial,
+                                  sha=SHA, branch="main")
+        await wait_run(first, run.id, lambda r: stage(r)[0] == "in_progress", timeout=10)
+    # The first agent stopped mid-stage; the second follows the "container" to its end.
+    async with agent_running(data, fakes=Fakes()) as second:
+        run = await wait_run(second, run.id, timeout=15)
+        assert stage(run) == ("failed", "Unit Test: the command passed but its test reports "
+                                        "show 1 failed test(s): tests.test_pay::test_refund")
+        assert second.store.run_test_summary(run.id).stages[0].failed == 1
