@@ -178,12 +178,17 @@ def webhook(server: ServerThread, repo: Repo, before: str, after: str) -> float:
 
 
 def wait_decided(agent: Agent, sha: str, services: int, timeout_s: float = 120) -> None:
+    """Until the push's decision is stored and its runs queued (the next webhook is then
+    answered on an idle agent: what is measured is the answer, not the decision)."""
     deadline = time.monotonic() + timeout_s
-    while len(agent.store.list_decisions(sha=sha, limit=services + 1)) < services:
+    while True:
+        decisions = agent.store.list_decisions(sha=sha, limit=services + 1)
+        if len(decisions) == services and all(d.run_id for d in decisions if d.ran):
+            break
         if time.monotonic() > deadline:
             raise RuntimeError(f"the decision for {sha[:12]} did not come within {timeout_s} s")
         time.sleep(0.02)
-    for d in agent.store.list_decisions(sha=sha, limit=services + 1):
+    for d in decisions:
         if d.run_id is not None:
             agent.store.set_run_status(d.run_id, RunStatus.success)
 

@@ -116,8 +116,7 @@ def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
     if event not in HANDLED_EVENTS:
         return _ignored(f"event {event!r} is not handled")
     # Planned before the delivery is recorded: a malformed one is refused, not remembered.
-    plans = [(s, plan_push(s, payload) if event == "push" else plan_pull_request(s, payload))
-             for s in verified]
+    plans = _plans(event, verified, payload)
     wanted = [(service, plan) for service, plan in plans if plan.run]
     reasons = [f"{service.name}: {plan.reason}" for service, plan in plans if not plan.run]
     if not wanted:
@@ -154,6 +153,23 @@ def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
                      "number": run.number, "kind": run.kind.value, "sha": run.sha})
     return JSONResponse({"status": "queued", "runs": runs, "deciding": names,
                          "ignored": reasons})
+
+
+def _plans(event: str, services: list[Service], payload: dict[str, Any]
+           ) -> list[tuple[Service, Plan]]:
+    """Each service's plan. A plan depends on the service only through its branch and its
+    trigger switch: the services of a monorepo (hundreds) share a handful of plans."""
+    made: dict[tuple[str, bool], Plan] = {}
+    plans = []
+    for service in services:
+        if event == "push":
+            key = (service.branch, service.triggers.push)
+            plan = made.get(key) or made.setdefault(key, plan_push(service, payload))
+        else:
+            key = (service.branch, service.triggers.pull_request)
+            plan = made.get(key) or made.setdefault(key, plan_pull_request(service, payload))
+        plans.append((service, plan))
+    return plans
 
 
 def _request(service: Service, plan: Plan) -> ChangeRequest:

@@ -167,3 +167,34 @@ def test_trigger_all_runs_every_service_of_the_repository_dependencies_first(
     finally:
         server.stop()
         agent.close()
+
+
+def test_cli_trigger_all_watches_every_run_and_decisions_say_why(tmp_path: Path) -> None:
+    from tests.api.test_cli_runs import SHA, Cli
+
+    settings = agent_config(tmp_path / "data")
+    agent = Agent(settings, Fakes().parts(settings))
+    agent.store.create_pipeline(PipelineConfig(name="shop", auto_deploy=True))
+    for name, unit_test in (("api", "lines=1"), ("web", "exit=1")):
+        agent.store.create_service(ServiceConfig(
+            name=name, pipeline="shop", repo_url="https://example.invalid/shop.git",
+            root=f"services/{name}", paths=[f"services/{name}/**"],
+            unit_test_command=unit_test))
+    token, _ = agent.store.create_token("ci-bot", Role.deployer)
+    server = ServerThread(create_app(agent)).start()
+    try:
+        cli = Cli(server.url, token)
+        result = cli("trigger", "api", "--all", "--sha", SHA, "--partial", "--watch")
+        assert result.returncode == 1, result.stdout + result.stderr  # web's tests fail
+        lines = result.stdout.splitlines()
+        assert [ln.split(" (")[1].split(" #")[0] for ln in lines if "queued at" in ln] == [
+            "api", "web"]
+        assert any(ln.startswith("==> ") and "(api #1) succeeded" in ln for ln in lines)
+        assert any(ln.startswith("==> ") and "(web #1) failed" in ln for ln in lines)
+        why = cli("decisions", "--service", "web")
+        assert why.returncode == 0, why.stderr
+        assert f"{SHA[:12]} web: ran (run " in why.stdout
+        assert "manual: trigger --all by ci-bot" in why.stdout
+    finally:
+        server.stop()
+        agent.close()

@@ -176,3 +176,19 @@ def test_token_is_sent_as_a_header_and_never_written(tmp_path, monkeypatch) -> N
         text = path.read_text()
         assert token not in text and expected.split()[1] not in text, path
     assert not any(token in ln or "x-access-token" in ln for ln in log.lines)
+
+
+def test_services_of_one_repository_share_its_mirror_and_each_commits_checkout(
+        tmp_path, workspaces) -> None:
+    repo = make_sample_service_repo(tmp_path / "repo")
+    api, web = service(repo.url, "api"), service(repo.url + "/", "web")  # another spelling
+    log = ListLog()
+    first = workspaces.prepare(api, repo.head_sha, log, threading.Event())
+    again = ListLog()
+    assert workspaces.prepare(web, repo.head_sha, again, threading.Event()) == first
+    assert workspaces.mirror_for(api) == workspaces.mirror_for(web)
+    assert any("creating the mirror" in ln for ln in log.lines)
+    assert not any("creating the mirror" in ln for ln in again.lines)
+    assert any("already at" in ln for ln in again.lines)
+    other = service(str(tmp_path / "other"), "other")
+    assert workspaces.mirror_for(other) != workspaces.mirror_for(api)
