@@ -122,10 +122,11 @@ class ElbSplit:
         requests = sum(p.get("Sum", 0) for p in stats("RequestCount", Statistics=["Sum"]))
         errors = sum(p.get("Sum", 0) for m in ERROR_METRICS
                      for p in stats(m, Statistics=["Sum"]))
-        times = stats("TargetResponseTime", Statistics=["SampleCount"],
-                      ExtendedStatistics=["p50", "p95"])
-        samples = int(sum(p.get("SampleCount", 0) for p in times))
-        # One period per window in practice; across several, the worst one speaks.
+        # GetMetricStatistics takes Statistics or ExtendedStatistics, never both.
+        samples = int(sum(p.get("SampleCount", 0) for p in stats(
+            "TargetResponseTime", Statistics=["SampleCount"])))
+        times = stats("TargetResponseTime", ExtendedStatistics=["p50", "p95"])
+        # A window spanning several periods: the worst period's percentile speaks.
         p50s = [p["ExtendedStatistics"]["p50"] for p in times
                 if "p50" in p.get("ExtendedStatistics", {})]
         p95s = [p["ExtendedStatistics"]["p95"] for p in times

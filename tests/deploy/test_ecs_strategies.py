@@ -351,3 +351,33 @@ def test_ecs_canary_without_a_load_balancer_is_refused_naming_it():
                               "123456789012:listener/app/lb/abc/def",
                               blue_target_group_arn="blue", green_target_group_arn="green")
 
+
+
+class RecordingCloudWatch:
+    """Answers GetMetricStatistics like CloudWatch does for an ALB (percentiles included,
+    which moto cannot give) and keeps every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def get_metric_statistics(self, **kw: Any) -> dict[str, Any]:
+        self.calls.append(kw)
+        point: dict[str, Any] = {"Sum": 40.0 if kw["MetricName"] == "RequestCount" else 0.0,
+                                 "SampleCount": 40.0,
+                                 "ExtendedStatistics": {"p50": 0.012, "p95": 0.031}}
+        return {"Datapoints": [point]}
+
+
+def test_the_window_figures_use_calls_real_cloudwatch_accepts(aws):
+    """CloudWatch refuses Statistics and ExtendedStatistics in one call (moto does not
+    check); percentiles come back in seconds and are stored in ms."""
+    cloudwatch = RecordingCloudWatch()
+    split = ElbSplit(aws.lb_config(), aws.elbv2, cloudwatch)
+    since = datetime.now(UTC).timestamp() - 30
+    figures = split.measure(None, since, since + 30)["green"]
+    assert not [c for c in cloudwatch.calls if "Statistics" in c and "ExtendedStatistics" in c]
+    assert (figures.requests, figures.samples) == (40, 40)
+    assert (figures.p50_ms, figures.p95_ms) == (12.0, 31.0)
+    dims = {d["Name"]: d["Value"] for d in cloudwatch.calls[0]["Dimensions"]}
+    assert dims["TargetGroup"].startswith("targetgroup/")
+    assert dims["LoadBalancer"].startswith("app/")
