@@ -57,7 +57,7 @@ class RunScreen(BaseScreen):
         Binding("F", "rerun_from", "rerun from stage", id="run.rerun_from"),
         Binding("a", "approve", "approve", id="run.approve"),
         Binding("o", "open_link", "commit link", id="run.link"),
-        Binding("w", "page_link", "web page", id="run.page"),
+        Binding("L", "page_link", "web page link", id="run.page"),
         Binding("t", "tests", "tests", id="run.tests"),
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]

@@ -156,7 +156,7 @@ async def test_the_run_page_link_is_shown_copied_and_opens_the_page(live_agent: 
     app.copy_to_clipboard = copied.append  # type: ignore[method-assign,assignment]
     async with app.run_test(size=(100, 30)) as pilot:
         await _run_screen(app, pilot, run_id)
-        await pilot.press("w")
+        await pilot.press("L")
         await wait_for(pilot, lambda: copied, "the clipboard")
     assert copied[0].startswith(f"{live_agent.url}/runs/{run_id}?exp=")
     assert any(copied[0] in n.message for n in app._notifications)
