@@ -103,7 +103,7 @@ class RunScreen(BaseScreen):
                              before=self.query_one(Footer))
 
     async def show_run(self, run: RunInfo) -> None:
-        self.run = run
+        self.run = run = _never_back(self.run, run)
         self._render_header()
         self._render_stages()
         self._say_if_cancelled()
@@ -180,12 +180,16 @@ class RunScreen(BaseScreen):
         if run is None:
             return
         if ev.run is not None and ev.run.id == self.run_id:
-            self.run = ev.run.model_copy(update={"stages": ev.run.stages or run.stages})
+            self.run = _never_back(run, ev.run.model_copy(
+                update={"stages": ev.run.stages or run.stages}))
             self._render_header()
             self._render_stages()
             self._say_if_cancelled()
         elif ev.stage is not None and ev.stage.run_id == self.run_id:
-            run.stages = [ev.stage if s.name == ev.stage.name else s for s in run.stages]
+            stage = ev.stage
+            run.stages = [stage if s.name == stage.name and (stage.status.finished
+                                                             or not s.status.finished)
+                          else s for s in run.stages]
             self._render_stages()
             if ev.stage.status.finished and ev.stage.name in TESTED_STAGES:
                 self.fetch_tests()
@@ -306,6 +310,19 @@ class RunScreen(BaseScreen):
         self.notify(f"{link.url}\nanyone with it can read this run until "
                     f"{link.expires_at:%Y-%m-%d}", title="Run page (copied to the clipboard)",
                     timeout=20)
+
+
+def _never_back(known: RunInfo | None, answer: RunInfo) -> RunInfo:
+    """`answer` (a fetch or an event), except that a run or stage already seen finished
+    stays finished: a GET answered before the run ended can arrive after the event that
+    said it ended (the crumb then said `running` for good)."""
+    if known is None or known.id != answer.id:
+        return answer
+    stages = {s.name: s for s in known.stages if s.status.finished}
+    merged = [stages.get(s.name, s) for s in answer.stages]
+    if known.status.finished and not answer.status.finished:
+        return known.model_copy(update={"stages": merged})
+    return answer.model_copy(update={"stages": merged})
 
 
 def _next_to_run(run: RunInfo) -> str | None:

@@ -57,7 +57,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
         Binding("c", "canary", "canary", id="service.canary"),
         Binding("u", "unpin", "unpin", id="service.unpin"),
         Binding("t", "trigger", "start run", id="service.trigger"),
-        Binding("C", "clear_cache", "clear caches", id="service.clear_cache"),
+        Binding("C", "clear_cache", "clear caches", show=False, id="service.clear_cache"),
         Binding("o", "open_link", "commit link", id="service.link"),
         Binding("slash", "filter", "filter runs", id="service.filter"),
         Binding("e", "edit", "edit config", id="service.edit"),

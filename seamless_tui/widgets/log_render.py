@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -56,6 +56,8 @@ class LogRendering(ScrollView):
     _cache: OrderedDict[tuple[Any, ...], list[Strip]]
     _version: int
     _row_starts: list[int] | None
+    if TYPE_CHECKING:  # LogSelecting's (LogView mixes both in)
+        def marked_range(self) -> tuple[int, int] | None: ...
 
     # -- geometry ----------------------------------------------------------------------------
     def _gutter(self) -> int:
@@ -108,18 +110,20 @@ class LogRendering(ScrollView):
 
     def _strips(self, index: int) -> list[Strip]:
         line = self.window.lines[index]
-        key = (line.id, self._version, self.match_line == index)
+        span = self.marked_range()
+        marked = span is not None and span[0] <= index <= span[1]
+        key = (line.id, self._version, self.match_line == index, marked)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        strips = self._render_strips(index, line)
+        strips = self._render_strips(index, line, marked)
         self._cache[key] = strips
         if len(self._cache) > 2000:
             self._cache.popitem(last=False)
         return strips
 
-    def _render_strips(self, index: int, line: Line) -> list[Strip]:
+    def _render_strips(self, index: int, line: Line, marked: bool = False) -> list[Strip]:
         gutter = Text(no_wrap=True)
         if self.show_numbers:
             number = "" if self.window.abs_start is None else str(self.window.abs_start + index + 1)
@@ -134,6 +138,8 @@ class LogRendering(ScrollView):
             body.stylize("italic")
         elif line.stream == "system":
             body.stylize("bold")
+        if marked:  # lines marked to copy (v)
+            body.stylize("reverse")
         if self.search is not None:
             body.highlight_regex(self.search, "reverse")
             if self.match_line == index:

@@ -69,6 +69,9 @@ class LogSearching:
         def _show_line(self, index: int) -> None: ...
         def _status(self, note: str) -> None: ...
         def line_at_row(self, row: int) -> tuple[int, int]: ...
+        @property
+        def marking(self) -> bool: ...
+        def copy_marked(self) -> None: ...
 
     searching: SearchState | None = None
 
@@ -216,6 +219,10 @@ class LogSearching:
             self._status(f"line {index + 1 + (self.window.abs_start or 0):,} picked: y copies it")
 
     def action_copy_line(self) -> None:
+        """The marked lines (`v`), else the picked line, else the top line shown."""
+        if self.marking:
+            self.copy_marked()
+            return
         lines = self.window.lines
         index = self.match_line if self.match_line is not None and \
             0 <= self.match_line < len(lines) else None

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 from seamless_tui.services import services
 from seamless_tui.widgets.log_render import LogRendering
 from seamless_tui.widgets.log_search import LogSearching
+from seamless_tui.widgets.log_select import LogSelecting
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
@@ -30,7 +31,7 @@ ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception
                       re.IGNORECASE)
 
 
-class LogView(LogSearching, LogRendering, can_focus=True):
+class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
     BINDINGS = [
         Binding("j,down", "scroll_by(1)", "down", show=False, id="log.down"),
         Binding("k,up", "scroll_by(-1)", "up", show=False, id="log.up"),
@@ -46,7 +47,9 @@ class LogView(LogSearching, LogRendering, can_focus=True):
         Binding("n", "next_match(1)", "next", show=False, id="log.next_match"),
         Binding("N", "next_match(-1)", "prev", show=False, id="log.prev_match"),
         Binding("s", "save", "save", id="log.save"),
-        Binding("y", "copy_line", "copy line", show=False, id="log.copy"),
+        Binding("y", "copy_line", "copy", show=False, id="log.copy"),
+        Binding("v", "mark", "mark lines", show=False, id="log.mark"),
+        Binding("escape", "stop_marking", "stop marking", show=False, id="log.stop_marking"),
     ]
 
     class Status(Message):
@@ -286,6 +289,9 @@ class LogView(LogSearching, LogRendering, can_focus=True):
         self._user_scrolled(message.y is not None and message.y < self._max_y())
 
     def action_scroll_by(self, delta: int) -> None:
+        if self.marking:  # j/k and pages move the marked end
+            self.move_mark(delta)
+            return
         self._user_scrolled(delta < 0)
         self._set_y(self.scroll_offset.y + delta)
         self.watch_scroll_y(self.scroll_offset.y - delta, self.scroll_offset.y)

@@ -209,3 +209,34 @@ async def test_long_lines_show_where_they_go_on_and_split_pieces_say_so(
 
         await wait_for(pilot, lambda: shows("wide xxx"), "the wide line, cut with a mark")
         await wait_for(pilot, lambda: shows(SPLIT_MARK), "the split piece, marked")
+
+
+async def test_v_marks_lines_j_extends_y_copies_them_and_says_how_many(live_agent: LiveAgent):
+    from tests.tui.textdump import screen_text
+
+    _add_big_log(live_agent, count=200)
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
+        copied: list[str] = []
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign,assignment]
+        await pilot.press("g")  # the top: "checkout Unit Test 1"
+        await wait_for(pilot, lambda: view.scroll_offset.y == 0, "the top")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: "1 line marked" in screen_text(app), "marking")
+        # Past the bottom of the view: the view scrolls with the marked end.
+        await pilot.press(*"j" * 24)
+        await wait_for(pilot, lambda: "25 lines marked" in screen_text(app), "25 marked")
+        assert view.scroll_offset.y > 0
+        await pilot.press("k")
+        await wait_for(pilot, lambda: "24 lines marked" in screen_text(app), "24 marked")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "copied 24 lines" in screen_text(app), "said so")
+        assert copied == ["\n".join(f"checkout Unit Test {i}" for i in range(1, 25))]
+        assert not view.marking
+        # Escape stops marking without leaving the run; with nothing marked it goes back.
+        await pilot.press("v", "j", "escape")
+        await wait_for(pilot, lambda: "marking stopped" in screen_text(app), "stopped")
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), "back")

@@ -251,3 +251,25 @@ async def test_cancel_says_cancelling_until_the_run_has_ended_and_F_meanwhile_sa
                        is not screen, "the run's end")
         said = [n.message for n in app._notifications]
     assert not any("cancel it first" in message for message in said), said
+
+
+async def test_an_answer_older_than_the_end_of_the_run_does_not_bring_it_back_to_running(
+        live_agent: LiveAgent, tmp_path: Path):
+    """A GET answered while the run still ran can arrive after the event that said it
+    ended (the tmux journey saw `● running` for good after a cancel)."""
+    run = _running_run(live_agent, tmp_path)
+    app = live_agent.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _run_screen(app, pilot, run["id"])
+        stale = screen.run
+        assert stale is not None and not stale.status.finished
+        with live_agent.http() as http:
+            http.post(f"/api/v1/runs/{run['id']}/cancel")
+        await wait_for(pilot, lambda: screen.run is not None and screen.run.status.finished,
+                       "the run's end, from the agent's events")
+        await screen.show_run(stale)  # the late answer
+        await pilot.pause()
+        assert screen.run is not None and screen.run.status.value == "cancelled"
+        assert "running" not in screen_text(app).splitlines()[1]
+        unit = next(s for s in screen.run.stages if s.name == "Unit Test")
+        assert unit.status.finished

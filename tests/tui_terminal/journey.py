@@ -298,6 +298,12 @@ class Journey:
                               or "failed" in s.text, AGENT_BOUND_S)
         assert "live and healthy" in done.text, f"the rollback failed:\n{done.text}"
 
+    def unpin(self) -> None:
+        """The rollback pinned production: unpin it from the picker (the dialog names the
+        pinned sha)."""
+        self.key("rollback: unpin", "u", shows("Unpin (y)", f"pinned at {sha(0x2f1)[:7]}"))
+        self.key("unpin: confirm", "y", shows("production unpinned"))
+
     def theme(self) -> None:
         self.key("next theme", "C-t", look_changed)
 
@@ -308,9 +314,9 @@ class Journey:
                        KEY_BOUND_S)
 
     def quit(self) -> int:
-        self.term.send("q")
-        self.term.wait("the TUI to exit", lambda s: self.term.exit_status() is not None,
-                       KEY_BOUND_S)
+        # The answer to `q` is the program's end (tmux keeps the dead pane: remain-on-exit).
+        self.term.press("quit", "q", lambda b, n: self.term.exit_status() is not None,
+                        timeout=KEY_BOUND_S)
         status = self.term.exit_status()
         assert status is not None
         return status
@@ -334,6 +340,7 @@ def walk(journey: Journey, other_size: tuple[int, int]) -> int:
     journey.cancel_and_rerun_from_stage()
     journey.approve()
     journey.rollback()
+    journey.unpin()
     journey.theme()
     journey.resize(*other_size)
     return journey.quit()

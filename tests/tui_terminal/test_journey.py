@@ -32,6 +32,7 @@ def test_the_readme_journey_in_tmux_answers_every_key(tmp_path: Path, docker_cli
         approval = agent.api("GET", f"/runs/{agent.live.seeded.runs['pay-approval']}/approval")
         deployed = agent.api("GET", f"/services/{agent.rollback_service}/deployments",
                              params={"environment": "production"})
+        service = agent.api("GET", f"/services/{agent.rollback_service}")
     assert status == 0  # `q` quit cleanly
     slowest = max(term.answers, key=lambda answer: answer[1])
     assert len(term.answers) > 30 and slowest[1] < KEY_BOUND_S, slowest
@@ -39,3 +40,4 @@ def test_the_readme_journey_in_tmux_answers_every_key(tmp_path: Path, docker_cli
     assert any(r["rerun_from_stage"] == "Unit Test" for r in runs)
     assert approval["status"] == "approved"
     assert deployed[0]["kind"] == "rollback" and deployed[0]["sha"] == sha(0x2f1)
+    assert service["pinned"] == {}  # the rollback's pin, lifted from the picker
