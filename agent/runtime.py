@@ -79,6 +79,7 @@ class Agent:
         self.deployer = Deployer(self.store, self.bus, self.workspaces,
                                  client_factory(config.docker_host),
                                  config.data_dir / "fronts", make_target=parts.make_target)
+        self.deployer.engine_wait_s = config.docker_wait_s
         self.notifier = Notifier(self.store, self.bus)
         # Whether the engine answers (/healthz); when it returns, fronts serve the store's
         # active colours again.
@@ -86,6 +87,7 @@ class Agent:
             lambda: engine_client(config.docker_host, PROBE_TIMEOUT_S),
             on_return=[self.deployer.reconcile_after_engine_return,
                        self.executors.after_engine_return])
+        self.executors.engine_down = lambda: self.engine_watch.current.state == "down"
         # /healthz: each check says why the agent is degraded (None: fine)
         self.health_checks: list[Callable[[], str | None]] = [self._engine_health]
         transitions = Transitions(self.store, self.bus)

@@ -70,6 +70,7 @@ class Deployer:
         self._docker_client_factory = docker_client_factory
         self._make_target = make_target
         self.fronts_dir = fronts_dir
+        self.engine_wait_s = 120.0  # how long a Docker deploy waits for a missing engine
         self._canaries: dict[tuple[int, str], CanaryControl] = {}
         self._locks: dict[tuple[int, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -87,9 +88,11 @@ class Deployer:
             if made is not None:
                 self._targets[key] = made
             elif isinstance(config, DockerTargetConfig):
-                self._targets[key] = DockerHostTarget(config, self._docker_client_factory,
-                                                      self.fronts_dir,
-                                                      instance=self.store.instance_id())
+                docker_target = DockerHostTarget(config, self._docker_client_factory,
+                                                 self.fronts_dir,
+                                                 instance=self.store.instance_id())
+                docker_target.engine_wait_s = self.engine_wait_s
+                self._targets[key] = docker_target
             elif isinstance(config, EcsTargetConfig):
                 from agent.deploy.ecs import EcsTarget  # boto3 is loaded only when used
 

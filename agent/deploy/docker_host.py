@@ -24,6 +24,7 @@ import contextlib
 import logging
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ from store.models import DockerTargetConfig, Service, image_for
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
+ENGINE_WAIT_S = 120.0
+ENGINE_PROBE_S = 2.0
 STOP_TIMEOUT_S = 10
 
 
@@ -77,6 +80,7 @@ class DockerHostTarget:
         self._client_factory = client_factory
         self.fronts_dir = fronts_dir
         self._docker: docker.DockerClient | None = None
+        self.engine_wait_s = ENGINE_WAIT_S  # a deploy waits this long for a missing engine
 
     # -- engine access -------------------------------------------------------------------
     def _client(self) -> docker.DockerClient:
@@ -122,6 +126,7 @@ class DockerHostTarget:
         svc, env = request.service, request.environment
         prev = request.previous_state or {}
         client = self._client()
+        self._wait_engine(client, log)
         self._ensure_image(client, request.image, log)
         live = prev.get("colour") or self._running_colour(client, svc.name, env)
         colour = "green" if live == "blue" else "blue"
@@ -203,6 +208,27 @@ class DockerHostTarget:
         finally:
             with contextlib.suppress(FrontError):
                 front.request_log(False)
+
+    def _wait_engine(self, client: docker.DockerClient, log: StageLog) -> None:
+        """A deploy started while the engine is away (a restart) waits for it, bounded."""
+        deadline = time.monotonic() + self.engine_wait_s
+        said = False
+        while True:
+            try:
+                client.ping()
+                if said:
+                    log.system("the Docker engine answers again")
+                return
+            except Exception as exc:  # any failure: not answering (yet)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if time.monotonic() > deadline:
+                raise DeployError(f"Docker engine unreachable for {self.engine_wait_s:g} s"
+                                  f" ({reason}): nothing was deployed")
+            if not said:
+                log.system(f"waiting for the Docker engine (up to {self.engine_wait_s:g} s):"
+                           f" {reason}")
+                said = True
+            time.sleep(ENGINE_PROBE_S)
 
     def _ensure_image(self, client: docker.DockerClient, image: str, log: StageLog) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,9 @@ class ExecutorSet:
         # cluster's bound), so mixed-mode pipelines are bounded too, not only `executor: ecs`.
         self._slots: dict[int, threading.BoundedSemaphore] = {}
         self.docker_error: str | None = None
+        # True while the engine watch sees the engine down (set by the Agent): stages
+        # starting then wait for it instead of failing at once
+        self.engine_down: Callable[[], bool] = lambda: False
         if docker is not None:
             self._docker = docker
         else:
@@ -99,18 +103,27 @@ class ExecutorSet:
         """The Docker executor, waiting up to `docker_wait_s` for the engine to answer
         (cancellable); None when it never did — the stage then fails, never falls back
         to the host."""
-        if self._docker is not None:
+        if self._docker is not None and not self.engine_down():
             return self._docker
         deadline = time.monotonic() + self.config.docker_wait_s
-        if not self._try_docker():
+        if not self._answers():
             log.system(f"waiting for the Docker engine (up to {self.config.docker_wait_s:g} "
                        f"s): {self.docker_error}")
             log.flush()
-            while not self._try_docker():
+            while not self._answers():
                 if time.monotonic() >= deadline or cancel.wait(ENGINE_RETRY_S):
                     return None
             log.system("the Docker engine answers again")
         return self._docker
+
+    def _answers(self) -> bool:
+        """Connected and not seen down by the engine watch (`engine_down`)."""
+        if not self._try_docker():
+            return False
+        if self.engine_down():
+            self.docker_error = "the Docker engine stopped answering"
+            return False
+        return True
 
     def after_engine_return(self) -> bool:
         """The engine answers again: stage containers it could not remove while away go."""
@@ -145,7 +158,9 @@ class ExecutorSet:
             return self.ecs(pipeline)
         if name == "local":
             return self.local
-        return self._docker or EngineWait(self)
+        if self._docker is None or self.engine_down():
+            return EngineWait(self)
+        return self._docker
 
     def ecs(self, pipeline: Pipeline) -> Executor:
         assert pipeline.ecs_executor is not None  # PipelineConfig validates this

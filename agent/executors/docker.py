@@ -52,11 +52,12 @@ MANAGED = "io.seamless.managed=1"
 DOCKER_SOCKET = "/var/run/docker.sock"
 EXIT_GRACE_S = 5.0  # how long a log stream may lag behind its exited container
 POLL_S = 0.2
+REMOVE_ATTEMPTS = 5
 ENGINE_PROBE_S = 1.0  # how often a stage asks an engine that went away under it
 # A container killed by the engine's stop may exit some seconds before its stream breaks
 # (dockerd stops containers first, then its API): that long before counts as "with it".
 _SLACK = timedelta(seconds=15)
-ENGINE_STOP_CHECK_S = 5.0
+ENGINE_STOP_CHECK_S = 30.0  # dockerd stops every container before its API
 
 class EngineGone(RuntimeError):
     pass
@@ -108,7 +109,17 @@ class DockerExecutor:
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
         try:
-            container_id = self._ready.take(spec) or self._create(spec, log)
+            try:
+                container_id = self._ready.take(spec) or self._create(spec, log)
+            except docker.errors.APIError:
+                raise
+            except EngineErrors as exc:  # no answer: wait for the engine, then once more
+                waited = self._inspect_when_back("", cancel, time.monotonic() +
+                                                 self.engine_wait_s, log, exc)
+                if isinstance(waited, StageResult):
+                    self._drop_secret_files(spec)
+                    return waited
+                container_id = self._create(spec, log)
         except (_ImageMissing, SecretFilesError) as missing:
             log.system(str(missing))
             self._drop_secret_files(spec)
@@ -131,7 +142,7 @@ class DockerExecutor:
             else:
                 result = self._follow(container_id, spec, log, cancel, attached,
                                       timestamps=False)
-            if self._killed_by_engine_stop(result):
+            if self._killed_by_engine_stop(container_id, result):
                 raise EngineGone("the Docker engine is stopping")
             return result
         except docker.errors.APIError as exc:  # the engine answered: a refusal
@@ -404,11 +415,23 @@ class DockerExecutor:
                                                  " the stage", engine_restarted=True)
 
     def _inspect_when_back(self, container_id: str, cancel: threading.Event,
-                           give_up: float) -> dict[str, Any] | StageResult | None:
-        """The container's state once the engine answers (None: it is gone), or the
-        stage's result when waiting ended first (cancelled, or no engine in time)."""
+                           give_up: float, log: StageLog | None = None,
+                           lost: BaseException | None = None,
+                           ) -> dict[str, Any] | StageResult | None:
+        """The container's state once the engine answers (None: it is gone; {} without a
+        container), or the stage's result when waiting ended first (cancelled, or no
+        engine in time). With `log`, says that it waits (and why: `lost`)."""
+        if log is not None:
+            log.system(f"{engine_error(lost) if lost else 'no Docker engine'}; waiting for"
+                       f" the Docker engine (up to {self.engine_wait_s:g} s)")
+            log.flush()
         while True:
             try:
+                if not container_id:
+                    self.api.ping()
+                    if log is not None:
+                        log.system("the Docker engine answers again")
+                    return {}
                 return dict(self.api.inspect_container(container_id))
             except docker.errors.NotFound:
                 return None
@@ -421,12 +444,21 @@ class DockerExecutor:
             if cancel.wait(ENGINE_PROBE_S):
                 return StageResult(exit_code=None, cancelled=True, error="cancelled")
 
-    def _killed_by_engine_stop(self, result: StageResult) -> bool:
-        """A stage killed by a signal (exit code >= 128, not by us) may have been stopped by
-        dockerd shutting down: if the engine stops answering within a few seconds, it was."""
+    def _killed_by_engine_stop(self, container_id: str, result: StageResult) -> bool:
+        """A stage killed by a signal (exit code >= 128) that we did not send — the engine
+        logged a `kill` of it — may have been stopped by dockerd shutting down: it was if
+        the engine stops answering soon after. (An OOM kill or a crash logs no `kill`.)"""
         if result.exit_code is None or result.exit_code < 128 or result.cancelled or (
                 result.timed_out):
             return False
+        try:
+            kills = self.api.events(since=int(time.time()) - 7 * 86400,
+                                    until=int(time.time()) + 1, decode=True,
+                                    filters={"container": container_id, "event": "kill"})
+            if not any(True for _ in kills):
+                return False
+        except EngineErrors:
+            return True  # already gone
         give_up = time.monotonic() + ENGINE_STOP_CHECK_S
         while time.monotonic() < give_up:
             try:
@@ -501,7 +533,9 @@ class DockerExecutor:
             log.debug("kill %s: %s", container_id[:12], exc)
 
     def _remove(self, container_id: str) -> None:
-        for attempt in range(3):  # a pooled connection may be stale after an engine restart
+        # Tried a few times: just after an engine restart a pooled connection may be stale
+        # and the engine may refuse while it settles (the reaper's thread, off any stage).
+        for attempt in range(REMOVE_ATTEMPTS):
             try:
                 self.api.remove_container(container_id, force=True, v=True)
                 self._unremoved.discard(container_id)
@@ -509,15 +543,12 @@ class DockerExecutor:
             except docker.errors.NotFound:
                 self._unremoved.discard(container_id)
                 return
-            except docker.errors.APIError as exc:
-                log.warning("could not remove container %s: %s", container_id[:12], exc)
-                return
             except EngineErrors as exc:
-                if attempt == 2:
-                    self._unremoved.add(container_id)  # removed when the engine answers
+                if attempt == REMOVE_ATTEMPTS - 1:
+                    self._unremoved.add(container_id)  # again when the engine returns
                     log.warning("could not remove container %s: %s", container_id[:12], exc)
                     return
-                time.sleep(0.5)
+                time.sleep(1.0)
 
     def _remove_by_name(self, name: str) -> None:
         if name:

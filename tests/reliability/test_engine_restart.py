@@ -209,7 +209,7 @@ def test_a_stage_whose_container_dies_with_the_engine_fails_saying_so_or_runs_ag
     def left() -> list[Any]:
         client = engine.client(timeout=10)
         try:
-            return list(client.containers.list(all=True, filters={"label": [
+            return list(client.api.containers(all=True, filters={"label": [  # no inspect
                 f"io.seamless.service={names['plain']}", "io.seamless.run"]}))
         finally:
             client.close()
@@ -217,14 +217,52 @@ def test_a_stage_whose_container_dies_with_the_engine_fails_saying_so_or_runs_ag
     try:
         wait_until(lambda: not left(), timeout=30, what="the exited stage container removed")
     except TimeoutError as exc:
-        raise AssertionError([(c.name, c.status, c.labels) for c in left()]) from exc
+        raise AssertionError(([(c["Names"], c["State"]) for c in left()], [
+            line for line in agent.own_log().splitlines() if "remove" in line])) from exc
 
     again = runs["retrying"]["id"]
-    agent.wait_run(again, lambda r: agent.log_lines(r["id"], "Unit Test").count("attempt") == 2,
-                   timeout=180)
+    try:
+        agent.wait_run(again, lambda r: agent.log_lines(r["id"], "Unit Test").count(
+            "attempt") == 2, timeout=180)
+    except AssertionError as exc:
+        raise AssertionError((str(exc), agent.log_lines(again, "Unit Test"))) from exc
     _go(agent, runs["retrying"]["sha"])
     done = agent.wait_run(again, timeout=120)
     assert done["status"] == "success", summary(done)
     lines = agent.log_lines(again, "Unit Test")
     assert "running the stage again, once (retry_on_engine_restart)" in lines, lines
     assert any("the Docker engine restarted during the stage" in line for line in lines), lines
+
+
+@pytest.mark.slow
+def test_a_run_started_while_the_engine_is_stopped_waits_for_it_then_deploys(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
+    """#22 item 3: a run triggered during an engine outage does not fail at once: its
+    first Docker stage says it waits for the engine, and the run goes on to production
+    once the engine is back."""
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    repo = sample_repo("patient", version="v1")
+    name = svc_name("patient")
+    port = free_port()
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      unit_test_command="sh test.sh",
+                      health_check={"path": "/health", "timeout_s": 30})
+    engine.stop()
+    try:
+        wait_until(lambda: agent.call("GET", "/healthz", 200)["status"] == "degraded",
+                   timeout=30, what="the agent to see the engine gone")
+        run = agent.trigger(name, repo.head_sha)
+        waiting = agent.wait_run(run["id"], lambda r: any(
+            "waiting for the Docker engine" in line
+            for line in agent.log_lines(r["id"], "Unit Test")), timeout=120)
+        assert waiting["status"] == "running", summary(waiting)
+    finally:
+        engine.start()
+    done = agent.wait_run(run["id"], timeout=240)
+    assert done["status"] == "success", summary(done)
+    engine.netns.forward(port)
+    assert _served_version(port) == "v1"
