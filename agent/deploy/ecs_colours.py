@@ -128,9 +128,13 @@ class EcsColours:
             "taskDefinition": task_definition, "desiredCount": desired,
             "loadBalancers": [{"targetGroupArn": self.split.groups[colour],
                                "containerName": container, "containerPort": port}]}
-        for key in ("launchType", "platformVersion", "networkConfiguration",
-                    "healthCheckGracePeriodSeconds"):
-            if template.get(key):
+        # A capacity provider strategy and a launch type exclude each other.
+        placement = ("capacityProviderStrategy" if template.get("capacityProviderStrategy")
+                     else "launchType")
+        for key in (placement, "platformVersion", "networkConfiguration",
+                    "healthCheckGracePeriodSeconds", "deploymentConfiguration",
+                    "propagateTags", "enableECSManagedTags", "enableExecuteCommand"):
+            if template.get(key) not in (None, [], {}):
                 spec[key] = template[key]
         return spec
 

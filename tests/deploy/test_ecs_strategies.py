@@ -192,6 +192,7 @@ def test_ecs_blue_green_switches_the_listener_between_two_colour_services(
     assert aws.weights() == {"blue": 100, "green": 0}
     blue = aws.service(f"{base}-blue")
     assert blue["desiredCount"] == 1 and blue["launchType"] == "FARGATE"
+    assert blue["networkConfiguration"] == aws.service(base)["networkConfiguration"]
     assert blue["loadBalancers"][0]["targetGroupArn"] == aws.groups["blue"]
     assert aws.image_of(f"{base}-blue").endswith(f":{sha1}")
 
