@@ -15,12 +15,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import docker
 from _common import parser, report
+from rollback import build, version_at
 
 from agent.bus import Bus
 from agent.deploy.deployer import Deployer
@@ -37,30 +37,7 @@ from store.models import (
 )
 from store.store import Store
 
-BASE_IMAGE = "seamless/busybox:latest"
-PORT = 8080
-
-
-def build(client: docker.DockerClient, tag: str) -> None:
-    ctx = Path(tempfile.mkdtemp(prefix="seamless-bench-"))
-    try:
-        (ctx / "app").mkdir()
-        (ctx / "app" / "version").write_text("v1\n")
-        (ctx / "app" / "health").write_text("ok\n")
-        (ctx / "Dockerfile").write_text(
-            f"FROM {BASE_IMAGE}\nCOPY app /www\nSTOPSIGNAL SIGKILL\n"
-            f'CMD ["httpd", "-f", "-p", "{PORT}", "-h", "/www"]\n')
-        client.images.build(path=str(ctx), tag=tag, rm=True)
-    finally:
-        shutil.rmtree(ctx, ignore_errors=True)
-
-
-def version_at(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url + "/version", timeout=2) as resp:
-            return resp.read().decode().strip()
-    except OSError:
-        return None
+PORT = 8080  # the port rollback.build's image serves on
 
 
 def serving(urls: list[str], timeout_s: float = 30.0) -> int:
@@ -83,7 +60,7 @@ def main() -> None:
     prefix = f"bench-rec-{uuid.uuid4().hex[:6]}"
     sha = "1" * 40
     tag = f"seamless-bench/{prefix}:{sha}"
-    build(client, tag)
+    build(client, tag, "v1")
     store = Store(tmp / "seamless.db")
     deployer = Deployer(store, Bus(), None, lambda: client, tmp / "fronts")
     store.create_pipeline(PipelineConfig(name=prefix, production=DockerTargetConfig()))
