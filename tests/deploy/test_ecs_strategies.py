@@ -330,6 +330,23 @@ def test_ecs_canary_without_traffic_holds_and_is_aborted(
     assert store.current_deployment(service.id, "production").sha == service_images["v1"][0]
 
 
+def test_ecs_canary_held_is_promoted_by_hand(deployer, store, aws, registry, service_images):
+    pipeline, service = _ecs_service(store, aws, registry, "canary")
+    assert _deploy(deployer, store, pipeline, service, service_images["v1"])[0].ok
+    thread, out = _in_thread(lambda: _deploy(deployer, store, pipeline, service,
+                                             service_images["v2"]))
+    wait_until(lambda: aws.weights() == {"blue": 90, "green": 10}, timeout=60,
+               what="canary held at step 1")
+    deployer.steer_canary(service, "production", "promote", "bob")
+    thread.join(60)
+    result, log = out[0]
+    assert result.ok, log.lines
+    assert any("promoted by bob at step 1 (10%)" in line for line in log.lines)
+    assert aws.weights() == {"blue": 0, "green": 100}
+    assert aws.service(f"{service.name}-production-blue")["desiredCount"] == 0
+    assert store.current_deployment(service.id, "production").sha == service_images["v2"][0]
+
+
 def test_a_failing_target_health_or_missing_alarm_is_named(aws):
     split = ElbSplit(aws.lb_config(), aws.elbv2, aws.cloudwatch)
     split.target_health = lambda colour: {  # type: ignore[method-assign]  # moto: never so
