@@ -145,13 +145,18 @@ class LogQueries(Database):
         lines = [LogLine(**dict(r)) for r in rows]
         return LogPage(lines=lines, next_cursor=lines[-1].id if lines else None)
 
-    def first_error_line(self, run_id: int, stage: str) -> LogLine | None:
+    def first_error_line(self, run_id: int, stage: str, scan: int = 200_000
+                         ) -> LogLine | None:
         """The first line that reads like an error (error, fail, traceback, panic:
-        case-insensitive): where a reader of a failed stage starts."""
+        case-insensitive) among the stage's first `scan` lines: where a reader of a failed
+        stage starts. Bounded so a huge log without one costs a fraction of a second."""
+        # The bound: the id `scan` lines in (an index walk), or past every id (a short log).
         row = self.query_one(
-            "SELECT * FROM log_lines WHERE run_id=? AND stage=? AND (text LIKE '%error%'"
+            "SELECT * FROM log_lines WHERE run_id=? AND stage=? AND id <= COALESCE("
+            "(SELECT id FROM log_lines WHERE run_id=? AND stage=? ORDER BY id LIMIT 1"
+            " OFFSET ?), 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ') AND (text LIKE '%error%'"
             " OR text LIKE '%fail%' OR text LIKE '%traceback%' OR text LIKE '%panic:%')"
-            " ORDER BY id LIMIT 1", (run_id, stage))
+            " ORDER BY id LIMIT 1", (run_id, stage, run_id, stage, scan - 1))
         return LogLine(**dict(row)) if row else None
 
     def _count(self, where: str, params: tuple[object, ...]) -> int:
