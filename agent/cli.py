@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -125,6 +126,9 @@ def serve(host: Annotated[str | None, typer.Option(help="default 127.0.0.1")] = 
           data_dir: DataDir = None) -> None:
     """Run the agent: REST, WebSockets, webhooks, runs. SIGTERM shuts down gracefully."""
     cfg = _config(config, host=host, port=port, data_dir=data_dir)
+    if shutil.which("git") is None:  # GitPython would stop the import with a traceback
+        fail("git is not installed (or not on PATH): the agent fetches every repository "
+             "with it; install it (apt-get install git) and start again", 2)
     logging.basicConfig(level=cfg.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_serve(cfg))
@@ -242,7 +246,13 @@ def install_service(
         fail(f"bad configuration in {config}: {exc}", 2)
     for warning in system_install.check_service_user(user, config, cfg.data_dir):
         typer.echo(f"warning: {warning}", err=True)
-    unit = systemd.unit_file(installed_executable(), config, cfg.data_dir.absolute(), user)
+    group = systemd.docker_socket_group()
+    if group is None:
+        typer.echo("warning: no group may use the Docker socket here (no docker group): the "
+                   "unit joins none, so the agent reaches no engine (stages wait for one); "
+                   "once Docker is installed, run install-service again", err=True)
+    unit = systemd.unit_file(installed_executable(), config, cfg.data_dir.absolute(), user,
+                             socket_group=group)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(unit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import os
 import socket
 from collections.abc import Mapping
@@ -83,12 +84,37 @@ def protect_home(*paths: Path) -> str:
     return "read-only" if inside else "true"
 
 
-def unit_file(exec_path: Path, config_path: Path, data_dir: Path, user: str = "seamless"
-              ) -> str:
+DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path("/run/docker.sock"))
+
+
+def docker_socket_group() -> str | None:
+    """The group that may use the Docker socket (its group, else a `docker` group); None
+    when there is none but root's — systemd refuses to start a unit naming a group that
+    does not exist (status 216/GROUP, seen under a real systemd)."""
+    for path in DOCKER_SOCKETS:
+        try:
+            gid = path.stat().st_gid
+        except OSError:
+            continue
+        if gid != 0:
+            with contextlib.suppress(KeyError):
+                return grp.getgrgid(gid).gr_name
+    try:
+        return grp.getgrnam("docker").gr_name
+    except KeyError:
+        return None
+
+
+def unit_file(exec_path: Path, config_path: Path, data_dir: Path, user: str = "seamless",
+              socket_group: str | None = "docker") -> str:
     """The unit: the installed `seamless-agent` by absolute path, reading `config_path`
-    (which names the data directory, host and port); hardened, Type=notify."""
+    (which names the data directory, host and port); hardened, Type=notify. The user
+    joins `socket_group` (the Docker socket's) when there is one."""
     state = ("StateDirectory=seamless\nStateDirectoryMode=0700\n"
              if data_dir == Path("/var/lib/seamless") else "")
+    groups = (f"# Docker socket access is root-equivalent: this hardening limits accidents,\n"
+              f"# not a compromised agent.\nSupplementaryGroups={socket_group}\n"
+              if socket_group else "")
     return f"""\
 [Unit]
 Description=Seamless CI/CD agent
@@ -105,10 +131,7 @@ TimeoutStopSec=20
 WatchdogSec=30
 User={user}
 Group={user}
-# Docker socket access is root-equivalent: this hardening limits accidents,
-# not a compromised agent.
-SupplementaryGroups=docker
-{state}# Log streams, WebSockets, git and SQLite: far more than the default 1024 files.
+{groups}{state}# Log streams, WebSockets, git and SQLite: far more than the default 1024 files.
 LimitNOFILE=65536
 ProtectSystem=strict
 ReadWritePaths={data_dir}

@@ -6,6 +6,7 @@ which this machine does not have (see docs/architecture.md, "systemd")."""
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -122,3 +123,30 @@ def test_the_secrets_file_stays_0600_and_becomes_the_service_users(tmp_path: Pat
     assert secrets.stat().st_uid == pwd.getpwnam(SERVICE_USER).pw_uid
     assert stat.S_IMODE(config.stat().st_mode) == 0o644
     assert "ghp_example" not in config.read_text()
+
+
+def test_the_unit_joins_the_docker_sockets_group_and_none_when_there_is_none(
+        tmp_path: Path) -> None:
+    """Under a real systemd (systemd-nspawn -b), a unit naming a group that does not
+    exist never starts (status 216/GROUP, restarted for ever): the unit names the group
+    the engine's socket has, and none where there is no such group."""
+    socket_gid = os.stat("/var/run/docker.sock").st_gid
+    assert systemd.docker_socket_group() == grp.getgrgid(socket_gid).gr_name
+    without = systemd.unit_file(BIN, Path("/etc/seamless/agent.toml"),
+                                Path("/var/lib/seamless"), socket_group=None)
+    assert "SupplementaryGroups" not in without
+    path = tmp_path / "seamless-agent.service"
+    path.write_text(without)
+    assert verify(path).returncode == 0
+
+
+def test_serve_without_git_says_to_install_it(tmp_path: Path) -> None:
+    """Seen under a real systemd on a fresh Debian: no git, and the agent died in a
+    GitPython traceback at import (restarted for ever by the unit)."""
+    started = subprocess.run(
+        [str(BIN), "serve", "--data-dir", str(tmp_path / "data"), "--port", "0"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PATH": str(tmp_path / "no-git-here")})
+    assert started.returncode == 2, started.stderr
+    assert "git is not installed" in started.stderr and "apt-get install git" in started.stderr
+    assert "Traceback" not in started.stderr
