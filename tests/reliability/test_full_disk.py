@@ -143,8 +143,8 @@ def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, printed: Pa
 
     # The stage ends while the disk is still full: its end cannot be recorded yet.
     stop.touch()
-    total = int(wait_until(lambda: printed.exists() and printed.read_text().strip(),
-                           timeout=60, what="the flood to stop"))
+    total = int(str(wait_until(lambda: printed.exists() and printed.read_text().strip(),
+                               timeout=60, what="the flood to stop")))
     time.sleep(3)  # the agent tries (and fails) to record it
     assert agent.run(run["id"])["status"] == "running"
 
