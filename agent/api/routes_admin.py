@@ -44,6 +44,10 @@ async def healthz(request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {"status": "ok", "version": agent_version()}
     reasons = [reason for check in getattr(request.app.state, "health_checks", ())
                if (reason := check())]
+    watch = getattr(agent_of(request), "engine_watch", None)
+    if watch is not None:  # the Docker engine as last seen (probed every second)
+        engine = watch.current
+        body["docker"] = {"state": engine.state, "detail": engine.detail}
     space = getattr(agent_of(request), "space", None)
     if space is not None:  # statvfs: microseconds, read each time so it recovers by itself
         storage = space.check()
