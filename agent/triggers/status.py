@@ -43,6 +43,10 @@ class StatusReporter:
         self.link_base = (config.public_url or config.url).rstrip("/")
         # "Details" opens the run's page for anyone holding the link (signed, expiring).
         self.links = RunLinks.for_config(config)
+        if not config.public_url:
+            log.warning("public_url is not set: commit statuses link to %s, which a browser "
+                        "elsewhere may not reach (set public_url in the agent config)",
+                        self.links.base_url)
         self._queue: queue.Queue[RunInfo | ChangeDecision | None] = queue.Queue(maxsize=10_000)
         self._last: dict[int, str] = {}
         self._thread: threading.Thread | None = None
