@@ -49,7 +49,8 @@ class EcsColours:
         self._wait_stable = wait_stable
 
     def _describe(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        found = self.ecs.describe_services(cluster=self.config.cluster, services=names)
+        found = self.ecs.describe_services(cluster=self.config.cluster, services=names,
+                                           include=["TAGS"])
         return {s["serviceName"]: s for s in found["services"] if s.get("status") == "ACTIVE"}
 
     def live_task_definition(self, base: str) -> tuple[str | None, str]:
@@ -131,7 +132,8 @@ class EcsColours:
         # A capacity provider strategy and a launch type exclude each other.
         placement = ("capacityProviderStrategy" if template.get("capacityProviderStrategy")
                      else "launchType")
-        for key in (placement, "platformVersion", "networkConfiguration",
+        # The tags too: `env teardown` removes only what carries its pipeline's tags.
+        for key in (placement, "tags", "platformVersion", "networkConfiguration",
                     "healthCheckGracePeriodSeconds", "deploymentConfiguration",
                     "propagateTags", "enableECSManagedTags", "enableExecuteCommand"):
             if template.get(key) not in (None, [], {}):

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from agent.deploy.ecs_colours import COLOURS
 from agent.onboarding.ecs_facts import (
     DEFAULT_DESIRED_COUNT,
     SizeFlags,
@@ -263,7 +264,10 @@ def teardown(session: boto3.Session, pipeline: Pipeline, services: list[Service]
     for target, members in _by_cluster(pipeline, services, env, steps):
         run = _Run(session, target, pipeline.name, env, dry_run)
         for service in members:
-            _remove_service(run, service_name(service, target, env))
+            name = service_name(service, target, env)
+            for colour in COLOURS:  # blue_green / canary run a service per colour
+                _remove_service(run, f"{name}-{colour}", task_definitions=False)
+            _remove_service(run, name)
         _remove_cluster_and_namespace(run)
         steps += run.steps
     return steps
@@ -300,7 +304,7 @@ def _cluster_services(run: _Run) -> list[str]:
     return names
 
 
-def _remove_service(run: _Run, name: str) -> None:
+def _remove_service(run: _Run, name: str, task_definitions: bool = True) -> None:
     existing = run.ecs_service(name)
     if existing and is_ours(existing.get("tags"), run.pipeline, run.env):
         run.deleted.add(name)
@@ -308,6 +312,8 @@ def _remove_service(run: _Run, name: str) -> None:
                lambda: run.ecs.delete_service(cluster=run.cluster, service=name, force=True))
     elif existing:
         run.do(Step("keep", "service", name, "not created by seamless"))
+    if not task_definitions:  # a colour service runs its base service's family
+        return
     arns = run.ecs.list_task_definitions(familyPrefix=name, status="ACTIVE")["taskDefinitionArns"]
     for arn in arns:
         got = run.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])

@@ -22,12 +22,15 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from pydantic import ValidationError
 
 from agent.deploy.canary import Figures
 from agent.deploy.elb import ElbSplit, arn_suffix
 from agent.logs.logger import LoggingStageLog
+from agent.onboarding.ecs_facts import ecs_tags
+from agent.onboarding.ecs_provision import teardown
 from store.models import (
     CanaryConfig,
     DeploymentKind,
@@ -99,7 +102,7 @@ def aws(moto_server, monkeypatch) -> Aws:
     return Aws(moto_server)
 
 
-def _ecs_service(store, aws: Aws, registry, strategy: str, **lb_kw: Any):
+def _ecs_service(store, aws: Aws, registry, strategy: str, tags: bool = False, **lb_kw: Any):
     pipeline = store.create_pipeline(PipelineConfig(
         name=unique_name("pl"), staging=DockerTargetConfig(),
         production=EcsTargetConfig(cluster=aws.cluster, region=REGION,
@@ -117,7 +120,8 @@ def _ecs_service(store, aws: Aws, registry, strategy: str, **lb_kw: Any):
     )["taskDefinition"]["taskDefinitionArn"]
     aws.ecs.create_service(
         cluster=aws.cluster, serviceName=f"{service.name}-production", taskDefinition=family,
-        desiredCount=1, launchType="FARGATE", networkConfiguration={
+        desiredCount=1, launchType="FARGATE",
+        tags=ecs_tags(pipeline.name, "production") if tags else [], networkConfiguration={
             "awsvpcConfiguration": {"subnets": aws.subnets, "securityGroups": [aws.security_group],
                                     "assignPublicIp": "DISABLED"}})
     return pipeline, service
@@ -230,6 +234,20 @@ def test_at_start_the_listener_serves_the_recorded_colour_again(
     assert aws.weights() == {"blue": 0, "green": 100}  # green is recorded active
     assert aws.service(f"{base}-blue")["desiredCount"] == 0
     assert aws.service(f"{base}-green")["desiredCount"] == 1
+
+
+def test_env_teardown_removes_the_colour_services_too(
+        deployer, store, aws, registry, service_images):
+    pipeline, service = _ecs_service(store, aws, registry, "blue_green", tags=True)
+    base = f"{service.name}-production"
+    for version in ("v1", "v2"):
+        assert _deploy(deployer, store, pipeline, service, service_images[version])[0].ok
+    steps = teardown(boto3.session.Session(region_name=REGION), pipeline, [service],
+                     "production")
+    deleted = {s.name for s in steps if (s.verb, s.kind) == ("delete", "service")}
+    assert deleted == {base, f"{base}-blue", f"{base}-green"}
+    found = aws.ecs.describe_services(cluster=aws.cluster, services=sorted(deleted))
+    assert {s["status"] for s in found["services"]} <= {"INACTIVE", "DRAINING"}
 
 
 def test_ecs_good_canary_walks_10_50_100_with_figures_stored(
