@@ -66,6 +66,7 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(cli_env(docker_host))
     env.update(spec.test.env)
+    env.update(spec.test.secret_files)  # interpolation sees them whatever `secrets_as` says
     env["SEAMLESS_IMAGE"] = spec.image
     try:
         compose_file, opted_in, resolved = check_compose(
