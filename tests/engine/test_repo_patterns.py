@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.runtime import Agent
 from store.models import PipelineConfig, RunKind, RunStatus, ServiceConfig
 from tests.engine.conftest import add_service, log_text, push, stage_statuses, wait_run
@@ -50,12 +52,14 @@ async def test_a_misnamed_build_context_and_compose_file_fail_their_stages(
                              "nothing with a similar name there")
 
 
+@pytest.mark.parametrize("secrets_as", ["env", "files"])
 async def test_env_example_interpolates_ports_and_the_service_env_wins(
-        agent: Agent, tmp_path: Path, docker_client) -> None:
+        agent: Agent, tmp_path: Path, docker_client, secrets_as: str) -> None:
     repo = env_example_repo(tmp_path / "web")
+    # Files or env for the stages: compose's interpolation sees the secret either way.
     service = add_service(agent, repo, env_files={".env": ".env.example"},
                           env={"GREETING": "hello-from-service"},
-                          secrets={"API_KEY": "s3cr3t-k3y-42"},
+                          secrets={"API_KEY": "s3cr3t-k3y-42"}, secrets_as=secrets_as,
                           code_quality_command=None, unit_test_command=None)
     run = await wait_run(agent, push(agent, service, repo.head_sha, kind=RunKind.partial).id)
 
