@@ -163,6 +163,36 @@ def test_the_page_fits_a_phone_follows_dark_mode_and_works_without_javascript(
             backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
             # Without JavaScript (dark round) the links still page the log.
             page.locator("#older").click()
-            assert page.locator("#L700").count() == 1 and page.locator("#L1200").count() == 0
+            expect(page.locator("#L700")).to_have_count(1)  # after the navigation
+            assert page.locator("#L1200").count() == 0
     assert backgrounds["light"] == "rgb(255, 255, 255)"
     assert backgrounds["dark"] == "rgb(13, 17, 23)"
+
+
+def test_a_reader_who_picked_no_stage_follows_the_run_to_its_next_stage(api: Any) -> None:
+    from store.db import now
+    from store.models import Event, RunKind, StageStatus, Trigger
+    from tests.api.conftest import add_service
+
+    store = api.agent.store
+    run = store.create_run(add_service(store, "follow").id, trigger=Trigger.push,
+                           kind=RunKind.full, sha="c" * 40)
+    store.set_run_status(run.id, RunStatus.running)
+    store.set_stage_status(run.id, "Prepare", StageStatus.in_progress)
+    query = api.agent.links.sign(run.id)
+    link = f"{api.url}/runs/{run.id}?exp={query['exp']}&sig={query['sig']}"
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(link)
+        expect(page.locator(".log h2")).to_contain_text("Prepare")
+        picked = browser.new_page()  # this reader chose Prepare: it stays there
+        picked.goto(link + "&stage=Prepare")
+        expect(picked.locator("#live-note")).to_have_text("live")  # its stream is open
+        expect(page.locator("#live-note")).to_have_text("live")
+        store.set_stage_status(run.id, "Prepare", StageStatus.success)
+        stage = store.set_stage_status(run.id, "Code Quality", StageStatus.in_progress)
+        api.agent.bus.publish_event(Event(type="stage", ts=now(), stage=stage))
+        expect(page.locator(".log h2")).to_contain_text("Code Quality", timeout=15_000)
+        expect(picked.locator(".stage.st-in_progress .name")).to_have_text("Code Quality",
+                                                                           timeout=15_000)
+        assert "Prepare" in picked.locator(".log h2").inner_text()

@@ -50,9 +50,13 @@
     if (!pending.length) requestAnimationFrame(flush);
     pending.push(event.data);
   });
+  // A reader who did not pick a stage follows the run to the stage that runs now.
+  var picked = /[?&]stage=/.test(location.search);
   source.addEventListener("stages", function (event) {
     var stages = document.getElementById("stages");
     if (stages) stages.outerHTML = event.data;
+    var running = document.querySelector("#stages .st-in_progress:not(.current)");
+    if (!picked && running) { source.close(); location.reload(); }
   });
   source.addEventListener("refused", function (event) {
     source.close();
