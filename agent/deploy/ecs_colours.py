@@ -85,19 +85,31 @@ class EcsColours:
             if live:
                 self.split.apply({live: 100})  # weight 0 at once: the canary takes nothing new
             self._scale(name, 0)
-            keep = f"; {live} ({base}-{live}) keeps serving" if live else ""
+            keep = f"; {live} ({self._serving_service(base, live)}) keeps serving" if live else ""
             prefix = "canary stopped: " if isinstance(exc, CanaryFailed) else ""
             log.system(f"{prefix}{exc}{keep}; {name} scaled to 0")
             raise DeployError(f"{prefix}{exc}{keep}") from exc
         log.system(f"the listener sends every request to {new} ({name})")
         if live:
-            self._scale(f"{base}-{live}", 0)
-            log.system(f"scaled the old colour {base}-{live} to 0")
+            old = self._serving_service(base, live)
+            self._scale(old, 0)
+            log.system(f"scaled the old colour's service {old} to 0")
         return DeployOutcome(
             healthy=True, health_detail=f"{desired} healthy target(s) in the {new} target group",
             state={**state, "strategy": self.config.strategy, "colour": new, "service": name,
                    "listener_arn": self.lb.listener_arn,
                    "target_group": self.split.groups[new]})
+
+    def _serving_service(self, base: str, colour: str) -> str:
+        """The service whose tasks are in `colour`'s target group: `<base>-<colour>`, or,
+        before the first colour deploy, the provisioned `<base>` if it is registered there
+        (a service that was already behind the load balancer)."""
+        services = self._describe([f"{base}-{colour}", base])
+        if f"{base}-{colour}" not in services and base in services and any(
+                lb.get("targetGroupArn") == self.split.groups[colour]
+                for lb in services[base].get("loadBalancers", [])):
+            return base
+        return f"{base}-{colour}"
 
     def _put_revision(self, base: str, live: str | None, name: str, colour: str,
                       task_definition: str, container: str, port: int, log: StageLog) -> int:

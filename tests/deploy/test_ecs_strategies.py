@@ -102,7 +102,8 @@ def aws(moto_server, monkeypatch) -> Aws:
     return Aws(moto_server)
 
 
-def _ecs_service(store, aws: Aws, registry, strategy: str, tags: bool = False, **lb_kw: Any):
+def _ecs_service(store, aws: Aws, registry, strategy: str, tags: bool = False,
+                 base_target_group: str | None = None, **lb_kw: Any):
     pipeline = store.create_pipeline(PipelineConfig(
         name=unique_name("pl"), staging=DockerTargetConfig(),
         production=EcsTargetConfig(cluster=aws.cluster, region=REGION,
@@ -121,7 +122,10 @@ def _ecs_service(store, aws: Aws, registry, strategy: str, tags: bool = False, *
     aws.ecs.create_service(
         cluster=aws.cluster, serviceName=f"{service.name}-production", taskDefinition=family,
         desiredCount=1, launchType="FARGATE",
-        tags=ecs_tags(pipeline.name, "production") if tags else [], networkConfiguration={
+        tags=ecs_tags(pipeline.name, "production") if tags else [],
+        loadBalancers=[{"targetGroupArn": aws.groups[base_target_group],
+                        "containerName": service.name, "containerPort": 8080}]
+        if base_target_group else [], networkConfiguration={
             "awsvpcConfiguration": {"subnets": aws.subnets, "securityGroups": [aws.security_group],
                                     "assignPublicIp": "DISABLED"}})
     return pipeline, service
@@ -234,6 +238,25 @@ def test_at_start_the_listener_serves_the_recorded_colour_again(
     assert aws.weights() == {"blue": 0, "green": 100}  # green is recorded active
     assert aws.service(f"{base}-blue")["desiredCount"] == 0
     assert aws.service(f"{base}-green")["desiredCount"] == 1
+
+
+def test_a_service_already_behind_the_listener_hands_over_to_the_other_colour(
+        deployer, store, aws, registry, service_images):
+    """Before blue_green, the provisioned service was itself in the blue target group and
+    the listener forwarded there: the first deploy goes to green, then scales it to 0 (it
+    would otherwise share blue's group with the next deploy's tasks)."""
+    pipeline, service = _ecs_service(store, aws, registry, "blue_green",
+                                     base_target_group="blue")
+    base = f"{service.name}-production"
+    aws.elbv2.modify_listener(ListenerArn=aws.listener, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": aws.groups["blue"]}])
+    assert aws.weights() == {"blue": 100, "green": 0}
+    result, log = _deploy(deployer, store, pipeline, service, service_images["v1"])
+    assert result.ok, log.lines
+    assert aws.weights() == {"blue": 0, "green": 100}
+    assert aws.service(base)["desiredCount"] == 0
+    assert aws.service(f"{base}-green")["desiredCount"] == 1
+    assert any(f"scaled the old colour's service {base} to 0" in line for line in log.lines)
 
 
 def test_env_teardown_removes_the_colour_services_too(
