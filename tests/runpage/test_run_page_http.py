@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from agent.run_links import RunLinks, rotate_link_keys
-from store.models import LogStream, Role, TestOutcome
+from store.models import DeploymentKind, DeploymentStatus, LogStream, Role, TestOutcome
 from store.tests import Attempt, CaseRecord
 from tests.api.conftest import LiveApi
 from tests.runpage.pages import SECRET, failed_run, lines
@@ -225,3 +225,18 @@ def test_a_live_stream_ends_soon_after_its_token_is_revoked(api: LiveApi) -> Non
     assert "event: refused" in seen
     assert time.monotonic() - revoked_at < 3
     assert any('id="L1200"' in s for s in seen)  # the backlog came first, numbered
+
+
+def test_the_runs_deployments_show_with_their_outcome(api: LiveApi) -> None:
+    store = api.agent.store
+    run = failed_run(store)
+    staging = store.create_deployment(service_id=run.service_id, environment="staging",
+                                      sha=run.sha, image="shop-web:0123456",
+                                      kind=DeploymentKind.deploy, run_id=run.id)
+    store.finish_deployment(staging.id, DeploymentStatus.failed,
+                            error=f"health check answered 500: {SECRET}")
+    html = _page(api, _signed(api, run.id)).text
+    assert "<h2>Deployments</h2>" in html
+    assert re.search(r"<td>staging</td><td class=\"st-failed\">failed</td>"
+                     r"<td><code>shop-web:0123456</code></td>", html)
+    assert "health check answered 500" in html and SECRET not in html
