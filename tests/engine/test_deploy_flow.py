@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig
 from agent.runtime import Agent
 from store.models import (
     ApprovalStatus,
@@ -18,28 +17,22 @@ from store.models import (
 )
 from store.store import Store
 from tests.engine.conftest import push, stage_statuses, wait_run
+from tests.harness import agent_running
 from tests.helpers import free_port, http_get, unique_name
 
 FAST_STAGES = dict(code_quality_command="sh lint.sh", unit_test_command="sh test.sh",
                    compose_file=None, integration_test_command=None)
 
 
-def _config(data: Path) -> AgentConfig:
-    return AgentConfig(data_dir=data, poll_enabled=False, executor="docker")
-
-
 @pytest.fixture
 async def deploying_agent(tmp_path: Path, base_image: str, docker_client
                           ) -> AsyncIterator[tuple[Agent, dict[str, int]]]:
     ports = {"staging": free_port(), "production": free_port()}
-    agent = Agent(_config(tmp_path / "data"))
-    agent.store.create_pipeline(PipelineConfig(
-        name="shop", staging=DockerTargetConfig(port=ports["staging"]),
-        production=DockerTargetConfig(port=ports["production"])))
-    await agent.start()
-    yield agent, ports
-    await agent.stop()
-    agent.close()
+    async with agent_running(tmp_path / "data") as agent:
+        agent.store.create_pipeline(PipelineConfig(
+            name="shop", staging=DockerTargetConfig(port=ports["staging"]),
+            production=DockerTargetConfig(port=ports["production"])))
+        yield agent, ports
     store = Store(agent.config.db_path)  # a test may have closed the agent's own
     services = [s.name for s in store.list_services()]
     store.close()
@@ -102,9 +95,7 @@ async def test_without_auto_deploy_the_run_waits_for_approval_across_a_restart(
     # The agent restarts while the approval waits: it is still pending afterwards.
     await agent.stop()
     agent.close()
-    again = Agent(_config(agent.config.data_dir))
-    await again.start()
-    try:
+    async with agent_running(agent.config.data_dir) as again:
         assert again.store.get_approval(run.id).status is ApprovalStatus.pending
         again.engine.approve(run.id, actor="release-manager", comment="go")
         run = await wait_run(again, run.id, timeout=120)
@@ -112,6 +103,3 @@ async def test_without_auto_deploy_the_run_waits_for_approval_across_a_restart(
         assert _version(ports["production"]) == "v1"
         decided = again.store.get_approval(run.id)
         assert decided.actor == "release-manager" and decided.comment == "go"
-    finally:
-        await again.stop()
-        again.close()
