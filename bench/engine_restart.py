@@ -129,6 +129,7 @@ def main() -> None:
 
         phase = time.monotonic()
         recover: list[float] = []
+        by_way: dict[str, list[float]] = {"stop": [], "kill": []}
         unrecovered = 0
         for i in range(RESTARTS):
             engine.stop() if i % 2 == 0 else engine.kill()
@@ -140,6 +141,7 @@ def main() -> None:
             for c in clients:
                 at = c.back_at(back)
                 recover.append((at - back) if at is not None else RECOVER_BOUND_S)
+                by_way["stop" if i % 2 == 0 else "kill"].append(recover[-1])
                 unrecovered += at is None
             time.sleep(STEADY_S)
         during = [(c, b) for c in clients for b in c.window(phase, time.monotonic())]
@@ -165,6 +167,8 @@ def main() -> None:
         "recover_s": round(percentile(recover, 99), 3),
         "recover_s_p50": round(percentile(recover, 50), 3),
         "recover_s_max": round(max(recover), 3),
+        "recover_s_after_stop_p99": round(percentile(by_way["stop"], 99), 3),
+        "recover_s_after_kill_9_p99": round(percentile(by_way["kill"], 99), 3),
         "unrecovered": unrecovered,
         "goal_recover_s": 5.0,
     }
