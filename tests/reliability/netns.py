@@ -24,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from tests.reliability.socket_cut import pipe
+
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
@@ -118,9 +120,9 @@ class _Forward:
             return
         with self._lock:
             self._open |= {client, upstream}
-        back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+        back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
         back.start()
-        _pipe(client, upstream)
+        pipe(client, upstream)
         back.join(120)
         with self._lock:
             self._open -= {client, upstream}
@@ -135,13 +137,3 @@ class _Forward:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
 
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)

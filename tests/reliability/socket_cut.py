@@ -63,10 +63,11 @@ class CuttableEngineSocket:
             with self._lock:
                 self._open |= {client, upstream}
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def pipe(src: socket.socket, dst: socket.socket) -> None:
+    """Copy src to dst until src ends, then end dst's sending side."""
     try:
         while data := src.recv(65536):
             dst.sendall(data)
