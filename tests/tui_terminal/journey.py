@@ -20,11 +20,11 @@ from typing import Any
 
 from store.store import Store
 from tests.harness import wait_until
-from tests.helpers import unique_name
+from tests.helpers import free_port, unique_name
 from tests.sample_repo import git
-from tests.tui.conftest import LiveAgent, start_live_agent
 from tests.tui.images import build_health_image, remove_images
-from tests.tui.seed import add_deployments, sha
+from tests.tui.seed import add_deployments, seed, sha
+from tests.tui_terminal.agent_process import AgentProcess, ProcessAgent
 from tests.tui_terminal.terminal import Screen, Terminal, tui_command
 
 KEY_BOUND_S = 10.0  # a key not answered in 10 s: the TUI is frozen (a detector, not a goal)
@@ -57,7 +57,7 @@ sys.exit(1)
 
 @dataclass
 class JourneyAgent:
-    live: LiveAgent
+    live: ProcessAgent
     rate: int
     seconds: float
     rollback_service: str  # deployed for real by the journey's rollback
@@ -102,7 +102,10 @@ def _stream_repo(path: Path) -> str:
 @contextmanager
 def journey_agent(tmp: Path, docker_client: Any, base_image: str, *, rate: int = 200,
                   seconds: float = 90.0) -> Iterator[JourneyAgent]:
-    live = start_live_agent(tmp)
+    store = Store(tmp / "seamless.db")
+    seeded = seed(store)
+    store.close()
+    live = ProcessAgent(AgentProcess(tmp, free_port()).start(), seeded)
     # The rollback goes to a service of this test alone: deploy containers are named by
     # service and environment, and other tests deploy the seeded `catalog` at the same time.
     name = f"zrb-{uuid.uuid4().hex[:6]}"  # sorts after `stream`; short enough for 80 columns
@@ -314,9 +317,13 @@ class Journey:
                        KEY_BOUND_S)
 
     def quit(self) -> int:
-        # The answer to `q` is the program's end (tmux keeps the dead pane: remain-on-exit).
-        self.term.press("quit", "q", lambda b, n: self.term.exit_status() is not None,
+        # The answer to `q` is the program's end; its exit status comes from tmux, which
+        # keeps the dead pane (remain-on-exit) once it has noticed.
+        self.term.program_ended()  # learn the pid while the program runs
+        self.term.press("quit", "q", lambda b, n: self.term.program_ended(),
                         timeout=KEY_BOUND_S)
+        self.term.wait("tmux to see the exit", lambda s: self.term.exit_status() is not None,
+                       AGENT_BOUND_S)
         status = self.term.exit_status()
         assert status is not None
         return status

@@ -65,6 +65,7 @@ class Terminal:
         self._run("-f", str(self._conf), "new-session", "-d", "-s", "main",
                   "-x", str(width), "-y", str(height), shell)
         self.answers: list[tuple[str, float]] = []  # (step, seconds from send to answer)
+        self._pid: int | None = None  # the program's, once asked
 
     def _run(self, *args: str) -> str:
         # COLUMNS/LINES from the test runner would override the pane's real size.
@@ -90,6 +91,19 @@ class Terminal:
     def size(self) -> str:
         return self._run("display-message", "-p", "-t", "main",
                          "#{pane_width}x#{pane_height}").strip()
+
+    def program_ended(self) -> bool:
+        """Whether the program in the pane has exited (gone, or a zombie tmux has not reaped
+        yet: tmux can take seconds to notice on a loaded host, and that is not the
+        program's time)."""
+        if self._pid is None:
+            self._pid = int(self._run("display-message", "-p", "-t", "main",
+                                      "#{pane_pid}").strip())
+        try:
+            stat = Path(f"/proc/{self._pid}/stat").read_text()
+        except OSError:
+            return True
+        return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
     def exit_status(self) -> int | None:
         """None while the program runs; its exit status once it has ended."""
