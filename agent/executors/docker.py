@@ -103,7 +103,8 @@ class DockerExecutor:
         self.managed_label = agent_label(instance) if instance else managed_label
         self.secret_files = SecretFiles(instance)
         self.reaper = Reaper(self._remove)
-        self._ready = ReadyContainers(lambda spec: self._create(spec, None), self.reaper.submit)
+        self._ready = ReadyContainers(lambda spec: self._create(spec, None),
+                                      self._discard_made_ahead)
 
     # -- run ---------------------------------------------------------------------------
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
@@ -189,6 +190,17 @@ class DockerExecutor:
             user = ""  # pulled on create; root's files until then
         return str(self.secret_files.write(spec.run_id, _files_key(spec), spec.secret_files,
                                            user))
+
+    def _discard_made_ahead(self, container_id: str) -> None:
+        """A container made ahead and never used: removed, with its secret files."""
+        try:
+            info = self.api.inspect_container(container_id)
+            run = (info["Config"].get("Labels") or {}).get("io.seamless.run", "")
+            if run.isdigit():
+                self.secret_files.remove(int(run), info["Name"].lstrip("/"))
+        except EngineErrors:  # gone already: the cleanup at the next start sweeps the rest
+            pass
+        self.reaper.submit(container_id)
 
     def _drop_secret_files(self, spec: StageSpec) -> None:
         if spec.secret_files:
