@@ -56,13 +56,17 @@ def _parse(text: str, path: Path) -> list[LinkKey]:
 
 
 def write_link_keys(path: Path, keys: list[LinkKey]) -> None:
-    """Replace the key file atomically, 0600 from its first byte."""
+    """Replace the key file atomically, 0600 from its first byte, keeping its owner (the
+    agent's service user must still read it after root rotated it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("".join(key.line() for key in keys))
         fh.flush()
+        if path.exists() and os.geteuid() == 0:  # root rotating a service user's key
+            old = path.stat()
+            os.fchown(fh.fileno(), old.st_uid, old.st_gid)
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 

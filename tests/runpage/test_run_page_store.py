@@ -25,3 +25,18 @@ def test_first_error_numbers_and_permalinks_over_a_stage_log(tmp_path: Path) -> 
     assert store.first_error_line(run.id, "Build", scan=60) == error
     window = store.log_from_number(run.id, "Build", 95, 10).lines
     assert [ln.text for ln in window] == [f"step {i}" for i in range(95, 101)]
+
+
+def test_a_rotation_by_root_keeps_the_key_files_owner(tmp_path: Path) -> None:
+    import os
+
+    from agent.run_links import RunLinks, rotate_link_keys
+
+    links = RunLinks(tmp_path / "link.key", "http://127.0.0.1:8787")
+    if os.geteuid() == 0:
+        os.chown(links.key_path, 65534, 65534)  # the service user's file (nobody here)
+    before = links.key_path.stat()
+    rotate_link_keys(links.key_path)
+    after = links.key_path.stat()
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert after.st_mode & 0o777 == 0o600 and after.st_ino != before.st_ino
