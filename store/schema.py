@@ -247,4 +247,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN config_hash TEXT;
     """,
+    # 8: a test's history walks its service's collections by run and finds each result by
+    # primary key: no index over every result by test (each run's 20,000 inserts touched
+    # a page per test of it); collections by service in run order instead.
+    """
+    DROP INDEX IF EXISTS test_results_by_case;
+    DROP INDEX IF EXISTS test_reports_by_service;
+    CREATE INDEX test_reports_by_service ON test_reports(service_id, run_id DESC, attempt DESC);
+    """,
 ]

@@ -84,7 +84,7 @@ class TestQueries(Database):
             if new:  # a service's tests are mostly known: insert only the new ones
                 conn.executemany(
                     "INSERT OR IGNORE INTO test_cases (service_id, classname, name)"
-                    " VALUES (?,?,?)", [(attempt.service_id, *key) for key in new])
+                    " VALUES (?,?,?)", [(attempt.service_id, *key) for key in sorted(new)])
                 ids = self._case_ids(conn, attempt.service_id)
             rows = []
             seen: set[int] = set()
@@ -105,6 +105,7 @@ class TestQueries(Database):
                     trace = redact(_bounded(trace, TRACE_MAX, keep_end=True) or "") or None
                 rows.append((run_id, stage, number, case_id, outcome, case.duration_s,
                              message, trace, held_here))
+            rows.sort(key=lambda row: row[3])  # in key order: appends, not page splits
             conn.executemany(
                 "INSERT OR REPLACE INTO test_results (run_id, stage, attempt, case_id, outcome,"
                 " duration_s, message, trace, quarantined) VALUES (?,?,?,?,?,?,?,?,?)", rows)
@@ -144,16 +145,27 @@ class TestQueries(Database):
         return str(row[0]) if row else None
 
     # -- flakiness -------------------------------------------------------------------------
+    def _results_of(self, case_id: int, limit: int, columns: str = "tr.*"
+                    ) -> list[sqlite3.Row]:
+        """The test's results, newest run (and attempt) first, walking its service's
+        collections (by run) and looking each one's row up by primary key: no index over
+        every result by test, so storing a run's results only appends."""
+        return self.query(
+            f"SELECT {columns}, rep.code_key FROM test_cases c"
+            " JOIN test_reports rep ON rep.service_id=c.service_id"
+            " JOIN test_results tr ON tr.run_id=rep.run_id AND tr.stage=rep.stage"
+            " AND tr.attempt=rep.attempt AND tr.case_id=c.id"
+            + (" JOIN runs r ON r.id=rep.run_id" if "r." in columns else "")
+            + " WHERE c.id=? ORDER BY rep.run_id DESC, rep.attempt DESC LIMIT ?",
+            (case_id, limit))
+
     def flaky_score(self, case_id: int, window: int = 50) -> float:
         """Runs in which the test was flaky ÷ runs, over its last `window` runs. Flaky: it
         failed and passed on the same code (a retry, a rerun of the sha, or another sha
         with the service's files unchanged), or its runner reported a rerun pass."""
-        rows = self.query(
-            "SELECT tr.run_id, tr.outcome, rep.code_key FROM test_results tr"
-            " JOIN test_reports rep ON rep.run_id=tr.run_id AND rep.stage=tr.stage"
-            " AND rep.attempt=tr.attempt WHERE tr.case_id=? AND tr.run_id IN ("
-            "  SELECT DISTINCT run_id FROM test_results WHERE case_id=?"
-            "  ORDER BY run_id DESC LIMIT ?)", (case_id, case_id, window))
+        rows = self._results_of(case_id, window * 3, "tr.run_id, tr.outcome")
+        runs = list(dict.fromkeys(r[0] for r in rows))[:window]
+        rows = [r for r in rows if r[0] >= runs[-1]] if runs else []
         if not rows:
             return 0.0
         passed_on = {r[2] for r in rows if r[1] in ("passed", "flaky")}
@@ -239,10 +251,8 @@ class TestQueries(Database):
         if case is None:
             raise NotFound(f"no test with id {case_id}")
         window = _flaky_window(case["config"])
-        rows = self.query(
-            "SELECT tr.*, r.number, r.sha, r.branch, r.created_at FROM test_results tr"
-            " JOIN runs r ON r.id=tr.run_id WHERE tr.case_id=?"
-            " ORDER BY tr.run_id DESC, tr.attempt DESC LIMIT ?", (case_id, limit))
+        rows = self._results_of(case_id, limit,
+                                "tr.*, r.number, r.sha, r.branch, r.created_at")
         return TestHistory(
             test_id=case_id, service=case["service"], classname=case["classname"],
             name=case["name"], flaky_score=self.flaky_score(case_id, window),
@@ -256,12 +266,11 @@ class TestQueries(Database):
 
     def history_glyphs(self, case_id: int, limit: int = 10) -> str:
         """The test's last `limit` runs (last attempt of each), oldest first: ✓✓✗✓~."""
-        rows = self.query(
-            "SELECT tr.outcome FROM test_results tr WHERE tr.case_id=? AND tr.attempt=("
-            " SELECT MAX(attempt) FROM test_results t2 WHERE t2.run_id=tr.run_id"
-            " AND t2.stage=tr.stage AND t2.case_id=tr.case_id)"
-            " ORDER BY tr.run_id DESC LIMIT ?", (case_id, limit))
-        return "".join(HISTORY_GLYPHS.get(r[0], "?") for r in reversed(rows))
+        last: dict[tuple[int, str], str] = {}  # (run, stage) → its last attempt's outcome
+        for r in self._results_of(case_id, limit * 3, "tr.run_id, tr.stage, tr.outcome"):
+            last.setdefault((r[0], r[1]), r[2])
+        outcomes = list(last.values())[:limit]
+        return "".join(HISTORY_GLYPHS.get(o, "?") for o in reversed(outcomes))
 
     def stage_test_summaries(self, run_id: int) -> list[StageTestSummary]:
         """Per stage with reports: the last attempt's counts, with the retries before it."""

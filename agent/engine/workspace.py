@@ -394,10 +394,8 @@ class Workspaces:
                         removed += 1
                 except FileNotFoundError:
                     continue
-            try:
-                service_dir.rmdir()  # only succeeds when empty
-            except OSError:
-                pass
+            # The emptied service folder stays: removing it raced a checkout that had just
+            # made it (its `mkdir` of the sha folder then failed: FileNotFoundError).
         return removed
 
 
