@@ -149,6 +149,10 @@ class EcsTargetConfig(_Config):
             raise ValueError(f"strategy {self.strategy} on ECS needs load_balancer: the"
                              " listener and the blue and green target groups it splits"
                              " traffic between")
+        if self.canary.probe_rps:
+            raise ValueError("canary.probe_rps is for the Docker front only: on ECS, top up"
+                             " low traffic with a CloudWatch Synthetics canary and name its"
+                             " alarm in load_balancer.alarm_names")
         return self
 
 

@@ -405,6 +405,8 @@ def test_a_failing_target_health_or_missing_alarm_is_named(aws):
 def test_ecs_canary_without_a_load_balancer_is_refused_naming_it():
     with pytest.raises(ValidationError, match="strategy canary on ECS needs load_balancer"):
         EcsTargetConfig(cluster="c", strategy="canary")
+    with pytest.raises(ValidationError, match="probe_rps is for the Docker front only"):
+        EcsTargetConfig(cluster="c", canary=CanaryConfig(probe_rps=2))
     with pytest.raises(ValidationError, match="not an ELBv2 target group ARN"):
         EcsLoadBalancerConfig(listener_arn="arn:aws:elasticloadbalancing:us-east-1:"
                               "123456789012:listener/app/lb/abc/def",
