@@ -49,6 +49,10 @@ _ACTIONS = {  # first match wins: the specific paths come before /services
 }
 
 
+# An idle connection is dropped before the agent closes it (its keep-alive is 5 s, httpx's
+# default the same): a request sent on a connection the agent is closing at that moment
+# failed with ReadError ("agent unreachable") in the journey's rollback.
+KEEPALIVE_S = 2.0
 # A stream ends when its view or the TUI does: waiting longer for the agent's close frame
 # (websockets' default is 10 s) only delays quitting, which waits for the streams to end.
 CLOSE_TIMEOUT_S = 1.0
@@ -102,7 +106,8 @@ class AgentClient:
         self.base_url = base_url.rstrip("/")
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout,
+                                       limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
 
     async def aclose(self) -> None:
         await self._http.aclose()
