@@ -193,6 +193,8 @@ async def _events(request: Request, agent: Any, access: Access, stage: str,
                     yield _sse("lines", rows, f"{mine[-1].id} {number}")
                 next_lines = asyncio.ensure_future(anext(lines))
             if next_event in done:
+                if events.lagged:
+                    return  # fell behind: the browser reconnects from its last id
                 event: Event = next_event.result()
                 next_event = asyncio.ensure_future(events.get())
                 if _about(event, access.run_id):
