@@ -83,6 +83,11 @@ class AuthQueries(Database):
         self.execute("UPDATE webhook_deliveries SET outcome=?, service_id=?, run_id=?"
                      " WHERE delivery_id=?", (outcome, service_id, run_id, delivery_id))
 
+    def forget_delivery(self, delivery_id: str) -> None:
+        """A delivery whose processing failed before it did anything: GitHub's redelivery
+        of it is then processed again, not answered `duplicate`."""
+        self.execute("DELETE FROM webhook_deliveries WHERE delivery_id=?", (delivery_id,))
+
     def list_deliveries(self, limit: int = 100) -> list[WebhookDelivery]:
         rows = self.query("SELECT * FROM webhook_deliveries ORDER BY received_at DESC LIMIT ?",
                           (limit,))

@@ -188,4 +188,12 @@ def _decide_later(agent: Agent, requests: list[ChangeRequest], delivery: str,
         agent.store.update_delivery(delivery, outcome[:1000], ran[0].service_id if ran
                                     else service_id, ran[0].run_id if ran else None)
 
-    agent.changes.decide_later(requests, f"delivery:{delivery}", then=recorded)
+    def failed(nothing_done: bool) -> None:
+        # Nothing decided: GitHub's redelivery of it must be decided again, not ignored.
+        if nothing_done:
+            agent.store.forget_delivery(delivery)
+        else:
+            agent.store.update_delivery(delivery, "decision failed part way: see the "
+                                        "agent's log", service_id)
+
+    agent.changes.decide_later(requests, f"delivery:{delivery}", then=recorded, failed=failed)

@@ -100,14 +100,19 @@ class Verifier:
 
     def live(self, service: str, env: str) -> tuple[bool, str]:
         label = EXPECTED_LIVE[service][env]
-        sha = self.story.shas[service][label]
-        current = next((d for d in self.deployments(service, env) if d["status"] == "active"),
+        return self._serves(service, env, label, self.story.shas[service][label], label)
+
+    def _serves(self, role: str, env: str, label: str, sha: str, version: str
+                ) -> tuple[bool, str]:
+        """The active deployment of `role` in `env` is `sha`, and its port answers
+        `version`."""
+        current = next((d for d in self.deployments(role, env) if d["status"] == "active"),
                        None)
-        version = fetch_version(self.story.ports[service][env])
-        ok = current is not None and current["sha"] == sha and version == label
+        served = fetch_version(self.story.ports[role][env])
+        ok = current is not None and current["sha"] == sha and served == version
         shown = current["sha"][:8] if current else "none"
         return ok, (f"active {shown} (want {label} {sha[:8]}); "
-                    f":{self.story.ports[service][env]}/version -> {version}")
+                    f":{self.story.ports[role][env]}/version -> {served}")
 
     def pending_approval(self) -> tuple[bool, str]:
         sha = self.story.shas[APPROVAL_SERVICE]["v2"]
@@ -159,14 +164,7 @@ class Verifier:
 
     def mono_live(self, role: str, env: str) -> tuple[bool, str]:
         version, label = MONO_LIVE[role]
-        sha = self.story.mono_shas[label]
-        current = next((d for d in self.deployments(role, env) if d["status"] == "active"),
-                       None)
-        served = fetch_version(self.story.ports[role][env])
-        ok = current is not None and current["sha"] == sha and served == version
-        shown = current["sha"][:8] if current else "none"
-        return ok, (f"active {shown} (want {label} {sha[:8]}); "
-                    f":{self.story.ports[role][env]}/version -> {served}")
+        return self._serves(role, env, label, self.story.mono_shas[label], version)
 
     def overview(self) -> tuple[bool, str]:
         rows = self.api.get("/api/v1/overview")

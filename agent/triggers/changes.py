@@ -139,13 +139,18 @@ class ChangeDetector:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def decide_later(self, requests: list[ChangeRequest], batch: str,
-                     then: Callable[[list[ChangeDecision]], None] | None = None
+                     then: Callable[[list[ChangeDecision]], None] | None = None,
+                     failed: Callable[[bool], None] | None = None
                      ) -> Future[list[ChangeDecision]]:
+        """`decide` in the detector's threads; then `then(decisions)`. On an error,
+        `failed(nothing_done)`: True when no decision of the batch was stored."""
         def work() -> list[ChangeDecision]:
             try:
                 decisions = self.decide(requests, batch)
             except Exception:
                 log.exception("change detection for batch %s failed", batch)
+                if failed is not None:
+                    failed(not self.store.list_decisions(batch=batch, limit=1))
                 raise
             if then is not None:
                 then(decisions)

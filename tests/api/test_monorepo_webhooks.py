@@ -63,14 +63,16 @@ def add(agent: Agent, url: str, name: str, **fields: Any) -> None:
         unit_test_command="lines=1", webhook_secret=SECRET, **fields))
 
 
-def push_webhook(server: ServerThread, url: str, before: str, after: str) -> httpx.Response:
+def push_webhook(server: ServerThread, url: str, before: str, after: str,
+                 delivery: str | None = None) -> httpx.Response:
     body = json.loads((FIXTURES / "push" / "payload.json").read_text())
     body.update(ref="refs/heads/main", before=before, after=after, deleted=False)
     body["repository"]["clone_url"] = url
     raw = json.dumps(body).encode()
     return httpx.post(f"{server.url}/webhooks/github", content=raw, timeout=10, headers={
         "Content-Type": "application/json", "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signature(SECRET, raw)})
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature(SECRET, raw)})
 
 
 def statuses(github: FakeGitHub, sha: str, context: str) -> list[dict[str, Any]]:
@@ -195,6 +197,39 @@ def test_cli_trigger_all_watches_every_run_and_decisions_say_why(tmp_path: Path)
         assert why.returncode == 0, why.stderr
         assert f"{SHA[:12]} web: ran (run " in why.stdout
         assert "manual: trigger --all by ci-bot" in why.stdout
+    finally:
+        server.stop()
+        agent.close()
+
+
+def test_a_delivery_whose_decision_failed_is_decided_again_when_redelivered(
+        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
+    repo, url = shop
+    agent, server, _ = served(tmp_path, github)
+    try:
+        add(agent, url, "api")
+        add(agent, url, "web")
+        real, attempts = agent.changes.verdicts, []
+
+        def fails_once(requests: list[Any]) -> Any:
+            attempts.append(len(requests))
+            if len(attempts) == 1:
+                raise RuntimeError("the disk went away")
+            return real(requests)
+
+        agent.changes.verdicts = fails_once  # type: ignore[method-assign]
+        delivery = str(uuid.uuid4())
+        assert push_webhook(server, url, "0" * 40, repo.head(), delivery).status_code == 202
+        wait_until(lambda: attempts and not any(
+            d.delivery_id == delivery for d in agent.store.list_deliveries()),
+            timeout=30, what="the failed delivery forgotten")
+        again = push_webhook(server, url, "0" * 40, repo.head(), delivery)
+        assert again.status_code == 202 and again.json()["status"] == "deciding", again.text
+        done = ["decided: ran api, web; not run none"]
+        wait_until(lambda: [d.outcome for d in agent.store.list_deliveries()
+                            if d.delivery_id == delivery] == done,
+                   timeout=30, what="the redelivery decided")
+        assert len(agent.store.list_decisions(sha=repo.head())) == 2
     finally:
         server.stop()
         agent.close()
