@@ -19,7 +19,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PROBE_INTERVAL_S = 1.0
+PROBE_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 3
 RETURN_ATTEMPTS = 10
 

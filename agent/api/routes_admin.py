@@ -45,7 +45,7 @@ async def healthz(request: Request) -> dict[str, Any]:
     reasons = [reason for check in getattr(request.app.state, "health_checks", ())
                if (reason := check())]
     watch = getattr(agent_of(request), "engine_watch", None)
-    if watch is not None:  # the Docker engine as last seen (probed every second)
+    if watch is not None:  # the Docker engine as last seen (probed every half second)
         engine = watch.current
         body["docker"] = {"state": engine.state, "detail": engine.detail}
     space = getattr(agent_of(request), "space", None)

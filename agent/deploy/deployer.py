@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ from store.models import (
 from store.store import Store
 
 log = logging.getLogger(__name__)
+
+RECONCILE_THREADS = 8  # environments put back at once when the engine returns
 
 
 # Deployments whose image never served all traffic: no rollback goes back to them.
@@ -376,28 +379,36 @@ class Deployer:
         other colours removed. Deployment records are not touched (a deploy of this agent
         is not interrupted by an engine restart: it fails or succeeds by itself), and an
         environment with a deploy in progress is left to it (it holds the lock and sets
-        its front). True when every environment is back as recorded."""
+        its front). Environments side by side: each waits on its own colour and front, and
+        production is down until it is done. True when every environment is back."""
         reconciler = Reconciler(self.store, self._publish)
-        done = True
+        work = []
         for service in self.store.list_services():
             pipeline = self.store.get_pipeline(service.pipeline)
             for env in ("staging", "production"):
                 target = self.target_for(service, pipeline, env)
-                if not isinstance(target, DockerHostTarget):
-                    continue
-                lock = self._lock(service, env)
-                if not lock.acquire(blocking=False):
-                    continue
-                try:
-                    active = self.store.current_deployment(service.id, env) is not None
-                    served = reconciler.serve_active(target, service, pipeline, env)
-                    done = done and (served or not active)
-                except Exception as exc:  # the engine may still be settling: try again
-                    log.warning("%s/%s after the engine's return: %s", service.name, env, exc)
-                    done = False
-                finally:
-                    lock.release()
-        return done
+                if isinstance(target, DockerHostTarget):
+                    work.append((target, service, pipeline, env))
+
+        def one(target: DockerHostTarget, service: Service, pipeline: Pipeline,
+                env: str) -> bool:
+            lock = self._lock(service, env)
+            if not lock.acquire(blocking=False):
+                return True
+            try:
+                active = self.store.current_deployment(service.id, env) is not None
+                return reconciler.serve_active(target, service, pipeline, env) or not active
+            except Exception as exc:  # the engine may still be settling: try again
+                log.warning("%s/%s after the engine's return: %s", service.name, env, exc)
+                return False
+            finally:
+                lock.release()
+
+        if not work:
+            return True
+        with ThreadPoolExecutor(min(len(work), RECONCILE_THREADS),
+                                thread_name_prefix="engine-return") as pool:
+            return all(list(pool.map(lambda w: one(*w), work)))
 
     def close(self) -> None:
         """The fronts stay: they serve production while the agent is away."""
