@@ -6,6 +6,8 @@ import argparse
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,20 @@ def spawn_server(script: str, data_dir: str, lines: int) -> tuple[subprocess.Pop
     if not ready or ready[0] != "READY":
         raise SystemExit("the agent process did not start")
     return agent, ready[1:]
+
+
+def flood(log: Any, rate: float, seconds: float, text: Callable[[int], str],
+          tick_s: float = 0.01) -> None:
+    """Write `rate` lines a second (`text(n)`) to a stage log for `seconds`, flushed every
+    tick: a stage printing at a steady rate."""
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        due = int((time.monotonic() - start) * rate)
+        for _ in range(due - sent):
+            log.write(text(sent))
+            sent += 1
+        log.flush()
+        time.sleep(tick_s)
 
 
 def hidden_option() -> str:

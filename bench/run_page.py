@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import hidden_option, parser, report, spawn_server
+from _common import flood, hidden_option, parser, report, spawn_server
 
 LINES = 1_000_000
 SMALL = 1_000
@@ -70,15 +70,8 @@ def serve(data_dir: Path, lines: int) -> None:
 
 def _flood(server: Any, run_id: int, rate: float, seconds: float) -> None:
     """`rate` lines a second, each carrying the wall-clock time it was written."""
-    log = server.agent.logs.stage_log(run_id, STAGE, [])
-    start, sent = time.monotonic(), 0
-    while time.monotonic() - start < seconds:
-        due = int((time.monotonic() - start) * rate)
-        for _ in range(due - sent):
-            log.write(f"\x1b[36mlive\x1b[0m line {sent} t={time.time():.6f}")
-            sent += 1
-        log.flush()
-        time.sleep(0.005)
+    flood(server.agent.logs.stage_log(run_id, STAGE, []), rate, seconds,
+          lambda n: f"\x1b[36mlive\x1b[0m line {n} t={time.time():.6f}", tick_s=0.005)
 
 
 # -- the browser side --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import REPO_ROOT, hidden_option, parser, report, spawn_server
+from _common import REPO_ROOT, flood, hidden_option, parser, report, spawn_server
 
 LINES = 1_000_000
 STAGE = "Unit Test"
@@ -53,15 +53,8 @@ def serve(data_dir: Path, lines: int) -> None:
 
 
 def _flood(server, run_id: int, rate: float, seconds: float) -> None:  # type: ignore[no-untyped-def]
-    log = server.agent.logs.stage_log(run_id, STAGE, [])
-    start, sent = time.monotonic(), 0
-    while time.monotonic() - start < seconds:
-        due = int((time.monotonic() - start) * rate)
-        for _ in range(due - sent):
-            log.write(f"\x1b[36mlive\x1b[0m line {sent}")
-            sent += 1
-        log.flush()
-        time.sleep(0.01)
+    flood(server.agent.logs.stage_log(run_id, STAGE, []), rate, seconds,
+          lambda n: f"\x1b[36mlive\x1b[0m line {n}")
 
 
 # -- the TUI side ------------------------------------------------------------------------------
