@@ -233,3 +233,46 @@ def test_a_delivery_whose_decision_failed_is_decided_again_when_redelivered(
     finally:
         server.stop()
         agent.close()
+
+
+def test_a_pull_request_runs_what_it_changed_since_its_merge_base_and_reports_the_rest(
+        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
+    from tests.sample_repo import git
+
+    repo, url = shop
+    agent, server, _ = served(tmp_path, github)
+    try:
+        add(agent, url, "api")
+        add(agent, url, "web")
+        fork_point = repo.head()
+        git(repo.path, "checkout", "-q", "-b", "feature")
+        head = repo.commit("api feature", {"services/api/app.py": "feature\n"})
+        git(repo.path, "push", "-q", str(repo.bare), "feature")
+        git(repo.path, "checkout", "-q", "main")
+        main_head = repo.commit("web on main", {"services/web/app.py": "web 2\n"})
+        repo.push()
+        body = json.loads((FIXTURES / "pull_request" / "opened.payload.json").read_text())
+        pr = body["pull_request"]
+        pr["head"].update(sha=head, ref="feature")
+        pr["base"].update(sha=main_head, ref="main")
+        body["repository"]["clone_url"] = url
+        raw = json.dumps(body).encode()
+        answer = httpx.post(f"{server.url}/webhooks/github", content=raw, timeout=10, headers={
+            "Content-Type": "application/json", "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature(SECRET, raw)})
+        assert answer.status_code == 202 and answer.json()["status"] == "deciding", answer.text
+        wait_until(lambda: statuses(github, head, "seamless/web"), timeout=60,
+                   what="web's status on the pull request's head")
+        [web_status] = statuses(github, head, "seamless/web")
+        assert web_status["state"] == "success"
+        assert web_status["description"] == f"no changes for web since {fork_point[:12]}"
+        found = {d.service: d for d in agent.store.list_decisions(sha=head)}
+        assert found["api"].ran and found["api"].base_kind == "merge_base"
+        assert found["api"].base_sha == fork_point
+        run = agent.store.get_run(found["api"].run_id or 0)
+        assert (run.kind.value, run.pr_number, run.branch) == ("partial", body["number"],
+                                                               "feature")
+    finally:
+        server.stop()
+        agent.close()
