@@ -89,7 +89,8 @@ class Agent:
                        self.executors.after_engine_return])
         self.executors.engine_down = lambda: self.engine_watch.current.state == "down"
         # /healthz: each check says why the agent is degraded (None: fine)
-        self.health_checks: list[Callable[[], str | None]] = [self._engine_health]
+        self.health_checks: list[Callable[[], str | None]] = [self._engine_health,
+                                                              self.deployer.health]
         transitions = Transitions(self.store, self.bus)
         driver = RunDriver(self.store, transitions, self.logs, self.workspaces, self.deployer,
                            self.executors, self.instance)

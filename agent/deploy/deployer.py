@@ -79,6 +79,9 @@ class Deployer:
         self._locks_guard = threading.Lock()
         self._targets: dict[str, DeployTarget] = {}
         self._threads: list[threading.Thread] = []
+        # Environments whose recorded active build start-up could not serve, until a
+        # deploy there succeeds: a reason for /healthz (see `health`).
+        self.unserved: dict[tuple[str, str], str] = {}
 
     # -- targets ---------------------------------------------------------------------------
     def target_for(self, service: Service, pipeline: Pipeline,
@@ -171,6 +174,7 @@ class Deployer:
                      "address": outcome.address}
             done = self.store.finish_deployment(dep.id, DeploymentStatus.active,
                                                 target_state=state)
+            self.unserved.pop((service.name, dep.environment), None)
             log.system(f"{dep.environment} now serves {dep.sha[:12]}"
                        + (f" at {outcome.address}" if outcome.address else ""))
         finally:
@@ -348,9 +352,14 @@ class Deployer:
         """At start: every environment's records and front tell the truth
         (agent/deploy/reconcile.py)."""
         figures = reconcile_all(self.store, self._publish, self.target_for)
+        self.unserved = dict(figures["unserved"])
         log.info("reconciled %s environments in %.2f s", figures["environments"],
                  figures["seconds"])
         return figures
+
+    def health(self) -> str | None:
+        """A /healthz reason while an environment does not serve its recorded build."""
+        return "; ".join(self.unserved.values()) or None
 
     def restart_outcome(self, run: RunInfo, environment: str, stage: str,
                         log: StageLog) -> StageResult:

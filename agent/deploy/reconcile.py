@@ -44,6 +44,8 @@ class Reconciler:
     def __init__(self, store: Store, publish: Callable[[Deployment], None]) -> None:
         self.store = store
         self.publish = publish
+        # (service, environment) → why its recorded active build does not serve
+        self.unserved: dict[tuple[str, str], str] = {}
 
     def environment(self, service: Service, pipeline: Pipeline, environment: str,
                     target: DeployTarget | None) -> bool:
@@ -123,8 +125,11 @@ class Reconciler:
                                image=active.image, sha=active.sha)
         if target.reconcile(service, environment, state, revive=revive):
             return True
-        log.error("%s/%s: %s is recorded active but could not be served; redeploy or"
-                  " roll back", service.name, environment, active.sha[:12])
+        why = (f"{service.name}/{environment}: {active.sha[:12]} is recorded active but"
+               " could not be served (its container and image are gone or unhealthy);"
+               " redeploy or roll back")
+        log.error(why)
+        self.unserved[(service.name, environment)] = why
         return False
 
 
@@ -155,5 +160,5 @@ def reconcile_all(store: Store, publish: Callable[[Deployment], None],
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
         served = sum(pool.map(one, jobs))
-    return {"environments": len(jobs), "served": served,
+    return {"environments": len(jobs), "served": served, "unserved": reconciler.unserved,
             "seconds": round(time.monotonic() - started, 3)}

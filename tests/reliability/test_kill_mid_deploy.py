@@ -176,3 +176,21 @@ def test_an_active_colour_gone_while_the_agent_was_down_is_started_again(
     assert again.labels["io.seamless.sha"] == first["sha"]
     assert [(d["sha"], d["status"]) for d in _production(agent, name)] == [
         (first["sha"], "active")]
+
+
+@pytest.mark.slow
+def test_an_active_build_that_cannot_be_served_again_degrades_healthz(
+        serve, sample_repo, docker_client) -> None:
+    agent, _, name, port, first = _deployed_v1(serve, sample_repo, "kill-lost")
+    agent.kill()
+    [live] = _colours(docker_client, name)
+    image = live.image.tags[0]
+    live.remove(force=True)
+    docker_client.images.remove(image, force=True)  # nothing left to start it from
+
+    agent.spawn()
+    health = agent.call("GET", "/healthz", 200)
+    assert health["status"] == "degraded", health
+    assert any(f"{name}/production: {first['sha'][:12]} is recorded active but could not be"
+               " served" in reason for reason in health["reasons"]), health
+    assert _served_version(port) is None
