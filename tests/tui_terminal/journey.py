@@ -317,13 +317,9 @@ class Journey:
                        KEY_BOUND_S)
 
     def quit(self) -> int:
-        # The answer to `q` is the program's end; its exit status comes from tmux, which
-        # keeps the dead pane (remain-on-exit) once it has noticed.
-        self.term.program_ended()  # learn the pid while the program runs
-        self.term.press("quit", "q", lambda b, n: self.term.program_ended(),
+        # The answer to `q` is the program's end (its exit status written by the shell).
+        self.term.press("quit", "q", lambda b, n: self.term.exit_status() is not None,
                         timeout=KEY_BOUND_S)
-        self.term.wait("tmux to see the exit", lambda s: self.term.exit_status() is not None,
-                       AGENT_BOUND_S)
         status = self.term.exit_status()
         assert status is not None
         return status

@@ -56,16 +56,20 @@ class Terminal:
         self.width, self.height = width, height
         self._tmux = tmux_binary()
         self._conf = Path(tempfile.mkdtemp(prefix="seamless-tmux-")) / "tmux.conf"
-        # remain-on-exit: after `q` the pane stays, so the exit status can be read.
+        # remain-on-exit: after `q` the pane stays (its last screen can still be read).
         self._conf.write_text("set -g remain-on-exit on\nset -g status off\nset -s escape-time 0\n"
                               "set -g default-terminal tmux-256color\n")
         environment = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
         program = " ".join(_quote(part) for part in command)
-        shell = f"exec env -u COLUMNS -u LINES {environment} {program}"
+        # The shell waits for the program and writes its exit status: tmux itself can take
+        # minutes to reap a pane's process on a loaded host (its `pane_dead` is not the
+        # program's doing).
+        self._status_file = self._conf.parent / "exit-status"
+        shell = (f"env -u COLUMNS -u LINES {environment} {program}; "
+                 f"echo $? > {_quote(str(self._status_file))}")
         self._run("-f", str(self._conf), "new-session", "-d", "-s", "main",
                   "-x", str(width), "-y", str(height), shell)
         self.answers: list[tuple[str, float]] = []  # (step, seconds from send to answer)
-        self._pid: int | None = None  # the program's, once asked
 
     def _run(self, *args: str) -> str:
         # COLUMNS/LINES from the test runner would override the pane's real size.
@@ -92,24 +96,13 @@ class Terminal:
         return self._run("display-message", "-p", "-t", "main",
                          "#{pane_width}x#{pane_height}").strip()
 
-    def program_ended(self) -> bool:
-        """Whether the program in the pane has exited (gone, or a zombie tmux has not reaped
-        yet: tmux can take seconds to notice on a loaded host, and that is not the
-        program's time)."""
-        if self._pid is None:
-            self._pid = int(self._run("display-message", "-p", "-t", "main",
-                                      "#{pane_pid}").strip())
-        try:
-            stat = Path(f"/proc/{self._pid}/stat").read_text()
-        except OSError:
-            return True
-        return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
     def exit_status(self) -> int | None:
         """None while the program runs; its exit status once it has ended."""
-        out = self._run("display-message", "-p", "-t", "main",
-                        "#{pane_dead} #{pane_dead_status}").split()
-        return int(out[1]) if len(out) == 2 and out[0] == "1" else None
+        try:
+            text = self._status_file.read_text()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.endswith("\n") else None  # written whole
 
     def wait(self, what: str, until: Callable[[Screen], bool], timeout: float) -> Screen:
         """Wait for the agent or the program (not a key): e.g. a run to finish."""
