@@ -110,7 +110,7 @@ class SeamlessApp(App[None]):
     async def _send_key(self, key: events.Key) -> None:
         target = self.focused or self.screen  # where Textual forwards it
         await super().on_event(key)
-        marker = self._typeahead.sent()
+        marker = self._typeahead.sent(target)
         if not target.post_message(marker):  # follows the key up to the App
             self._typeahead.handled(marker)  # the target is closing: no marker will come
 

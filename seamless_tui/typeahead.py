@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from textual.message import Message
 from textual.screen import Screen
@@ -38,15 +38,17 @@ class TypeAhead:
         self.held: list[Any] = []  # textual.events.Key, oldest first
         self._serial = 0
         self._in_flight: tuple[int, float] | None = None  # (serial, deadline)
+        self._target: ref[Any] = ref(self)  # where the key in flight went
         self._seen: WeakKeyDictionary[Screen[Any], float | None] = WeakKeyDictionary()
         self._hold_until = 0.0  # an action asked to hold keys until a screen opens
         self._top_at_hold: Screen[Any] | None = None
 
     # -- one key at a time ----------------------------------------------------------------
-    def sent(self) -> KeyHandled:
-        """A key was forwarded: the marker to send after it."""
+    def sent(self, target: Any) -> KeyHandled:
+        """A key was forwarded to `target`: the marker to send after it."""
         self._serial += 1
         self._in_flight = (self._serial, time.monotonic() + KEY_BOUND_S)
+        self._target = ref(target)
         return KeyHandled(self._serial)
 
     def handled(self, marker: KeyHandled) -> None:
@@ -69,7 +71,9 @@ class TypeAhead:
         """Whether the next key must wait."""
         now = time.monotonic()
         if self._in_flight is not None:
-            if now < self._in_flight[1]:
+            target = self._target()
+            # A key that closed its own dialog (`y`) took its marker with it: done.
+            if now < self._in_flight[1] and target is not None and target.is_attached:
                 return True
             self._in_flight = None
         if self._hold_until:
