@@ -60,7 +60,7 @@ def served(tmp_path: Path):
     port = free_port()
     data_dir = tmp_path / "data"
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000",
-           "SEAMLESS_EXECUTOR": "local", "SEAMLESS_POLL_ENABLED": "false"}
+           "SEAMLESS_EXECUTOR": "auto", "SEAMLESS_POLL_ENABLED": "false"}
     log = open(tmp_path / "serve.log", "w")  # a pipe nobody reads would block the agent
     proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], env=env, stdout=log, stderr=subprocess.STDOUT)
