@@ -20,7 +20,7 @@ from agent.engine.env_files import make_env_files
 from agent.engine.executors import ExecutorSet, executor_for
 from agent.engine.stages import command_spec, stage_command
 from agent.engine.test_stage import TestResults, TestStageRun
-from agent.engine.workspace import Workspaces
+from agent.engine.workspace import WorkspaceError, Workspaces
 from agent.executors.base import (
     BuildsImages,
     Executor,
@@ -121,6 +121,7 @@ class StageWorker:
             work.make_next_ahead()
             workspace = self.workspaces.prepare(work.service, work.run.sha, work.log,
                                                 work.cancel)
+            check_root(work.service, Path(workspace))
             make_env_files(work.service, Path(workspace), work.log)
         if work.command is None:
             return StageResult(exit_code=0)
@@ -314,3 +315,17 @@ class StageWorker:
 
 def _joined(context: str, path: str) -> str:
     return path if context in ("", ".") else f"{context.rstrip('/')}/{path}"
+
+
+def check_root(service: Service, workspace: Path) -> None:
+    """The service's folder (`root`) is there at this commit, inside the checkout: a
+    misspelt or moved folder fails Prepare naming it, before any command runs in it."""
+    if service.root in (".", ""):
+        return
+    try:
+        inside(workspace, service.root, "root")
+    except PathEscape as exc:
+        raise WorkspaceError(str(exc)) from None
+    why = missing(workspace, service.root, directory=True)
+    if why is not None:
+        raise WorkspaceError(f"root: {why}")

@@ -234,3 +234,30 @@ async def test_a_last_success_off_the_branch_line_is_compared_by_diff(agent: Age
     assert ran(decided) == {"api", "web"}
     assert decided["api"].base_sha == api_change
     assert decided["api"].matched == ["services/api/app.py"]
+
+
+async def test_a_folder_missing_at_the_commit_fails_prepare_naming_it(tmp_path: Path,
+                                                                      repo: MonoRepo) -> None:
+    from dataclasses import replace
+
+    from agent.engine.workspace import Workspaces
+    from store.models import STAGE_PREPARE
+    from tests.harness import agent_config
+
+    fakes = Fakes()
+    settings = agent_config(tmp_path / "real-git")
+    parts = replace(fakes.parts(settings), workspaces=Workspaces(settings.mirrors_dir,
+                                                                 settings.workspaces_dir))
+    real = Agent(settings, parts)  # real checkouts, fake stages
+    await real.start()
+    try:
+        real.store.create_pipeline(PipelineConfig(name="shop", auto_deploy=True))
+        add(real, repo, "apx", root="services/apx")
+        [decision] = (await push(real, repo.head(), "apx")).values()
+        run = real.store.get_run(decision.run_id or 0)
+        prepare = real.store.get_stage(run.id, STAGE_PREPARE)
+        assert run.status is RunStatus.failed
+        assert prepare.error == "root: no apx/ in services/; found api/"
+    finally:
+        await real.stop()
+        real.close()
