@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from agent.config import AgentConfig
+from store.private_files import write_private_file
 
 DEFAULT_TTL_S = 30 * 24 * 3600
 
@@ -56,19 +56,7 @@ def _parse(text: str, path: Path) -> list[LinkKey]:
 
 
 def write_link_keys(path: Path, keys: list[LinkKey]) -> None:
-    """Replace the key file atomically, 0600 from its first byte, keeping its owner (the
-    agent's service user must still read it after root rotated it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("".join(key.line() for key in keys))
-        fh.flush()
-        if path.exists() and os.geteuid() == 0:  # root rotating a service user's key
-            old = path.stat()
-            os.fchown(fh.fileno(), old.st_uid, old.st_gid)
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private_file(path, "".join(key.line() for key in keys))
 
 
 def new_key(at: float | None = None) -> LinkKey:

@@ -10,10 +10,11 @@ old keys: at every step the file holds each key a stored value needs.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from store.private_files import write_private_file
 
 PREFIX = "enc:v1:"
 
@@ -59,15 +60,7 @@ class SecretCipher:
 
 
 def write_keys(path: Path, keys: list[str]) -> None:
-    """Replace the key file atomically, 0600 from its first byte."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write("".join(f"{key}\n" for key in keys))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private_file(path, "".join(f"{key}\n" for key in keys))
 
 
 def read_keys(path: Path) -> list[str]:
