@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agent.deploy.front import FrontApi, parse_stat
 from tests.harness import wait_until
 from tests.helpers import free_port
 from tests.reliability.conftest import svc_name
@@ -194,3 +195,42 @@ def test_an_active_build_that_cannot_be_served_again_degrades_healthz(
     assert any(f"{name}/production: {first['sha'][:12]} is recorded active but could not be"
                " served" in reason for reason in health["reasons"]), health
     assert _served_version(port) is None
+
+
+@pytest.mark.slow
+def test_killed_during_a_canary_step_the_stable_build_takes_all_traffic_again(
+        serve, sample_repo, docker_client) -> None:
+    repo = sample_repo("kill-canary", version="v1")
+    agent: ServedAgent = serve()
+    name = svc_name("kill-canary")
+    port = free_port()
+    canary = {"steps": [50, 100], "bake_s": 600, "min_requests": 5}  # holds at 50/50
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port, "strategy": "canary",
+                                   "canary": canary})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      health_check={"path": "/health", "timeout_s": 30})
+    first = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=180)
+    assert first["status"] == "success", summary(first)
+    [old] = _colours(docker_client, name)
+    second = agent.trigger(name, repo.set_version("v2"))
+    api = FrontApi(agent.data_dir / "fronts" / f"{name}-production" / "run")
+
+    def split() -> bool:
+        try:
+            weights = [s.weight for s in parse_stat(api("show stat")).values()]
+        except Exception:
+            return False
+        return len([w for w in weights if w]) == 2
+
+    wait_until(split, timeout=240, interval=0.2, what="the canary step taking traffic")
+    agent.kill()
+
+    agent.spawn()
+    done = agent.wait_run(second["id"], timeout=120)
+    assert done["status"] == "failed", summary(done)
+    assert wait_until(lambda: _served_version(port), timeout=30, what="production") == "v1"
+    assert {v for v in (_served_version(port) for _ in range(20))} == {"v1"}
+    assert [c.name for c in _colours(docker_client, name)] == [old.name]
+    assert [(d["sha"], d["status"]) for d in _production(agent, name)] == [
+        (second["sha"], "interrupted"), (first["sha"], "active")]
