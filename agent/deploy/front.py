@@ -86,10 +86,12 @@ resolvers engine
     timeout resolve 200ms
     timeout retry 200ms
     hold valid 1s
-    hold nx 1s
-    hold refused 1s
-    hold timeout 1s
-    hold other 1s
+    # a colour not (yet) resolvable is asked again soon: after an engine restart the
+    # colour comes back a moment after the front
+    hold nx 250ms
+    hold refused 250ms
+    hold timeout 250ms
+    hold other 250ms
     hold obsolete 1s
 
 defaults
