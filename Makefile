@@ -71,9 +71,9 @@ typecheck: venv
 	$(BIN)/mypy agent store seamless_tui tests
 
 test: venv docker test-tools images lint layers typecheck
-	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 -m "not journey" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
-# The README journey in a real terminal (tmux): not yet steady enough for `make test` (#14).
+# Only the README journey in a real terminal (tmux); `make test` runs it too.
 test-journey: venv docker test-tools images
 	$(BIN)/pytest -q -p no:cacheprovider -m journey tests/tui_terminal
 

@@ -11,9 +11,8 @@ import pytest
 from tests.tui.seed import sha
 from tests.tui_terminal.journey import KEY_BOUND_S, Journey, journey_agent, start_tui, walk
 
-# The rollback deploys a real image. `journey`: not yet stable enough for CI (a step now
-# and then goes unanswered: the rerun's `F`, `q` on the rollback picker) -- `make
-# test-journey` runs it; issue #14 stays open until it passes every time.
+# The rollback deploys a real image. `journey`: part of `make test`; `make test-journey` runs
+# only these.
 pytestmark = [pytest.mark.docker, pytest.mark.journey]
 
 
