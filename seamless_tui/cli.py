@@ -104,14 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     app.run()
     # Textual reports a fatal error (a stylesheet it could not read, a crash) as its return
     # code, not by raising: pass it on so scripts and systemd see the failure.
-    code = app.return_code or 0
-    # The terminal is restored and everything is saved: skip the interpreter's teardown of
-    # every object the session made (after a big log, seconds on a busy host: the journey
-    # saw `q` leave a blank terminal for over 10 s, py-spy showing no Python frame left).
+    return app.return_code or 0
+
+
+def entry() -> None:
+    """The `seamless-tui` program: `main`, then out at once. The terminal is restored and
+    everything is saved: skip the interpreter's teardown of every object the session made
+    (after a big log, seconds on a busy host: the journey saw `q` leave a blank terminal
+    for over 10 s, py-spy showing no Python frame left). Not in `main`, which callers in
+    the same process (tests) get back from."""
+    code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
