@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,6 +20,7 @@ from store.models import Event, RunStatus
 _DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 # Lines can still arrive just after the run's final event (the log writer batches).
 _LOG_GRACE_S = 2.0
+TEST_FIGURES_EVERY_S = 60.0
 
 
 class Metrics:
@@ -52,6 +54,7 @@ class Metrics:
         self.test_slowest = Gauge(
             "seamless_test_slowest_seconds", "Mean duration of the service's 5 slowest tests, "
             "last 30 days", ["service", "test"], registry=self.registry)
+        self._test_figures_at = -TEST_FIGURES_EVERY_S
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._running = False
@@ -118,7 +121,11 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def _test_figures(self) -> None:
-        """Per service with test results: read when scraped (state, not events)."""
+        """Per service with test results: read when scraped (state, not events), at most
+        once a minute (a scrape every few seconds need not read them again)."""
+        if time.monotonic() - self._test_figures_at < TEST_FIGURES_EVERY_S:
+            return
+        self._test_figures_at = time.monotonic()
         store = self.agent.store
         gauges = (self.test_failure_rate, self.test_flaky_rate, self.test_retry_seconds,
                   self.tests_quarantined, self.test_slowest)
