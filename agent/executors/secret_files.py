@@ -63,11 +63,17 @@ class SecretFiles:
             raise SecretFilesError(
                 f"secrets_as files needs a tmpfs at {self.tmpfs} (secrets must not reach "
                 "the disk); mount one there, or set the service's secrets_as to env")
-        self.root.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.root, 0o700)  # the host's other users never reach a stage's secrets
         path = self.dir_for(run_id, container)
         _remove_tree(path)  # an earlier attempt of the same stage
-        path.mkdir(parents=True, mode=0o700)
+        for attempt in range(3):  # another stage's `remove` may prune an empty parent
+            try:
+                path.mkdir(parents=True, mode=0o700)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        # Before any secret is written: the host's other users never reach one.
+        os.chmod(self.root, 0o700)
         owner = _owner(user)
         for name, value in secrets.items():
             file = path / name
@@ -94,7 +100,13 @@ class SecretFiles:
         return True
 
     def remove(self, run_id: int, container: str) -> None:
-        _remove_tree(self.dir_for(run_id, container))
+        path = self.dir_for(run_id, container)
+        _remove_tree(path)
+        for empty in (path.parent, self.root):  # nothing left behind in the host's RAM
+            try:
+                empty.rmdir()
+            except OSError:  # another stage of the run (or another run) still has files
+                break
 
     def remove_runs_except(self, keep_run_ids: set[int]) -> None:
         if not self.root.is_dir():
