@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from store.models.repos import repo_key
 from tests.harness import wait_until
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, stage, summary
@@ -97,19 +98,20 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.slow
 def test_full_workspace_disk_fails_clearly_beside_a_healthy_run(
         serve, sample_repo, tiny_disk: Path) -> None:
-    repo = sample_repo("crowded")
+    repo, other_repo = sample_repo("crowded"), sample_repo("roomy")
     agent: ServedAgent = serve()
     agent.add_pipeline("shop")
     full, healthy = svc_name("disk-full"), svc_name("healthy")
     agent.add_service(full, "shop", repo.url, unit_test_command="echo never")
-    agent.add_service(healthy, "shop", repo.url, unit_test_command="sleep 1; echo fine")
-    # the full disk holds this service's workspaces (a bind mount, as a quota'd volume would)
-    ws = agent.data_dir / "workspaces" / full
+    agent.add_service(healthy, "shop", other_repo.url, unit_test_command="sleep 1; echo fine")
+    # the full disk holds this repository's workspaces (a bind mount, as a quota'd volume
+    # would); the healthy service's repository is elsewhere
+    ws = agent.data_dir / "workspaces" / repo_key(repo.url)
     ws.mkdir(parents=True)
     subprocess.run(["mount", "--bind", str(tiny_disk), str(ws)], check=True)
     try:
         bad = agent.trigger(full, repo.head_sha, kind="partial")
-        good = agent.trigger(healthy, repo.head_sha, kind="partial")
+        good = agent.trigger(healthy, other_repo.head_sha, kind="partial")
         bad_done = agent.wait_run(bad["id"], timeout=90)
         good_done = agent.wait_run(good["id"], timeout=90)
     finally:
