@@ -165,6 +165,7 @@ def by_hand(repo: Path, work: Path, index: str) -> float:
 
 async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[float]:
     agent = Agent(AgentConfig(data_dir=root / "data", poll_enabled=False, executor="docker"))
+    repository = f"seamless-bench/real-{uuid.uuid4().hex[:8]}"
     await agent.start()
     try:
         agent.store.create_pipeline(PipelineConfig(name="bench", staging=NoTargetConfig(),
@@ -175,7 +176,7 @@ async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> lis
             compose_file="compose.yaml",
             integration_test_command="python3 tests/integration.py",
             env=dict(item.split("=", 1) for item in pip_env(index).split()),
-            image_repository=f"seamless-bench/real-{uuid.uuid4().hex[:8]}"))
+            image_repository=repository))
         times = []
         for sha in shas:
             began = time.perf_counter()
@@ -191,13 +192,12 @@ async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> lis
             if done.status.value != "success":
                 raise SystemExit(f"run {run.id} ended {done.status.value}: {done.error}")
             agent.executors.drain()
-        for sha in shas:
-            subprocess.run(["docker", "rmi", "-f", f"{service.image_repository}:{sha}"],
-                           capture_output=True)
         return times
     finally:
         await agent.stop()
         agent.close()
+        for sha in shas:  # also when a run failed: no bench image is left behind
+            subprocess.run(["docker", "rmi", "-f", f"{repository}:{sha}"], capture_output=True)
 
 
 def main() -> None:
