@@ -41,6 +41,7 @@ from store.models import (
     ServiceConfig,
     Trigger,
 )
+from store.models.repos import repo_key
 from tests.ecs.conftest import Moto, put_lines
 from tests.engine.conftest import FINAL, stage_statuses, wait_run
 from tests.harness import agent_running
@@ -342,7 +343,7 @@ async def test_whole_pipeline_on_ecs_clones_and_builds_on_the_cluster_not_on_the
     assert prepare["entryPoint"] == ["sh", "-c"]
     assert f"git fetch -q --depth 1 {PRIVATE_REPO} {SHA}" in prepare["command"][0]
     assert f"git checkout -q --detach {SHA}" in prepare["command"][0]
-    assert prepare["workingDirectory"] == f"/workspaces/{name}/{SHA}"
+    assert prepare["workingDirectory"] == f"/workspaces/{repo_key(PRIVATE_REPO)}/{SHA}"
     # The private-repo token reaches git only through the task's environment override.
     env = task_env(tasks[STAGE_PREPARE])
     assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com:8443/.extraHeader"
@@ -362,8 +363,8 @@ async def test_whole_pipeline_on_ecs_clones_and_builds_on_the_cluster_not_on_the
         assert "--no-push" not in build["command"][0]
 
     # The agent's host cloned nothing: no mirror, no workspace.
-    assert not (agent.config.workspaces_dir / name).exists()
-    assert not (agent.config.mirrors_dir / f"{name}.git").exists()
+    assert not (agent.config.workspaces_dir / repo_key(PRIVATE_REPO)).exists()
+    assert not (agent.config.mirrors_dir / f"{repo_key(PRIVATE_REPO)}.git").exists()
     assert "(ecs executor)" in "\n".join(stage_lines(agent, run.id, STAGE_BUILD))
 
 

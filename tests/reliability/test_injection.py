@@ -11,6 +11,7 @@ import pytest
 
 from seamless_tui.ansi import plain, sanitize
 from seamless_tui.fmt import first_line
+from store.models.repos import repo_key
 from tests.reliability.conftest import svc_name
 from tests.reliability.served import ServedAgent, post_push, push_payload, summary
 
@@ -67,9 +68,9 @@ def test_hostile_strings_are_rejected_stored_verbatim_and_never_run(serve, sampl
     assert "owned" in agent.log_lines(run["id"], "Unit Test")  # /etc/motd of the container
     assert Path("/etc/motd").read_text() != "owned\n" if Path("/etc/motd").exists() else True
 
-    # the workspace the stage wrote to lives under the data dir, named by service and sha
+    # the workspace the stage wrote to lives under the data dir, named by repository and sha
     data = agent.data_dir.resolve()
-    written = list(data.glob(f"workspaces/{name}/*/written-by-stage"))
+    written = list(data.glob(f"workspaces/{repo_key(repo.url)}/*/written-by-stage"))
     assert len(written) == 1 and data in written[0].resolve().parents
     assert written[0].parent.name == run["sha"]
 
