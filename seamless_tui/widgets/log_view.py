@@ -126,8 +126,10 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
     def _sync_scrollbar(self) -> None:
         if self.follow and self.scroll_offset.y < self._max_y():
             # A horizontal scrollbar that appeared with this layout took a row: the last
-            # line would sit under it.
+            # line would sit under it. set_scroll does not repaint: ask for it (else the
+            # frame before the move stays, the last line hidden under the bar).
             self.set_scroll(None, self._max_y())
+            self.refresh()
         if self.show_vertical_scrollbar:
             self.vertical_scrollbar.position = self.scroll_offset.y
 
