@@ -20,6 +20,7 @@ Needs root (network namespaces), as `make test` does.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import tempfile
 import threading
@@ -69,8 +70,8 @@ class Client:
             try:
                 with urllib.request.urlopen(url, timeout=1) as resp:
                     body = resp.read().decode().strip() if resp.status == 200 else None
-            except (OSError, urllib.error.URLError):
-                pass
+            except (OSError, urllib.error.URLError, http.client.HTTPException):
+                pass  # a refused, reset or cut answer (the engine going down) is a failure
             self.answers.append((time.monotonic(), body))
             if body is None:
                 time.sleep(0.05)  # bounded: no hot loop while the port is down

@@ -3,7 +3,7 @@
 // follows the end while the reader is there, and bounds the rows kept in the tab.
 "use strict";
 (function () {
-  var MAX_ROWS = 1500;
+  var MAX_ROWS = 1000;
   var lines = document.getElementById("lines");
   if (!lines) return;
   var atEnd = function () {
