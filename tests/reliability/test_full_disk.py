@@ -161,7 +161,9 @@ def _scenario(agent: ServedAgent, repo: Any, flood: str, stop: Path, printed: Pa
     lines = agent.log_lines(run["id"], "Unit Test")
     assert any(line.startswith("log storage full") for line in lines)
     stored = sum(line.isdigit() for line in lines)
-    assert stored + lost == total, (stored, lost, total)  # every line stored or counted
+    # Every printed line is stored or counted lost. The count also covers the agent's own
+    # lines of the stage (its command, its executor) when they were lost too: at most 3.
+    assert total <= stored + lost <= total + 3, (stored, lost, total)
 
     resumed = agent.trigger(name, repo.head_sha, kind="partial")  # 201: runs taken again
     assert resumed["status"] in {"queued", "running"}
