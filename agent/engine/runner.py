@@ -21,7 +21,8 @@ from agent.engine.stages import command_spec, secrets_of, stage_command
 from agent.engine.threads import in_thread
 from agent.engine.transitions import Transitions
 from agent.engine.workspace import WorkspaceError, Workspaces
-from agent.logs.writer import LogWriter, StageLogWriter
+from agent.logs.stage_writer import StageLogWriter
+from agent.logs.writer import LogWriter
 from agent.stage_result import StageResult
 from store.configs import NotFound
 from store.models import (

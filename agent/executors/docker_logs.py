@@ -8,7 +8,7 @@ dockerd more CPU than the whole rest of the pipeline and caps a stage at ~90k
 lines/s. The log endpoint, with docker's own timestamps, serves what the attach
 cannot: a re-attach after a restart, an exited container's output, an engine on
 TCP. Those re-reads start from the beginning and skip the lines already stored
-(see agent.logs.writer.StageLogWriter.rewind), so they neither lose nor repeat a line.
+(see agent.logs.stage_writer.StageLogWriter.rewind), so they neither lose nor repeat a line.
 
 docker-py reads each multiplexed frame with two small reads and drops the stream
 type. We read the body in large blocks and split the frames ourselves (8-byte

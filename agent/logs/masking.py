@@ -17,7 +17,7 @@ then re-applied").
 Streaming: a stage log holds back a last line that ends with the beginning of
 a secret until the next line arrives (or a short time passes), so a secret
 split across lines, chunks or stdout/stderr is whole when it is masked; see
-`logsink.StageLogWriter`.
+`agent.logs.stage_writer.StageLogWriter`.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from agent.bus import Bus
+from agent.logs.records import MAX_LINE_BYTES
 from agent.logs.timestamps import docker_ts_to_iso
-from agent.logs.writer import MAX_LINE_BYTES, LogWriter
+from agent.logs.writer import LogWriter
 from store.models import SECRET_MASK, LogStream
 from store.store import Store
 
