@@ -28,16 +28,7 @@ from store.models.api import (
     WhoAmI,
 )
 from store.models.config import (
-    SECRET_MASK,
-    CanaryConfig,
-    DeployTargetConfig,
-    DockerTargetConfig,
-    EcsExecutorConfig,
-    EcsLoadBalancerConfig,
-    EcsTargetConfig,
     ExecutorName,
-    HealthCheck,
-    NoTargetConfig,
     Pipeline,
     PipelineConfig,
     Service,
@@ -46,9 +37,6 @@ from store.models.config import (
     config_fingerprint,
     image_for,
     pushes_to_registry,
-    redact_env,
-    redact_pipeline,
-    redact_service,
 )
 from store.models.names import (
     BRANCH,
@@ -91,6 +79,22 @@ from store.models.records import (
     RunInfo,
     StageInfo,
     WebhookDelivery,
+)
+from store.models.redaction import (
+    SECRET_MASK,
+    redact_env,
+    redact_pipeline,
+    redact_service,
+)
+from store.models.targets import (
+    CanaryConfig,
+    DeployTargetConfig,
+    DockerTargetConfig,
+    EcsExecutorConfig,
+    EcsLoadBalancerConfig,
+    EcsTargetConfig,
+    HealthCheck,
+    NoTargetConfig,
 )
 from store.models.tests import (
     DEFAULT_REPORT_GLOBS,
