@@ -21,24 +21,31 @@ never in argv, in a stage log or in any .git/config.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import git
 
+from agent.engine.git_runner import (
+    CANCEL_POLL_S,
+    DIFF_TIMEOUT_S,
+    GIT_TIMEOUT_S,
+    LS_REMOTE_TIMEOUT_S,
+    WorkspaceError,
+    run_git,
+)
+from agent.engine.git_runner import (
+    redact_credentials as _redact,
+)
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from store.models import CommitSummary, Service
@@ -48,37 +55,7 @@ log = logging.getLogger(__name__)
 
 _SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
-GIT_TIMEOUT_S = 600.0  # a whole fetch of a big repository
-LS_REMOTE_TIMEOUT_S = 20.0
-DIFF_TIMEOUT_S = 30.0  # a diff or merge-base in the local mirror
-CANCEL_POLL_S = 0.25  # a cancel ends a hanging git within this (plus the kill)
-# An HTTP remote that stalls below 1 KB/s for 30 s is given up by git itself.
-_NETWORK_TIMEOUTS = ("-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=30")
-_CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/pull/*/head:refs/pull/*/head")
-
-
-class WorkspaceError(RuntimeError):
-    """A clear, human reason why a workspace could not be prepared."""
-
-
-def _kill_group(popen: subprocess.Popen[bytes]) -> None:
-    """SIGKILL git and every helper it started; reap it without waiting on its pipes."""
-    try:
-        os.killpg(popen.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        popen.kill()
-    try:
-        popen.communicate(timeout=2)
-    except subprocess.TimeoutExpired:  # a helper left its own group: stop reading
-        for pipe in (popen.stdout, popen.stderr):
-            if pipe is not None:
-                pipe.close()
-        popen.wait(timeout=2)
-
-
-def _redact(text: str) -> str:
-    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 
 class Workspaces:
@@ -177,55 +154,12 @@ class Workspaces:
                                      "(fetched all branches and pull requests)")
         return mirror
 
-    # -- git plumbing -------------------------------------------------------------------------
-    def _env(self, url: str | None) -> dict[str, str]:
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-        parts = urlsplit(url or "")
-        if self.github_token and parts.scheme == "https" and parts.hostname:
-            host = parts.hostname + (f":{parts.port}" if parts.port else "")
-            basic = base64.b64encode(f"x-access-token:{self.github_token}".encode()).decode()
-            # Scoped to the repo's host: the token never goes to another server.
-            env.update({
-                "GIT_CONFIG_COUNT": "1",
-                # git matches the port exactly: a key without one only covers :443.
-                "GIT_CONFIG_KEY_0": f"http.https://{host}/.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-            })
-        return env
-
+    # -- git -----------------------------------------------------------------------------------
     def _run_git(self, args: list[str], cwd: Path | None, log: StageLog | None,
                  cancel: threading.Event | None, url: str | None = None,
                  timeout_s: float = GIT_TIMEOUT_S) -> str:
-        """Run git with the token in its environment; its messages go to the stage log.
-        git runs in its own process group: a cancel or the timeout kills the whole group
-        (git's transport helpers hold the pipes open otherwise, and the wait never ends)."""
-        env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **self._env(url)}
-        popen = subprocess.Popen(["git", *_NETWORK_TIMEOUTS, *args], cwd=cwd, env=env,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                out, err = popen.communicate(timeout=CANCEL_POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                if (cancel is not None and cancel.is_set()) or time.monotonic() > deadline:
-                    _kill_group(popen)
-                    what = ("cancelled" if cancel is not None and cancel.is_set()
-                            else f"timed out after {timeout_s:g} s")
-                    raise WorkspaceError(f"git {args[0]} {what}") from None
-        stderr = _redact(err.decode("utf-8", "replace")).strip()
-        if log is not None:
-            for line in stderr.splitlines():
-                if line.strip():
-                    log.system(f"git: {line.strip()}")
-        if popen.returncode != 0:
-            lines = stderr.splitlines()
-            # git's `fatal:` line names the cause; advice ("make sure ... exists") follows it.
-            cause = next((ln for ln in lines if ln.startswith("fatal:")), lines[-1] if lines
-                         else f"exit code {popen.returncode}")
-            raise WorkspaceError(f"git {args[0]} failed: {cause}")
-        return out.decode("utf-8", "replace")
+        return run_git(args, cwd, log, cancel, url, timeout_s=timeout_s,
+                       token=self.github_token)
 
     @staticmethod
     def _full_sha(repo_dir: Path, sha: str) -> str | None:
