@@ -26,6 +26,7 @@ import functools
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -75,6 +76,13 @@ def serve(folder: Path, host: str) -> tuple[http.server.ThreadingHTTPServer, str
     server = http.server.ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}/"
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the by-hand compose publishes it on 0.0.0.0)."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -139,28 +147,49 @@ def pip_env(index: str, flag: str = "") -> str:
         ("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", index), ("PIP_TRUSTED_HOST", host)))
 
 
+HAND_SECONDS: dict[str, float] = {}  # the by-hand script: step -> seconds
+
+
 def by_hand(repo: Path, work: Path, index: str) -> float:
-    """The same steps as a shell script, cold caches of its own."""
+    """The same steps as a shell script, cold caches of its own. Each step prints a
+    timestamped mark, so the table can set the agent's stages against them."""
     tag = f"bench-hand-{uuid.uuid4().hex[:8]}:1"
     project = f"benchhand{uuid.uuid4().hex[:8]}"
     clone = work / "hand"
-    unit = (f"docker run --rm -v {clone}:/workspace -w /workspace -v {work}/cache:/cache "
-            f"-e PIP_CACHE_DIR=/cache/pip {pip_env(index, '-e ')} {IMAGE} "
-            "sh -c 'pip install -q -r requirements.txt && python3 -m pytest -q tests'")
+    compose = f"APP_IMAGE={tag} docker-compose -p {project} -f {clone}/compose.yaml"
+
+    def step(name: str) -> str:
+        return f"echo \"@step {name} $EPOCHREALTIME\""
+
     script = "\n".join([
         "set -e",
+        step("checkout"),
         f"git clone -q {repo} {clone}",
-        unit,
+        step("unit_test"),
+        f"docker run --rm -v {clone}:/workspace -w /workspace -v {work}/cache:/cache "
+        f"-e PIP_CACHE_DIR=/cache/pip {pip_env(index, '-e ')} {IMAGE} "
+        "sh -c 'pip install -q -r requirements.txt && python3 -m pytest -q tests'",
+        step("build"),
         f"docker build -q -t {tag} {clone} >/dev/null",
-        f"trap 'APP_IMAGE={tag} docker-compose -p {project} -f {clone}/compose.yaml "
-        f"down -v --timeout 5 >/dev/null 2>&1; docker rmi -f {tag} >/dev/null' EXIT",
-        f"APP_IMAGE={tag} docker-compose -p {project} -f {clone}/compose.yaml up -d",
+        f"trap '{step('compose_down')}; {compose} down -v --timeout 5; "
+        f"docker rmi -f {tag} >/dev/null; {step('end')}' EXIT",
+        step("compose_up"),
+        f"{compose} up -d",
+        step("integration_test"),
         f"docker run --rm --network {project}_default -v {clone}:/workspace -w /workspace "
         f"{IMAGE} python3 tests/integration.py",
     ])
     began = time.perf_counter()
-    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
-    return time.perf_counter() - began
+    done = subprocess.run(["bash", "-xc", script], capture_output=True, text=True)
+    if done.returncode != 0:  # say which step failed and what it printed
+        raise SystemExit(f"the by-hand script failed (exit {done.returncode}):\n"
+                         f"{done.stdout}{done.stderr}")
+    elapsed = time.perf_counter() - began
+    marks = [line.split()[1:] for line in done.stdout.splitlines()
+             if line.startswith("@step ")]
+    for (name, at), (_, then) in zip(marks, marks[1:], strict=False):
+        HAND_SECONDS[name.replace("_", " ")] = round(float(then) - float(at), 2)
+    return elapsed
 
 
 async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[float]:
@@ -202,12 +231,13 @@ async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> lis
 
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
+    load = os.getloadavg()  # the figures mean little on a busy host: say how busy
     ensure_image()
     server, index = serve(wheels(), bridge_gateway())
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            port = server.server_address[1] % 20000 + 20000  # any fixed port will do
+            port = free_port()  # the repo's "fixed" port: free on this host, not the index's
             hand_repo = make_repo(root / "hand-repo")
             write(hand_repo, service_files(index, port, uuid.uuid4().hex, "v1"), "service")
             hand_s = by_hand(hand_repo, root / "hand-work", index)
@@ -230,7 +260,10 @@ def main() -> None:
         ("same steps by hand, cold (s)", hand_s),
         ("agent first / hand (goal <= 1.05)", first_s / hand_s),
     ] + [(f"  run {i + 1}: {name} (s)", secs) for i, stages in enumerate(STAGE_SECONDS)
-         for name, secs in stages.items()], figures, args.json)
+         for name, secs in stages.items()]
+      + [(f"  by hand: {name} (s)", secs) for name, secs in HAND_SECONDS.items()]
+      + [("load average (1 min) before / after", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}")],
+      figures, args.json)
 
 
 if __name__ == "__main__":
