@@ -107,7 +107,10 @@ class Deployer:
                 return None
         return self._targets[key]
 
-    def _lock(self, service: Service, environment: str) -> threading.Lock:
+    def lock(self, service: Service, environment: str) -> threading.Lock:
+        """Held by whatever creates or removes colours of (service, environment): a deploy,
+        a rollback, the start-up and engine-return reconciles, a teardown. None of them
+        ever removes a colour another one is creating."""
         with self._locks_guard:
             return self._locks.setdefault((service.id, environment), threading.Lock())
 
@@ -135,7 +138,7 @@ class Deployer:
                 log.system(reason)
                 return StageResult.skip(reason)
         committed_at = self._committed_at(service, run.sha)
-        with self._lock(service, environment):
+        with self.lock(service, environment):
             dep = self.store.create_deployment(
                 service_id=service.id, environment=environment, sha=run.sha, image=image,
                 kind=DeploymentKind.deploy, run_id=run.id, actor=run.actor or "auto",
@@ -270,7 +273,7 @@ class Deployer:
 
     def _rollback_worker(self, dep: Deployment, target: DeployTarget, service: Service,
                          pipeline: Pipeline, log: StageLog) -> None:
-        with self._lock(service, dep.environment):
+        with self.lock(service, dep.environment):
             replaced = self.store.current_deployment(service.id, dep.environment)
             done = self._execute(dep, target, service, pipeline, log)
             if done.status is DeploymentStatus.active and replaced and replaced.sha != dep.sha:
@@ -351,7 +354,7 @@ class Deployer:
     def reconcile_fronts(self) -> dict[str, Any]:
         """At start: every environment's records and front tell the truth
         (agent/deploy/reconcile.py)."""
-        figures = reconcile_all(self.store, self._publish, self.target_for)
+        figures = reconcile_all(self.store, self._publish, self.target_for, self.lock)
         self.unserved = dict(figures["unserved"])
         log.info("reconciled %s environments in %.2f s", figures["environments"],
                  figures["seconds"])
@@ -401,7 +404,7 @@ class Deployer:
 
         def one(target: DockerHostTarget, service: Service, pipeline: Pipeline,
                 env: str) -> bool:
-            lock = self._lock(service, env)
+            lock = self.lock(service, env)
             if not lock.acquire(blocking=False):
                 return True
             try:

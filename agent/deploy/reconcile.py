@@ -19,6 +19,7 @@ containers in line with them.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -135,11 +136,13 @@ class Reconciler:
 
 def reconcile_all(store: Store, publish: Callable[[Deployment], None],
                   target_for: Callable[[Service, Pipeline, str], DeployTarget | None],
+                  lock_for: Callable[[Service, str], threading.Lock],
                   workers: int = PARALLEL) -> dict[str, Any]:
     """Every (service, environment), several at once (each is mostly waiting on the engine
     or the front; they share nothing but the store, whose writes are serialized); one
-    failing never stops the others. Returns figures for the log: environments looked at,
-    how many serve their active deployment, seconds."""
+    failing never stops the others. Each under its environment's deploy lock: it removes
+    colours, and a colour a deploy is creating must never be one of them. Returns figures
+    for the log: environments looked at, how many serve their active deployment, seconds."""
     started = time.monotonic()
     reconciler = Reconciler(store, publish)
     jobs = []
@@ -153,7 +156,8 @@ def reconcile_all(store: Store, publish: Callable[[Deployment], None],
     def one(job: tuple[Service, Pipeline, str, DeployTarget | None]) -> bool:
         service, pipeline, environment, target = job
         try:
-            return reconciler.environment(service, pipeline, environment, target)
+            with lock_for(service, environment):
+                return reconciler.environment(service, pipeline, environment, target)
         except Exception:
             log.exception("could not reconcile %s/%s", service.name, environment)
             return False

@@ -18,6 +18,7 @@ from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
 from store.models import ENVIRONMENTS, Deployment, DeploymentStatus, Event, Service
 
+HINT = "enter: roll back to the selected image"
 COLUMNS = [Col("mark", ""), Col("sha", "sha"), Col("message", "message", flex=True, min_width=12),
            Col("author", "author", drop=2), Col("deployed", "deployed"),
            Col("by", "by", drop=1), Col("status", "status")]
@@ -37,12 +38,14 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self.service: Service | None = None
         self.watching: int | None = None  # the rollback deployment in progress
         self.outcome_shown = False  # a rollback's result is on show (until the next one)
+        self.own_line = True  # the line shows the picker's own note (not an action's answer)
+        self.loaded = False  # the deployments of this environment have been answered
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"Seamless › {self.service_name} › rollback")
         yield Tabs(*[Tab(env, id=env) for env in ENVIRONMENTS], active=self.environment)
         yield VimTable(id="images")
-        yield Static("enter: roll back to the selected image", id="progress")
+        yield Static(HINT, id="progress")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -61,6 +64,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
     def show_deployments(self, deployments: list[Deployment]) -> None:
         watched = next((d for d in deployments if d.id == self.watching), None)
         self.deployments = _deployable(deployments)
+        self.loaded = True
         self._render_images()
         if watched is not None and watched.status is not DeploymentStatus.in_progress:
             self._progress(watched)  # it ended before the answer to our POST came back
@@ -80,19 +84,28 @@ class RollbackScreen(ServiceActions, BaseScreen):
                 age(dep.finished_at or dep.started_at, now) + " ago", first_line(dep.actor, 12),
                 status]))
         self.query_one(VimTable).fill(COLUMNS, rows)
-        if not self.deployments:
-            self.query_one("#progress", Static).update(
-                f"no deployments to {self.environment} yet")
-        elif pin and self.watching is None and not self.outcome_shown:
-            self.query_one("#progress", Static).update(Text.assemble(
+        # The service and its deployments are answered in either order: the line says what
+        # both answers known so far show, never "no deployments" before they were answered.
+        if self.watching is not None or self.outcome_shown:
+            return  # a rollback's progress or outcome stays on show
+        if self.loaded and not self.deployments:
+            self._say(f"no deployments to {self.environment} yet")
+        elif pin:
+            self._say(Text.assemble(
                 (f"{self.environment} is pinned at {short_sha(pin)}", "bold magenta"),
                 ": pushes skip this deploy until unpinned (u). enter: roll back"))
+        elif self.own_line:
+            self._say(HINT)
+
+    def _say(self, note: str | Text) -> None:
+        self.query_one("#progress", Static).update(note)
+        self.own_line = True
 
     @on(Tabs.TabActivated)
     def _env(self, event: Tabs.TabActivated) -> None:
         if event.tab.id and event.tab.id != self.environment:
             self.environment = event.tab.id
-            self.outcome_shown = False
+            self.outcome_shown, self.loaded, self.own_line = False, False, True
             self.load()
 
     def action_next_env(self) -> None:
@@ -112,6 +125,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
     def unpinned(self, service: Service) -> None:
         self.query_one("#progress", Static).update(
             f"{self.environment} unpinned: later runs deploy there again")
+        self.own_line = False
         self.show_service(service)
 
     @on(DataTable.RowSelected, "#images")
@@ -132,7 +146,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
                              lambda ok: self._start(target.sha) if ok else None)
 
     def _start(self, sha: str) -> None:
-        self.outcome_shown = False
+        self.outcome_shown, self.own_line = False, False
         self.query_one("#progress", Static).update(f"● rolling back to {short_sha(sha)}…")
 
         async def start() -> Deployment | ApiError:

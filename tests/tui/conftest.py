@@ -46,9 +46,10 @@ class LiveAgent:
         self.server.start()
 
 
-def start_live_agent(tmp_path: Path, image_repo: str = "seamless-tui-test") -> LiveAgent:
+def start_live_agent(tmp_path: Path, image_repo: str = "seamless-tui-test",
+                     catalog: str = "catalog") -> LiveAgent:
     store = Store(tmp_path / "seamless.db")
-    seeded = seed(store, image_repo=image_repo)
+    seeded = seed(store, image_repo=image_repo, catalog=catalog)
     store.close()
     server = AgentServer(tmp_path, free_port()).start()
     return LiveAgent(server, seeded, tmp_path)

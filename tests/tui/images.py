@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import docker.errors
+
 
 def build_health_image(client: Any, base_image: str, tag: str) -> None:
+    """One image per tag: the same Dockerfile built twice is ONE image (the build cache),
+    and its containers are then every test's (see `remove_images`); the label makes it
+    this tag's own."""
     ctx = Path(tempfile.mkdtemp(prefix="seamless-tui-img-"))
     try:
         (ctx / "www").mkdir()
         (ctx / "www" / "health").write_text("ok\n")
         (ctx / "Dockerfile").write_text(
             f"FROM {base_image}\nCOPY www /www\nEXPOSE 8080\nSTOPSIGNAL SIGKILL\n"
+            f'LABEL io.seamless.test-image="{tag}"\n'
             'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
         client.images.build(path=str(ctx), tag=tag, rm=True)
     finally:
@@ -22,16 +29,22 @@ def build_health_image(client: Any, base_image: str, tag: str) -> None:
 
 
 def remove_images(client: Any, tags: list[str]) -> None:
-    """The images and every container made from them (deploys leave containers running)."""
+    """The images and the containers made from these tags (deploys leave containers
+    running). Only those created from the tag itself: the engine's `ancestor` filter also
+    matches every container of an image with the same id, i.e. other tests' containers of
+    an identical build (it removed the tmux journey's new colour under its rollback)."""
     for tag in tags:
         for container in client.containers.list(all=True, filters={"ancestor": tag}):
-            container.remove(force=True)
+            if container.attrs["Config"]["Image"] == tag:
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
         client.images.remove(tag, force=True)
 
 
-def build_catalog_images(client: Any, base_image: str, repo: str, shas: list[str]) -> list[str]:
+def build_catalog_images(client: Any, base_image: str, repo: str, shas: list[str],
+                         catalog: str = "catalog") -> list[str]:
     """The seeded catalog service's images at `shas`, under the test's own `repo`."""
-    tags = [f"{repo}/catalog:{s}" for s in shas]
+    tags = [f"{repo}/{catalog}:{s}" for s in shas]
     for tag in tags:
         build_health_image(client, base_image, tag)
     return tags

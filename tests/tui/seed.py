@@ -44,6 +44,7 @@ class Seeded:
     tokens: dict[Role, str] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)  # label -> run id
     image_repo: str = "seamless-tui-test"
+    catalog: str = "catalog"  # the name of the service deployed for real
 
 
 def _run(store: Store, service_id: int, n: int, status: RunStatus, stages: list[StageStatus],
@@ -85,8 +86,12 @@ def add_log(store: Store, run_id: int, stage: str, count: int, *, start: datetim
         store.insert_log_lines(lines)
 
 
-def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
-    out = Seeded(image_repo=image_repo)
+def seed(store: Store, image_repo: str = "seamless-tui-test",
+         catalog: str = "catalog") -> Seeded:
+    """`catalog`: the name of the service tests deploy for real. Colour containers and
+    fronts are named by service, so a test that deploys it on the shared engine names it
+    alone (two agents deploying one `catalog` remove each other's colours)."""
+    out = Seeded(image_repo=image_repo, catalog=catalog)
     out.tokens = {role: store.create_token(f"{role.value}-tui", role)[0] for role in Role}
     for name in ("shop", "platform"):
         # Reruns run for real, on the host: `executor: local`, an admin's per-pipeline choice.
@@ -95,12 +100,12 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
                                              staging=NoTargetConfig(),
                                              production=NoTargetConfig()))
     services = {}
-    for name, pipeline in (("payments", "shop"), ("checkout", "shop"), ("catalog", "shop"),
+    for name, pipeline in (("payments", "shop"), ("checkout", "shop"), (catalog, "shop"),
                            ("auth", "platform")):
         extra = {}
-        if name == "catalog":  # the rollback test deploys this one for real
+        if name == catalog:  # the rollback tests deploy this one for real
             extra = {"staging": DockerTargetConfig(), "production": DockerTargetConfig(),
-                     "image_repository": f"{image_repo}/catalog"}
+                     "image_repository": f"{image_repo}/{catalog}"}
         services[name] = store.create_service(ServiceConfig(
             name=name, pipeline=pipeline, repo_url=f"https://git.example.com/acme/{name}.git",
             unit_test_command="sh test.sh", code_quality_command="sh lint.sh", **extra))
@@ -115,7 +120,7 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
         42, None, "chen", "Switch to idempotency keys")
     out.runs["checkout"] = _run(store, services["checkout"].id, 0x201, RunStatus.failed, fail,
                                 95, 74, "dara", "Bump cart library")
-    out.runs["catalog"] = _run(store, services["catalog"].id, 0x301, RunStatus.success, ok, 1500,
+    out.runs["catalog"] = _run(store, services[catalog].id, 0x301, RunStatus.success, ok, 1500,
                                401, "eli", "Cache product pages")
     out.runs["auth"] = _run(store, services["auth"].id, 0x401, RunStatus.cancelled,
                             [S.success, S.cancelled] + [S.skipped] * 5, 7, 20, "fay",
@@ -125,7 +130,7 @@ def seed(store: Store, image_repo: str = "seamless-tui-test") -> Seeded:
     add_log(store, out.runs["pay-approval"], DEFAULT_STAGES[2], 200,
             text="\x1b[32mPASS\x1b[0m test_{i} (payments)")
     add_deployments(store, pay, "payments", image_repo, [0x101, 0x102, 0x103])
-    add_deployments(store, services["catalog"].id, "catalog", image_repo, [0x2f1, 0x2f2, 0x301])
+    add_deployments(store, services[catalog].id, catalog, image_repo, [0x2f1, 0x2f2, 0x301])
     store.create_approval(
         run_id=out.runs["pay-approval"], candidate_sha=sha(0x103), production_sha=sha(0x102),
         commits=[CommitSummary(sha=sha(0x103), author="chen", message="Switch to idempotency"

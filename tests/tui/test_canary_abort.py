@@ -33,13 +33,15 @@ HELD = CanaryConfig(steps=[10, 100], bake_s=1, min_requests=10_000, hold_timeout
 @pytest.fixture
 def canary_agent(tmp_path, docker_client, base_image):
     repo = unique_name("seamless-tui-test")
-    tags = build_catalog_images(docker_client, base_image, repo, [sha(0x2f1), sha(0x2f2)])
-    live = start_live_agent(tmp_path, image_repo=repo)
+    catalog = unique_name("catalog")  # deployed for real: its colours are this test's alone
+    tags = build_catalog_images(docker_client, base_image, repo, [sha(0x2f1), sha(0x2f2)],
+                                catalog)
+    live = start_live_agent(tmp_path, image_repo=repo, catalog=catalog)
     agent = live.server.agent
-    service = agent.store.get_service("catalog")
+    service = agent.store.get_service(catalog)
     config = ServiceConfig(**{k: getattr(service, k) for k in ServiceConfig.model_fields})
     config.production = DockerTargetConfig(strategy="canary", canary=HELD)
-    service = agent.store.update_service("catalog", config)
+    service = agent.store.update_service(catalog, config)
     # A live colour first (a rollback to a recorded image: straight in), then a deploy
     # of the other image (a canary: rollbacks never are), which holds at 10 %.
     agent.deployer.rollback(service, "production", sha(0x2f1), actor="ops")
@@ -57,17 +59,18 @@ def canary_agent(tmp_path, docker_client, base_image):
         agent.deployer.steer_canary(service, "production", "abort", "teardown")
     deploy.join(60)
     live.server.stop()
-    remove_front(docker_client, "catalog", tmp_path)
+    remove_front(docker_client, catalog, tmp_path)
     remove_images(docker_client, tags)
 
 
 async def test_abort_from_the_tui_sends_every_request_back_to_stable(canary_agent):
     live = canary_agent
+    catalog = live.seeded.catalog
     app = live.app()
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
-        app.open_service("catalog")
-        await wait_for(pilot, lambda: getattr(app.screen, "service_name", None) == "catalog",
+        app.open_service(catalog)
+        await wait_for(pilot, lambda: getattr(app.screen, "service_name", None) == catalog,
                        "the service screen")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CanaryScreen)
@@ -90,7 +93,7 @@ async def test_abort_from_the_tui_sends_every_request_back_to_stable(canary_agen
         assert screen.status.weights.get(stable) == 100
         assert all(w == 0 for c, w in screen.status.weights.items() if c != stable)
     with live.http() as http:
-        current = http.get("/api/v1/services/catalog/deployments",
+        current = http.get(f"/api/v1/services/{catalog}/deployments",
                            params={"environment": "production"}).json()
         audit = http.get("/api/v1/audit").json()
     active = next(d for d in current if d["status"] == "active")
@@ -98,5 +101,5 @@ async def test_abort_from_the_tui_sends_every_request_back_to_stable(canary_agen
     address = live.server.agent.store.deployment_target_state(active["id"])["address"]
     assert httpx.get(f"{address}/health", timeout=10).status_code == 200
     assert any((a["actor"], a["action"], a["target"]) == ("admin-tui", "canary abort",
-                                                          "catalog/production")
+                                                          f"{catalog}/production")
                for a in audit), audit

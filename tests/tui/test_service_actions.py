@@ -3,6 +3,12 @@ filtered by status and branch, `#N` run numbers, columns that are not cut."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+
+from seamless_tui.client import AgentClient
 from seamless_tui.screens.confirm import ConfirmModal
 from seamless_tui.screens.rollback import RollbackScreen
 from seamless_tui.screens.service import ServiceScreen
@@ -64,6 +70,32 @@ async def test_unpin_in_the_rollback_picker_of_the_pinned_environment(live_agent
         await pilot.press("u", "y")
         await wait_for(pilot, lambda: not _pinned(live_agent, "payments"), "unpinned")
         await wait_for(pilot, lambda: "unpinned" in screen_text(app), "said so")
+
+
+@pytest.mark.parametrize("late", ["deployments", "service"])
+async def test_the_picker_line_fits_its_rows_whichever_answer_comes_first(
+        live_agent: LiveAgent, monkeypatch: pytest.MonkeyPatch, late: str):
+    """The picker asks for the service and its deployments at once. When the service was
+    answered first, the line said "no deployments to production yet" under two rows (the
+    snapshot test failed now and then on it)."""
+    slow = getattr(AgentClient, late)
+
+    async def answered_late(self: AgentClient, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await slow(self, *args, **kwargs)
+
+    monkeypatch.setattr(AgentClient, late, answered_late)
+    app = live_agent.app(role=Role.deployer)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: len(getattr(app.screen, "rows", {})) == 4, "overview")
+        app.open_rollback("payments")
+        await wait_for(pilot, lambda: isinstance(app.screen, RollbackScreen)
+                       and app.screen.service is not None and len(app.screen.deployments) == 2,
+                       "the picker")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "aaaa102" in text and "enter: roll back to the selected image" in text, text
+        assert "no deployments" not in text, text
 
 
 async def test_unpin_of_an_unpinned_service_says_there_is_nothing_to_do(live_agent: LiveAgent):
