@@ -138,6 +138,10 @@ class LogQueries(Database):
         """The 1-based line number of `line_id` in its stage's log (lines before it + 1)."""
         return self._count("run_id=? AND stage=? AND id<?", (run_id, stage, line_id)) + 1
 
+    def has_log_line(self, run_id: int, stage: str, line_id: str) -> bool:
+        return self.query_one("SELECT 1 FROM log_lines WHERE id=? AND run_id=? AND stage=?",
+                              (line_id, run_id, stage)) is not None
+
     def log_from_number(self, run_id: int, stage: str, number: int, limit: int) -> LogPage:
         """`limit` lines of a stage starting at line `number` (1-based): a line permalink."""
         rows = self.query("SELECT * FROM log_lines WHERE run_id=? AND stage=? ORDER BY id"

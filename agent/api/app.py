@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 
 from agent.api import (
     logfilters,
+    page_login,
     routes_admin,
     routes_changes,
     routes_deploys,
@@ -94,7 +95,7 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
         app.add_middleware(MaskJsonBodies, mask=secrets.mask)
     app.add_middleware(BodyGuard, authenticate=agent.store.authenticate)  # outermost
     for module in (routes_admin, routes_services, routes_runs, routes_deploys, routes_changes,
-                   routes_tests, ws, webhooks, run_page):
+                   routes_tests, ws, webhooks, run_page, page_login):
         app.include_router(module.router)
     # The run page's CSS and JavaScript: from the agent itself, never a CDN.
     app.mount("/assets", StaticFiles(directory=run_page.STATIC_DIR), name="assets")

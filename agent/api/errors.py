@@ -26,6 +26,9 @@ from store.space import StorageFull, is_storage_full
 
 log = logging.getLogger(__name__)
 
+ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"  # a log line's id: a cursor of the log routes
+NOT_A_ULID = "not a log line's id (26 characters, a ULID)"
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or unknown bearer token"},
     403: {"description": "the token's role is too low"},
@@ -73,8 +76,10 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
-        out.append({"field": ".".join(loc) or "body",
-                    "message": readable(str(err.get("msg", "invalid")))})
+        message = readable(str(err.get("msg", "invalid")))
+        if (err.get("ctx") or {}).get("pattern") == ULID_PATTERN:
+            message = NOT_A_ULID  # rather than the pattern itself
+        out.append({"field": ".".join(loc) or "body", "message": message})
     return out
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from agent.api.auth import Deployer, Viewer, audit
 from agent.api.deps import agent_of
-from agent.api.errors import ERROR_RESPONSES, ApiError
+from agent.api.errors import ERROR_RESPONSES, ULID_PATTERN, ApiError
 from store.models import (
     DEFAULT_STAGES,
     Approval,
@@ -25,9 +25,6 @@ from store.models import (
 )
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
-
-ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
-
 
 @router.get("/runs", response_model=RunPage, tags=["runs"])
 def list_runs(request: Request, _: Viewer, service: str | None = None,

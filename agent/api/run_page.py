@@ -1,6 +1,6 @@
 """The run page for browsers: `/runs/{id}` (HTML, works with JavaScript off), its live
 log as server-sent events (`/runs/{id}/live`, the same store cursor and bus as the
-WebSocket), the sign-in form that sets the token cookie, and the page's own assets.
+WebSocket), and the page's own assets (the sign-in form: page_login).
 
 Opened by a signed link (the commit status's Details) or a token; see page_access.
 Every answer carries a strict Content-Security-Policy: scripts and styles from the
@@ -15,16 +15,18 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from agent.api.errors import NOT_A_ULID, ULID_PATTERN
 from agent.api.log_follow import follow_log
-from agent.api.page_access import COOKIE, Access, PageRefused, check_access, signed_in
+from agent.api.page_access import Access, PageRefused, check_access, signed_in
 from agent.api.page_view import (
     RunView,
     commit_url,
@@ -36,10 +38,7 @@ from agent.api.page_view import (
 from store.configs import NotFound
 from store.models import DEFAULT_STAGES, Event, LogLine
 
-router = APIRouter(include_in_schema=False)
-
 STATIC_DIR = Path(__file__).parent / "web" / "static"
-ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 HEARTBEAT_S = 15.0
 CHECK_S = 1.0  # how often a quiet stream re-checks its token or link
 SECURITY_HEADERS = {
@@ -49,6 +48,17 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
+}
+
+
+# What a valid value of each parameter of the pages looks like, for the 400 page.
+EXPECTED = {
+    "run_id": "a run number",
+    "before": NOT_A_ULID.removeprefix("not "),
+    "after": NOT_A_ULID.removeprefix("not "),
+    "line": NOT_A_ULID.removeprefix("not "),
+    "at": "a line number (a whole number from 1)",
+    "n": "a line number (a whole number from 1)",
 }
 
 
@@ -80,29 +90,89 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
 
 
 def refused(request: Request, exc: PageRefused) -> HTMLResponse:
+    login = f"/login?next={request.url.path}" if exc.status in (401, 403) else None
     return page(request, "refused.html", exc.status, title=exc.title, detail=exc.detail,
-                login=f"/login?next={request.url.path}")
+                login=login)
+
+
+def bad_parameter(exc: RequestValidationError) -> PageRefused:
+    """A page's bad query or path value → the 400 page naming the parameter (an unknown
+    run number is a 404), never the API's JSON 422."""
+    problems = []
+    for err in exc.errors():
+        name = str(err.get("loc", ("", "?"))[-1])
+        value = str(err.get("input", ""))[:80]
+        if name == "run_id":
+            return PageRefused(404, "No such run", f"{value!r} is not a run number.")
+        if err.get("type") == "missing":
+            problems.append(f"{name} is missing")
+        else:
+            cause = EXPECTED.get(name)
+            problems.append(f"{name}={value!r} is not {cause}" if cause
+                            else f"{name}={value!r}: {err.get('msg', 'invalid')}")
+    return PageRefused(400, "Bad link: " + ", ".join(sorted(
+        {str(e.get("loc", ("", "?"))[-1]) for e in exc.errors()})), "; ".join(problems) + ".")
+
+
+class PageRoute(APIRoute):
+    """A page's own errors are pages: bad parameters answer the 400 page, an id beyond
+    SQLite's integers the 404 page (the API's handlers answer JSON)."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return refused(request, bad_parameter(exc))
+            except OverflowError:
+                return refused(request, PageRefused(404, "No such run",
+                                                    "That run number is out of range."))
+
+        return answer
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int,
              stage: Annotated[str | None, Query()] = None,
-             before: Annotated[str | None, Query(pattern=ULID)] = None,
-             after: Annotated[str | None, Query(pattern=ULID)] = None,
+             before: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
+             after: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
              at: Annotated[int | None, Query(ge=1)] = None,
-             line: Annotated[str | None, Query(pattern=ULID)] = None) -> Response:
+             line: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None) -> Response:
     """`line` (a log line's ULID, e.g. where a failed test's output starts) redirects to
     that line's permalink (`at=<number>#L<number>`)."""
     try:
         access = check_access(request, run_id)
-        if line is not None and stage in DEFAULT_STAGES:
-            number = request.app.state.agent.store.log_number(run_id, stage, line)
+        if line is not None:
+            number = _line_number(request.app.state.agent.store, run_id, stage, line)
             return RedirectResponse(f"/runs/{run_id}{access.query(stage=stage, at=number)}"
                                     f"#L{number}", status_code=303, headers=SECURITY_HEADERS)
         view = _view(request, access, stage, before=before, after=after, at=at)
     except PageRefused as exc:
         return refused(request, exc)
     return page(request, "run.html", view=view, run=view.run, log=view.log, access=access)
+
+
+def _line_number(store: Any, run_id: int, stage: str | None, line: str) -> int:
+    """The number of log line `line` in `stage`, or PageRefused naming the parameter."""
+    _check_stage(stage)
+    if stage is None:
+        raise PageRefused(400, "Bad link: line", f"line={line!r} needs stage= too (the "
+                          "stage whose log holds the line).")
+    if not store.has_log_line(run_id, stage, line):
+        raise PageRefused(404, "No such log line",
+                          f"line={line!r}: the {stage} log of run {run_id} has no such line.")
+    return int(store.log_number(run_id, stage, line))
+
+
+def _check_stage(stage: str | None) -> None:
+    if stage is not None and stage not in DEFAULT_STAGES:
+        raise PageRefused(404, "No such stage", f"stage={stage[:80]!r} is not a stage: "
+                          f"stages are {', '.join(DEFAULT_STAGES)}.")
 
 
 def _view(request: Request, access: Access, stage: str | None, **where: Any) -> RunView:
@@ -112,8 +182,7 @@ def _view(request: Request, access: Access, stage: str | None, **where: Any) -> 
         run = store.get_run(access.run_id)
     except NotFound:
         raise PageRefused(404, "No such run", f"There is no run {access.run_id}.") from None
-    if stage is not None and stage not in DEFAULT_STAGES:
-        raise PageRefused(404, "No such stage", f"Stages are {', '.join(DEFAULT_STAGES)}.")
+    _check_stage(stage)
     if stage is not None and all(s.name != stage for s in run.stages):
         stage = None
     chosen = stage or default_stage(run)
@@ -132,16 +201,15 @@ def _view(request: Request, access: Access, stage: str | None, **where: Any) -> 
 @router.get("/runs/{run_id}/live")
 async def run_live(request: Request, run_id: int,
                    stage: Annotated[str, Query()],
-                   after: Annotated[str | None, Query(pattern=ULID)] = None,
+                   after: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
                    n: Annotated[int, Query(ge=1)] = 1) -> Response:
     """Server-sent events: `lines` (HTML rows, id `<ULID> <next number>` so a reconnect
     resumes by cursor), `stages` (the stage list), `end` when the run has finished."""
     try:
         access = check_access(request, run_id)
+        _check_stage(stage)
     except PageRefused as exc:
         return refused(request, exc)
-    if stage not in DEFAULT_STAGES:
-        return Response("unknown stage", status_code=400)
     resume = request.headers.get("last-event-id", "").split()
     if len(resume) == 2 and resume[1].isdigit() and len(resume[0]) == 26:
         after, n = resume[0], int(resume[1])
@@ -227,39 +295,3 @@ def _still_allowed(store: Any, access: Access) -> bool:
 def _about(event: Event, run_id: int) -> bool:
     return ((event.run is not None and event.run.id == run_id)
             or (event.stage is not None and event.stage.run_id == run_id))
-
-
-# -- sign in with a token ----------------------------------------------------------------
-def _safe_next(target: str | None) -> str:
-    """Only a path on this agent: never `//elsewhere` or a scheme."""
-    if target and target.startswith("/") and not target.startswith("//") \
-            and "\\" not in target:
-        return target
-    return "/login"
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return page(request, "login.html", next=_safe_next(next), problem=None)
-
-
-@router.post("/login", response_class=HTMLResponse)
-async def login(request: Request) -> Response:
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
-    target = _safe_next((form.get("next") or [""])[0])
-    info = request.app.state.agent.store.authenticate(token) if token else None
-    if info is None:
-        return page(request, "login.html", 401, next=target,
-                    problem="That token is unknown or revoked.")
-    answer = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-    answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",
-                      secure=request.url.scheme == "https", max_age=7 * 24 * 3600)
-    return answer
-
-
-@router.post("/logout")
-def logout() -> Response:
-    answer = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
-    answer.delete_cookie(COOKIE, path="/")
-    return answer

@@ -196,3 +196,51 @@ def test_a_reader_who_picked_no_stage_follows_the_run_to_its_next_stage(api: Any
         expect(picked.locator(".stage.st-in_progress .name")).to_have_text("Code Quality",
                                                                            timeout=15_000)
         assert "Prepare" in picked.locator(".log h2").inner_text()
+
+
+def test_another_site_cannot_sign_the_browser_in_with_its_token(api: Any) -> None:
+    """Login CSRF: a page on another site posts the sign-in form with the attacker's token;
+    chromium sends it (a top-level cross-site POST) and the agent refuses it. The real
+    form on the agent's own page signs in."""
+    import http.server
+    import threading
+
+    run = failed_run(api.agent.store)
+    attacker = api.tokens[Role.viewer]
+    evil_html = (
+        f'<form id="f" method="post" action="{api.url}/login">'
+        f'<input name="token" value="{attacker}"><input name="next" value="/runs/{run.id}">'
+        '<input name="csrf" value="guessed"></form>'
+        '<script>document.getElementById("f").submit()</script>').encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil_html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    evil = http.server.HTTPServer(("127.0.0.1", free_port()), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            # `localhost` is another site than `127.0.0.1` for the browser's SameSite rules.
+            with page.expect_navigation(url=f"{api.url}/login", timeout=15_000) as answer:
+                page.goto(f"http://localhost:{evil.server_address[1]}/")
+            assert answer.value is not None and answer.value.status == 403
+            expect(page.locator(".problem")).to_contain_text("sent from another site")
+            assert "seamless_token" not in {c["name"] for c in browser.cookies()}
+            assert page.goto(f"{api.url}/runs/{run.id}").status == 403  # not signed in
+            # The agent's own form (its CSRF token in the page and cookie) signs in.
+            page.goto(f"{api.url}/login?next=/runs/{run.id}")
+            page.fill("input[name=token]", api.tokens[Role.viewer])
+            page.click("button[type=submit]")
+            expect(page.locator(".who")).to_contain_text("signed in as viewer-token")
+            assert page.url == f"{api.url}/runs/{run.id}"
+    finally:
+        evil.shutdown()
+        evil.server_close()

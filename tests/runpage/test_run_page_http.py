@@ -116,6 +116,16 @@ def test_a_rotated_key_keeps_unexpired_links_and_signs_new_ones(api: LiveApi) ->
     assert oct(links.key_path.stat().st_mode & 0o777) == "0o600"
 
 
+def _sign_in(browser: httpx.Client, token: str, target: str, **headers: str
+             ) -> httpx.Response:
+    """What a browser does: open the sign-in form (its CSRF cookie and field), post it."""
+    form = browser.get("/login", params={"next": target})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert form.status_code == 200 and csrf, form.text
+    return browser.post("/login", data={"token": token, "next": target, "csrf": csrf.group(1)},
+                        headers=headers, follow_redirects=False)
+
+
 def test_a_token_by_header_or_sign_in_cookie_opens_any_run(api: LiveApi) -> None:
     run = failed_run(api.agent.store)
     viewer = api.tokens[Role.viewer]
@@ -123,22 +133,59 @@ def test_a_token_by_header_or_sign_in_cookie_opens_any_run(api: LiveApi) -> None
     assert r.status_code == 200 and "signed in as viewer-token (viewer)" in r.text
     assert "sig=" not in r.text  # a signed-in reader's links carry no signature
     with httpx.Client(base_url=api.url, timeout=10) as browser:
-        refused = browser.post("/login", content=f"token=nope&next=/runs/{run.id}",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        refused = _sign_in(browser, "nope", f"/runs/{run.id}")
         assert refused.status_code == 401 and "unknown or revoked" in refused.text
-        ok = browser.post("/login", content=f"token={viewer}&next=/runs/{run.id}",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"},
-                          follow_redirects=False)
+        ok = _sign_in(browser, viewer, f"/runs/{run.id}")
         assert ok.status_code == 303 and ok.headers["location"] == f"/runs/{run.id}"
         cookie = ok.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert browser.get(f"/runs/{run.id}").status_code == 200
-        evil = browser.post("/login", content=f"token={viewer}&next=//evil.example/x",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"},
-                            follow_redirects=False)
+        evil = _sign_in(browser, viewer, "//evil.example/x")
         assert evil.headers["location"] == "/login"
         browser.post("/logout")
         assert browser.get(f"/runs/{run.id}").status_code == 403
+
+
+def test_a_sign_in_without_this_forms_csrf_token_or_from_another_site_is_refused(
+        api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    viewer = api.tokens[Role.viewer]
+    target = f"/runs/{run.id}"
+    with httpx.Client(base_url=api.url, timeout=10) as browser:
+        form = browser.get("/login")
+        csrf_cookie = form.headers["set-cookie"].lower()
+        assert "seamless_login_csrf=" in csrf_cookie and "samesite=strict" in csrf_cookie
+        assert "httponly" in csrf_cookie
+        attempts = {  # name: (form fields, whether the browser sends the CSRF cookie)
+            "another site's form (no cookie: SameSite=Strict)": (
+                {"token": viewer, "next": target, "csrf": "forged"}, False),
+            "no csrf field": ({"token": viewer, "next": target}, True),
+            "a different value": ({"token": viewer, "next": target, "csrf": "x" * 43}, True),
+        }
+        for name, (fields, with_cookie) in attempts.items():
+            if not with_cookie:
+                browser.cookies.clear()
+            r = browser.post("/login", data=fields, follow_redirects=False)
+            assert r.status_code == 403, name
+            assert "sent from another site" in r.text, name
+            assert "seamless_token" not in r.headers.get("set-cookie", ""), name
+            assert browser.get(target).status_code == 403, name  # still not signed in
+            browser.get("/login")  # a fresh form for the next attempt
+        # The right token pair, but the browser says the POST came from another site.
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            r = _sign_in(browser, viewer, target, **headers)
+            assert r.status_code == 403 and "seamless_token" not in r.headers.get(
+                "set-cookie", ""), headers
+        same_site = _sign_in(browser, viewer, target, Origin=api.url,
+                             **{"Sec-Fetch-Site": "same-origin"})
+        assert same_site.status_code == 303
+        assert browser.get(target).status_code == 200
+        # Signing out from another site is refused too; from the page it works.
+        assert browser.post("/logout", headers={"Origin": "http://evil.example"}
+                            ).status_code == 403
+        assert browser.get(target).status_code == 200
+        browser.post("/logout", headers={"Origin": api.url})
+        assert browser.get(target).status_code == 403
 
 
 def test_no_secret_value_reaches_the_page_whatever_the_store_holds(api: LiveApi) -> None:
@@ -240,3 +287,44 @@ def test_the_runs_deployments_show_with_their_outcome(api: LiveApi) -> None:
     assert re.search(r"<td>staging</td><td class=\"st-failed\">failed</td>"
                      r"<td><code>shop-web:0123456</code></td>", html)
     assert "health check answered 500" in html and SECRET not in html
+
+
+def test_a_bad_parameter_gets_a_page_naming_it_and_the_api_a_json_answer(api: LiveApi) -> None:
+    run = failed_run(api.agent.store)
+    query = api.agent.links.sign(run.id)
+    unit = "Unit Test"
+    cases = {  # (path, params, status, words on the page)
+        "at=abc": (f"/runs/{run.id}", dict(query, at="abc"), 400,
+                   "at=&#39;abc&#39; is not a line number"),
+        "at=0": (f"/runs/{run.id}", dict(query, stage=unit, at="0"), 400, "at=&#39;0&#39;"),
+        "before": (f"/runs/{run.id}", dict(query, before="notaulid"), 400,
+                   "before=&#39;notaulid&#39; is not a log line&#39;s id"),
+        "after": (f"/runs/{run.id}", dict(query, after="x" * 26), 400, "after="),
+        "stage": (f"/runs/{run.id}", dict(query, stage="nope"), 404,
+                  "stage=&#39;nope&#39; is not a stage"),
+        "line without stage": (f"/runs/{run.id}", dict(query, line="0" * 26), 400,
+                               "needs stage="),
+        "unknown line": (f"/runs/{run.id}", dict(query, stage=unit, line="0" * 26), 404,
+                         "has no such line"),
+        "run id": ("/runs/abc", {}, 404, "&#39;abc&#39; is not a run number"),
+        "huge run id": ("/runs/99999999999999999999", {}, 404, "out of range"),
+        "live stage": (f"/runs/{run.id}/live", dict(query, stage="nope"), 404,
+                       "stage=&#39;nope&#39; is not a stage"),
+        "live missing stage": (f"/runs/{run.id}/live", query, 400, "stage is missing"),
+        "live n": (f"/runs/{run.id}/live", dict(query, stage=unit, n="-3"), 400,
+                   "n=&#39;-3&#39; is not a line number"),
+    }
+    viewer = {"Authorization": f"Bearer {api.tokens[Role.viewer]}"}
+    for name, (path, params, status, words) in cases.items():
+        r = _page(api, path, params=params, headers=viewer if "huge" in name else {})
+        assert r.status_code == status, (name, r.status_code, r.text[:300])
+        assert r.headers["content-type"].startswith("text/html"), name
+        assert words in r.text, (name, r.text[:600])
+        assert "Unit Test line" not in r.text and 'id="L' not in r.text, name
+    # The API's log route answers JSON naming the field and what it wants.
+    with api.client(Role.viewer) as c:
+        bad = c.get(f"/api/v1/runs/{run.id}/logs", params={"before": "notaulid"})
+        assert bad.status_code == 422 and bad.json()["detail"] == [
+            {"field": "before", "message": "not a log line's id (26 characters, a ULID)"}]
+        bad = c.get(f"/api/v1/runs/{run.id}/logs", params={"stage": "nope"})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "stage"
