@@ -32,8 +32,13 @@ def _load(file: Path | None, fields: dict[str, Any], model: type) -> dict[str, A
                        for e in exc.errors()), 2)
 
 
+def _status(run: dict[str, Any]) -> str:
+    """`queued (waiting for the Docker engine …)` for a run held back."""
+    return f"{run['status']} ({run['waiting']})" if run.get("waiting") else run["status"]
+
+
 def _runs_table(runs: list[dict[str, Any]]) -> str:
-    return table([[r["id"], r["service"], r["number"], r["status"], r["trigger"], r["kind"],
+    return table([[r["id"], r["service"], r["number"], _status(r), r["trigger"], r["kind"],
                    r["sha"][:10], r.get("branch"), r["created_at"][:19]] for r in runs],
                  ["ID", "SERVICE", "#", "STATUS", "TRIGGER", "KIND", "SHA", "BRANCH", "CREATED"])
 

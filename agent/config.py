@@ -47,6 +47,9 @@ class AgentConfig(BaseModel):
                           "(`executor: local`), made by an admin")
     docker_wait_s: float = Field(120.0, ge=0, le=86_400, description="how long a Docker "
                                  "stage waits for an unreachable engine before failing")
+    docker_queue_wait_s: float = Field(600.0, ge=0, le=86_400, description="how long a "
+                                       "run that needs the Docker engine stays queued while "
+                                       "the engine is away, before it fails")
     docker_host: str | None = None
     min_free_mb: int = Field(256, ge=0, description="free space the data dir keeps: below "
                              "it new runs are refused (507) and /healthz says why; 0 = none")

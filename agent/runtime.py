@@ -96,7 +96,10 @@ class Agent:
                            self.executors, self.instance)
         self.space = SpaceGuard(config.data_dir, config.min_free_mb)
         self.engine = Engine(self.store, transitions, driver, self.deployer,
-                             config.max_parallel_runs, space=self.space)
+                             config.max_parallel_runs, space=self.space,
+                             engine_queue_wait_s=config.docker_queue_wait_s)
+        self.engine.hold.away = self._engine_away
+        self.engine_watch.on_return.append(self.engine.wake)  # held runs start at once
         # Services sharing a repository: which of them a push runs (agent/triggers/changes.py).
         self.changes = ChangeDetector(self.store, self.bus, self.engine, self.workspaces)
         self.poller: Poller | None = None
@@ -132,6 +135,14 @@ class Agent:
 
     def close(self) -> None:
         self.store.close()
+
+    def _engine_away(self) -> str | None:
+        """Why the Docker engine does not answer, as the watch last saw it (None: it
+        does)."""
+        state = self.engine_watch.current
+        if state.state == "unknown":  # before its first probe: what the start-up saw
+            return self.executors.docker_error
+        return (state.detail or "Docker engine unreachable") if state.state == "down" else None
 
     def _engine_health(self) -> str | None:
         """Docker stages and Docker deploy targets need the engine."""

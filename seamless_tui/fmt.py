@@ -65,10 +65,13 @@ def status_text(status: str, icons: dict[str, tuple[str, str]] = RUN_ICONS,
 
 def run_status(run: RunInfo) -> Text:
     """A run's status; a run failed by a stage's timeout says `timed out`, not `failed`;
-    a run with a stage on the agent's host (the local executor) says so."""
+    a run with a stage on the agent's host (the local executor) says so; a queued run
+    held back says why."""
     if run.status is RunStatus.failed and any(s.status is StageStatus.timed_out
                                                for s in run.stages):
         return status_text(StageStatus.timed_out, STAGE_ICONS) + host_mark(run)
+    if run.status is RunStatus.queued and run.waiting:  # e.g. for the Docker engine
+        return status_text(run.status) + Text(f" · {run.waiting}", style="yellow")
     return status_text(run.status) + host_mark(run)
 
 

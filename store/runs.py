@@ -169,6 +169,8 @@ class RunQueries(Database):
             fields["finished_at"] = stamp
         if error is not None:
             fields["error"] = self.redact(error)
+        if status is not RunStatus.queued:
+            fields["waiting"] = None  # started or ended: no longer waiting to start
         with self.write() as conn:
             if status is RunStatus.running:
                 # Keep the first start time when a run resumes after approval.
@@ -177,6 +179,13 @@ class RunQueries(Database):
                 fields.pop("started_at")
             sets = ", ".join(f"{k}=?" for k in fields)
             conn.execute(f"UPDATE runs SET {sets} WHERE id=?", (*fields.values(), run_id))
+        return self.get_run(run_id)
+
+    def set_run_waiting(self, run_id: int, waiting: str | None) -> RunInfo:
+        """Why the queued run has not started (None: it is no longer held)."""
+        with self.write() as conn:
+            conn.execute("UPDATE runs SET waiting=? WHERE id=? AND status=?",
+                         (waiting, run_id, RunStatus.queued.value))
         return self.get_run(run_id)
 
     def set_stage_status(

@@ -255,4 +255,9 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS test_reports_by_service;
     CREATE INDEX test_reports_by_service ON test_reports(service_id, run_id DESC, attempt DESC);
     """,
+    # 9: why a queued run has not started yet ("waiting for the Docker engine …"); cleared
+    # when it leaves `queued`.
+    """
+    ALTER TABLE runs ADD COLUMN waiting TEXT;
+    """,
 ]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.deploy.deployer import Deployer
+from agent.engine.engine_hold import CHECK_S, EngineHold
 from agent.engine.executors import executor_for
 from agent.engine.recovery import recover
 from agent.engine.runner import RunControl, RunDriver
@@ -54,8 +55,11 @@ class EngineError(ValueError):
 class Engine:
     def __init__(self, store: Store, transitions: Transitions, driver: RunDriver,
                  deployer: Deployer, max_parallel_runs: int,
-                 space: SpaceGuard | None = None) -> None:
+                 space: SpaceGuard | None = None, engine_queue_wait_s: float = 600.0
+                 ) -> None:
         self.store = store
+        # Runs that need the Docker engine stay queued while it is away (bounded).
+        self.hold = EngineHold(transitions, driver.logs, engine_queue_wait_s)
         self.space = space  # below its floor no new run is taken (StorageFull → 507)
         self.t = transitions
         self.driver = driver
@@ -265,6 +269,11 @@ class Engine:
     def queue_depth(self) -> int:
         return len(self.store.runs_with_status(RunStatus.queued))
 
+    def wake(self) -> bool:
+        """Look at the queue again (the Docker engine answers again); for EngineWatch."""
+        self._poke()
+        return True
+
     def _poke(self) -> None:
         if self._wake is not None:
             self._on_loop(self._wake.set)
@@ -284,7 +293,11 @@ class Engine:
     async def _schedule_loop(self) -> None:
         assert self._wake is not None
         while not self._stopping:
-            await self._wake.wait()
+            try:  # held runs are looked at again every CHECK_S (engine back, waited enough)
+                await asyncio.wait_for(self._wake.wait(),
+                                       CHECK_S if self.hold.holding else None)
+            except TimeoutError:
+                pass
             self._wake.clear()
             try:
                 self._start_what_fits()
@@ -300,7 +313,9 @@ class Engine:
         busy_keys = {self._key(r) for r in running}
         per_pipeline = Counter(r.pipeline for r in running)
         on_host = sum(1 for r in running if not self._on_cluster(r))
-        for run in self.store.runs_with_status(RunStatus.queued):
+        queued = self.store.runs_with_status(RunStatus.queued)
+        self.hold.forget_except({run.id for run in queued})
+        for run in queued:
             key = self._key(run)
             pipeline = self.store.get_pipeline(run.pipeline)
             cluster = executor_for(pipeline) == "ecs"
@@ -309,6 +324,9 @@ class Engine:
             if key in busy_keys or per_pipeline[run.pipeline] >= limit:
                 continue
             if not cluster and on_host >= self.max_parallel_runs:
+                continue
+            if self.hold.holds(run, pipeline, self.store.get_service_by_id(run.service_id)):
+                busy_keys.add(key)  # later runs of its branch wait behind it
                 continue
             busy_keys.add(key)
             per_pipeline[run.pipeline] += 1

@@ -20,6 +20,12 @@ class Transitions:
         self.bus.publish_event(Event(type="run", ts=now(), run=info))
         return info
 
+    def waiting(self, run_id: int, why: str | None) -> RunInfo:
+        """Why a queued run has not started (None: no longer held), published."""
+        info = self.store.set_run_waiting(run_id, why)
+        self.bus.publish_event(Event(type="run", ts=now(), run=info))
+        return info
+
     def stage(self, run_id: int, name: str, status: StageStatus, **fields: Any) -> StageInfo:
         info = self.store.set_stage_status(run_id, name, status, **fields)
         run = self.store.get_run(run_id)

@@ -55,6 +55,8 @@ class RunInfo(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    # Why a queued run has not started yet (e.g. "waiting for the Docker engine …")
+    waiting: str | None = None
     rerun_of: int | None = None
     rerun_from_stage: str | None = None
     actor: str | None = None

@@ -8,7 +8,11 @@ stable ports are forwarded to the host's loopback, so the clients here are plain
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,14 +239,16 @@ def test_a_stage_whose_container_dies_with_the_engine_fails_saying_so_or_runs_ag
 
 
 @pytest.mark.slow
-def test_a_run_started_while_the_engine_is_stopped_waits_for_it_then_deploys(
+def test_runs_started_while_the_engine_is_stopped_wait_queued_then_start_or_fail_in_time(
         serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
-    """#22 item 3: a run triggered during an engine outage does not fail at once: its
-    first Docker stage says it waits for the engine, and the run goes on to production
-    once the engine is back."""
+    """#22 item 3: a run triggered during an engine outage is not started: it stays
+    `queued`, saying "waiting for the Docker engine" (REST, CLI, its first stage's log);
+    after `docker_queue_wait_s` it fails saying why; one still waiting when the engine
+    returns starts by itself and goes on to production."""
     engine = second_engine
     engine.start()
-    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns,
+                               config={"docker_queue_wait_s": 20})
     repo = sample_repo("patient", version="v1")
     name = svc_name("patient")
     port = free_port()
@@ -255,14 +261,32 @@ def test_a_run_started_while_the_engine_is_stopped_waits_for_it_then_deploys(
     try:
         wait_until(lambda: agent.call("GET", "/healthz", 200)["status"] == "degraded",
                    timeout=30, what="the agent to see the engine gone")
+        given_up = agent.trigger(name, repo.head_sha)
+        held = agent.wait_run(given_up["id"], lambda r: bool(r.get("waiting")), timeout=30)
+        assert held["status"] == "queued", summary(held)
+        assert "waiting for the Docker engine (up to 20 s)" in held["waiting"], held
+        assert all(s["status"] == "idle" for s in held["stages"]), summary(held)
+        assert any("waiting for the Docker engine" in line
+                   for line in agent.log_lines(held["id"], "Prepare"))
+        shown = subprocess.run(
+            [str(Path(sys.executable).parent / "seamless-agent"), "runs", str(held["id"])],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "SEAMLESS_AGENT_URL": agent.url, "SEAMLESS_TOKEN": agent.token})
+        assert "queued (waiting for the Docker engine" in shown.stdout, shown
+
+        failed = agent.wait_run(given_up["id"], timeout=90)
+        assert failed["status"] == "failed", summary(failed)
+        assert "the Docker engine did not answer for 20 s: the run did not start" in (
+            failed["error"] or ""), summary(failed)
+        assert failed["waiting"] is None and failed["started_at"] is None, failed
+
         run = agent.trigger(name, repo.head_sha)
-        waiting = agent.wait_run(run["id"], lambda r: any(
-            "waiting for the Docker engine" in line
-            for line in agent.log_lines(r["id"], "Unit Test")), timeout=120)
-        assert waiting["status"] == "running", summary(waiting)
+        agent.wait_run(run["id"], lambda r: bool(r.get("waiting")), timeout=30)
     finally:
         engine.start()
     done = agent.wait_run(run["id"], timeout=240)
     assert done["status"] == "success", summary(done)
+    assert "the Docker engine answers again: the run starts" in agent.log_lines(
+        run["id"], "Prepare")
     engine.netns.forward(port)
     assert _served_version(port) == "v1"
