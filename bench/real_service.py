@@ -6,7 +6,8 @@ that pip-installs the same requirements, a compose file publishing a fixed port
 ("PORT:PORT") and an integration test on the compose network. Everything runs in
 `seamless/python:3` (`make python-image`: debootstrap + `docker import`, cached on the
 host) against a package index served from disk over HTTP (wheels fetched once into a
-cache folder with `pip download`). The index listens on the Docker bridge's gateway,
+cache folder with `pip download`), with PyPI's cache headers (so pip's HTTP cache keeps
+the wheels, as it does PyPI's). The index listens on the Docker bridge's gateway,
 the host address stage and build containers can reach (the host's loopback is not
 theirs).
 
@@ -17,6 +18,11 @@ theirs).
 - hand_s: the same steps as a shell script (`docker run` install + test, `docker
   build`, `docker-compose up` + test, `docker-compose down`), caches cold (its own
   nonce, its own pip cache). overhead_ratio = first_s / hand_s (goal <= 1.05).
+
+`--rounds N` (default 3) repeats the three, alternating whether the script or the agent
+goes first; the figures are medians (ratios: the median of each round's ratio). The
+table also gives each stage's and each step's median seconds, the wheels a warm run
+fetched again (0: the pip cache was hit), and the load average.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import asyncio
 import functools
 import http.server
 import os
-import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO_ROOT, git, make_repo, parser, report
@@ -42,7 +49,6 @@ from store.models import NoTargetConfig, PipelineConfig, RunKind, ServiceConfig,
 
 IMAGE = "seamless/python:3"
 REQUIREMENTS = ["pytest", "requests"]
-STAGE_SECONDS: list[dict[str, float]] = []  # per agent run: stage -> seconds
 CACHE = Path(os.environ.get("SEAMLESS_BENCH_CACHE", Path.home() / ".cache" / "seamless-bench"))
 
 
@@ -86,6 +92,25 @@ def free_port() -> int:
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the wheels as PyPI does: files cacheable for ever (pip's HTTP cache keeps
+    them, as it keeps PyPI's), the link page for 10 minutes. Counts wheel downloads,
+    so the table shows whether a warm run fetched anything again."""
+
+    downloads = 0
+    _lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        if self.path.endswith(".whl"):
+            with QuietHandler._lock:
+                QuietHandler.downloads += 1
+        super().do_GET()
+
+    def end_headers(self) -> None:
+        immutable = self.path.endswith(".whl")
+        self.send_header("Cache-Control", "max-age=365000000, immutable, public"
+                         if immutable else "max-age=600, public")
+        super().end_headers()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
@@ -147,10 +172,7 @@ def pip_env(index: str, flag: str = "") -> str:
         ("PIP_NO_INDEX", "1"), ("PIP_FIND_LINKS", index), ("PIP_TRUSTED_HOST", host)))
 
 
-HAND_SECONDS: dict[str, float] = {}  # the by-hand script: step -> seconds
-
-
-def by_hand(repo: Path, work: Path, index: str) -> float:
+def by_hand(repo: Path, work: Path, index: str) -> tuple[float, dict[str, float]]:
     """The same steps as a shell script, cold caches of its own. Each step prints a
     timestamped mark, so the table can set the agent's stages against them."""
     tag = f"bench-hand-{uuid.uuid4().hex[:8]}:1"
@@ -187,12 +209,18 @@ def by_hand(repo: Path, work: Path, index: str) -> float:
     elapsed = time.perf_counter() - began
     marks = [line.split()[1:] for line in done.stdout.splitlines()
              if line.startswith("@step ")]
-    for (name, at), (_, then) in zip(marks, marks[1:], strict=False):
-        HAND_SECONDS[name.replace("_", " ")] = round(float(then) - float(at), 2)
-    return elapsed
+    return elapsed, {name.replace("_", " "): float(then) - float(at)
+                     for (name, at), (_, then) in zip(marks, marks[1:], strict=False)}
 
 
-async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[float]:
+@dataclass
+class AgentRun:
+    seconds: float
+    stages: dict[str, float]  # stage -> seconds
+    downloads: int  # wheels fetched from the index during the run
+
+
+async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[AgentRun]:
     agent = Agent(AgentConfig(data_dir=root / "data", poll_enabled=False, executor="docker"))
     repository = f"seamless-bench/real-{uuid.uuid4().hex[:8]}"
     await agent.start()
@@ -206,22 +234,24 @@ async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> lis
             integration_test_command="python3 tests/integration.py",
             env=dict(item.split("=", 1) for item in pip_env(index).split()),
             image_repository=repository))
-        times = []
+        runs = []
         for sha in shas:
+            fetched = QuietHandler.downloads
             began = time.perf_counter()
             run = agent.engine.submit(service, trigger=Trigger.manual, kind=RunKind.partial,
                                       sha=sha, branch="main")
             while not agent.store.get_run(run.id).status.finished:
                 await asyncio.sleep(0.01)
-            times.append(time.perf_counter() - began)
+            seconds = time.perf_counter() - began
             done = agent.store.get_run(run.id)
-            STAGE_SECONDS.append({st.name: round((st.finished_at - st.started_at)
-                                                 .total_seconds(), 2)
-                                  for st in done.stages if st.started_at and st.finished_at})
             if done.status.value != "success":
                 raise SystemExit(f"run {run.id} ended {done.status.value}: {done.error}")
+            runs.append(AgentRun(seconds, {
+                st.name: (st.finished_at - st.started_at).total_seconds()
+                for st in done.stages if st.started_at and st.finished_at},
+                QuietHandler.downloads - fetched))
             agent.executors.drain()
-        return times
+        return runs
     finally:
         await agent.stop()
         agent.close()
@@ -229,41 +259,84 @@ async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> lis
             subprocess.run(["docker", "rmi", "-f", f"{repository}:{sha}"], capture_output=True)
 
 
+@dataclass
+class Round:
+    first: AgentRun
+    second: AgentRun
+    hand_s: float
+    hand_steps: dict[str, float]
+
+
+def one_round(root: Path, index: str, hand_first: bool) -> Round:
+    """The agent's two runs and the script, each with cold caches of its own (fresh
+    nonces, fresh dependency caches); which goes first alternates between rounds, so
+    neither always finds the host's page cache warmed by the other."""
+    port = free_port()  # the repo's "fixed" port: free on this host, not the index's
+    hand_repo = make_repo(root / "hand-repo")
+    write(hand_repo, service_files(index, port, uuid.uuid4().hex, "v1"), "service")
+    repo = make_repo(root / "repo")
+    nonce = uuid.uuid4().hex
+    first = write(repo, service_files(index, port, nonce, "v1"), "service")
+    second = write(repo, {"app.py": service_files(index, port, nonce, "v2")["app.py"]},
+                   "app change")
+    if hand_first:
+        hand = by_hand(hand_repo, root / "hand-work", index)
+    runs = asyncio.run(agent_runs(repo, root, index, [first, second]))
+    if not hand_first:
+        hand = by_hand(hand_repo, root / "hand-work", index)
+    return Round(runs[0], runs[1], *hand)
+
+
+def median_of(values: list[dict[str, float]]) -> dict[str, float]:
+    return {name: statistics.median(v[name] for v in values if name in v)
+            for name in dict.fromkeys(name for v in values for name in v)}
+
+
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    p = parser(__doc__ or "")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of (agent cold + warm, by hand); medians are reported")
+    args = p.parse_args()
     load = os.getloadavg()  # the figures mean little on a busy host: say how busy
     ensure_image()
     server, index = serve(wheels(), bridge_gateway())
+    rounds: list[Round] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            port = free_port()  # the repo's "fixed" port: free on this host, not the index's
-            hand_repo = make_repo(root / "hand-repo")
-            write(hand_repo, service_files(index, port, uuid.uuid4().hex, "v1"), "service")
-            hand_s = by_hand(hand_repo, root / "hand-work", index)
-            repo = make_repo(root / "repo")
-            nonce = uuid.uuid4().hex
-            first = write(repo, service_files(index, port, nonce, "v1"), "service")
-            second = write(repo, {"app.py": service_files(index, port, nonce, "v2")["app.py"]},
-                           "app change")
-            first_s, second_s = asyncio.run(agent_runs(repo, root, index, [first, second]))
-            shutil.rmtree(root / "hand-work", ignore_errors=True)
+        for number in range(args.rounds):
+            with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+                rounds.append(one_round(Path(tmp), index, hand_first=number % 2 == 0))
     finally:
         server.shutdown()
+    first_s = statistics.median(r.first.seconds for r in rounds)
+    second_s = statistics.median(r.second.seconds for r in rounds)
+    hand_s = statistics.median(r.hand_s for r in rounds)
+    # Ratios of the same round (measured minutes apart, under the same load), then the median.
+    cache_ratio = statistics.median(r.second.seconds / r.first.seconds for r in rounds)
+    overhead_ratio = statistics.median(r.first.seconds / r.hand_s for r in rounds)
+    refetched = max(r.second.downloads for r in rounds)
     figures = {"first_s": round(first_s, 3), "second_s": round(second_s, 3),
-               "cache_ratio": round(second_s / first_s, 3), "hand_s": round(hand_s, 3),
-               "overhead_ratio": round(first_s / hand_s, 3)}
-    report("real Python service: full run, cold then warm, vs by hand", [
-        ("agent first run, cold caches (s)", first_s),
+               "cache_ratio": round(cache_ratio, 3), "hand_s": round(hand_s, 3),
+               "overhead_ratio": round(overhead_ratio, 3), "rounds": len(rounds),
+               "second_run_downloads": refetched, "load_1m": round(load[0], 2)}
+    rows: list[tuple[str, object]] = [
+        (f"agent first run, cold caches (s, median of {len(rounds)})", first_s),
         ("agent second run, warm caches (s)", second_s),
-        ("second / first (goal <= 0.5)", second_s / first_s),
+        ("second / first (goal <= 0.5)", cache_ratio),
         ("same steps by hand, cold (s)", hand_s),
-        ("agent first / hand (goal <= 1.05)", first_s / hand_s),
-    ] + [(f"  run {i + 1}: {name} (s)", secs) for i, stages in enumerate(STAGE_SECONDS)
-         for name, secs in stages.items()]
-      + [(f"  by hand: {name} (s)", secs) for name, secs in HAND_SECONDS.items()]
-      + [("load average (1 min) before / after", f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}")],
-      figures, args.json)
+        ("agent first / hand (goal <= 1.05)", overhead_ratio),
+        ("wheels fetched again by a warm run (max)", refetched),
+    ]
+    rows += [(f"  round {i + 1}: first / second / hand (s)",
+              f"{r.first.seconds:.2f} / {r.second.seconds:.2f} / {r.hand_s:.2f}")
+             for i, r in enumerate(rounds)]
+    for label, stages in (("run 1", median_of([r.first.stages for r in rounds])),
+                          ("run 2", median_of([r.second.stages for r in rounds])),
+                          ("by hand", median_of([r.hand_steps for r in rounds]))):
+        rows += [(f"  {label}: {name} (s, median)", secs) for name, secs in stages.items()]
+    rows.append(("load average (1 min) before / after",
+                 f"{load[0]:.2f} / {os.getloadavg()[0]:.2f}"))
+    report("real Python service: full run, cold then warm, vs by hand", rows, figures,
+           args.json)
 
 
 if __name__ == "__main__":

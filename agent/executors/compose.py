@@ -28,6 +28,7 @@ from agent.executors.base import (
     run_prefix,
 )
 from agent.executors.compose_policy import ComposeRefused, check_compose
+from agent.executors.engine_errors import EngineErrors, engine_error
 from agent.logs import StageLog
 
 _PROJECT = re.compile(r"^seamless-(?:([0-9a-f]+)-)?run(\d+)$")
@@ -109,14 +110,30 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
                      None, 60)
         return result
     finally:
-        log.system(f"compose: tearing down {project}")
-        code = _compose([*base, "down", "-v", "--remove-orphans", "--timeout", "5"],
-                        spec.workspace, env, log, None, 180)
-        if code != 0:
-            log.system(f"compose down failed (exit code {code}); cleanup will retry")
-            remove_project(client, project)
+        _tear_down(client, base, project, spec.workspace, env, log)
         _remove_images(client, run.built_images)
         run_file.unlink(missing_ok=True)
+
+
+def _tear_down(client: docker.DockerClient, base: list[str], project: str, cwd: Path,
+               env: dict[str, str], log: StageLog) -> None:
+    """The project's containers, networks and volumes removed through the engine's API
+    (what `down -v --remove-orphans` removes, found by the project label). A test
+    project's state is thrown away, so nothing waits for a graceful stop (an app deaf
+    to SIGTERM held `down` for its whole timeout) and no compose CLI starts once more.
+    `down` itself when the engine refuses a removal; the next cleanup retries the rest."""
+    log.system(f"compose: tearing down {project}")
+    try:
+        removed = remove_project(client, project)
+    except EngineErrors as exc:
+        log.system(f"compose: {engine_error(exc)}; trying `down`")
+        code = _compose([*base, "down", "-v", "--remove-orphans", "--timeout", "5"],
+                        cwd, env, log, None, 180)
+        if code != 0:
+            log.system(f"compose down failed (exit code {code}); cleanup will retry")
+        return
+    if removed:
+        log.system(f"compose: removed {', '.join(removed)}")
 
 
 def _run_container(client: docker.DockerClient, executor: Executor, spec: IntegrationSpec,
