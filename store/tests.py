@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from store.configs import NotFound
 from store.db import Database, iso, now
@@ -28,11 +29,13 @@ TRACE_MAX = 16_000  # characters of a trace kept (its end: where the failure is)
 SLOWEST_OVER = 20  # collections the slowest tests are averaged over
 HISTORY_GLYPHS = {"passed": "✓", "failed": "✗", "error": "✗", "flaky": "~", "skipped": "-"}
 _FAILING = ("failed", "error")
+# A tuple, not a set: `in` tries identity first (an enum member's hash is Python code).
+_SHOWN = (TestOutcome.failed, TestOutcome.error, TestOutcome.flaky)
 
 
-@dataclass(frozen=True)
-class CaseRecord:
-    """One test case as read from a report (agent/engine/test_reports.py makes them)."""
+class CaseRecord(NamedTuple):
+    """One test case as read from a report (agent/engine/test_reports.py makes them): a
+    plain tuple, as cheap to make as a report has cases."""
 
     classname: str
     name: str
@@ -70,60 +73,68 @@ def _bounded(text: str | None, limit: int, *, keep_end: bool = False) -> str | N
 
 class TestQueries(Database):
     # -- recording ---------------------------------------------------------------------
-    def record_tests(self, attempt: Attempt, cases: Iterable[CaseRecord],
+    def record_tests(self, attempt: Attempt, cases: Sequence[CaseRecord],
                      quarantined: set[int] | None = None) -> dict[tuple[str, str], int]:
         """Store one attempt's cases (messages bounded and masked) and its summary; returns
-        (classname, name) → test id. `quarantined`: test ids whose failure does not count."""
-        cases = list(cases)
+        (classname, name) → test id of its failed, errored and flaky cases. `quarantined`:
+        test ids whose failure does not count.
+
+        Set-based: the cases go to SQLite as one JSON array and are matched with the
+        service's tests there, in one statement, in key order (appends, not page splits);
+        no per-case Python objects or lookups — a report has tens of thousands of cases."""
         redact = self.redact
-        counts = dict.fromkeys(("passed", "failed", "error", "skipped", "flaky"), 0)
-        held, quarantined = 0, quarantined or set()
+        payload = json.dumps([c if c.message is None and c.trace is None else c._replace(
+            message=redact(_bounded(c.message, MESSAGE_MAX) or "") or None,
+            trace=redact(_bounded(c.trace, TRACE_MAX, keep_end=True) or "") or None)
+            for c in cases], ensure_ascii=False)
         run_id, stage, number = attempt.run_id, attempt.stage, attempt.attempt
+        held = json.dumps(sorted(quarantined or ()))
+        where = (run_id, stage, number)
         with self.write() as conn:
-            ids = self._case_ids(conn, attempt.service_id)
-            new = {(c.classname, c.name) for c in cases} - ids.keys()
-            if new:  # a service's tests are mostly known: insert only the new ones
-                conn.executemany(
+            conn.execute("DELETE FROM test_results WHERE run_id=? AND stage=? AND attempt=?",
+                         where)
+            stored = self._insert_results(conn, where, attempt.service_id, payload, held)
+            if stored < len(cases):  # new tests (or one test twice: the first counts)
+                cursor = conn.execute(
                     "INSERT OR IGNORE INTO test_cases (service_id, classname, name)"
-                    " VALUES (?,?,?)", [(attempt.service_id, *key) for key in sorted(new)])
-                ids = self._case_ids(conn, attempt.service_id)
-            rows = []
-            seen: set[int] = set()
-            for case in cases:
-                case_id = ids[(case.classname, case.name)]
-                if case_id in seen:  # the same test in two report files: the first counts
-                    continue
-                seen.add(case_id)
-                outcome = case.outcome.value
-                message, trace, held_here = case.message, case.trace, 0
-                if outcome in _FAILING and case_id in quarantined:
-                    held_here, held = 1, held + 1
-                else:
-                    counts[outcome] += 1
-                if message:  # most cases passed: nothing to bound or mask
-                    message = redact(_bounded(message, MESSAGE_MAX) or "") or None
-                if trace:
-                    trace = redact(_bounded(trace, TRACE_MAX, keep_end=True) or "") or None
-                rows.append((run_id, stage, number, case_id, outcome, case.duration_s,
-                             message, trace, held_here))
-            rows.sort(key=lambda row: row[3])  # in key order: appends, not page splits
-            conn.executemany(
-                "INSERT OR REPLACE INTO test_results (run_id, stage, attempt, case_id, outcome,"
-                " duration_s, message, trace, quarantined) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                    " SELECT DISTINCT ?, j.value->>0, j.value->>1 FROM json_each(?) j"
+                    " ORDER BY 2, 3", (attempt.service_id, payload))
+                if cursor.rowcount:
+                    self._insert_results(conn, where, attempt.service_id, payload, held)
+            counts = dict.fromkeys(("passed", "failed", "error", "skipped", "flaky", "held"), 0)
+            for outcome, n in conn.execute(
+                    "SELECT CASE WHEN quarantined THEN 'held' ELSE outcome END, COUNT(*)"
+                    " FROM test_results WHERE run_id=? AND stage=? AND attempt=? GROUP BY 1",
+                    where):
+                counts[outcome] = n
             conn.execute(
                 "INSERT OR REPLACE INTO test_reports (run_id, stage, attempt, service_id,"
                 " code_key, passed, failed, errors, skipped, flaky, quarantined, duration_s,"
                 " notes, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (attempt.run_id, attempt.stage, attempt.attempt, attempt.service_id,
-                 attempt.code_key, counts["passed"], counts["failed"], counts["error"],
-                 counts["skipped"], counts["flaky"], held, attempt.duration_s,
+                (*where, attempt.service_id, attempt.code_key, counts["passed"],
+                 counts["failed"], counts["error"], counts["skipped"], counts["flaky"],
+                 counts["held"], attempt.duration_s,
                  json.dumps([redact(n) for n in attempt.notes]), iso()))
-        return ids
+            shown = json.dumps([c[:2] for c in cases if c.outcome in _SHOWN])
+            return {(r[0], r[1]): r[2] for r in conn.execute(
+                "SELECT c.classname, c.name, c.id FROM json_each(?) j CROSS JOIN test_cases c"
+                " ON c.service_id=? AND c.classname=j.value->>0 AND c.name=j.value->>1",
+                (shown, attempt.service_id))}
 
     @staticmethod
-    def _case_ids(conn: sqlite3.Connection, service_id: int) -> dict[tuple[str, str], int]:
-        return {(r[1], r[2]): r[0] for r in conn.execute(
-            "SELECT id, classname, name FROM test_cases WHERE service_id=?", (service_id,))}
+    def _insert_results(conn: sqlite3.Connection, where: tuple[int, str, int],
+                        service_id: int, payload: str, held: str) -> int:
+        """The cases of the JSON payload whose test is known, stored; how many."""
+        return conn.execute(
+            "INSERT OR IGNORE INTO test_results (run_id, stage, attempt, case_id, outcome,"
+            " duration_s, message, trace, quarantined)"
+            " SELECT ?, ?, ?, c.id, j.value->>2, j.value->>3, j.value->>4, j.value->>5,"
+            "  j.value->>2 IN ('failed', 'error') AND c.id IN (SELECT value FROM json_each(?))"
+            # CROSS JOIN: SQLite's "this order" — the cases, each finding its test by the
+            # unique index (the other way round is a scan of the service's tests per case).
+            " FROM json_each(?) j CROSS JOIN test_cases c ON c.service_id=?"
+            "  AND c.classname=j.value->>0 AND c.name=j.value->>1"
+            " ORDER BY c.id, j.key", (*where, held, payload, service_id)).rowcount
 
     def mark_retried(self, run_id: int, stage: str, attempt: int) -> None:
         self.execute("UPDATE test_reports SET retried=1 WHERE run_id=? AND stage=? AND attempt=?",

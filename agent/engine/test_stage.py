@@ -11,7 +11,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.engine.test_reports import Reports, Snapshot, find_reports, read_reports, snapshot
@@ -54,15 +54,21 @@ class TestStageRun:
 @dataclass
 class Collected:
     reports: Reports
-    ids: dict[tuple[str, str], int]
+    ids: dict[tuple[str, str], int]  # of the failed, errored and flaky cases
     held: set[int]  # quarantined test ids
+    # The cases that did not simply pass, read once: a report has tens of thousands.
+    notable: list[CaseRecord] = field(init=False)
+
+    def __post_init__(self) -> None:
+        passed = TestOutcome.passed
+        self.notable = [c for c in self.reports.cases if c.outcome is not passed]
 
     def failing(self) -> list[CaseRecord]:
-        return [c for c in self.reports.cases if c.outcome.failing
+        return [c for c in self.notable if c.outcome.failing
                 and self.ids[(c.classname, c.name)] not in self.held]
 
     def held_failures(self) -> list[CaseRecord]:
-        return [c for c in self.reports.cases if c.outcome.failing
+        return [c for c in self.notable if c.outcome.failing
                 and self.ids[(c.classname, c.name)] in self.held]
 
 
@@ -147,14 +153,15 @@ class TestResults:
         collected = Collected(reports, ids, held)
         log.flush()  # the stage's output stored: find where each failure's output starts
         lines = {}
-        shown = [c for c in reports.cases if c.outcome.failing or c.outcome is TestOutcome.flaky]
+        shown = [c for c in collected.notable
+                 if c.outcome.failing or c.outcome is TestOutcome.flaky]
         for case in shown[:_LOG_LOOKUPS]:
             line = self.store.first_log_line(run_id, stage, case.name)
             if line is not None:
                 lines[ids[(case.classname, case.name)]] = line
         if lines:
             self.store.set_test_log_lines(run_id, stage, attempt, lines)
-        counts = _counts(reports.cases, collected)
+        counts = _counts(collected)
         log.system(f"test reports: {len(reports.files)} file(s), {counts}")
         return collected
 
@@ -215,13 +222,13 @@ def _names(cases: list[CaseRecord]) -> str:
     return shown + (f" and {len(cases) - _NAMED} more" if len(cases) > _NAMED else "")
 
 
-def _counts(cases: list[CaseRecord], collected: Collected) -> str:
+def _counts(collected: Collected) -> str:
     by: dict[str, int] = {}
-    for case in cases:
+    for case in collected.notable:
         by[case.outcome.value] = by.get(case.outcome.value, 0) + 1
+    passed = len(collected.reports.cases) - len(collected.notable)
     held = len(collected.held_failures())
-    parts = [f"{by.get('failed', 0) + by.get('error', 0) - held:,} failed",
-             f"{by.get('passed', 0):,} passed"]
+    parts = [f"{by.get('failed', 0) + by.get('error', 0) - held:,} failed", f"{passed:,} passed"]
     parts += [f"{n:,} {label}" for label, n in (("flaky", by.get("flaky", 0)),
                                                 ("skipped", by.get("skipped", 0)),
                                                 ("quarantined", held)) if n]

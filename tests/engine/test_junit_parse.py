@@ -8,7 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.engine.test_reports import find_reports, parse_report
-from store.models import DEFAULT_REPORT_GLOBS, TestOutcome
+from store.models import (
+    DEFAULT_REPORT_GLOBS,
+    PipelineConfig,
+    RunKind,
+    ServiceConfig,
+    TestOutcome,
+    Trigger,
+)
+from store.store import Store
+from store.tests import Attempt
 
 SUREFIRE = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="shop.CartTest" tests="4" failures="0" errors="1" skipped="1">
@@ -66,3 +75,32 @@ def test_the_default_globs_find_each_runners_reports(tmp_path: Path) -> None:
         (tmp_path / name).write_text("<testsuites/>")
     found = find_reports(tmp_path, list(DEFAULT_REPORT_GLOBS), {}, [])
     assert sorted(str(p.relative_to(tmp_path)) for p in found) == sorted(files)
+
+
+def test_odd_times_and_text_are_stored_as_read(tmp_path: Path) -> None:
+    """Cases travel to SQLite as JSON: an infinite time (not JSON) has no duration, and a
+    message with quotes, non-ASCII text and control-looking escapes comes back unchanged."""
+    report = tmp_path / "junit.xml"
+    message = 'expected "ü€😀" \\n got \\u0000 <tag> & \'quotes\''
+    report.write_text(
+        '<testsuite name="s"><testcase classname="c" name="inf" time="inf"/>'
+        '<testcase classname="c" name="nan" time="NaN"/>'
+        '<testcase classname="c" name="big" time="1e308"/>'
+        f'<testcase classname="c" name="odd" time="2"><failure message="'
+        f'{message.replace("&", "&amp;").replace("<", "&lt;").replace(chr(34), "&quot;")}'
+        '">line 1\nline 2</failure></testcase></testsuite>')
+    cases = parse_report(report)
+    assert [c.duration_s for c in cases] == [None, None, 1e308, 2.0]
+
+    store = Store(tmp_path / "seamless.db")
+    store.create_pipeline(PipelineConfig(name="shop"))
+    service = store.create_service(ServiceConfig(name="pay", pipeline="shop",
+                                                 repo_url="https://example.invalid/pay.git"))
+    run = store.create_run(service.id, trigger=Trigger.push, kind=RunKind.full,
+                           sha="a" * 40, branch="main")
+    store.record_tests(Attempt(run.id, "Unit Test", 1, service.id, "k", 1.0), cases)
+    (failure,) = store.run_test_summary(run.id).failures
+    assert (failure.name, failure.message, failure.trace, failure.duration_s) == (
+        "odd", message, "line 1\nline 2", 2.0)
+    assert store.stage_test_summaries(run.id)[0].passed == 3
+    store.close()

@@ -71,3 +71,33 @@ def test_a_test_is_found_by_its_full_name_or_a_unique_name(store: Store) -> None
         service.id, "tests.t::test_a")
     with pytest.raises(NotFound, match="no test 'nope'"):
         store.find_test(service.id, "nope")
+
+
+def test_an_attempt_is_stored_once_per_test_with_its_quarantined_failures_held(
+        store: Store) -> None:
+    service = store.get_service("pay")
+    record(store, "k1", TestOutcome.passed, name="test_held")  # the test is known
+    held = store.find_test(service.id, "tests.t::test_held")
+    run = store.create_run(service.id, trigger=Trigger.push, kind=RunKind.full,
+                           sha="b" * 40, branch="main")
+    attempt = Attempt(run.id, "Unit Test", 1, service.id, "k2", 1.0)
+    cases = [CaseRecord("tests.t", "test_new", TestOutcome.failed, 0.2, "boom", "trace"),
+             CaseRecord("tests.t", "test_held", TestOutcome.error, 0.1, "held"),
+             CaseRecord("tests.t", "test_ok", TestOutcome.passed, 0.1),
+             # The same test again (a second report file): the first one counts.
+             CaseRecord("tests.t", "test_new", TestOutcome.passed, 0.3),
+             CaseRecord("tests.u", "test_skip", TestOutcome.skipped, None)]
+    ids = store.record_tests(attempt, cases, {held})
+    assert set(ids) == {("tests.t", "test_new"), ("tests.t", "test_held")}
+    summary = store.stage_test_summaries(run.id)[0]
+    assert (summary.passed, summary.failed, summary.errors, summary.skipped,
+            summary.quarantined) == (1, 1, 0, 1, 1)
+    failures = store.run_test_summary(run.id).failures
+    assert [(f.name, f.outcome, f.quarantined, f.message) for f in failures] == [
+        ("test_new", "failed", False, "boom"), ("test_held", "error", True, "held")]
+
+    # Collected again (a restarted agent): the attempt's results are replaced, not added.
+    store.record_tests(attempt, [CaseRecord("tests.t", "test_new", TestOutcome.passed, 0.2)])
+    summary = store.stage_test_summaries(run.id)[0]
+    assert (summary.passed, summary.failed, summary.quarantined) == (1, 0, 0)
+    assert store.run_test_summary(run.id).failures == []
