@@ -8,7 +8,13 @@ Steady requests (one client, a new connection each) on a production port:
     from the canary's first answer (seen by the client) until the stage log says the
     canary was stopped (weight 0, drained, removed) — goal < 10 s;
 (d) the front's p99 latency against a direct connection to the live colour's
-    published port, measured in turns in the same run — goal ≤ 1.2×.
+    published port, measured in turns in the same run — goal ≤ 1.2×. Both paths use the
+    same client (a new connection per request) and the same hop into the engine's
+    network (the engine's userland proxy of a published loopback port). The app is busybox
+    httpd, which closes every connection: the front must open one to it per request;
+(e) the same with an app server that keeps connections alive (HAProxy answering by
+    itself, standing in for nginx/Go/Node/uvicorn), where the front reuses its open
+    connections to the colour.
 
 Deploys are made by an in-process Deployer on the agent's own store, so the served
 agent's restarts reconcile what those deploys recorded.
@@ -35,6 +41,7 @@ from _common import parser, report
 from agent.bus import Bus
 from agent.demo.agentproc import AgentProcess
 from agent.deploy.deployer import Deployer
+from agent.deploy.front_image import ensure_image as ensure_front_image
 from agent.logs.logger import LoggingStageLog
 from store.models import (
     CanaryConfig,
@@ -69,6 +76,21 @@ def build(client: docker.DockerClient, tag: str, version: str, error_percent: in
         (ctx / "Dockerfile").write_text(
             f"FROM {BASE_IMAGE}\nCOPY app /www\nSTOPSIGNAL SIGKILL\n"
             f'CMD ["httpd", "-f", "-p", "{PORT}", "-h", "/www"]\n')
+        client.images.build(path=str(ctx), tag=tag, rm=True)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+
+
+def build_keep_alive(client: docker.DockerClient, tag: str, version: str) -> None:
+    """An app that keeps client connections alive and answers `version` on every path."""
+    ctx = Path(tempfile.mkdtemp(prefix="seamless-bench-traffic-"))
+    try:
+        (ctx / "haproxy.cfg").write_text(
+            "defaults\n    mode http\n    timeout client 30s\n    timeout http-keep-alive 30s\n"
+            f"frontend app\n    bind :{PORT}\n"
+            f"    http-request return status 200 content-type text/plain string {version}\n")
+        (ctx / "Dockerfile").write_text(
+            f"FROM {ensure_front_image(client)}\nCOPY haproxy.cfg /etc/seamless-front/\n")
         client.images.build(path=str(ctx), tag=tag, rm=True)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
@@ -125,6 +147,29 @@ class Client:
             time.sleep(0.02)
 
 
+def latency(front_port: int, direct_port: int) -> dict[str, float]:
+    """p50/p99 (ms) through the front and straight to the colour, request by request in
+    turns (the same machine noise on both), and the load average meanwhile."""
+    front_ms: list[float] = []
+    direct_ms: list[float] = []
+    load_before = os.getloadavg()[0]  # p99 on a busy machine is mostly its scheduler
+    for _ in range(LATENCY_REQUESTS):
+        for port, out in ((front_port, front_ms), (direct_port, direct_ms)):
+            t0 = time.perf_counter()
+            get(port, "/health")
+            out.append((time.perf_counter() - t0) * 1000)
+    return {"front_p99": percentile(front_ms, 99), "direct_p99": percentile(direct_ms, 99),
+            "front_p50": percentile(front_ms, 50), "direct_p50": percentile(direct_ms, 50),
+            "load": max(load_before, os.getloadavg()[0])}
+
+
+def colour_port(client: docker.DockerClient, service: str, sha: str) -> int:
+    """The published port of the colour running `sha` (the direct path)."""
+    live = client.containers.list(filters={"label": [
+        f"io.seamless.service={service}", f"io.seamless.sha={sha}"]})
+    return int(live[0].ports[f"{PORT}/tcp"][0]["HostPort"])
+
+
 class TimedLog(LoggingStageLog):
     """A stage log that remembers when each line was written."""
 
@@ -145,10 +190,11 @@ def main() -> None:
     data_dir.mkdir()
     name = f"bench-{uuid.uuid4().hex[:8]}"
     images = {v: (str(i) * 40, f"seamless-bench/{name}:{str(i) * 40}")
-              for i, v in enumerate(("v1", "good", "bad"), start=1)}
+              for i, v in enumerate(("v1", "good", "bad", "keepalive"), start=1)}
     build(client, images["v1"][1], "v1")
     build(client, images["good"][1], "good")
     build(client, images["bad"][1], "bad", error_percent=20)
+    build_keep_alive(client, images["keepalive"][1], "keepalive")
     store = Store(data_dir / "seamless.db")
     deployer = Deployer(store, Bus(), None, lambda: client, data_dir / "fronts")
     prod_port = free_port()
@@ -202,22 +248,17 @@ def main() -> None:
         first = min(steady.first_seen.get(k, float("inf")) for k in ("bad", "error"))
         stopped = next(t for t, line in log.times if line.startswith("canary stopped"))
         detect_s = stopped - first
+        bad_failed = steady.failed
 
         # (d) latency through the front vs straight to the live colour's published port
-        live = client.containers.list(filters={"label": [
-            f"io.seamless.service={name}", "io.seamless.colour"]})[0]
-        direct_port = int(live.ports[f"{PORT}/tcp"][0]["HostPort"])
-        front_ms: list[float] = []
-        direct_ms: list[float] = []
-        load_before = os.getloadavg()[0]  # p99 on a busy machine is mostly its scheduler
-        for _ in range(LATENCY_REQUESTS):  # request by request in turns: same machine noise
-            for port, out in ((prod_port, front_ms), (direct_port, direct_ms)):
-                t0 = time.perf_counter()
-                get(port, "/health")
-                out.append((time.perf_counter() - t0) * 1000)
-        front_p99, direct_p99 = percentile(front_ms, 99), percentile(direct_ms, 99)
-        front_p50, direct_p50 = percentile(front_ms, 50), percentile(direct_ms, 50)
-        load = max(load_before, os.getloadavg()[0])
+        closing = latency(prod_port, colour_port(client, name, images["good"][0]))
+
+        # (e) the same with an app that keeps connections alive (deployed as a canary)
+        with Client(prod_port) as steady:
+            steady.wait_ok(30)
+            keep = deploy("keepalive")
+        assert keep.ok, keep.error
+        alive = latency(prod_port, colour_port(client, name, images["keepalive"][0]))
     finally:
         if agent is not None and agent.running():
             agent.stop()
@@ -235,14 +276,20 @@ def main() -> None:
         "requests_during_agent_restarts": restarts["ok"],
         "failed_requests_good": good_figures["failed"],
         "requests_good": good_figures["ok"],
-        "bad_canary_failed_requests": steady.failed,
+        "bad_canary_failed_requests": bad_failed,
         "detect_s": round(detect_s, 2),
-        "front_p99_ms": round(front_p99, 2),
-        "direct_p99_ms": round(direct_p99, 2),
-        "proxy_overhead_ratio": round(front_p99 / direct_p99, 2),
-        "front_p50_ms": round(front_p50, 3),
-        "direct_p50_ms": round(direct_p50, 3),
-        "load_average_during_latency": round(load, 2),
+        "front_p99_ms": round(closing["front_p99"], 2),
+        "direct_p99_ms": round(closing["direct_p99"], 2),
+        "proxy_overhead_ratio": round(closing["front_p99"] / closing["direct_p99"], 2),
+        "front_p50_ms": round(closing["front_p50"], 3),
+        "direct_p50_ms": round(closing["direct_p50"], 3),
+        "load_average_during_latency": round(closing["load"], 2),
+        "front_p99_ms_keepalive_app": round(alive["front_p99"], 2),
+        "direct_p99_ms_keepalive_app": round(alive["direct_p99"], 2),
+        "proxy_overhead_ratio_keepalive_app": round(alive["front_p99"] / alive["direct_p99"], 2),
+        "front_p50_ms_keepalive_app": round(alive["front_p50"], 3),
+        "direct_p50_ms_keepalive_app": round(alive["direct_p50"], 3),
+        "load_average_during_keepalive_latency": round(alive["load"], 2),
     }
     report("Production traffic through the front", [
         (f"(a) failed requests across {RESTARTS} agent kill -9s (goal 0)",
@@ -259,6 +306,13 @@ def main() -> None:
         ("    p50 through the front / direct, ms",
          f"{figures['front_p50_ms']} / {figures['direct_p50_ms']}"),
         ("    load average (1 min) while measuring", figures["load_average_during_latency"]),
+        ("(e) p99 through the front / direct, keep-alive app, ms",
+         f"{figures['front_p99_ms_keepalive_app']} / {figures['direct_p99_ms_keepalive_app']}"),
+        ("    proxy_overhead_ratio_keepalive_app", figures["proxy_overhead_ratio_keepalive_app"]),
+        ("    p50 through the front / direct, ms",
+         f"{figures['front_p50_ms_keepalive_app']} / {figures['direct_p50_ms_keepalive_app']}"),
+        ("    load average (1 min) while measuring",
+         figures["load_average_during_keepalive_latency"]),
     ], figures, args.json)
 
 

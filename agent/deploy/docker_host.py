@@ -3,9 +3,12 @@
 Per service and environment:
 - a user-defined bridge network `seamless-<service>-<env>`; staging and production never
   share containers, networks or ports;
-- two colour containers `seamless-<service>-<env>-blue|green` (restart policy
-  unless-stopped), each also publishing the service's port on an ephemeral loopback port
-  for the agent's health check;
+- two colour containers `seamless-<service>-<env>-blue|green` (restart policy always:
+  after a kill -9 of dockerd the new engine kills what survived of the old one's
+  containers, which marks them stopped by hand, so `unless-stopped` ones stay down until
+  the agent starts them; a colour is never stopped and kept: it runs or is removed),
+  each also publishing the service's port on an ephemeral loopback port for the agent's
+  health check;
 - a front (`agent/deploy/front.py`): an HAProxy container on that network, publishing the
   stable port (`DockerTargetConfig.port`, or one chosen at the first deploy and kept in
   the deployment's target_state) and reaching the colours by container name.
@@ -49,6 +52,8 @@ DRAIN_TIMEOUT_S = 10.0
 ENGINE_WAIT_S = 120.0
 ENGINE_PROBE_S = 2.0
 STOP_TIMEOUT_S = 10
+# back by the engine itself after any restart of dockerd, kill -9 included (module doc)
+COLOUR_RESTART = {"Name": "always"}
 
 
 def resource_name(service: str, environment: str) -> str:
@@ -269,7 +274,7 @@ class DockerHostTarget:
                 request.image, name=name, detach=True, network=network, labels=labels,
                 environment={**svc.env, **svc.secrets},
                 ports={f"{port}/tcp": (self._engine_host()[1], None)},
-                restart_policy={"Name": "unless-stopped"})
+                restart_policy=COLOUR_RESTART)
         except docker.errors.APIError as exc:
             self._remove(client, name)
             raise DeployError(f"could not start {name}: {exc.explanation or exc}") from exc
@@ -334,6 +339,8 @@ class DockerHostTarget:
             container = self._revive(revive, state) if revive else None
             if container is None:
                 return False
+        if container.attrs["HostConfig"]["RestartPolicy"].get("Name") != "always":
+            container.update(restart_policy=COLOUR_RESTART)  # one made by an older agent
         if container.status != "running":
             container.start()
         self._ensure_network(client, resource_name(service.name, environment))

@@ -78,6 +78,9 @@ global
     stats timeout 30s
     maxconn 4096
     hard-stop-after 30s
+    # one thread: a front serves one environment; with two, each request may hop between
+    # threads (and idle connections to the colours are per thread), which cost latency
+    nbthread 1
 
 resolvers engine
     nameserver dns 127.0.0.11:53
@@ -118,6 +121,10 @@ frontend stable
 
 backend {BACKEND}
     balance roundrobin
+    # a request goes out on an idle connection to the colour when there is one, even a
+    # new client's first: no TCP handshake with the app per request. A connection the app
+    # closed at that moment is retried on a new one (retry-on above).
+    http-reuse always
     default-server resolvers engine resolve-prefer ipv4 init-addr none
     default-server check inter 500ms fall 2 rise 1
 {servers}

@@ -119,6 +119,33 @@ def test_production_never_serves_the_unapproved_build_across_engine_restarts(
 
 
 @pytest.mark.slow
+def test_production_comes_back_after_a_kill_9_of_the_engine_with_no_agent_running(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
+    """Production must not need the agent: after a kill -9 of dockerd, the new engine
+    kills what survived of the old one's containers, which Docker records as stopped by
+    hand — `unless-stopped` colours stayed down (503 for good) until an agent started
+    them. The engine brings them back by itself, the front finds them by name."""
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    repo = sample_repo("engine-alone", version="v1")
+    name = svc_name("engine-alone")
+    port = free_port()
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      health_check={"path": "/health", "timeout_s": 30})
+    run = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=240)
+    assert run["status"] == "success", summary(run)
+    engine.netns.forward(port)
+    _wait_serving(agent, engine, port, "v1", "production before")
+    agent.kill()
+    engine.kill()
+    engine.start()
+    _wait_serving(agent, engine, port, "v1", "production after an engine kill -9, no agent")
+
+
+@pytest.mark.slow
 def test_docker_host_is_honoured_by_stages_builds_compose_and_deploys(
         serve: Any, sample_repo: Any, second_engine: SecondEngine, docker_client: Any) -> None:
     """#22 item 4: with `docker_host` at the second engine, everything a run makes is
