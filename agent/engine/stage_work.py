@@ -210,7 +210,9 @@ class StageWorker:
                                  "io.seamless.agent": self.instance})
         if not push and run.kind.value != "full":
             work.log.system("pull request run: the image is built but not pushed")
-        return builder.build(spec, work.log, work.cancel)
+        # A build cut off by an engine restart is safe to run again: same context, same tag.
+        return once_more_after_engine_restart(
+            work, lambda: builder.build(spec, work.log, work.cancel))
 
     def integration(self, work: StageWork) -> StageResult:
         """With a compose file: the project up, the test command on its networks (or the
@@ -237,7 +239,9 @@ class StageWorker:
                                instance=self.instance, build_dockerfile=dockerfile,
                                test_service=service.integration_test_service,
                                opt_ins={k: [*v] for k, v in service.compose_opt_ins.items()})
-        return executor.integration(spec, work.log, work.cancel)
+        # The cut-off attempt's project is removed before it reports: the next starts afresh.
+        return once_more_after_engine_restart(
+            work, lambda: executor.integration(spec, work.log, work.cancel))
 
     def deploy(self, work: StageWork, environment: str) -> StageResult:
         return self.deployer.deploy_stage(work.run, work.service, work.pipeline, environment,
@@ -303,14 +307,20 @@ class StageWorker:
                             "executor takes no secret files; the secrets are env variables")
         work.log.system(f"{work.name}: `{command}` in {spec.image} ({executor.name} executor)")
         work.make_next_ahead()
-        result = self.executors.run_bounded(executor, spec, work.log, work.cancel,
-                                            self.saver(work.run.id, work.name, executor))
-        if result.engine_restarted and work.pipeline.retry_on_engine_restart and (
-                not work.cancel.is_set()):
-            work.log.system("running the stage again, once (retry_on_engine_restart)")
-            result = self.executors.run_bounded(executor, spec, work.log, work.cancel,
-                                                self.saver(work.run.id, work.name, executor))
-        return result
+        return once_more_after_engine_restart(work, lambda: self.executors.run_bounded(
+            executor, spec, work.log, work.cancel, self.saver(work.run.id, work.name, executor)))
+
+
+def once_more_after_engine_restart(work: StageWork, attempt: Callable[[], StageResult]
+                                   ) -> StageResult:
+    """`attempt()`, and once more when the Docker engine's restart cut it off and the
+    pipeline says so (`retry_on_engine_restart`)."""
+    result = attempt()
+    if result.engine_restarted and work.pipeline.retry_on_engine_restart and (
+            not work.cancel.is_set()):
+        work.log.system("running the stage again, once (retry_on_engine_restart)")
+        result = attempt()
+    return result
 
 
 def _joined(context: str, path: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import docker
 import requests
+import urllib3
 from docker.utils import parse_repository_tag
 
 from agent.executors.base import BuildSpec, StageResult
@@ -18,13 +19,15 @@ from agent.logs import StageLog
 _MISSING_BASE = ("pull access denied", "not found", "manifest unknown",
                  "repository does not exist", "no such image", "no such host", "dial tcp")
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)")
+_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 
 
 class _Steps:
     """Says, once per Dockerfile step, whether the host's layer cache served it."""
 
-    def __init__(self, log: StageLog) -> None:
+    def __init__(self, log: StageLog, containers: list[str] | None = None) -> None:
         self.log = log
+        self.containers = containers if containers is not None else []
         self.current: tuple[str, str] | None = None
         self.cached = False
         self.served = self.total = 0
@@ -39,6 +42,8 @@ class _Steps:
             self.current, self.cached = (match.group(1), match.group(2).strip()), False
         elif text.strip() == "---> Using cache":
             self.cached = True
+        elif match := _RUNNING_IN.match(text):
+            self.containers.append(match.group(1))
 
     def close(self) -> None:
         if self.current is None:
@@ -70,10 +75,12 @@ def _fail(log: StageLog, message: str) -> StageResult:
 
 
 def build_image(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
-                cancel: threading.Event) -> StageResult:
+                cancel: threading.Event, containers: list[str] | None = None) -> StageResult:
+    """`containers`: gets the ids of the build's intermediate containers (the engine
+    removes them itself, unless it stops mid-build)."""
     log.system(f"building {spec.image} from {spec.dockerfile} in {spec.context_dir}")
     try:
-        result = _build(client, spec, log, cancel)
+        result = _build(client, spec, log, cancel, containers)
         if result is not None:
             return result
         if spec.push:
@@ -82,19 +89,20 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
                 return result
     except docker.errors.APIError as exc:
         return _fail(log, f"build failed: {api_error(exc)}")
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except (docker.errors.DockerException, requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError) as exc:  # a connection cut mid-stream: urllib3's
         return _fail(log, f"the Docker engine failed during the build "
                           f"({exc.__class__.__name__}: {exc})")
     return StageResult(exit_code=0)
 
 
 def _build(client: docker.DockerClient, spec: BuildSpec, log: StageLog,
-           cancel: threading.Event) -> StageResult | None:
+           cancel: threading.Event, containers: list[str] | None) -> StageResult | None:
     stream = client.api.build(path=str(spec.context_dir), dockerfile=spec.dockerfile,
                               tag=spec.image, rm=True, forcerm=True, decode=True,
                               labels=spec.labels or None)
     built = False
-    steps = _Steps(log)
+    steps = _Steps(log, containers)
     try:
         for chunk in stream:
             if cancel.is_set():  # closing the request makes dockerd stop the build

@@ -213,6 +213,8 @@ def _remove_images(client: docker.DockerClient, images: list[str]) -> None:
             client.api.remove_image(image, force=True)
         except docker.errors.APIError:
             pass  # never built (compose up failed first), or already gone
+        except EngineErrors:  # the engine went away under the stage: nothing to ask
+            return
 
 
 def _fail(log: StageLog, message: str) -> StageResult:

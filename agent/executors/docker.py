@@ -31,11 +31,11 @@ from agent.executors.base import (
 from agent.executors.build import build_image
 from agent.executors.caches import MOUNT as CACHE_MOUNT
 from agent.executors.caches import Caches, cache_env
-from agent.executors.compose import run_integration
+from agent.executors.compose import project_name, remove_project, run_integration
 from agent.executors.docker_follow import ContainerOutput
 from agent.executors.docker_logs import open_attach_stream, open_log_stream
 from agent.executors.docker_prepared import ReadyContainers, Reaper
-from agent.executors.docker_reattach import Reattacher
+from agent.executors.docker_reattach import Reattacher, restarted
 from agent.executors.engine_errors import EngineErrors, EngineGone, engine_error
 from agent.executors.secret_files import MOUNT as SECRETS_MOUNT
 from agent.executors.secret_files import SecretFiles, SecretFilesError
@@ -145,14 +145,44 @@ class DockerExecutor:
                                  daemon=True, name=f"cache-trim-{spec.service}").start()
 
     def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
-        """The Build stage on this engine (its build cache), pushing when asked."""
-        return build_image(self.client, spec, log, cancel)
+        """The Build stage on this engine (its build cache), pushing when asked. Cut off by
+        an engine restart: fails saying so (`engine_restarted`), once the engine answers
+        and the dead build's intermediate containers are removed."""
+        started: list[str] = []
+        result = build_image(self.client, spec, log, cancel, started)
+        if result.ok or result.cancelled or not self.reattacher.gone():
+            return result
+        unanswered = self.reattacher.wait_back(log, cancel, "the build")
+        if unanswered is not None:
+            return unanswered
+        for container_id in started:
+            self._remove(container_id)
+        return restarted(log, "the build was cut off (a build again starts from the "
+                              "layer cache)")
 
     def integration(self, spec: IntegrationSpec, log: StageLog, cancel: threading.Event
                     ) -> StageResult:
-        """A compose project on this engine, the test in a container on its network."""
-        return run_integration(self.client, self, spec, log, cancel,
-                               docker_host=self.docker_host)
+        """A compose project on this engine, the test in a container on its network. Cut
+        off by an engine restart: fails saying so (`engine_restarted`), once the engine
+        answers and what the project left there is removed."""
+        result = run_integration(self.client, self, spec, log, cancel,
+                                 docker_host=self.docker_host)
+        if result.ok or result.cancelled or not (result.engine_restarted
+                                                 or self.reattacher.gone()):
+            return result
+        unanswered = self.reattacher.wait_back(log, cancel, "the compose test")
+        if unanswered is not None:
+            return unanswered
+        try:
+            left = remove_project(self.client, project_name(spec.run_id, spec.instance))
+        except EngineErrors as exc:  # gone again: the cleanup at the next start takes it
+            log.system(f"compose: could not remove the project: {engine_error(exc)}")
+            left = []
+        if left:
+            log.system(f"compose: removed what the cut-off attempt left: {', '.join(left)}")
+        if result.engine_restarted:
+            return result
+        return restarted(log, "the compose project was cut off")
 
     def _sweep_started(self, spec: StageSpec, log: StageLog) -> None:
         try:

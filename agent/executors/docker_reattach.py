@@ -156,6 +156,25 @@ class Reattacher:
             return True  # already gone
         return self.stops_answering(ENGINE_STOP_CHECK_S)
 
+    def gone(self) -> bool:
+        """The engine does not answer now (a Build or compose test that just failed may
+        have failed because of that)."""
+        try:
+            self.api.ping()
+            return False
+        except EngineErrors:
+            return True
+
+    def wait_back(self, log: StageLog, cancel: threading.Event, what: str
+                  ) -> StageResult | None:
+        """After `what` failed with the engine gone: None once it answers again, else the
+        stage's result (cancelled, or no engine within `engine_wait_s`)."""
+        log.system(f"the Docker engine stopped answering during {what}; waiting for it (up"
+                   f" to {self.engine_wait_s:g} s)")
+        log.flush()
+        back = self.when_back("", cancel, time.monotonic() + self.engine_wait_s)
+        return back if isinstance(back, StageResult) else None
+
     def stops_answering(self, within_s: float) -> bool:
         """Whether the engine stops answering within `within_s` (it is shutting down)."""
         give_up = time.monotonic() + within_s

@@ -7,12 +7,14 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from store.models.repos import repo_key
 from tests.harness import wait_until
 from tests.reliability.conftest import svc_name
+from tests.reliability.second_engine import SecondEngine
 from tests.reliability.served import ServedAgent, stage, summary
 from tests.reliability.socket_cut import CuttableEngineSocket
 from tests.reliability.test_engine_restart import WAITS_FOR_GO, _go
@@ -122,3 +124,70 @@ def test_full_workspace_disk_fails_clearly_beside_a_healthy_run(
     assert good_done["status"] == "success", summary(good_done)
     assert agent.call("GET", "/healthz", 200)["status"] == "ok"
     assert agent.integrity_check() == "ok"
+
+
+SLOW_STEP = "RUN echo slow-step && sleep 20\n"  # a build step still running at the restart
+
+
+@pytest.mark.slow
+def test_build_and_compose_test_cut_off_by_an_engine_restart_fail_saying_so_or_run_again(
+        serve: Any, sample_repo: Any, second_engine: SecondEngine) -> None:
+    """#22 item 3: dockerd killed and started again under two Builds and two compose
+    Integration Tests. Without `retry_on_engine_restart` each fails "the Docker engine
+    restarted during the stage" (not the engine's raw error); with it each runs again,
+    once, and succeeds. Nothing the cut-off attempts made stays on the engine (the dead
+    build's intermediate container, the compose project)."""
+    engine = second_engine
+    engine.start()
+    agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
+    agent.add_pipeline("plain")
+    agent.add_pipeline("retrying", retry_on_engine_restart=True)
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for pipeline in ("plain", "retrying"):
+        repo = sample_repo(f"compose-{pipeline}")
+        name = svc_name(f"compose-{pipeline}")
+        agent.add_service(name, pipeline, repo.url, dockerfile="Dockerfile",
+                          compose_file="compose.yaml", integration_test_command=WAITS_FOR_GO)
+        runs["compose", pipeline] = agent.trigger(name, repo.head_sha, kind="partial")
+    for run in (runs["compose", "plain"], runs["compose", "retrying"]):
+        agent.wait_run(run["id"], lambda r: "attempt" in agent.log_lines(
+            r["id"], "Integration Test"), timeout=180)
+    for pipeline in ("plain", "retrying"):
+        repo = sample_repo(f"build-{pipeline}")
+        dockerfile = (repo.path / "Dockerfile").read_text()
+        sha = repo.commit("a slow build step", {"Dockerfile": dockerfile + SLOW_STEP})
+        name = svc_name(f"build-{pipeline}")
+        agent.add_service(name, pipeline, repo.url, dockerfile="Dockerfile")
+        runs["build", pipeline] = agent.trigger(name, sha, kind="partial")
+    for run in (runs["build", "plain"], runs["build", "retrying"]):
+        agent.wait_run(run["id"], lambda r: "slow-step" in agent.log_lines(r["id"], "Build"),
+                       timeout=180)
+
+    engine.kill()  # dockerd gone at once (a SIGTERM lets a build finish first)
+    engine.start()
+
+    for kind, stage_name in (("build", "Build"), ("compose", "Integration Test")):
+        failed = agent.wait_run(runs[kind, "plain"]["id"], timeout=240)
+        assert failed["status"] == "failed", summary(failed)
+        error = stage(failed, stage_name)["error"] or ""
+        assert error.startswith("the Docker engine restarted during the stage"), (
+            summary(failed), agent.log_lines(failed["id"], stage_name))
+
+    compose_again = runs["compose", "retrying"]
+    agent.wait_run(compose_again["id"], lambda r: agent.log_lines(
+        r["id"], "Integration Test").count("attempt") == 2, timeout=240)
+    _go(agent, compose_again["sha"])
+    for kind, stage_name in (("build", "Build"), ("compose", "Integration Test")):
+        run_id = runs[kind, "retrying"]["id"]
+        done = agent.wait_run(run_id, timeout=240)
+        lines = agent.log_lines(run_id, stage_name)
+        assert done["status"] == "success", (summary(done), lines)
+        assert "running the stage again, once (retry_on_engine_restart)" in lines, lines
+        assert any(line.startswith("the Docker engine restarted during the stage")
+                   for line in lines), lines
+
+    try:  # the stage, compose and the dead builds' containers all removed
+        wait_until(lambda: not engine.containers(), timeout=60,
+                   what="no container left on the engine")
+    except TimeoutError as exc:
+        raise AssertionError((engine.containers(), agent.own_log()[-3000:])) from exc
