@@ -42,17 +42,18 @@ def test_with_the_engine_down_a_stage_fails_unreachable_and_nothing_runs_on_the_
         serve, hostile_repo, tmp_path: Path, marker: Path) -> None:
     repo = hostile_repo()
     agent: ServedAgent = serve(docker_host=f"unix://{tmp_path}/no-engine.sock",
-                               config={"executor": "auto", "docker_wait_s": 3})
+                               config={"executor": "auto", "docker_wait_s": 3,
+                                       "docker_queue_wait_s": 3})
     name = add_probe_service(agent, repo.url, marker)
     run = agent.wait_run(agent.trigger(name, repo.head_sha, kind="partial")["id"], timeout=90)
 
     assert not marker.exists(), "the stage ran on the agent's host"
-    unit = stage(run, "Unit Test")
-    assert unit["status"] == "failed", summary(run)
-    assert "Docker engine unreachable" in unit["error"], unit["error"]
-    assert unit["executor"] == "docker"
+    assert run["status"] == "failed", summary(run)
+    assert "the run did not start (Docker engine unreachable" in run["error"], run["error"]
+    assert stage(run, "Unit Test")["status"] == "skipped", summary(run)
+    assert stage(run, "Unit Test")["executor"] is None  # never handed to any executor
     assert any("waiting for the Docker engine" in line
-               for line in agent.log_lines(run["id"], "Unit Test"))
+               for line in agent.log_lines(run["id"], "Prepare"))
 
 
 @pytest.mark.docker
@@ -66,7 +67,7 @@ def test_a_stage_waiting_for_the_engine_runs_in_a_container_once_it_is_back(
         name = add_probe_service(agent, repo.url, marker)
         run_id = agent.trigger(name, repo.head_sha, kind="partial")["id"]
         agent.wait_run(run_id, lambda r: any("waiting for the Docker engine" in line for line
-                                             in agent.log_lines(r["id"], "Unit Test")),
+                                             in agent.log_lines(r["id"], "Prepare")),
                        timeout=60)
         engine.start()
         run = agent.wait_run(run_id, timeout=90)
@@ -76,7 +77,7 @@ def test_a_stage_waiting_for_the_engine_runs_in_a_container_once_it_is_back(
     assert run["status"] == "success", summary(run)
     assert not marker.exists(), "the stage ran on the agent's host"
     assert stage(run, "Unit Test")["executor"] == "docker"
-    log = agent.log_lines(run_id, "Unit Test")
+    log = agent.log_lines(run_id, "Prepare")  # the run waited queued, then started
     assert any("the Docker engine answers again" in line for line in log), log
 
 
