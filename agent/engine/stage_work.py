@@ -23,6 +23,7 @@ from agent.engine.test_stage import TestResults, TestStageRun
 from agent.engine.workspace import WorkspaceError, Workspaces
 from agent.executors.base import (
     BuildsImages,
+    ChecksComposeAhead,
     Executor,
     RunsComposeTests,
     StateSaver,
@@ -210,9 +211,21 @@ class StageWorker:
                                  "io.seamless.agent": self.instance})
         if not push and run.kind.value != "full":
             work.log.system("pull request run: the image is built but not pushed")
+        self._compose_ahead(work, workspace)
         # A build cut off by an engine restart is safe to run again: same context, same tag.
         return once_more_after_engine_restart(
             work, lambda: builder.build(spec, work.log, work.cancel))
+
+    def _compose_ahead(self, work: StageWork, workspace: Path) -> None:
+        """Integration Test's compose check started while the image builds (the stages
+        before Build, which may write into the workspace, are done)."""
+        if not work.service.compose_file:
+            return
+        executor = self.executors.get(executor_for(work.pipeline, STAGE_INTEGRATION_TEST),
+                                      work.pipeline)
+        if isinstance(executor, ChecksComposeAhead):
+            executor.compose_ahead(self._integration_spec(
+                replace(work, name=STAGE_INTEGRATION_TEST), workspace))
 
     def integration(self, work: StageWork) -> StageResult:
         """With a compose file: the project up, the test command on its networks (or the
@@ -226,6 +239,12 @@ class StageWorker:
                 f"Integration Test with a compose file needs a Docker engine: "
                 f"{self.executors.docker_error}"))
         self.store.set_stage_executor(work.run.id, work.name, executor.name)
+        spec = self._integration_spec(work, workspace)
+        # The cut-off attempt's project is removed before it reports: the next starts afresh.
+        return once_more_after_engine_restart(
+            work, lambda: executor.integration(spec, work.log, work.cancel))
+
+    def _integration_spec(self, work: StageWork, workspace: Path) -> IntegrationSpec:
         run, service = work.run, work.service
         test = command_spec(service, work.pipeline, run, STAGE_INTEGRATION_TEST,
                             work.command or "", workspace, instance=self.instance)
@@ -233,15 +252,12 @@ class StageWorker:
             test = replace(test, container_name=f"{test.container_name}-{work.attempt}")
         dockerfile = (workspace / service.build_context / service.dockerfile).resolve() \
             if service.dockerfile else None
-        spec = IntegrationSpec(run_id=run.id, workspace=workspace,
+        return IntegrationSpec(run_id=run.id, workspace=workspace,
                                compose_file=str(service.compose_file),
                                image=image_for(service, run.sha), test=test,
                                instance=self.instance, build_dockerfile=dockerfile,
                                test_service=service.integration_test_service,
                                opt_ins={k: [*v] for k, v in service.compose_opt_ins.items()})
-        # The cut-off attempt's project is removed before it reports: the next starts afresh.
-        return once_more_after_engine_restart(
-            work, lambda: executor.integration(spec, work.log, work.cancel))
 
     def deploy(self, work: StageWork, environment: str) -> StageResult:
         return self.deployer.deploy_stage(work.run, work.service, work.pipeline, environment,

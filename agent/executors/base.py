@@ -105,6 +105,15 @@ class RunsComposeTests(Protocol):
 
 
 @runtime_checkable
+class ChecksComposeAhead(Protocol):
+    """An executor that can start an Integration Test's compose check early."""
+
+    def compose_ahead(self, spec: IntegrationSpec) -> None:
+        """Start it in the background (while Build runs); `integration` of the same
+        spec takes its result."""
+
+
+@runtime_checkable
 class MakesContainersAhead(Protocol):
     """An executor that can create a stage's container before the stage starts."""
 

@@ -27,6 +27,7 @@ from agent.executors.base import (
     StateSaver,
     run_prefix,
 )
+from agent.executors.compose_ahead import ChecksAhead
 from agent.executors.compose_policy import ComposeRefused, check_compose
 from agent.executors.engine_errors import EngineErrors, engine_error
 from agent.logs import StageLog
@@ -53,6 +54,41 @@ def compose_command() -> tuple[str, ...] | None:
     return None
 
 
+_AHEAD: ChecksAhead[tuple[Path, list[str], dict[str, Any]]] = ChecksAhead()
+
+
+def check_ahead(spec: IntegrationSpec, docker_host: str | None = None) -> None:
+    """Start the compose check of `spec` now (while Build runs); run_integration of the
+    same spec takes its result instead of running `compose config` itself."""
+    command = compose_command()
+    if command is None:
+        return  # run_integration says so
+    project = project_name(spec.run_id, spec.instance)
+    env = _compose_env(spec, docker_host)
+    _AHEAD.start(_check_key(command, spec, project, env),
+                 lambda: check_compose(command, spec.workspace, spec.compose_file, project,
+                                       env, spec.opt_ins))
+
+
+def _compose_env(spec: IntegrationSpec, docker_host: str | None) -> dict[str, str]:
+    """The compose CLI's environment: the service's env and secrets reach compose's
+    interpolation (and `.env` defaults)."""
+    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+    env.update(cli_env(docker_host))
+    env.update(spec.test.env)
+    env.update(spec.test.secret_files)  # interpolation sees them whatever `secrets_as` says
+    env["SEAMLESS_IMAGE"] = spec.image
+    return env
+
+
+def _check_key(command: tuple[str, ...], spec: IntegrationSpec, project: str,
+               env: dict[str, str]) -> tuple[object, ...]:
+    """Everything check_compose reads besides the files."""
+    return (command, str(spec.workspace), spec.compose_file, project,
+            tuple(sorted(env.items())),
+            tuple(sorted((k, tuple(v)) for k, v in spec.opt_ins.items())))
+
+
 def run_integration(client: docker.DockerClient, executor: Executor, spec: IntegrationSpec,
                     log: StageLog, cancel: threading.Event,
                     save_state: StateSaver | None = None, docker_host: str | None = None
@@ -63,15 +99,12 @@ def run_integration(client: docker.DockerClient, executor: Executor, spec: Integ
         return _fail(log, "neither `docker compose` (v2) nor `docker-compose` (v1) is "
                           "installed on the agent's host")
     project = project_name(spec.run_id, spec.instance)
-    # The service's env and secrets reach compose's interpolation (and `.env` defaults).
-    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-    env.update(cli_env(docker_host))
-    env.update(spec.test.env)
-    env.update(spec.test.secret_files)  # interpolation sees them whatever `secrets_as` says
-    env["SEAMLESS_IMAGE"] = spec.image
+    env = _compose_env(spec, docker_host)
     try:
-        compose_file, opted_in, resolved = check_compose(
-            command, spec.workspace, spec.compose_file, project, env, spec.opt_ins)
+        compose_file, opted_in, resolved = _AHEAD.take(
+            _check_key(command, spec, project, env),
+            lambda: check_compose(command, spec.workspace, spec.compose_file, project, env,
+                                  spec.opt_ins))
     except ComposeRefused as exc:
         return _fail(log, str(exc))
     for allowed in opted_in:

@@ -31,7 +31,12 @@ from agent.executors.base import (
 from agent.executors.build import build_image
 from agent.executors.caches import MOUNT as CACHE_MOUNT
 from agent.executors.caches import Caches, cache_env
-from agent.executors.compose import project_name, remove_project, run_integration
+from agent.executors.compose import (
+    check_ahead,
+    project_name,
+    remove_project,
+    run_integration,
+)
 from agent.executors.docker_follow import ContainerOutput
 from agent.executors.docker_logs import open_attach_stream, open_log_stream
 from agent.executors.docker_prepared import ReadyContainers, Reaper
@@ -183,6 +188,10 @@ class DockerExecutor:
         if result.engine_restarted:
             return result
         return restarted(log, "the compose project was cut off")
+
+    def compose_ahead(self, spec: IntegrationSpec) -> None:
+        """`compose config` and its check started now, off Integration Test's path."""
+        check_ahead(spec, docker_host=self.docker_host)
 
     def _sweep_started(self, spec: StageSpec, log: StageLog) -> None:
         try:
