@@ -34,6 +34,7 @@ from agent.api.errors import install_error_handlers
 from agent.api.limits import BodyGuard
 from agent.api.metrics import Metrics
 from agent.api.redaction import MaskJsonBodies
+from agent.api.warmup import warm_up
 from agent.run_links import RunLinks
 from agent.runtime import Agent
 from agent.triggers.github import RepoIndex
@@ -63,6 +64,7 @@ def create_app(agent: Agent, *, manage_agent: bool = True, ws_queue_events: int 
         side_tasks.extend(_side_tasks(agent))
         for task in side_tasks:
             await task.start()
+        await warm_up(app, app.state.repo_index)
         try:
             yield
         finally:

@@ -82,6 +82,13 @@ async def github_webhook(request: Request) -> JSONResponse:
     if len(event) > MAX_HEADER or len(delivery) > MAX_HEADER:  # both are stored
         return error_response(400, "bad_header", "X-GitHub-Event and X-GitHub-Delivery "
                               f"are at most {MAX_HEADER} characters")
+    # Parsed once, off the event loop like the rest: a payload may be megabytes.
+    return await run_in_threadpool(_handle, request.app.state.agent,
+                                   request.app.state.repo_index, event, delivery, body,
+                                   request.headers.get("x-hub-signature-256"))
+
+
+def _parsed(body: bytes) -> dict[str, Any] | JSONResponse:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -90,15 +97,21 @@ async def github_webhook(request: Request) -> JSONResponse:
         return error_response(400, "malformed_json", "the payload is nested too deeply")
     if not isinstance(payload, dict):
         return error_response(400, "malformed_json", "the payload must be a JSON object")
+    return payload
+
+
+def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
+            signature: str | None) -> JSONResponse:
+    payload = _parsed(body)
+    if isinstance(payload, JSONResponse):
+        return payload
     try:
-        return await run_in_threadpool(_handle, request.app.state.agent,
-                                       request.app.state.repo_index, event, delivery, body,
-                                       payload, request.headers.get("x-hub-signature-256"))
+        return _answer(agent, repo_index, event, delivery, body, payload, signature)
     except MalformedPayload as exc:
         return error_response(400, "malformed_payload", str(exc))
 
 
-def _handle(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
+def _answer(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body: bytes,
             payload: dict[str, Any], signature: str | None) -> JSONResponse:
     candidates = repo_index.services_for(payload)
     if not candidates:

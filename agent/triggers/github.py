@@ -94,6 +94,12 @@ class RepoIndex:
 
     def services_for(self, payload: dict[str, Any]) -> list[Service]:
         urls = payload_repo_urls(payload)
+        by_url = self.refresh()
+        found = {s.id: s for url in urls for s in by_url.get(url, ())}
+        return sorted(found.values(), key=lambda s: s.name)
+
+    def refresh(self) -> dict[str, list[Service]]:
+        """The index, re-read first when a configuration changed since it was built."""
         with self._lock:
             if self._version != self.store.config_version:
                 version = self.store.config_version  # before reading: a change re-reads
@@ -101,8 +107,7 @@ class RepoIndex:
                 for service in self.store.list_services():
                     services.setdefault(normalize_repo_url(service.repo_url), []).append(service)
                 self._services, self._version = services, version
-            found = {s.id: s for url in urls for s in self._services.get(url, ())}
-        return sorted(found.values(), key=lambda s: s.name)
+            return self._services
 
 
 def verified_services(services: list[Service], body: bytes, header: str | None
