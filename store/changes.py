@@ -101,3 +101,31 @@ class ChangeQueries(Database):
         row = self.query_one(f"{_SELECT} WHERE d.run_id=? ORDER BY d.id DESC LIMIT 1",
                              (run_id,))
         return _decision(row) if row else None
+
+    def batch_decision_for_run(self, run_id: int) -> ChangeDecision | None:
+        """The decision that queued the run or, for a rerun, the run it reruns (a rerun
+        belongs to its original's batch: a push, a poll, a `trigger --all`)."""
+        seen: set[int] = set()
+        current: int | None = run_id
+        while current is not None and current not in seen:
+            seen.add(current)
+            decision = self.decision_for_run(current)
+            if decision is not None:
+                return decision
+            row = self.query_one("SELECT rerun_of FROM runs WHERE id=?", (current,))
+            current = row[0] if row else None
+        return None
+
+    def newest_rerun(self, run_id: int) -> int:
+        """The newest run of the rerun chain that starts at `run_id` (reruns of it, of
+        those, …), or `run_id` itself: what stands for that run now."""
+        row = self.query_one("SELECT service_id FROM runs WHERE id=?", (run_id,))
+        if row is None:
+            return run_id
+        chain = {run_id}
+        for later, rerun_of in self.query(
+                "SELECT id, rerun_of FROM runs WHERE service_id=? AND id>? ORDER BY id"
+                " LIMIT 1000", (row[0], run_id)):
+            if rerun_of in chain:
+                chain.add(later)
+        return max(chain)

@@ -280,6 +280,7 @@ class RunDriver:
                 return None
             pending = []
             for dep, run_id in waits:
+                run_id = self.store.newest_rerun(run_id)  # rerun meanwhile: that one counts
                 verdict = dependency_verdict(self.store, dep, run_id, name, decl.environment)
                 if verdict is _WAIT:
                     pending.append((dep, run_id))
@@ -314,13 +315,16 @@ _WAIT = "wait"
 
 
 def dependency_runs(store: Store, run: RunInfo, service: Service) -> list[tuple[str, int]]:
-    """(service, run id) of the dependencies the same batch ran (none: nothing to wait)."""
-    decision = store.decision_for_run(run.id)
+    """(service, run id) of the dependencies the same batch ran (none: nothing to wait).
+    A rerun belongs to the batch of the run it reruns, and a dependency's newest rerun
+    stands for its run of the batch: a rerun of a dependent waits for a rerun of its
+    dependency, and goes on when that one deployed."""
+    decision = store.batch_decision_for_run(run.id)
     if decision is None:
         return []
-    return sorted((d.service, d.run_id) for d in store.list_decisions(batch=decision.batch,
-                                                                       limit=1000)
-                  if d.service in service.depends_on_services and d.ran and d.run_id)
+    return sorted((d.service, store.newest_rerun(d.run_id)) for d in store.list_decisions(
+        batch=decision.batch, limit=1000)
+        if d.service in service.depends_on_services and d.ran and d.run_id)
 
 
 def dependency_verdict(store: Store, dependency: str, run_id: int, stage: str,

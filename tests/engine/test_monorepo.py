@@ -192,6 +192,40 @@ async def test_a_failed_dependency_holds_its_dependents_back(agent: Agent,
     assert "failed" in held.error
 
 
+async def test_a_rerun_of_a_dependent_waits_for_its_dependency_in_that_push(
+        agent: Agent, repo: MonoRepo) -> None:
+    add(agent, repo, "api", unit_test_command="exit=1 duration=0.3")
+    add(agent, repo, "web", depends_on_services=["api"])
+    decisions = await push(agent, repo.head(), "api", "web")
+    api_first, web_first = decisions["api"].run_id or 0, decisions["web"].run_id or 0
+
+    # api still failed: a rerun of web alone is held back, naming api's run.
+    web_again = await wait_run(agent, agent.engine.rerun(web_first, None, "alice").id)
+    assert web_again.status is RunStatus.failed
+    held = agent.store.get_stage(web_again.id, STAGE_DEPLOY_STAGING)
+    api_number = agent.store.get_run(api_first).number
+    assert held.error and held.error.startswith(
+        f"held back: api did not deploy to staging in this push (run #{api_number} failed")
+
+    # api fixed and rerun, web rerun at once: web's deploy waits for api's rerun.
+    api = agent.store.get_service("api")
+    agent.store.update_service("api", ServiceConfig(**{
+        **api.model_dump(include=set(ServiceConfig.model_fields)),
+        "unit_test_command": "duration=0.6"}))
+    api_rerun = agent.engine.rerun(api_first, None, "alice")
+    web_rerun = agent.engine.rerun(web_again.id, None, "alice")
+    api_done, web_done = await wait_run(agent, api_rerun.id), await wait_run(agent,
+                                                                          web_rerun.id)
+    assert api_done.status is web_done.status is RunStatus.success, web_done.error
+    api_deploy = agent.store.get_stage(api_done.id, STAGE_DEPLOY_STAGING)
+    web_deploy = agent.store.get_stage(web_done.id, STAGE_DEPLOY_STAGING)
+    assert api_deploy.finished_at and web_deploy.started_at
+    assert web_deploy.started_at >= api_deploy.finished_at
+    lines = [ln.text for ln in agent.store.log_page(web_done.id,
+                                                    stage=STAGE_DEPLOY_STAGING).lines]
+    assert any(f"waiting for api (run #{api_done.number})" in ln for ln in lines), lines
+
+
 async def test_dependency_cycles_and_strangers_are_refused_at_config_time(
         agent: Agent, repo: MonoRepo, tmp_path: Path) -> None:
     add(agent, repo, "api")
