@@ -5,9 +5,13 @@ Figures (Debian's chromium driven by Playwright, never a downloaded browser):
   animation frames after it), against the same page of a 1,000-line log (baseline);
 - line_latency_p99_ms: from a line written to the stage's log (the writer batches, stores,
   then publishes) to its row painted in the tab, while the stage prints 1,000 lines/s;
-- tab_mb: the tab's own memory after the flood: the USS of its renderer process (pages
-  only it holds; `tab_rss_mb` adds the shared libraries every tab maps), the JS heap
-  (CDP Performance.getMetrics) beside it, against the small log's tab.
+- tab_mb: the tab's own memory right after the flood: the USS of its renderer process
+  (the one that grows when the page allocates 64 MB, never "the largest renderer": the
+  browser's own WebUI renderer is larger than a small tab), pages only it holds;
+  `tab_rss_mb` adds the shared libraries every tab maps. Beside it the DOM nodes and JS
+  heap (CDP Performance.getMetrics), and the same after a forced garbage collection
+  (`tab_after_gc_mb`: not the figure, what the rest is made of), against the small
+  log's tab.
 Goals (#23): first paint < 1,000 ms, p99 < 500 ms, tab < 150 MB.
 """
 
@@ -81,8 +85,10 @@ _WATCH_ROWS = """() => {
   new MutationObserver(records => {
     const stamps = [];
     for (const r of records) for (const n of r.addedNodes) {
-      const m = n.textContent && n.textContent.match(/t=(\\d+\\.\\d+)/);
-      if (m) stamps.push(parseFloat(m[1]));
+      // a row, or a chunk of rows: every line's stamp
+      for (const m of (n.textContent || "").matchAll(/t=(\\d+\\.\\d+)/g)) {
+        stamps.push(parseFloat(m[1]));
+      }
     }
     if (!stamps.length) return;
     requestAnimationFrame(() => setTimeout(() => {
@@ -94,20 +100,41 @@ _WATCH_ROWS = """() => {
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
-def _renderer_mb() -> tuple[float, float]:
-    """(RSS, USS) in MB of the largest renderer process: the open tab's (one tab open;
-    RSS counts the shared libraries too, USS only the tab's own pages)."""
+def _renderers() -> dict[int, tuple[float, float]]:
+    """(RSS, USS) in MB of every renderer process of the browser. USS counts only the
+    pages that process alone holds; RSS adds the shared libraries every tab maps."""
     import psutil
 
-    best = (0, 0)
+    out = {}
     for proc in psutil.Process(os.getpid()).children(recursive=True):
         try:
-            if "--type=renderer" in " ".join(proc.cmdline()):
+            if "--type=renderer" in proc.cmdline():
                 info = proc.memory_full_info()
-                best = max(best, (info.rss, info.uss))
+                out[proc.pid] = (info.rss / 1e6, info.uss / 1e6)
         except psutil.Error:
             continue
-    return best[0] / 1e6, best[1] / 1e6
+    return out
+
+
+def _tab_pid(page: Any) -> int:
+    """The renderer process of `page`'s tab: the one that grows by 64 MB while the page
+    holds a 64 MB array (called after the figures are read). Not "the largest renderer":
+    the browser's own UI runs a WebUI renderer of ~45 MB, larger than a small page's tab,
+    and a closing tab's renderer may still be there."""
+    before = _renderers()
+    page.evaluate("() => { window.__mark = new Uint8Array(64e6).fill(1); }")
+    after = _renderers()
+    page.evaluate("() => { window.__mark = null; }")
+    return max(after, key=lambda pid: after[pid][1] - before.get(pid, (0.0, 0.0))[1])
+
+
+def _dom(page: Any) -> tuple[float, float]:
+    """(DOM nodes, JS heap MB) by CDP Performance.getMetrics; nodes removed from the page
+    count until a garbage collection frees them."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable")
+    metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return float(metrics.get("Nodes", 0)), metrics.get("JSHeapUsedSize", 0) / 1e6
 
 
 def _open(browser: Any, url: str) -> tuple[Any, float]:
@@ -144,7 +171,8 @@ def measure(big: str, small: str, agent: subprocess.Popen[str], flood_s: float,
             out["first_paint_ratio"] = out["first_paint_ms"] / out["first_paint_small_log_ms"]
 
             small_page, _ = _open(browser, small)
-            _, out["tab_small_log_mb"] = _renderer_mb()
+            small = _renderers()
+            out["tab_small_log_mb"] = small[_tab_pid(small_page)][1]
             small_page.context.close()
             page, _ = _open(browser, big)
             page.evaluate(_WATCH_ROWS)
@@ -159,13 +187,16 @@ def measure(big: str, small: str, agent: subprocess.Popen[str], flood_s: float,
             out["line_latency_p50_ms"] = statistics.median(latencies)
             out["line_latency_p99_ms"] = statistics.quantiles(latencies, n=100)[98]
             out["live_lines_painted"] = float(len(latencies))
-            cdp = page.context.new_cdp_session(page)
-            cdp.send("Performance.enable")
-            metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")[
-                "metrics"]}
-            out["js_heap_mb"] = metrics.get("JSHeapUsedSize", 0) / 1e6
-            out["dom_nodes"] = float(metrics.get("Nodes", 0))
-            out["tab_rss_mb"], out["tab_mb"] = _renderer_mb()
+            out["dom_nodes"], out["js_heap_mb"] = _dom(page)
+            flooded = _renderers()
+            # Beside it, not instead: what a full garbage collection leaves (the rest is
+            # rows and layouts the page let go of, not yet collected).
+            page.context.new_cdp_session(page).send("HeapProfiler.collectGarbage")
+            out["dom_nodes_after_gc"], _ = _dom(page)
+            collected = _renderers()
+            tab = _tab_pid(page)
+            out["tab_rss_mb"], out["tab_mb"] = flooded[tab]
+            out["tab_after_gc_mb"] = collected[tab][1]
             out["tab_ratio"] = out["tab_mb"] / out["tab_small_log_mb"]
         finally:
             browser.close()

@@ -44,7 +44,7 @@ def render_rows(lines: Sequence[LogLine], first_number: int, access: Access, mas
             classes += " err"
         link = escape(access.query(stage=line.stage, at=number))
         out.append(f'<div class="{classes}" id="L{number}"><a class="n" href="{link}#L{number}"'
-                   f'>{number}</a><span class="t">{ansi_to_html(mask(line.text))}</span></div>')
+                   f'>{number}</a>{ansi_to_html(mask(line.text))}</div>')
     return "".join(out)
 
 

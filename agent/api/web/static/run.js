@@ -4,6 +4,7 @@
 "use strict";
 (function () {
   var MAX_ROWS = 1000;
+  var FLUSH_MS = 50;
   var lines = document.getElementById("lines");
   if (!lines) return;
   var atEnd = function () {
@@ -17,37 +18,51 @@
   var count = document.getElementById("line-count");
   note.textContent = "live";
   var source = new EventSource(url);
-  // Rows that arrive within one frame go into the page together: one layout per frame.
+  // Rows that arrive within FLUSH_MS go into the page together, as one chunk: one
+  // element added and one layout per flush, and whole chunks leave when the tab
+  // holds more than MAX_ROWS rows (the browser frees what it need not lay out again).
+  var end = document.getElementById("end");
+  var kept = lines.querySelectorAll(".l").length;
   var pending = [];
   var flush = function () {
     var follow = atEnd();
-    lines.insertAdjacentHTML("beforeend", pending.join(""));
+    var chunk = document.createElement("div");
+    chunk.className = "chunk";
+    chunk.innerHTML = pending.join("");
     pending = [];
-    var extra = lines.children.length - MAX_ROWS;
-    if (extra > 0) {
-      var range = document.createRange();
-      range.setStartBefore(lines.firstElementChild);
-      range.setEndAfter(lines.children[extra - 1]);
-      range.deleteContents();
-      // "older lines" now starts above the first row still shown.
-      var older = document.getElementById("older");
-      var first = lines.firstElementChild;
-      var link = first && first.querySelector("a.n");
-      if (older && link) {
-        var n = Number(first.id.slice(1));
-        older.href = link.getAttribute("href")
-          .replace(/([?&]at=)\d+/, "$1" + Math.max(1, n - 400))
-          .replace(/#L\d+$/, "#L" + Math.max(1, n - 1));
+    kept += chunk.childElementCount;
+    lines.insertBefore(chunk, end);
+    var first = lines.firstElementChild;
+    while (kept > MAX_ROWS && first && first !== chunk) {
+      var next = first.nextElementSibling;
+      var rows = first.classList.contains("chunk") ? first.childElementCount : 0;
+      if (rows && rows <= kept - MAX_ROWS) {
+        lines.removeChild(first);
+        kept -= rows;
+      } else if (rows) {
+        for (var drop = kept - MAX_ROWS; drop > 0; drop--) first.removeChild(first.firstElementChild);
+        kept = MAX_ROWS;
       }
+      first = next;
+    }
+    // "older lines" now starts above the first row still shown.
+    var older = document.getElementById("older");
+    var top = lines.querySelector(".l");
+    var link = top && top.querySelector("a.n");
+    if (older && link) {
+      var n = Number(top.id.slice(1));
+      older.href = link.getAttribute("href")
+        .replace(/([?&]at=)\d+/, "$1" + Math.max(1, n - 400))
+        .replace(/#L\d+$/, "#L" + Math.max(1, n - 1));
     }
     var empty = document.querySelector(".empty");
     if (empty) empty.remove();
-    var last = lines.lastElementChild;
+    var last = chunk.lastElementChild;
     if (count && last && last.id) count.textContent = Number(last.id.slice(1)).toLocaleString() + " lines";
     if (follow) toEnd();
   };
   source.addEventListener("lines", function (event) {
-    if (!pending.length) requestAnimationFrame(flush);
+    if (!pending.length) setTimeout(function () { requestAnimationFrame(flush); }, FLUSH_MS);
     pending.push(event.data);
   });
   // A reader who did not pick a stage follows the run to the stage that runs now.
