@@ -40,7 +40,7 @@ from agent.executors.compose import (
 from agent.executors.docker_follow import ContainerOutput
 from agent.executors.docker_logs import open_attach_stream, open_log_stream
 from agent.executors.docker_prepared import ReadyContainers, Reaper
-from agent.executors.docker_reattach import Reattacher, restarted
+from agent.executors.docker_reattach import Reattacher, restarted, waited_in_vain
 from agent.executors.engine_errors import EngineErrors, EngineGone, engine_error
 from agent.executors.secret_files import MOUNT as SECRETS_MOUNT
 from agent.executors.secret_files import SecretFiles, SecretFilesError
@@ -172,9 +172,9 @@ class DockerExecutor:
         answers and what the project left there is removed."""
         result = run_integration(self.client, self, spec, log, cancel,
                                  docker_host=self.docker_host)
-        if result.ok or result.cancelled or not (result.engine_restarted
-                                                 or self.reattacher.gone()):
-            return result
+        if result.ok or result.cancelled or waited_in_vain(result) or not (
+                result.engine_restarted or self.reattacher.gone()):
+            return result  # (a test container that waited for the engine in vain: done)
         unanswered = self.reattacher.wait_back(log, cancel, "the compose test")
         if unanswered is not None:
             return unanswered

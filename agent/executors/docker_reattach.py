@@ -27,6 +27,12 @@ ENGINE_PROBE_S = 1.0  # how often a stage asks an engine that went away under it
 # (dockerd stops containers first, then its API): that long before counts as "with it".
 _SLACK = timedelta(seconds=15)
 ENGINE_STOP_CHECK_S = 30.0  # dockerd stops every container before its API
+UNREACHABLE = "Docker engine unreachable"  # how a stage that waited for it in vain fails
+
+
+def waited_in_vain(result: StageResult) -> bool:
+    """The stage already waited `engine_wait_s` for the engine, which never answered."""
+    return (result.error or "").startswith(UNREACHABLE)
 
 
 class Reattacher:
@@ -132,9 +138,8 @@ class Reattacher:
                 return None
             except EngineErrors as exc:
                 if time.monotonic() > give_up:
-                    error = (f"Docker engine unreachable for {self.engine_wait_s:g} s during"
-                             f" the stage ({engine_error(exc)}): rerun it when the engine is"
-                             " back")
+                    error = (f"{UNREACHABLE} for {self.engine_wait_s:g} s during the stage "
+                             f"({engine_error(exc)}): rerun it when the engine is back")
                     return StageResult(exit_code=None, error=error)
             if cancel.wait(ENGINE_PROBE_S):
                 return StageResult(exit_code=None, cancelled=True, error="cancelled")
