@@ -33,8 +33,8 @@ def _load(file: Path | None, fields: dict[str, Any], model: type) -> dict[str, A
 
 
 def _status(run: dict[str, Any]) -> str:
-    """`queued (waiting for the Docker engine …)` for a run held back."""
-    return f"{run['status']} ({run['waiting']})" if run.get("waiting") else run["status"]
+    """`queued: waiting for the Docker engine (…)` for a run held back."""
+    return f"{run['status']}: {run['waiting']}" if run.get("waiting") else run["status"]
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> str:

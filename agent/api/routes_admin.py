@@ -84,8 +84,9 @@ def info(request: Request, _: Viewer) -> AgentInfo:
 
 def docker_state(executors: object) -> DockerState:
     client = getattr(executors, "docker_engine", None)
-    if client is None:
-        return DockerState(state="not used", detail=getattr(executors, "docker_error", None))
+    if client is None:  # never connected: down if it was asked for and did not answer
+        error = getattr(executors, "docker_error", None)
+        return DockerState(state="down" if error else "not used", detail=error)
     try:
         version_info = client.version()
     except Exception as exc:  # noqa: BLE001 - any engine failure is "down", with its reason

@@ -112,3 +112,16 @@ def test_info_says_the_docker_engine_is_up_with_its_version(tmp_path):
     executors = ExecutorSet(AgentConfig(data_dir=tmp_path, executor="docker"))
     state = docker_state(executors)
     assert state.state == "up" and (state.detail or "").startswith("Docker ")
+
+
+def test_info_says_the_docker_engine_is_down_when_the_agent_started_without_it(tmp_path):
+    """Not "not used": Docker stages and runs wait for it (the TUI header says so)."""
+    from agent.api.routes_admin import docker_state
+    from agent.config import AgentConfig
+    from agent.engine.executors import ExecutorSet
+
+    executors = ExecutorSet(AgentConfig(data_dir=tmp_path, executor="docker",
+                                        docker_host=f"unix://{tmp_path}/no-engine.sock"))
+    state = docker_state(executors)
+    assert state.state == "down", state
+    assert "Docker engine unreachable" in (state.detail or ""), state

@@ -299,7 +299,7 @@ def test_runs_started_while_the_engine_is_stopped_wait_queued_then_start_or_fail
             [str(Path(sys.executable).parent / "seamless-agent"), "runs", str(held["id"])],
             capture_output=True, text=True, timeout=60, check=False,
             env={**os.environ, "SEAMLESS_AGENT_URL": agent.url, "SEAMLESS_TOKEN": agent.token})
-        assert "queued (waiting for the Docker engine" in shown.stdout, shown
+        assert "queued: waiting for the Docker engine (up to 20 s)" in shown.stdout, shown
 
         failed = agent.wait_run(given_up["id"], timeout=90)
         assert failed["status"] == "failed", summary(failed)
