@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-import gc
-
 import psutil
 import pytest
 
 from tests.reliability.conftest import svc_name
-from tests.reliability.hostile import fire, hostile_requests
+from tests.reliability.hostile import FloodResult, fire, hostile_requests
 from tests.reliability.served import ServedAgent, post_push
 
 SECRET = "hook-secret-5b1e0c"
-RSS_GROWTH_BOUND = 60 * 1024 * 1024  # generous: allocator noise, not a leak per request
+# A second round of the same 1,000 deliveries may grow the agent by at most this much. The
+# first round is the warm-up: its 25 MB bodies raise the allocator's high-water mark once
+# (measured at load 10: 89 MB at start, 115 after a 40-request warm-up, 141 after the first
+# 1,000, then 141, 141, 141 after three more rounds: no leak, memory glibc keeps). A second
+# round can still hold one more oversized body at a time than the first did (25 MB);
+# anything leaked per delivery over 25 KB shows beyond that.
+RSS_GROWTH_BOUND = 25 * 1024 * 1024
+
+
+def _assert_refused(result: FloodResult) -> None:
+    assert not result.errors, result.errors[:5]
+    assert sum(result.statuses.values()) == 1000
+    for kind, statuses in result.by_kind.items():
+        if kind == "replayed_delivery":  # acknowledged as a duplicate, never run
+            assert set(statuses) == {200}, (kind, statuses)
+        else:
+            assert all(400 <= s < 500 for s in statuses), (kind, statuses)
+    assert result.by_kind["oversized"] == {413: 2}
 
 
 @pytest.mark.slow
@@ -29,25 +44,14 @@ def test_a_thousand_hostile_deliveries_create_no_run_and_are_all_refused(
     legit = post_push(agent, SECRET, push_payload(repo.url, repo.head_sha), delivery="legit-1")
     assert legit.status_code == 200 and legit.json()["status"] == "queued", legit.text
     assert len(agent.runs()) == 1
-    warm_up = list(hostile_requests(40, secret=SECRET, repo_url=repo.url, sha=repo.head_sha,
-                                    replay_delivery="legit-1", oversized=2))
-    fire(f"{agent.url}/webhooks/github", warm_up)
-    gc.collect()
-    rss_before = psutil.Process(agent.pid).memory_info().rss
-
     hostile = list(hostile_requests(1000, secret=SECRET, repo_url=repo.url,
                                     sha=repo.head_sha, replay_delivery="legit-1"))
-    result = fire(f"{agent.url}/webhooks/github", hostile)
+    _assert_refused(fire(f"{agent.url}/webhooks/github", hostile))  # also the warm-up
+    rss_before = psutil.Process(agent.pid).memory_info().rss
+
+    _assert_refused(fire(f"{agent.url}/webhooks/github", hostile))  # the same 1,000 again
     rss_after = psutil.Process(agent.pid).memory_info().rss
 
-    assert not result.errors, result.errors[:5]
-    assert sum(result.statuses.values()) == 1000
-    for kind, statuses in result.by_kind.items():
-        if kind == "replayed_delivery":  # acknowledged as a duplicate, never run
-            assert set(statuses) == {200}, (kind, statuses)
-        else:
-            assert all(400 <= s < 500 for s in statuses), (kind, statuses)
-    assert result.by_kind["oversized"] == {413: 2}
     runs = agent.runs()
     assert len(runs) == 1, [(r["id"], r["trigger"], r["sha"]) for r in runs]
     assert rss_after - rss_before < RSS_GROWTH_BOUND, (rss_before, rss_after)
