@@ -351,6 +351,11 @@ class DockerHostTarget:
                 logger.warning("removing %s: not the active colour of %s/%s", other.name,
                             service.name, environment)
                 other.remove(force=True)
+        try:  # served once the front's own check passed (a new front has none yet)
+            front.wait_serving(state["colour"])
+        except FrontError as exc:
+            logger.error("%s/%s: %s", service.name, environment, exc)
+            return False
         return True
 
     def _revive(self, request: DeployRequest, state: dict[str, Any]) -> Any:

@@ -126,7 +126,9 @@ backend {BACKEND}
     # closed at that moment is retried on a new one (retry-on above).
     http-reuse always
     default-server resolvers engine resolve-prefer ipv4 init-addr none
-    default-server check inter 500ms fall 2 rise 1
+    # a check waits at most `inter` for its connection: on a starved host one can time out
+    # for nothing, so a colour goes DOWN (503 for all) only after 3 in a row
+    default-server check inter 500ms fall 3 rise 1
 {servers}
 """
 
@@ -171,10 +173,22 @@ class ServerStat:
     connect_errors: int
     response_errors: int
     addr: str
+    check: str = ""  # the last health check's result: L4OK, L7OK, L4TOUT, INI…
 
     @property
     def errors(self) -> int:
         return self.errors_5xx + self.connect_errors + self.response_errors
+
+    @property
+    def checked_up(self) -> bool:
+        """Up by the front's own check, with one failed check to spare. A server whose name
+        resolves again is put UP at once (status `UP 1/3`: no check yet, the next failure
+        takes it DOWN): a switch to it then had production answer 503 for a moment when
+        that first check timed out on a loaded host."""
+        word, _, margin = self.status.partition(" ")
+        left = int(margin.split("/")[0]) if margin[:1].isdigit() else None
+        return (bool(self.addr) and word in ("UP", "DRAIN") and self.check.endswith("OK")
+                and (left is None or left >= 2))
 
 
 def parse_stat(csv_text: str) -> dict[str, ServerStat]:
@@ -191,7 +205,8 @@ def parse_stat(csv_text: str) -> dict[str, ServerStat]:
             colour=row["svname"], status=row.get("status", ""), weight=num("weight"),
             current=num("scur"), requests=num("req_tot") or num("stot"),
             errors_5xx=num("hrsp_5xx"), connect_errors=num("econ"),
-            response_errors=num("eresp"), addr=row.get("addr", ""))
+            response_errors=num("eresp"), addr=row.get("addr", ""),
+            check=row.get("check_status", ""))
     return out
 
 
@@ -319,15 +334,17 @@ class Front:
         return parse_stat(self.api("show stat"))
 
     def wait_serving(self, colour: str, timeout_s: float = 15.0) -> ServerStat:
-        """Wait until the front resolved `colour` by name and its checks pass."""
+        """Wait until the front resolved `colour` by name and its own check passed since."""
         deadline = time.monotonic() + timeout_s
         while True:
             stat = self.stats().get(colour)
-            if stat is not None and stat.addr and stat.status.startswith(("UP", "DRAIN")):
+            if stat is not None and stat.checked_up:
                 return stat
             if time.monotonic() > deadline:
+                seen = f"{stat.status}, last check {stat.check or '-'}" if stat else (
+                    "no such server")
                 raise FrontError(f"the front does not reach {self.spec.colour_host(colour)}"
-                                 f" ({stat.status if stat else 'no such server'})")
+                                 f" ({seen})")
             time.sleep(0.1)
 
     def drain(self, colour: str, timeout_s: float) -> int:
