@@ -11,9 +11,8 @@ import pytest
 from tests.tui.seed import sha
 from tests.tui_terminal.journey import KEY_BOUND_S, Journey, journey_agent, start_tui, walk
 
-# The rollback deploys a real image. `journey`: `make test-journey` runs these; not in `make
-# test` while that rollback deploy fails now and then (the new colour's container removed
-# under it in 2 of 4 full runs; agent side, cause not found yet).
+# The rollback deploys a real image. `journey`: part of `make test`; `make test-journey` runs
+# only these.
 pytestmark = [pytest.mark.docker, pytest.mark.journey]
 
 
