@@ -1,7 +1,8 @@
 """POST /webhooks/github: verify, dedupe, queue a run, answer at once.
 
 The answer must come well within GitHub's 10 s: the engine only queues the
-run; everything slow happens in the run's Prepare stage.
+run; everything slow happens in the run's Prepare stage. Which services of a shared
+repository a push runs is decided after the answer has been sent.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from agent.api.errors import error_response
@@ -147,17 +149,16 @@ def _answer(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
     if not immediate:
         if not agent.store.record_delivery(delivery, event, "deciding", verified[0].id):
             return JSONResponse({"status": "duplicate", "delivery": delivery})
-        _decide_later(agent, deciding, delivery, verified[0].id)
         return JSONResponse({"status": "deciding", "deciding": names, "runs": [],
-                             "ignored": reasons}, status_code=202)
+                             "ignored": reasons}, status_code=202,
+                            background=_decide_later(agent, deciding, delivery,
+                                                     verified[0].id))
     queued = agent.engine.submit_delivery(delivery, event, [
         (service, {"trigger": plan.trigger, "kind": plan.kind, "sha": plan.sha,
                    "branch": plan.branch, "pr_number": plan.pr_number, "author": plan.author,
                    "message": plan.message, "actor": "github"}) for service, plan in immediate])
     if queued is None:
         return JSONResponse({"status": "duplicate", "delivery": delivery})
-    if deciding:
-        _decide_later(agent, deciding, delivery, verified[0].id)
     runs = []
     for run in queued:
         log.info("webhook %s queued %s run #%d at %s", delivery, run.service, run.number,
@@ -165,7 +166,8 @@ def _answer(agent: Agent, repo_index: RepoIndex, event: str, delivery: str, body
         runs.append({"id": run.id, "service_id": run.service_id, "service": run.service,
                      "number": run.number, "kind": run.kind.value, "sha": run.sha})
     return JSONResponse({"status": "queued", "runs": runs, "deciding": names,
-                         "ignored": reasons})
+                         "ignored": reasons}, background=_decide_later(
+                             agent, deciding, delivery, verified[0].id) if deciding else None)
 
 
 def _plans(event: str, services: list[Service], payload: dict[str, Any]
@@ -193,7 +195,9 @@ def _request(service: Service, plan: Plan) -> ChangeRequest:
 
 
 def _decide_later(agent: Agent, requests: list[ChangeRequest], delivery: str,
-                  service_id: int) -> None:
+                  service_id: int) -> BackgroundTask:
+    """The decision, started once the answer is sent: until then its threads (git, 200
+    services' globs, the store) do not compete with the answer."""
     def recorded(decisions: list[ChangeDecision]) -> None:
         ran = [d for d in decisions if d.ran]
         outcome = (f"decided: ran {', '.join(d.service for d in ran) or 'none'}; not run "
@@ -209,4 +213,5 @@ def _decide_later(agent: Agent, requests: list[ChangeRequest], delivery: str,
             agent.store.update_delivery(delivery, "decision failed part way: see the "
                                         "agent's log", service_id)
 
-    agent.changes.decide_later(requests, f"delivery:{delivery}", then=recorded, failed=failed)
+    return BackgroundTask(agent.changes.decide_later, requests, f"delivery:{delivery}",
+                          then=recorded, failed=failed)
