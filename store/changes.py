@@ -71,12 +71,6 @@ class ChangeQueries(Database):
             f"{_SELECT} WHERE d.id IN ({marks})", ids))} if ids else {}
         return [found[i] for i in ids]
 
-    def set_decision_runs(self, runs: dict[int, int]) -> None:
-        """decision id → the run it queued."""
-        with self.write() as conn:
-            conn.executemany("UPDATE change_decisions SET run_id=? WHERE id=?",
-                             [(run_id, decision_id) for decision_id, run_id in runs.items()])
-
     def get_decision(self, decision_id: int) -> ChangeDecision:
         row = self.query_one(f"{_SELECT} WHERE d.id=?", (decision_id,))
         if row is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +119,20 @@ class Engine:
                 return None
             runs = [self._create(service, **fields) for service, fields in requests]
             self.store.update_delivery(delivery, "queued", runs[0].service_id, runs[0].id)
+        for run in runs:
+            self._announce(run)
+        return runs
+
+    def submit_batch(self, requests: list[tuple[Service, dict[str, Any]]],
+                     within: Callable[[list[RunInfo]], None] | None = None) -> list[RunInfo]:
+        """Runs created in one transaction together with what `within(runs)` writes (a
+        batch's change decisions): all of it is stored or none (an error part way leaves
+        nothing, so the batch can be decided again). Announced after the commit."""
+        self._require_space()
+        with self.store.write():
+            runs = [self._create(service, **fields) for service, fields in requests]
+            if within is not None:
+                within(runs)
         for run in runs:
             self._announce(run)
         return runs

@@ -28,7 +28,7 @@ from agent.bus import Bus
 from agent.engine.engine import Engine
 from agent.engine.workspace import WorkspaceError, Workspaces
 from store.changes import DecisionRow
-from store.models import ChangeDecision, Event, RunKind, Service, Trigger
+from store.models import ChangeDecision, Event, RunInfo, RunKind, Service, Trigger
 from store.models.repos import normalize_repo_url
 from store.store import Store
 
@@ -170,18 +170,26 @@ class ChangeDetector:
 
     def act(self, requests: list[ChangeRequest], verdicts: dict[int, Verdict], batch: str
             ) -> list[ChangeDecision]:
-        """Record the verdicts (one transaction), queue the runs dependencies first, then
-        announce every decision on the bus."""
+        """Queue the runs (dependencies first) and record every verdict with its run, in
+        one transaction: an error part way stores nothing, and the batch (a webhook's
+        redelivery) is decided again. Then announce every decision on the bus."""
         ordered = _dependencies_first(requests)
-        decisions = self.store.record_decisions([
-            _row(request, verdicts[request.service.id], batch) for request in ordered])
-        queued: dict[int, int] = {}
-        for request, decision in zip(ordered, decisions, strict=True):
-            if decision.ran:
-                queued[decision.id] = self._submit(request, decision, batch)
-        if queued:
-            self.store.set_decision_runs(queued)
-        decisions = [d.model_copy(update={"run_id": queued.get(d.id)}) for d in decisions]
+        to_run = [r for r in ordered if verdicts[r.service.id].run]
+        decisions: list[ChangeDecision] = []
+
+        def record(runs: list[RunInfo]) -> None:
+            run_ids = {r.service.id: run.id for r, run in zip(to_run, runs, strict=True)}
+            decisions.extend(self.store.record_decisions([
+                _row(r, verdicts[r.service.id], batch, run_ids.get(r.service.id))
+                for r in ordered]))
+
+        runs = self.engine.submit_batch([(r.service, {
+            "trigger": r.trigger, "kind": r.kind, "sha": r.sha, "branch": r.branch,
+            "pr_number": r.pr_number, "author": r.author, "message": r.message,
+            "actor": r.actor}) for r in to_run], within=record)
+        for request, run in zip(to_run, runs, strict=True):
+            log.info("%s: %s run #%d at %s: %s", batch, request.service.name, run.number,
+                     short(request.sha), verdicts[request.service.id].reason)
         for decision in decisions:
             # Listeners: the commit-status reporter (skipped services), the TUI's views.
             self.bus.publish_event(Event(type="decision", ts=datetime.now(UTC),
@@ -246,16 +254,6 @@ class ChangeDetector:
             return Verdict(True, f"runs: no earlier successful run of {service.name} on "
                            f"{branch}", None, "none", [], None)
         return base, "last_success"
-
-    # -- acting ----------------------------------------------------------------------------
-    def _submit(self, request: ChangeRequest, decision: ChangeDecision, batch: str) -> int:
-        run = self.engine.submit(request.service, trigger=request.trigger, kind=request.kind,
-                                 sha=request.sha, branch=request.branch,
-                                 pr_number=request.pr_number, author=request.author,
-                                 message=request.message, actor=request.actor)
-        log.info("%s: %s run #%d at %s: %s", batch, request.service.name, run.number,
-                 short(request.sha), decision.reason)
-        return run.id
 
     def _repo_lock(self, key: str) -> threading.Lock:
         with self._locks_lock:
@@ -326,12 +324,13 @@ def _judge(service: Service, base: str, kind: str, changed: list[str] | str) -> 
                    f"{len(changed)} other path(s) changed)", base, kind, [], len(changed))
 
 
-def _row(request: ChangeRequest, verdict: Verdict, batch: str) -> DecisionRow:
+def _row(request: ChangeRequest, verdict: Verdict, batch: str, run_id: int | None
+         ) -> DecisionRow:
     return DecisionRow(batch=batch, service_id=request.service.id,
                        trigger=request.trigger.value, sha=request.sha, branch=request.branch,
                        base_sha=verdict.base_sha, base_kind=verdict.base_kind, ran=verdict.run,
                        reason=verdict.reason, matched=verdict.matched,
-                       changed_count=verdict.changed_count)
+                       changed_count=verdict.changed_count, run_id=run_id)
 
 
 def _dependencies_first(requests: list[ChangeRequest]) -> list[ChangeRequest]:

@@ -235,6 +235,45 @@ def test_a_delivery_whose_decision_failed_is_decided_again_when_redelivered(
         agent.close()
 
 
+def test_a_delivery_whose_decision_failed_part_way_leaves_nothing_and_is_decided_again(
+        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
+    repo, url = shop
+    agent, server, _ = served(tmp_path, github)
+    try:
+        add(agent, url, "api")
+        add(agent, url, "web")
+        real, made = agent.store.create_run, []
+
+        def second_fails_once(*args: Any, **kwargs: Any) -> Any:
+            made.append(args)
+            if len(made) == 2:  # api's run made, web's not: the disk went away
+                raise OSError("disk I/O error")
+            return real(*args, **kwargs)
+
+        agent.store.create_run = second_fails_once  # type: ignore[method-assign]
+        delivery = str(uuid.uuid4())
+        assert push_webhook(server, url, "0" * 40, repo.head(), delivery).status_code == 202
+        wait_until(lambda: len(made) >= 2 and not any(
+            d.delivery_id == delivery for d in agent.store.list_deliveries()),
+            timeout=30, what="the delivery forgotten after its decision failed part way")
+        assert agent.store.list_decisions(sha=repo.head()) == []  # nothing half done
+        again = push_webhook(server, url, "0" * 40, repo.head(), delivery)
+        assert again.status_code == 202 and again.json()["status"] == "deciding", again.text
+        wait_until(lambda: [d.outcome for d in agent.store.list_deliveries()
+                            if d.delivery_id == delivery] == ["decided: ran api, web; not run "
+                                                              "none"],
+                   timeout=30, what="the redelivery decided")
+        decisions = agent.store.list_decisions(sha=repo.head())
+        assert sorted(d.service for d in decisions) == ["api", "web"]
+        assert all(d.run_id for d in decisions)
+        # One run each: the first attempt's api run went with its transaction.
+        for name in ("api", "web"):
+            assert len(agent.store.list_runs(service=name)) == 1
+    finally:
+        server.stop()
+        agent.close()
+
+
 def test_a_pull_request_runs_what_it_changed_since_its_merge_base_and_reports_the_rest(
         tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
     from tests.sample_repo import git
