@@ -166,6 +166,14 @@ def latency(front_port: int, direct_port: int) -> dict[str, float]:
             "load": max(load_before, os.getloadavg()[0])}
 
 
+def latency_figures(m: dict[str, float], suffix: str) -> dict[str, float]:
+    return {f"front_p99_ms{suffix}": round(m["front_p99"], 2),
+            f"direct_p99_ms{suffix}": round(m["direct_p99"], 2),
+            f"proxy_overhead_ratio{suffix}": round(m["front_p99"] / m["direct_p99"], 2),
+            f"front_p50_ms{suffix}": round(m["front_p50"], 3),
+            f"direct_p50_ms{suffix}": round(m["direct_p50"], 3)}
+
+
 def colour_port(client: docker.DockerClient, service: str, sha: str) -> int:
     """The published port of the colour running `sha` (the direct path)."""
     live = client.containers.list(filters={"label": [
@@ -281,17 +289,9 @@ def main() -> None:
         "requests_good": good_figures["ok"],
         "bad_canary_failed_requests": bad_failed,
         "detect_s": round(detect_s, 2),
-        "front_p99_ms": round(closing["front_p99"], 2),
-        "direct_p99_ms": round(closing["direct_p99"], 2),
-        "proxy_overhead_ratio": round(closing["front_p99"] / closing["direct_p99"], 2),
-        "front_p50_ms": round(closing["front_p50"], 3),
-        "direct_p50_ms": round(closing["direct_p50"], 3),
+        **latency_figures(closing, ""),
         "load_average_during_latency": round(closing["load"], 2),
-        "front_p99_ms_keepalive_app": round(alive["front_p99"], 2),
-        "direct_p99_ms_keepalive_app": round(alive["direct_p99"], 2),
-        "proxy_overhead_ratio_keepalive_app": round(alive["front_p99"] / alive["direct_p99"], 2),
-        "front_p50_ms_keepalive_app": round(alive["front_p50"], 3),
-        "direct_p50_ms_keepalive_app": round(alive["direct_p50"], 3),
+        **latency_figures(alive, "_keepalive_app"),
         "load_average_during_keepalive_latency": round(alive["load"], 2),
     }
     report("Production traffic through the front", [

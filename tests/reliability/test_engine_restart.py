@@ -53,6 +53,21 @@ def _wait_serving(agent: ServedAgent, engine: SecondEngine, port: int, version: 
                               engine.containers(), agent.own_log()[-3000:])) from exc
 
 
+def _deployed_once(agent: ServedAgent, sample_repo: Any, prefix: str, **service: Any
+                   ) -> tuple[str, int, dict[str, Any]]:
+    """A service's v1 through a full run (auto-deploy): its name, production port, run."""
+    repo = sample_repo(prefix, version="v1")
+    name = svc_name(prefix)
+    port = free_port()
+    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
+                       production={"kind": "docker", "port": port})
+    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
+                      health_check={"path": "/health", "timeout_s": 30}, **service)
+    run = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=240)
+    assert run["status"] == "success", summary(run)
+    return name, port, run
+
+
 def _until_waiting(agent: ServedAgent, run_id: int) -> dict[str, Any]:
     return agent.wait_run(run_id, lambda r: r["status"] in {"awaiting_approval", "failed"},
                           timeout=240)
@@ -128,15 +143,7 @@ def test_production_comes_back_after_a_kill_9_of_the_engine_with_no_agent_runnin
     engine = second_engine
     engine.start()
     agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
-    repo = sample_repo("engine-alone", version="v1")
-    name = svc_name("engine-alone")
-    port = free_port()
-    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
-                       production={"kind": "docker", "port": port})
-    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
-                      health_check={"path": "/health", "timeout_s": 30})
-    run = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=240)
-    assert run["status"] == "success", summary(run)
+    _, port, _ = _deployed_once(agent, sample_repo, "engine-alone")
     engine.netns.forward(port)
     _wait_serving(agent, engine, port, "v1", "production before")
     agent.kill()
@@ -156,17 +163,10 @@ def test_docker_host_is_honoured_by_stages_builds_compose_and_deploys(
     agent: ServedAgent = serve(docker_host=engine.url, netns=engine.netns)
     instance = agent.call("GET", "/api/v1/info", 200)["instance"]
     since = int(time.time()) - 1
-    repo = sample_repo("elsewhere", version="v1")
-    name = svc_name("elsewhere")
-    port = free_port()
-    agent.add_pipeline("shop", staging={"kind": "docker", "port": free_port()},
-                       production={"kind": "docker", "port": port})
-    agent.add_service(name, "shop", repo.url, dockerfile="Dockerfile",
-                      unit_test_command="sh test.sh", compose_file="compose.yaml",
-                      integration_test_command="sh integration.sh",
-                      health_check={"path": "/health", "timeout_s": 30})
-    run = agent.wait_run(agent.trigger(name, repo.head_sha)["id"], timeout=240)
-    assert run["status"] == "success", summary(run)
+    name, port, run = _deployed_once(agent, sample_repo, "elsewhere",
+                                     unit_test_command="sh test.sh",
+                                     compose_file="compose.yaml",
+                                     integration_test_command="sh integration.sh")
     assert stage(run, "Integration Test")["status"] == "success", summary(run)
     engine.netns.forward(port)
     assert _served_version(port) == "v1"
