@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from store.crypto import SecretCipher
 from store.db import Database, iso
+from store.log_index import unindex_lines
 from store.models import Pipeline, PipelineConfig, Service, ServiceConfig
 from store.models.repos import normalize_repo_url
 
@@ -241,6 +242,7 @@ class ConfigQueries(Database):
                 raise Conflict(f"{', '.join(dependents)} depend(s) on {name}: remove it from "
                                "their depends_on_services first")
             run_ids = "SELECT id FROM runs WHERE service_id=?"
+            unindex_lines(conn, f"l.run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM log_lines WHERE run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM approvals WHERE run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM stages WHERE run_id IN ({run_ids})", (service.id,))

@@ -1,4 +1,5 @@
-"""Log lines: batched inserts, pages by ULID cursor, retention pruning."""
+"""Log lines: batched inserts (indexed for search: store.log_index), pages by ULID
+cursor, retention pruning."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from datetime import timedelta
 from functools import cache
 from itertools import chain
 
-from store.db import Database, iso, now
+from store.db import iso, now
 from store.ids import ulid_floor
-from store.models import LogLine, LogMatch, LogPage, LogSearchPage
+from store.log_index import INDEX_CHUNK, unindex_lines
+from store.log_search import LogSearch
+from store.models import LogLine, LogPage
 
 # Rows per multi-row INSERT, largest first (5000 x 6 = 30000 parameters, under
 # SQLite's default limit of 32766); fewer than the smallest go through executemany.
@@ -22,17 +25,23 @@ def _insert_sql(rows: int) -> str:
             + ",".join(["(?,?,?,?,?,?)"] * rows))
 
 
-class LogQueries(Database):
+class LogQueries(LogSearch):
     def insert_log_lines(self, lines: Sequence[LogLine]) -> None:
-        """One transaction for a whole batch: ~100x faster than a commit per line."""
+        """One transaction for a whole batch: ~100x faster than a commit per line. The
+        lines are indexed for search at once (tests, seeds; the log writer indexes as
+        it goes, see store.log_search)."""
         if not lines:
             return
+        rows = [(ln.id, ln.run_id, ln.stage, ln.stream.value, ln.text, iso(ln.ts))
+                for ln in lines]
         with self.write() as conn:
+            self._keep_order(conn, rows)
             conn.executemany(
                 "INSERT OR IGNORE INTO log_lines (id, run_id, stage, stream, text, ts)"
-                " VALUES (?,?,?,?,?,?)",
-                [(ln.id, ln.run_id, ln.stage, ln.stream.value, ln.text, iso(ln.ts))
-                 for ln in lines])
+                " VALUES (?,?,?,?,?,?)", rows)
+        for run_id, stage in dict.fromkeys((r[1], r[2]) for r in rows):
+            while self.index_logs(run_id, stage) == INDEX_CHUNK:
+                pass
 
     def insert_log_rows(self, rows: Sequence[tuple[str, int, str, str, str, str]]) -> None:
         """The log writer's fast path: rows already shaped as
@@ -48,6 +57,7 @@ class LogQueries(Database):
         width = 6
         start, total = 0, len(rows)
         with self.write() as conn:
+            self._keep_order(conn, rows)
             for chunk in _INSERT_CHUNKS:
                 sql = _insert_sql(chunk)
                 while total - start >= chunk:
@@ -88,51 +98,6 @@ class LogQueries(Database):
             lines.reverse()
         next_cursor = lines[-1].id if lines else after
         return LogPage(lines=lines, next_cursor=next_cursor)
-
-    def search_log(self, run_id: int, stage: str, needle: str, *, after: str | None = None,
-                   before: str | None = None, limit: int = 100, with_total: bool = True
-                   ) -> LogSearchPage:
-        """Lines of one stage containing `needle` (case-insensitive for ASCII, as SQL LIKE),
-        in id order after `after`, or the ones just before `before` (still in id order).
-        Each match carries its 1-based line number: counted once up to the first match,
-        then only across the gaps between matches, so a page costs its own span."""
-        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace(
-            "_", "\\_") + "%"
-        where = "run_id=? AND stage=? AND text LIKE ? ESCAPE '\\'"
-        params: list[object] = [run_id, stage, pattern]
-        if after is not None:
-            where += " AND id>?"
-            params.append(after)
-        if before is not None:
-            where += " AND id<?"
-            params.append(before)
-        order = "DESC" if before is not None and after is None else "ASC"
-        rows = self.query(f"SELECT id, text FROM log_lines WHERE {where} ORDER BY id {order}"
-                          " LIMIT ?", (*params, limit))
-        rows = sorted(rows, key=lambda r: r[0])
-        stage_where = "run_id=? AND stage=?"
-        matches: list[LogMatch] = []
-        number = index = 0
-        for n, (line_id, text) in enumerate(rows):
-            if n == 0:  # where the page starts: one count of lines, one of earlier matches
-                number = self._count(f"{stage_where} AND id<?", (run_id, stage, line_id)) + 1
-                index = 1 if after is None and before is None else self._count(
-                    f"{stage_where} AND id<? AND text LIKE ? ESCAPE '\\'",
-                    (run_id, stage, line_id, pattern)) + 1
-            else:
-                number += self._count(f"{stage_where} AND id>=? AND id<?",
-                                      (run_id, stage, rows[n - 1][0], line_id))
-                index += 1
-            matches.append(LogMatch(id=line_id, number=number, index=index, text=text))
-        total = None
-        if with_total and after is None and before is None and len(rows) < limit:
-            total = len(rows)  # the whole log fit in this page: no second scan
-        elif with_total:
-            total = self._count(f"{stage_where} AND text LIKE ? ESCAPE '\\'",
-                                (run_id, stage, pattern))
-        more = len(rows) == limit
-        return LogSearchPage(matches=matches, total=total,
-                             next_cursor=matches[-1].id if matches and more else None)
 
     def log_number(self, run_id: int, stage: str, line_id: str) -> int:
         """The 1-based line number of `line_id` in its stage's log (lines before it + 1)."""
@@ -193,9 +158,9 @@ class LogQueries(Database):
         total = 0
         while True:
             with self.write() as conn:
-                cur = conn.execute(
-                    "DELETE FROM log_lines WHERE id IN (SELECT id FROM log_lines WHERE id<?"
-                    " LIMIT ?)", (cutoff, batch))
+                oldest = "id IN (SELECT id FROM log_lines WHERE id<? LIMIT ?)"
+                unindex_lines(conn, f"l.{oldest}", (cutoff, batch))
+                cur = conn.execute(f"DELETE FROM log_lines WHERE {oldest}", (cutoff, batch))
             total += cur.rowcount
             if cur.rowcount < batch:
                 return total

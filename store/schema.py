@@ -260,4 +260,22 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN waiting TEXT;
     """,
+    # 10: the log search index (store.log_index): each (run, stage) a range of row ids,
+    # each row id the line it indexes and its text. The FTS5 table itself is made on
+    # open, where an SQLite without the trigram tokenizer can fall back to the scan.
+    """
+    CREATE TABLE log_search_scopes (
+        key INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        complete INTEGER NOT NULL,         -- 0: lines came out of id order: scanned
+        UNIQUE (run_id, stage)
+    );
+    CREATE TABLE log_search_rows (
+        rowid INTEGER PRIMARY KEY,
+        line_id TEXT NOT NULL,
+        text TEXT NOT NULL                 -- the FTS5 table's content (external content)
+    );
+    CREATE INDEX log_search_rows_by_line ON log_search_rows(line_id);
+    """,
 ]

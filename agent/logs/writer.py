@@ -6,6 +6,9 @@ batch consecutive ULIDs, inserts it in one transaction and then publishes it.
 Ids are assigned in the writer thread, so id order is commit order: a client
 resuming "after <ulid>" can never miss a line committed later with a smaller id.
 
+Search: after a pass, while the queue is short, the writer indexes a chunk of the lines
+it stored (store.log_index): a flood is stored at full speed and indexed once it eases.
+
 Backpressure: when `max_pending` lines wait, producers block (the executor
 thread, never the event loop), so a stage printing a million lines cannot grow
 memory without bound; the container just waits on its pipe.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 BATCH_LINES = 500
 MAX_BATCH_LINES = 5000  # a backlog drains in bigger transactions (fewer commits)
 INTERVAL_S = 0.1
+INDEX_LINES = 2000  # lines indexed per pass: the write lock is held ~10-20 ms
+STOP_INDEX_S = 2.0  # on stop, how long to catch the index up (the rest is scanned)
 
 _STREAMS = {s.value: s for s in LogStream}
 _LOGLINE_FIELDS = frozenset(LogLine.model_fields)
@@ -96,6 +102,7 @@ class LogWriter:
         self._holding_lock = threading.Lock()
         self._lost: dict[tuple[int, str], int] = {}  # (run, stage) → lines not stored
         self._lost_lock = threading.Lock()
+        self._unindexed: dict[tuple[int, str], None] = {}  # stages with lines to index
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -204,7 +211,10 @@ class LogWriter:
                 self._release_held(0.0 if self._stopping else HOLD_S)
             if not queue:
                 if self._stopping:
+                    self._index_some(deadline=time.monotonic() + STOP_INDEX_S)
                     return
+                # Idle: index until the next tick is due or lines come in.
+                self._index_some(deadline=time.monotonic() + self.interval_s)
                 continue
             batch: list[Record] = []
             markers: list[threading.Event | _LoopMarker] = []
@@ -228,6 +238,26 @@ class LogWriter:
                 self._count_lost(batch, exc)
             for marker in markers:
                 marker.set()
+            if self._pending < BATCH_LINES:  # a flood is stored first, indexed once it eases
+                self._index_some()
+
+    def _index_some(self, deadline: float | None = None) -> None:
+        """Index stored lines for search (store.log_index), a chunk at a time: one chunk
+        (after a pass of the loop), or chunks until `deadline` while nothing new is
+        queued (lines, a flush waiting). A stage whose index cannot be written is
+        searched by the scan (slower, still complete)."""
+        while self._unindexed and (deadline is None or not self._queue or self._stopping):
+            key = next(iter(self._unindexed))
+            try:
+                done = self.store.index_logs(*key, limit=INDEX_LINES) < INDEX_LINES
+            except Exception as exc:  # a full disk, a closed store: not the lines
+                log.debug("log search index of run %s %s not written: %s", *key, exc)
+                done = True
+            del self._unindexed[key]
+            if not done:  # round robin: back of the line
+                self._unindexed[key] = None
+            if deadline is None or time.monotonic() > deadline:
+                return
 
     def _count_lost(self, batch: list[Record], exc: Exception) -> None:
         """Lines that could not be stored are counted per stage: the stage fails with the
@@ -253,6 +283,7 @@ class LogWriter:
         rows = [(i, *rec) for i, rec in zip(ids, batch, strict=True)]
         self.store.insert_log_rows(rows)
         self.lines_written += len(rows)
+        self._unindexed.update(dict.fromkeys((rec[0], rec[1]) for rec in batch))
         # Building a LogLine per line costs more than storing it: skip when nobody listens.
         listened = [r for r in {rec[0] for rec in batch} if self.bus.has_log_subscribers(r)]
         for run_id in listened:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -189,3 +190,21 @@ def test_writes_after_stop_are_stored_synchronously(store: Store) -> None:
     log.write("no thread running")
     log.flush()
     assert texts(store, 8) == ["no thread running"]
+
+
+def test_a_stage_log_is_indexed_for_search_once_written(store: Store, writer: LogWriter) -> None:
+    """The writer indexes what it stored (store.log_index), so a search of a finished
+    stage reads the index, not a scan of every line."""
+    log = writer.stage_log(8, "Unit Test", [])
+    for i in range(7000):
+        log.write(f"test_{i} {'FAILED' if i % 1000 == 999 else 'ok'}")
+    log.flush()
+    deadline = time.monotonic() + 30
+    while (store.query_one("SELECT COUNT(*) FROM log_search_rows") or [0])[0] < 7000:
+        assert time.monotonic() < deadline, "the writer did not index the stage's lines"
+        time.sleep(0.05)
+    assert store._indexed_scope(8, "Unit Test") is not None
+    found = store.search_log(8, "Unit Test", "failed")
+    assert [(m.number, m.index) for m in found.matches] == [(n, n // 1000) for n in
+                                                             range(1000, 7001, 1000)]
+    assert found.total == 7
