@@ -151,7 +151,12 @@ class Agent:
 
     async def _maintain(self) -> None:
         """Retention: old log lines and workspaces are pruned in the background, and the
-        git mirrors get git's housekeeping."""
+        git mirrors get git's housekeeping. At start, the per-service mirrors of an
+        older agent are removed (once they are gone there is nothing left to do)."""
+        try:
+            await in_thread(self.workspaces.remove_old_mirrors)
+        except Exception:
+            log.exception("removing the per-service mirrors of an older agent failed")
         while True:
             try:
                 pruned = await in_thread(lambda: self.store.prune_logs(

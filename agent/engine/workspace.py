@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
+_REPO_KEY = re.compile(r"^[a-z0-9-]{1,40}-[0-9a-f]{10}$")  # store.models.repos.repo_key
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/pull/*/head:refs/pull/*/head")
 
 
@@ -313,6 +314,40 @@ class Workspaces:
                                   mirror, None, None)
                 except WorkspaceError as exc:
                     log.warning("maintenance of %s: %s", mirror.name, exc)
+
+    def remove_old_mirrors(self) -> list[str]:
+        """The per-service mirrors (`mirrors/<service>.git`) of agents from before mirrors
+        were shared per repository (`mirrors/<repo key>.git`) removed: nothing fetches
+        into them any more. Kept: anything shaped like a repository key, anything that is
+        not a bare repository, and a mirror an existing checkout still borrows objects
+        from (a run of the old layout followed after the upgrade). The names removed."""
+        borrowed = self._borrowed_objects()
+        removed = []
+        for mirror in sorted(self.mirrors_dir.glob("*.git")):
+            if (_REPO_KEY.match(mirror.stem) or not _SERVICE.match(mirror.stem)
+                    or not (mirror / "HEAD").is_file() or not (mirror / "objects").is_dir()
+                    or mirror.is_symlink()
+                    or os.path.realpath(mirror / "objects") in borrowed):
+                continue
+            with self._lock(f"mirror:{mirror.stem}"):
+                shutil.rmtree(mirror, ignore_errors=True)
+            if not mirror.exists():
+                removed.append(mirror.name)
+        if removed:
+            log.info("removed %d per-service git mirror(s) left from before mirrors were "
+                     "shared per repository: %s", len(removed), ", ".join(removed))
+        return removed
+
+    def _borrowed_objects(self) -> set[str]:
+        """The object directories the checkouts borrow from (their `alternates`)."""
+        borrowed: set[str] = set()
+        for alternates in self.workspaces_dir.glob("*/*/.git/objects/info/alternates"):
+            try:
+                lines = alternates.read_text().splitlines()
+            except OSError:
+                continue
+            borrowed.update(os.path.realpath(line.strip()) for line in lines if line.strip())
+        return borrowed
 
     def cleanup(self, max_age: timedelta) -> int:
         """Remove workspaces not used (modified) for `max_age`; the number removed."""

@@ -192,3 +192,41 @@ def test_services_of_one_repository_share_its_mirror_and_each_commits_checkout(
     assert any("already at" in ln for ln in again.lines)
     other = service(str(tmp_path / "other"), "other")
     assert workspaces.mirror_for(other) != workspaces.mirror_for(api)
+
+
+async def test_an_older_agents_per_service_mirrors_are_removed_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    from tests.harness import Fakes, agent_running
+
+    repo = make_sample_service_repo(tmp_path / "repo")
+    data = tmp_path / "data"
+    current = Workspaces(data / "mirrors", data / "workspaces")
+    shared = current.prepare(service(repo.url, "api"), repo.head_sha, ListLog(),
+                             threading.Event())  # today's layout: mirror per repository
+    for name in ("api", "web"):  # before mirrors were shared: one per service
+        subprocess.run(["git", "clone", "-q", "--mirror", repo.url,
+                        str(data / "mirrors" / f"{name}.git")], check=True)
+    # An old-layout checkout of web still borrows its mirror's objects: web.git stays.
+    old_checkout = data / "workspaces" / "web" / repo.head_sha
+    subprocess.run(["git", "init", "-q", str(old_checkout)], check=True)
+    (old_checkout / ".git" / "objects" / "info" / "alternates").write_text(
+        f"{data / 'mirrors' / 'web.git' / 'objects'}\n")
+    (data / "mirrors" / "notes.git").mkdir()  # not a repository: not ours to remove
+    (data / "mirrors" / "notes.git" / "keep").write_text("x")
+
+    caplog.set_level(logging.INFO, logger="agent.engine.workspace")
+    async with agent_running(data, fakes=Fakes()):
+        for _ in range(200):  # the maintenance pass runs right after start
+            if not (data / "mirrors" / "api.git").exists():
+                break
+            await asyncio.sleep(0.05)
+    assert not (data / "mirrors" / "api.git").exists()
+    assert (data / "mirrors" / "web.git" / "HEAD").is_file()
+    assert (data / "mirrors" / "notes.git" / "keep").is_file()
+    assert current.mirror_for(service(repo.url, "api")).is_dir()
+    assert (shared / "app" / "version").read_text() == "v1\n"
+    assert any("removed 1 per-service git mirror(s) left from before mirrors were shared "
+               "per repository: api.git" in r.getMessage() for r in caplog.records)
