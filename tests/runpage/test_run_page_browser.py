@@ -279,6 +279,9 @@ def test_a_long_live_log_keeps_a_bounded_window_of_rows_in_the_tab(api: Any) -> 
         assert len(numbers) <= 1000 and numbers[-1] == 3600
         assert numbers == list(range(numbers[0], 3601))
         assert page.locator("#L3600").text_content() == "3600live line 3600"
+        # The reader stayed at the end: the log followed, the newest row in view.
+        box, view = (page.locator(sel).bounding_box() for sel in ("#L3600", "#lines"))
+        assert box and view and view["y"] <= box["y"] <= view["y"] + view["height"], (box, view)
         older = page.locator("#older").get_attribute("href") or ""
         assert f"#L{numbers[0] - 1}" in older and f"at={numbers[0] - 400}" in older
         assert page.locator("#line-count").inner_text() == "3,600 lines"

@@ -11,7 +11,12 @@
     return lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 40;
   };
   var toEnd = function () { lines.scrollTop = lines.scrollHeight; };
-  if (!location.hash || location.hash === "#end") toEnd();
+  // Rows near the end get their real height once laid out (wrapped lines): scroll again.
+  var settle = function (frames) {
+    toEnd();
+    if (frames > 0) requestAnimationFrame(function () { settle(frames - 1); });
+  };
+  if (!location.hash || location.hash === "#end") settle(3);
   var url = lines.getAttribute("data-live");
   if (!url || !window.EventSource) return;
   var note = document.getElementById("live-note");
