@@ -205,9 +205,10 @@ class StageWorker:
         push = run.kind.value == "full" and pushes_to_registry(service)
         spec = BuildSpec(context_dir=context, dockerfile=service.dockerfile,
                          image=image_for(service, run.sha), push=push,
+                         # Whose image: cleanup never takes another agent's. Each label
+                         # is a build step of its own (a container and a commit): the sha
+                         # is in the tag already.
                          labels={"io.seamless.service": service.name,
-                                 "io.seamless.sha": run.sha,
-                                 # Whose image: cleanup never takes another agent's.
                                  "io.seamless.agent": self.instance})
         if not push and run.kind.value != "full":
             work.log.system("pull request run: the image is built but not pushed")
