@@ -112,6 +112,7 @@ class Agent:
         await in_thread(self.deployer.reconcile_fronts)  # fronts serve what the store says
         self.engine_watch.start()
         await self.engine.start()
+        await in_thread(self._forget_undecided_deliveries)
         if self.config.poll_enabled:
             self.poller = Poller(self)
             await self.poller.start()
@@ -148,6 +149,13 @@ class Agent:
         """Docker stages and Docker deploy targets need the engine."""
         state = self.engine_watch.current
         return state.detail if state.state == "down" else None
+
+    def _forget_undecided_deliveries(self) -> None:
+        forgotten = self.store.forget_undecided_deliveries()
+        if forgotten:
+            log.info("%d webhook deliveries were answered but not decided before the agent "
+                     "stopped: forgotten, so their redelivery is decided (%s)", len(forgotten),
+                     ", ".join(forgotten[:5]) + (", …" if len(forgotten) > 5 else ""))
 
     async def _maintain(self) -> None:
         """Retention: old log lines and workspaces are pruned in the background, and the

@@ -96,6 +96,20 @@ class ChangeQueries(Database):
                              (run_id,))
         return _decision(row) if row else None
 
+    def forget_undecided_deliveries(self) -> list[str]:
+        """Webhook deliveries answered `deciding` whose decision stored nothing (the agent
+        stopped or died first; a batch is stored whole or not at all): forgotten, so
+        GitHub's redelivery is decided instead of answered `duplicate`. For the start,
+        before any decision runs. The delivery ids."""
+        with self.write() as conn:
+            rows = conn.execute(
+                "SELECT delivery_id FROM webhook_deliveries d WHERE outcome='deciding'"
+                " AND NOT EXISTS (SELECT 1 FROM change_decisions c"
+                "  WHERE c.batch='delivery:' || d.delivery_id)").fetchall()
+            conn.executemany("DELETE FROM webhook_deliveries WHERE delivery_id=?",
+                             [(r[0],) for r in rows])
+        return [str(r[0]) for r in rows]
+
     def batch_decision_for_run(self, run_id: int) -> ChangeDecision | None:
         """The decision that queued the run or, for a rerun, the run it reruns (a rerun
         belongs to its original's batch: a push, a poll, a `trigger --all`)."""

@@ -226,6 +226,30 @@ async def test_a_rerun_of_a_dependent_waits_for_its_dependency_in_that_push(
     assert any(f"waiting for api (run #{api_done.number})" in ln for ln in lines), lines
 
 
+async def test_deliveries_answered_but_never_decided_are_forgotten_at_start(
+        tmp_path: Path) -> None:
+    from store.changes import DecisionRow
+    from store.store import Store
+
+    data = tmp_path / "again"
+    store = Store(data / "seamless.db")
+    store.create_pipeline(PipelineConfig(name="shop"))
+    service = store.create_service(ServiceConfig(name="api", pipeline="shop",
+                                                 repo_url="https://example.invalid/x.git"))
+    store.record_delivery("killed-before-deciding", "push", "deciding", service.id)
+    store.record_delivery("decided", "push", "deciding", service.id)
+    store.record_decisions([DecisionRow(
+        batch="delivery:decided", service_id=service.id, trigger="push", sha="a" * 40,
+        branch="main", base_sha=None, base_kind="none", ran=False, reason="no changes")])
+    store.record_delivery("queued", "push", "queued", service.id)
+    store.close()
+    async with agent_running(data, fakes=Fakes()) as agent:
+        assert sorted(d.delivery_id for d in agent.store.list_deliveries()) == [
+            "decided", "queued"]
+        # Redelivered now, the forgotten one is recorded (and decided) anew.
+        assert agent.store.record_delivery("killed-before-deciding", "push", "deciding")
+
+
 async def test_dependency_cycles_and_strangers_are_refused_at_config_time(
         agent: Agent, repo: MonoRepo, tmp_path: Path) -> None:
     add(agent, repo, "api")
