@@ -186,8 +186,17 @@ def test_build_and_compose_test_cut_off_by_an_engine_restart_fail_saying_so_or_r
         assert any(line.startswith("the Docker engine restarted during the stage")
                    for line in lines), lines
 
+    def compose_networks() -> list[str]:
+        client = engine.client(timeout=10)
+        try:
+            return [n["Name"] for n in client.api.networks(
+                filters={"label": "com.docker.compose.project"})]
+        finally:
+            client.close()
+
     try:  # the stage, compose and the dead builds' containers all removed
-        wait_until(lambda: not engine.containers(), timeout=60,
-                   what="no container left on the engine")
+        wait_until(lambda: not engine.containers() and not compose_networks(), timeout=60,
+                   what="no container and no compose network left on the engine")
     except TimeoutError as exc:
-        raise AssertionError((engine.containers(), agent.own_log()[-3000:])) from exc
+        raise AssertionError((engine.containers(), compose_networks(),
+                              agent.own_log()[-3000:])) from exc
