@@ -202,71 +202,49 @@ def test_cli_trigger_all_watches_every_run_and_decisions_say_why(tmp_path: Path)
         agent.close()
 
 
-def test_a_delivery_whose_decision_failed_is_decided_again_when_redelivered(
-        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
+def _fail_once(agent: Agent, where: str) -> list[object]:
+    """Make the first decision fail: before anything is stored (`verdicts`), or part way,
+    when api's run is made and web's is not (`create_run`). The calls, as they come."""
+    owner = agent.changes if where == "verdicts" else agent.store
+    real = getattr(owner, where)
+    calls: list[object] = []
+    failing_call = 1 if where == "verdicts" else 2
+
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == failing_call:
+            raise OSError("disk I/O error: the disk went away")
+        return real(*args, **kwargs)
+
+    setattr(owner, where, fails)
+    return calls
+
+
+@pytest.mark.parametrize("where", ["verdicts", "create_run"])
+def test_a_delivery_whose_decision_failed_leaves_nothing_and_is_decided_when_redelivered(
+        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str], where: str) -> None:
     repo, url = shop
     agent, server, _ = served(tmp_path, github)
     try:
         add(agent, url, "api")
         add(agent, url, "web")
-        real, attempts = agent.changes.verdicts, []
-
-        def fails_once(requests: list[Any]) -> Any:
-            attempts.append(len(requests))
-            if len(attempts) == 1:
-                raise RuntimeError("the disk went away")
-            return real(requests)
-
-        agent.changes.verdicts = fails_once  # type: ignore[method-assign]
+        calls = _fail_once(agent, where)
         delivery = str(uuid.uuid4())
         assert push_webhook(server, url, "0" * 40, repo.head(), delivery).status_code == 202
-        wait_until(lambda: attempts and not any(
+        wait_until(lambda: len(calls) >= (1 if where == "verdicts" else 2) and not any(
             d.delivery_id == delivery for d in agent.store.list_deliveries()),
-            timeout=30, what="the failed delivery forgotten")
+            timeout=30, what="the delivery forgotten after its decision failed")
+        assert agent.store.list_decisions(sha=repo.head()) == []  # nothing half done
         again = push_webhook(server, url, "0" * 40, repo.head(), delivery)
         assert again.status_code == 202 and again.json()["status"] == "deciding", again.text
         done = ["decided: ran api, web; not run none"]
         wait_until(lambda: [d.outcome for d in agent.store.list_deliveries()
                             if d.delivery_id == delivery] == done,
                    timeout=30, what="the redelivery decided")
-        assert len(agent.store.list_decisions(sha=repo.head())) == 2
-    finally:
-        server.stop()
-        agent.close()
-
-
-def test_a_delivery_whose_decision_failed_part_way_leaves_nothing_and_is_decided_again(
-        tmp_path: Path, github: FakeGitHub, shop: tuple[MonoRepo, str]) -> None:
-    repo, url = shop
-    agent, server, _ = served(tmp_path, github)
-    try:
-        add(agent, url, "api")
-        add(agent, url, "web")
-        real, made = agent.store.create_run, []
-
-        def second_fails_once(*args: Any, **kwargs: Any) -> Any:
-            made.append(args)
-            if len(made) == 2:  # api's run made, web's not: the disk went away
-                raise OSError("disk I/O error")
-            return real(*args, **kwargs)
-
-        agent.store.create_run = second_fails_once  # type: ignore[method-assign]
-        delivery = str(uuid.uuid4())
-        assert push_webhook(server, url, "0" * 40, repo.head(), delivery).status_code == 202
-        wait_until(lambda: len(made) >= 2 and not any(
-            d.delivery_id == delivery for d in agent.store.list_deliveries()),
-            timeout=30, what="the delivery forgotten after its decision failed part way")
-        assert agent.store.list_decisions(sha=repo.head()) == []  # nothing half done
-        again = push_webhook(server, url, "0" * 40, repo.head(), delivery)
-        assert again.status_code == 202 and again.json()["status"] == "deciding", again.text
-        wait_until(lambda: [d.outcome for d in agent.store.list_deliveries()
-                            if d.delivery_id == delivery] == ["decided: ran api, web; not run "
-                                                              "none"],
-                   timeout=30, what="the redelivery decided")
         decisions = agent.store.list_decisions(sha=repo.head())
         assert sorted(d.service for d in decisions) == ["api", "web"]
         assert all(d.run_id for d in decisions)
-        # One run each: the first attempt's api run went with its transaction.
+        # One run each: a run made before the failure went with its transaction.
         for name in ("api", "web"):
             assert len(agent.store.list_runs(service=name)) == 1
     finally:
