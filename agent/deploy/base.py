@@ -14,7 +14,12 @@ from agent.logs import StageLog
 from store.models import CanaryMeasurement, CommitSummary, Pipeline, Service
 
 if TYPE_CHECKING:
+    import threading
+
+    from agent.bus import Bus
     from agent.deploy.canary import CanaryControl
+    from store.models import Deployment
+    from store.store import Store
 
 
 class DeployError(RuntimeError):
@@ -66,3 +71,19 @@ class DeployTarget(Protocol):
 
     def image_exists(self, image: str) -> bool:
         """Whether an earlier image can still be deployed (rollback picker)."""
+
+
+class DeployerCore(Protocol):
+    """What the Deployer's parts (agent/deploy/history.py, restarts.py) use of it."""
+
+    store: Store
+    bus: Bus
+    workspaces: CommitHistory | None
+    unserved: dict[tuple[str, str], str]
+
+    def target_for(self, service: Service, pipeline: Pipeline,
+                   environment: str) -> DeployTarget | None: ...
+
+    def lock(self, service: Service, environment: str) -> threading.Lock: ...
+
+    def _publish(self, deployment: Deployment) -> None: ...

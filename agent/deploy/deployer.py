@@ -1,10 +1,12 @@
 """The Deployer: picks a service's target per environment, records every deployment,
-serializes deploys per (service, environment), pins after rollbacks, builds approvals.
+serializes deploys per (service, environment), pins after rollbacks, steers canaries.
 
 Every deployment row is written before the target acts and finished after it; an
 `Event(type="deployment")` follows each commit. A rollback is a deploy of an image
 recorded earlier (no rebuild), run in a background thread behind the same lock as
 deploys, so it waits for a deploy of the same service and environment in progress.
+History, approvals and DORA figures: agent/deploy/history.py; what follows a restart of
+the agent or the engine: agent/deploy/restarts.py.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,14 @@ from agent.bus import Bus
 from agent.deploy.base import CommitHistory, DeployError, DeployRequest, DeployTarget
 from agent.deploy.canary import CanaryControl
 from agent.deploy.docker_host import DockerHostTarget
-from agent.deploy.dora import compute_dora
-from agent.deploy.reconcile import Reconciler, reconcile_all
+from agent.deploy.history import DeployHistory
+from agent.deploy.restarts import DeployerRestarts
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from agent.stage_result import StageResult
 from store.configs import NotFound
 from store.db import now
 from store.models import (
-    Approval,
     ApprovalStatus,
     CanaryStatus,
     Deployment,
@@ -37,7 +36,6 @@ from store.models import (
     DeploymentStatus,
     DeployTargetConfig,
     DockerTargetConfig,
-    DoraFigures,
     EcsTargetConfig,
     Event,
     Pipeline,
@@ -49,7 +47,6 @@ from store.store import Store
 
 log = logging.getLogger(__name__)
 
-RECONCILE_THREADS = 8  # environments put back at once when the engine returns
 
 
 # Deployments whose image never served all traffic: no rollback goes back to them.
@@ -61,7 +58,7 @@ class RollbackError(ValueError):
     """A rollback that cannot start (unknown sha, image gone, no target): a clear refusal."""
 
 
-class Deployer:
+class Deployer(DeployHistory, DeployerRestarts):
     def __init__(self, store: Store, bus: Bus, workspaces: CommitHistory | None,
                  docker_client_factory: Callable[[], Any], fronts_dir: Path,
                  make_target: Callable[[DeployTargetConfig], DeployTarget | None] | None = None
@@ -284,143 +281,6 @@ class Deployer:
         """Wait for background rollbacks (tests, shutdown)."""
         for thread in list(self._threads):
             thread.join(timeout_s)
-
-    # -- history, approvals, figures ----------------------------------------------------------
-    def history(self, service: Service, environment: str | None = None,
-                limit: int = 100) -> list[Deployment]:
-        """Deployments newest first, with `image_exists` filled in (the rollback picker)."""
-        pipeline = self.store.get_pipeline(service.pipeline)
-        deployments = self.store.list_deployments(service_id=service.id,
-                                                  environment=environment, limit=limit)
-        seen: dict[tuple[str, str], bool] = {}
-        out = []
-        for d in deployments:
-            key = (d.environment, d.image)
-            if key not in seen:
-                target = self.target_for(service, pipeline, d.environment)
-                try:
-                    seen[key] = bool(target and target.image_exists(d.image))
-                except Exception:
-                    log.warning("image_exists(%s) failed", d.image, exc_info=True)
-                    seen[key] = False
-            out.append(d.model_copy(update={"image_exists": seen[key]}))
-        return out
-
-    def build_approval(self, run: RunInfo, service: Service) -> Approval:
-        """The pending approval for `run` (created once; an existing one is returned)."""
-        try:
-            return self.store.get_approval(run.id)
-        except NotFound:
-            pass
-        prod = self.store.current_deployment(service.id, "production")
-        try:
-            commits = (self.workspaces.commits_between(service, prod.sha if prod else None,
-                                                       run.sha) if self.workspaces else [])
-        except Exception:
-            log.warning("commits_between failed for %s", service.name, exc_info=True)
-            commits = []
-        pipeline = self.store.get_pipeline(service.pipeline)
-        expires = (now() + timedelta(seconds=pipeline.approval_expiry_s)
-                   if pipeline.approval_expiry_s else None)
-        approval = self.store.create_approval(
-            run_id=run.id, candidate_sha=run.sha, production_sha=prod.sha if prod else None,
-            commits=commits, staging_health=self._staging_health(run, service),
-            expires_at=expires)
-        self.bus.publish_event(Event(type="approval", ts=now(), approval=approval, run=run))
-        return approval
-
-    def _staging_health(self, run: RunInfo, service: Service) -> str | None:
-        for d in self.store.list_deployments(service_id=service.id, environment="staging",
-                                             limit=50):
-            if d.run_id == run.id:
-                if d.status is DeploymentStatus.failed:
-                    return f"failed: {d.error}"
-                state = self.store.deployment_target_state(d.id) or {}
-                return f"{d.status.value}: {state.get('health') or 'no health detail'}"
-        return None
-
-    def dora(self, service_id: int | None, days: int, pipeline: str | None = None
-             ) -> DoraFigures:
-        """Per service, per pipeline, or (both None) across every service."""
-        deployments = self.store.list_deployments(service_id=service_id,
-                                                  environment="production", limit=100_000)
-        if pipeline is not None:
-            members = {s.id for s in self.store.list_services(pipeline)}
-            deployments = [d for d in deployments if d.service_id in members]
-        name = self.store.get_service_by_id(service_id).name if service_id is not None else None
-        return compute_dora(deployments, days=days, now=now(), service=name)
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    def reconcile_fronts(self) -> dict[str, Any]:
-        """At start: every environment's records and front tell the truth
-        (agent/deploy/reconcile.py)."""
-        figures = reconcile_all(self.store, self._publish, self.target_for, self.lock)
-        self.unserved = dict(figures["unserved"])
-        log.info("reconciled %s environments in %.2f s", figures["environments"],
-                 figures["seconds"])
-        return figures
-
-    def health(self) -> str | None:
-        """A /healthz reason while an environment does not serve its recorded build."""
-        return "; ".join(self.unserved.values()) or None
-
-    def restart_outcome(self, run: RunInfo, environment: str, stage: str,
-                        log: StageLog) -> StageResult:
-        """A deploy stage the agent was stopped in: its result is what start-up
-        reconciliation recorded for the run's deployment."""
-        dep = next((d for d in self.store.list_deployments(
-            service_id=run.service_id, environment=environment, limit=20)
-            if d.run_id == run.id), None)
-        if dep is not None and dep.status is DeploymentStatus.active:
-            log.system(f"the agent restarted during {stage}; the switch had finished:"
-                       f" {environment} serves {dep.sha[:12]}")
-            return StageResult(exit_code=0)
-        if dep is not None and dep.error:
-            reason = f"the agent restarted during {stage}: {dep.error}"
-        else:
-            reason = (f"the agent restarted during {stage}, before it deployed; the previous"
-                      " version kept serving")
-        log.system(reason)
-        return StageResult(exit_code=None, error=reason + ". Rerun from this stage to deploy"
-                           " again")
-
-    def reconcile_after_engine_return(self) -> bool:
-        """The Docker engine answers again after an outage (a restart): every Docker
-        environment serves the colour the store records as active — started if it did not
-        come back (made again from its image if it is gone), all the weight on the front,
-        other colours removed. Deployment records are not touched (a deploy of this agent
-        is not interrupted by an engine restart: it fails or succeeds by itself), and an
-        environment with a deploy in progress is left to it (it holds the lock and sets
-        its front). Environments side by side: each waits on its own colour and front, and
-        production is down until it is done. True when every environment is back."""
-        reconciler = Reconciler(self.store, self._publish)
-        work = []
-        for service in self.store.list_services():
-            pipeline = self.store.get_pipeline(service.pipeline)
-            for env in ("staging", "production"):
-                target = self.target_for(service, pipeline, env)
-                if isinstance(target, DockerHostTarget):
-                    work.append((target, service, pipeline, env))
-
-        def one(target: DockerHostTarget, service: Service, pipeline: Pipeline,
-                env: str) -> bool:
-            lock = self.lock(service, env)
-            if not lock.acquire(blocking=False):
-                return True
-            try:
-                active = self.store.current_deployment(service.id, env) is not None
-                return reconciler.serve_active(target, service, pipeline, env) or not active
-            except Exception as exc:  # the engine may still be settling: try again
-                log.warning("%s/%s after the engine's return: %s", service.name, env, exc)
-                return False
-            finally:
-                lock.release()
-
-        if not work:
-            return True
-        with ThreadPoolExecutor(min(len(work), RECONCILE_THREADS),
-                                thread_name_prefix="engine-return") as pool:
-            return all(list(pool.map(lambda w: one(*w), work)))
 
     def close(self) -> None:
         """The fronts stay: they serve production while the agent is away."""
