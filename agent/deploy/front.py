@@ -42,6 +42,9 @@ _CONFIG = "haproxy.cfg"
 _LOG_MAP = "log.map"  # `on 1` while request lines are wanted (canary windows)
 _LOG_MAP_IN = f"/etc/seamless-front/{_LOG_MAP}"
 _API_TIMEOUT_S = 5.0
+# CPU weight against the engine's other containers (Docker's default is 1024): on a
+# host busy with builds and test stages, production's front is scheduled first.
+CPU_SHARES = 8192
 
 
 class FrontError(RuntimeError):
@@ -246,6 +249,8 @@ class Front:
             container = None
         if container is None:
             container = self._create()
+        elif container.attrs["HostConfig"].get("CpuShares") != CPU_SHARES:
+            container.update(cpu_shares=CPU_SHARES)  # made by an older agent; live, no restart
         if container.status != "running":
             try:
                 container.start()
@@ -278,7 +283,7 @@ class Front:
                          str(self.folder / "run"): {"bind": "/run/front", "mode": "rw"}},
                 # as the agent's user, so the admin socket is the agent's alone (mode 600)
                 user=f"{os.getuid()}:{os.getgid()}", cap_drop=["ALL"], read_only=True,
-                restart_policy={"Name": "always"},
+                restart_policy={"Name": "always"}, cpu_shares=CPU_SHARES,
                 log_config=LogConfig(type="json-file",
                                      config={"max-size": "20m", "max-file": "2"}))
         except docker.errors.APIError as exc:

@@ -1,6 +1,8 @@
-"""The front keeps its connections to the colour open: a client's request does not pay
-for a TCP handshake with the app when the app keeps connections alive (most do: nginx,
-Go, Node, uvicorn…). bench/traffic.py measures what it saves."""
+"""How the front is run for latency: it keeps its connections to the colour open (a
+client's request does not pay for a TCP handshake with the app when the app keeps
+connections alive, as most do: nginx, Go, Node, uvicorn…), and it is scheduled before
+the engine's other containers (builds, test stages) when the CPU is short.
+bench/traffic.py measures the first."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.deploy.front import BACKEND, Front, FrontSpec
+from agent.deploy.front import BACKEND, CPU_SHARES, Front, FrontSpec
 from agent.deploy.front_image import ensure_image
 from tests.helpers import free_port, unique_name
 
@@ -73,3 +75,17 @@ def test_new_clients_reuse_the_fronts_open_connections_to_the_colour(keep_alive_
     # Before: one connection to the app per request (connect 30, reuse 0).
     assert int(row["connect"]) <= 3, row
     assert int(row["reuse"]) >= 27, row
+
+
+def test_the_front_gets_cpu_before_builds_and_an_older_one_is_updated_live(keep_alive_front):
+    front, port = keep_alive_front
+    container = front.container()
+    assert container.attrs["HostConfig"]["CpuShares"] == CPU_SHARES > 1024  # Docker's default
+    # A front made before this setting: put right by the next ensure, without a restart
+    # (production keeps its connections).
+    container.update(cpu_shares=1024)
+    started = container.attrs["State"]["StartedAt"]
+    front.ensure({"blue": 100})
+    container.reload()
+    assert container.attrs["HostConfig"]["CpuShares"] == CPU_SHARES
+    assert container.attrs["State"]["StartedAt"] == started
