@@ -7,12 +7,13 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Static, Tab, Tabs
+from textual.widgets import Static, Tab, Tabs
 
 from seamless_tui.client import ApiError
 from seamless_tui.fmt import short_sha
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.screens.confirm import ConfirmModal
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
 from store.models import ENVIRONMENTS, CanaryStatus, Deployment, Event
@@ -43,7 +44,7 @@ class CanaryScreen(BaseScreen):
         yield Tabs(*[Tab(env, id=env) for env in ENVIRONMENTS], active=self.environment)
         yield Static("loading…", id="summary")
         yield VimTable(id="windows")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(VimTable).focus()

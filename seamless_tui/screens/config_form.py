@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from seamless_tui.client import ApiError
 from seamless_tui.screens.base import BaseScreen
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.topbar import TopBar
 from store.models import Service
 
@@ -41,7 +42,7 @@ class ConfigForm(BaseScreen):
                 yield Label(name.replace("_", " "))
                 yield Input("" if value is None else str(value), id=f"f-{name}")
                 yield Static("", id=f"e-{name}", classes="field-error")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Input, OptionList
+from textual.widgets import DataTable, Input, OptionList
 from textual.widgets.option_list import Option
 
 from seamless_tui.filters import RunFilter
@@ -22,6 +22,7 @@ from seamless_tui.fmt import (
 )
 from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.stage_cells import stage_cells
 from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
@@ -69,7 +70,7 @@ class DashboardScreen(ServiceActions, BaseScreen):
         yield OptionList(id="approvals")
         yield Input(placeholder="filter services (enter to apply, esc to clear)", id="filter")
         yield VimTable(id="services")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(VimTable).focus()

@@ -7,7 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from seamless_tui.widgets.key_footer import KeyFooter
 
 NOTES = (
     "Log pane: / searches the whole stage log on the agent (a match counter shows "
@@ -42,7 +44,7 @@ class HelpScreen(Screen[None]):
         with VerticalScroll():
             yield Static(table)
             yield Static(NOTES, id="notes", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
 
 def _bindings(node: object) -> list[Binding]:

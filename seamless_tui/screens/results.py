@@ -13,11 +13,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from seamless_tui.fmt import short_sha
 from seamless_tui.screens.base import BaseModal, BaseScreen
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.topbar import TopBar
 from store.models import (
     Quarantine,
@@ -96,7 +97,7 @@ class TestsScreen(BaseScreen):
             yield OptionList(id="tests-list")
             with VerticalScroll(id="test-detail"):
                 yield Static("", id="test-detail-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

@@ -7,13 +7,14 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.widgets import DataTable, Static, Tab, Tabs
 
 from seamless_tui.client import ApiError
 from seamless_tui.fmt import DEPLOY_ICONS, age, first_line, short_sha, status_text
 from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.screens.confirm import ConfirmModal
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
 from store.models import ENVIRONMENTS, Deployment, DeploymentStatus, Event, Service
@@ -46,7 +47,7 @@ class RollbackScreen(ServiceActions, BaseScreen):
         yield Tabs(*[Tab(env, id=env) for env in ENVIRONMENTS], active=self.environment)
         yield VimTable(id="images")
         yield Static(HINT, id="progress")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(VimTable).focus()

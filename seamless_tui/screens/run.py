@@ -22,6 +22,7 @@ from seamless_tui.fmt import (
 from seamless_tui.links import run_link
 from seamless_tui.screens.base import BaseScreen
 from seamless_tui.screens.results import TestsScreen, stage_counts
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.log_pane import LogPane
 from seamless_tui.widgets.log_view import LogView
 from seamless_tui.widgets.stage_cells import current_stage
@@ -77,7 +78,7 @@ class RunScreen(BaseScreen):
         with Horizontal(id="run-body"):
             yield StageList(id="stages")
             yield LogPane(max_lines=self.max_log_lines)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         # Explicitly: auto-focus waits for the terminal to report focus, and then may pick

@@ -9,7 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from seamless_tui.filters import RunFilter
 from seamless_tui.fmt import (
@@ -26,6 +26,7 @@ from seamless_tui.fmt import (
 from seamless_tui.links import run_link
 from seamless_tui.screens.actions import ServiceActions
 from seamless_tui.screens.base import BaseScreen
+from seamless_tui.widgets.key_footer import KeyFooter
 from seamless_tui.widgets.tables import Col, VimTable
 from seamless_tui.widgets.topbar import TopBar
 from store.models import (
@@ -91,7 +92,7 @@ class ServiceScreen(ServiceActions, BaseScreen):
             with TabPane("4 Config", id="config"):
                 with VerticalScroll():
                     yield Static(id="config-text")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", VimTable).focus()

@@ -1,0 +1,101 @@
+"""The footer of every screen: Textual's Footer (same keys, same look, clickable), but a
+focus change does not rebuild it.
+
+Textual's Footer recomposes on every change of the screen's bindings: Tab between the
+stage list and the log, or opening a stage's log, unmounted and mounted a dozen FooterKey
+widgets, each with its styles worked out anew (a fifth of the TUI's time in the
+journey). Here each set of keys is mounted once and kept; a focus change shows the set
+it needs and hides the other.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from textual.app import ComposeResult
+from textual.containers import HorizontalGroup
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+# (key, key display, description, action, enabled, tooltip, classes)
+KeySpec = tuple[str, str, str, str, bool, str, str]
+MAX_SETS = 8  # the sets kept per screen (a screen has two or three focus places)
+
+
+class KeySet(HorizontalGroup):
+    DEFAULT_CSS = "KeySet { height: 1; }"
+
+
+class KeyFooter(Footer):
+    def __init__(self) -> None:
+        super().__init__()
+        self._sets: OrderedDict[tuple[KeySpec, ...], KeySet] = OrderedDict()
+        self._shown: tuple[KeySpec, ...] | None = None
+        self._palette: tuple[KeySpec | None, FooterKey | None] = (None, None)
+
+    def compose(self) -> ComposeResult:
+        return iter(())  # the keys are mounted by _show_keys, once per set
+
+    def bindings_changed(self, screen: Screen) -> None:  # type: ignore[type-arg]
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self._show_keys)
+
+    def _wanted(self) -> tuple[tuple[KeySpec, ...], KeySpec | None]:
+        """What Footer.compose would show: each action's first shown binding, and the
+        command palette's key (docked right, in the footer itself as Footer has it)."""
+        active = self.screen.active_bindings
+        actions: set[str] = set()
+        wanted: list[KeySpec] = []
+        for _, binding, enabled, tooltip in active.values():
+            if binding.show and binding.action not in actions:
+                actions.add(binding.action)
+                wanted.append((binding.key, self.app.get_key_display(binding),
+                               binding.description, binding.action, enabled, tooltip, ""))
+        palette = active.get(self.app.COMMAND_PALETTE_BINDING)
+        palette_key = None
+        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE and palette:
+            _, binding, enabled, _ = palette
+            palette_key = (binding.key, self.app.get_key_display(binding),
+                           binding.description, binding.action, enabled,
+                           binding.tooltip or binding.description, "-command-palette")
+        return tuple(wanted), palette_key
+
+    async def _show_keys(self) -> None:
+        if not self.is_attached:
+            return
+        wanted, palette = self._wanted()
+        if palette != self._palette[0]:
+            if self._palette[1] is not None:
+                await self._palette[1].remove()
+            widget = _footer_key(palette, None) if palette else None
+            if widget is not None:
+                await self.mount(widget)
+            self._palette = (palette, widget)
+        if wanted == self._shown:
+            return
+        keys = self._sets.pop(wanted, None)
+        if keys is None:
+            keys = KeySet(*(_footer_key(spec, self.compact) for spec in wanted))
+            await self.mount(keys)
+        self._sets[wanted] = keys
+        for other in self._sets.values():
+            other.display = other is keys
+        self._shown = wanted
+        while len(self._sets) > MAX_SETS:
+            _, old = self._sets.popitem(last=False)
+            await old.remove()
+
+
+def _footer_key(spec: KeySpec, compact: bool | None) -> FooterKey:
+    """A key as Footer.compose makes it: bound to the footer's `compact`, except the
+    command palette's (None: its own default)."""
+    key, display, description, action, enabled, tooltip, classes = spec
+    widget = FooterKey(key, display, description, action, disabled=not enabled,
+                       tooltip=tooltip, classes=classes)
+    if compact is not None:
+        widget.set_reactive(FooterKey.compact, compact)
+    return widget
