@@ -88,6 +88,8 @@ class Agent:
             on_return=[self.deployer.reconcile_after_engine_return,
                        self.executors.after_engine_return])
         self.executors.engine_down = lambda: self.engine_watch.current.state == "down"
+        self.executors.engine_outages = lambda: (self.engine_watch.current.returns * 2
+                                                 + (self.engine_watch.current.state == "down"))
         # /healthz: each check says why the agent is degraded (None: fine)
         self.health_checks: list[Callable[[], str | None]] = [self._engine_health,
                                                               self.deployer.health]

@@ -60,6 +60,9 @@ class ExecutorSet:
         # True while the engine watch sees the engine down (set by the Agent): stages
         # starting then wait for it instead of failing at once
         self.engine_down: Callable[[], bool] = lambda: False
+        # Outages of the engine the watch has seen begin or end (a count; set by the Agent):
+        # a Build or compose test that failed while it changed was cut off by a restart
+        self.engine_outages: Callable[[], int] = lambda: 0
         if docker is not None:
             self._docker = docker
         else:
@@ -95,7 +98,8 @@ class ExecutorSet:
             self._docker = DockerExecutor(client, instance=self.instance,
                                           caches=caches_of(self.config),
                                           docker_host=self.config.docker_host,
-                                          engine_wait_s=self.config.docker_wait_s)
+                                          engine_wait_s=self.config.docker_wait_s,
+                                          outages=lambda: self.engine_outages())
             self.docker_error = None
             return True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,14 @@ class DockerExecutor:
 
     def __init__(self, client: docker.DockerClient, managed_label: str = MANAGED,
                  instance: str = "", caches: Caches | None = None,
-                 docker_host: str | None = None, engine_wait_s: float = 120.0) -> None:
+                 docker_host: str | None = None, engine_wait_s: float = 120.0,
+                 outages: Callable[[], int] = lambda: 0) -> None:
         """`docker_host`: the engine `client` talks to (agent config), for what reaches
         it outside the SDK: the compose CLI, a stage's mounted socket. `engine_wait_s`:
-        how long a stage waits for an engine that stopped answering under it."""
+        how long a stage waits for an engine that stopped answering under it. `outages`:
+        changes when an engine outage begins or ends (the agent's engine watch)."""
         self.client = client
+        self.outages = outages
         self.docker_host = docker_host
         self._unremoved: set[str] = set()  # removals the engine refused while it was away
         self.caches = caches  # per-service dependency caches, mounted at /cache
@@ -154,8 +158,9 @@ class DockerExecutor:
         an engine restart: fails saying so (`engine_restarted`), once the engine answers
         and the dead build's intermediate containers are removed."""
         started: list[str] = []
+        outages = self.outages()
         result = build_image(self.client, spec, log, cancel, started)
-        if result.ok or result.cancelled or not self.reattacher.gone():
+        if result.ok or result.cancelled or not self._cut_off(outages):
             return result
         unanswered = self.reattacher.wait_back(log, cancel, "the build")
         if unanswered is not None:
@@ -170,10 +175,11 @@ class DockerExecutor:
         """A compose project on this engine, the test in a container on its network. Cut
         off by an engine restart: fails saying so (`engine_restarted`), once the engine
         answers and what the project left there is removed."""
+        outages = self.outages()
         result = run_integration(self.client, self, spec, log, cancel,
                                  docker_host=self.docker_host)
         if result.ok or result.cancelled or waited_in_vain(result) or not (
-                result.engine_restarted or self.reattacher.gone()):
+                result.engine_restarted or self._cut_off(outages)):
             return result  # (a test container that waited for the engine in vain: done)
         unanswered = self.reattacher.wait_back(log, cancel, "the compose test")
         if unanswered is not None:
@@ -192,6 +198,11 @@ class DockerExecutor:
     def compose_ahead(self, spec: IntegrationSpec) -> None:
         """`compose config` and its check started now, off Integration Test's path."""
         check_ahead(spec, docker_host=self.docker_host)
+
+    def _cut_off(self, outages_before: int) -> bool:
+        """After a failure: the engine does not answer now, or went away (and maybe came
+        back already) since the work began."""
+        return self.reattacher.gone() or self.outages() != outages_before
 
     def _sweep_started(self, spec: StageSpec, log: StageLog) -> None:
         try:

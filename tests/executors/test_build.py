@@ -65,3 +65,25 @@ def test_a_failing_push_is_reported(docker_client, base_image, tmp_path, writer)
         assert not result.ok and (result.error or "").startswith(f"push of {image} failed:")
     finally:
         docker_client.images.remove(image, force=True)
+
+
+def test_a_build_failing_across_an_engine_outage_fails_saying_the_engine_restarted(
+        docker_client, base_image, tmp_path) -> None:
+    """The engine watch saw an outage begin or end while the build ran (the engine may
+    already answer again): the failure is the restart's, not the build's; without one the
+    build's own error stays."""
+    from agent.executors.docker import DockerExecutor
+    from tests.harness.fakes import ListLog
+
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nRUN exit 3\n")
+    image = f"seamless-test/build-{uuid.uuid4().hex[:8]}:1"
+    seen = iter(range(100))  # each look at the watch sees one more transition
+    for outages, expected in ((lambda: next(seen), "the Docker engine restarted during the "
+                               "stage: the build was cut off"),
+                              (lambda: 0, "build failed: The command '/bin/sh -c exit 3'")):
+        executor = DockerExecutor(docker_client, outages=outages)
+        log = ListLog()
+        result = executor.build(BuildSpec(tmp_path, "Dockerfile", image), log,
+                                threading.Event())
+        assert (result.error or "").startswith(expected), (result, log.lines)
+        assert result.engine_restarted is expected.startswith("the Docker engine")
