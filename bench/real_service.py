@@ -11,6 +11,9 @@ the wheels, as it does PyPI's). The index listens on the Docker bridge's gateway
 the host address stage and build containers can reach (the host's loopback is not
 theirs).
 
+The agent is `seamless-agent serve` in its own process (bench/_agent.py), driven over
+its REST API as a user's script would: nothing of the bench shares its interpreter.
+
 - first_s: the agent's full run of commit A, caches cold (fresh dependency cache, a
   Dockerfile nonce no build has cached);
 - second_s: the agent's full run of commit B (an app change): the dependency cache
@@ -27,7 +30,6 @@ fetched again (0: the pip cache was hit), and the load average.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.server
 import os
@@ -39,14 +41,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from _common import REPO_ROOT, git, make_repo, parser, report
 
-from agent.bus import Subscription
-from agent.config import AgentConfig
-from agent.runtime import Agent
-from store.models import NoTargetConfig, PipelineConfig, RunKind, ServiceConfig, Trigger
+from bench._agent import ServedAgent
+from store.models import FINISHED_RUN_STATUSES
 
 IMAGE = "seamless/python:3"
 REQUIREMENTS = ["pytest", "requests"]
@@ -217,13 +218,8 @@ def by_hand(repo: Path, work: Path, index: str) -> tuple[float, dict[str, float]
 
 
 RUN_BOUND_S = 900.0
-
-
-async def finished(events: Subscription, run_id: int) -> None:
-    while True:
-        event = await events.get()
-        if event.run is not None and event.run.id == run_id and event.run.status.finished:
-            return
+POLL_S = 0.1  # the run's status over the API (the agent is a process of its own)
+FINAL = {status.value for status in FINISHED_RUN_STATUSES}
 
 
 @dataclass
@@ -233,43 +229,46 @@ class AgentRun:
     downloads: int  # wheels fetched from the index during the run
 
 
-async def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[AgentRun]:
-    agent = Agent(AgentConfig(data_dir=root / "data", poll_enabled=False, executor="docker"))
+def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[AgentRun]:
+    """`seamless-agent serve` as a user runs it (its own process, driven over the REST
+    API): one service, a partial run of each sha in turn."""
     repository = f"seamless-bench/real-{uuid.uuid4().hex[:8]}"
-    await agent.start()
+    agent = ServedAgent(root / "data")
     try:
-        agent.store.create_pipeline(PipelineConfig(name="bench", staging=NoTargetConfig(),
-                                                   production=NoTargetConfig()))
-        service = agent.store.create_service(ServiceConfig(
-            name="real-service", pipeline="bench", repo_url=str(repo), stage_image=IMAGE,
+        agent.add_service(
+            str(repo), stage_image=IMAGE,
             unit_test_command="pip install -q -r requirements.txt && python3 -m pytest -q tests",
-            compose_file="compose.yaml",
-            integration_test_command="python3 tests/integration.py",
+            compose_file="compose.yaml", integration_test_command="python3 tests/integration.py",
             env=dict(item.split("=", 1) for item in pip_env(index).split()),
-            image_repository=repository))
+            image_repository=repository)
         runs = []
-        for sha in shas:
-            fetched = QuietHandler.downloads
-            # Told by the run's events, not by polling the store: the agent runs in this
-            # process, and a 10 ms poll took the GIL from its stages.
-            with agent.bus.subscribe_events() as events:
+        with agent.client() as client:
+            for sha in shas:
+                fetched = QuietHandler.downloads
                 began = time.perf_counter()
-                run = agent.engine.submit(service, trigger=Trigger.manual,
-                                          kind=RunKind.partial, sha=sha, branch="main")
-                await asyncio.wait_for(finished(events, run.id), RUN_BOUND_S)
+                run = client.post("/api/v1/services/svc/trigger", json={
+                    "sha": sha, "branch": "main", "kind": "partial"})
+                run.raise_for_status()
+                run_id = run.json()["id"]
+                while True:
+                    done = client.get(f"/api/v1/runs/{run_id}").json()
+                    if done["status"] in FINAL:
+                        break
+                    if time.perf_counter() - began > RUN_BOUND_S:
+                        raise SystemExit(f"run {run_id} still {done['status']} after "
+                                         f"{RUN_BOUND_S:g} s")
+                    time.sleep(POLL_S)
                 seconds = time.perf_counter() - began
-            done = agent.store.get_run(run.id)
-            if done.status.value != "success":
-                raise SystemExit(f"run {run.id} ended {done.status.value}: {done.error}")
-            runs.append(AgentRun(seconds, {
-                st.name: (st.finished_at - st.started_at).total_seconds()
-                for st in done.stages if st.started_at and st.finished_at},
-                QuietHandler.downloads - fetched))
-            agent.executors.drain()
+                if done["status"] != "success":
+                    raise SystemExit(f"run {run_id} ended {done['status']}: {done['error']}")
+                runs.append(AgentRun(seconds, {
+                    st["name"]: (datetime.fromisoformat(st["finished_at"])
+                                 - datetime.fromisoformat(st["started_at"])).total_seconds()
+                    for st in done["stages"] if st["started_at"] and st["finished_at"]},
+                    QuietHandler.downloads - fetched))
         return runs
     finally:
-        await agent.stop()
-        agent.close()
+        agent.stop()
         for sha in shas:  # also when a run failed: no bench image is left behind
             subprocess.run(["docker", "rmi", "-f", f"{repository}:{sha}"], capture_output=True)
 
@@ -296,7 +295,7 @@ def one_round(root: Path, index: str, hand_first: bool) -> Round:
                    "app change")
     if hand_first:
         hand = by_hand(hand_repo, root / "hand-work", index)
-    runs = asyncio.run(agent_runs(repo, root, index, [first, second]))
+    runs = agent_runs(repo, root, index, [first, second])
     if not hand_first:
         hand = by_hand(hand_repo, root / "hand-work", index)
     return Round(runs[0], runs[1], *hand)
