@@ -9,6 +9,8 @@ view. Worker failures are shown in one place. Screens reach the App only through
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -75,6 +77,7 @@ class SeamlessApp(App[None]):
         self._was_connected = False
         self._shown_errors: dict[str, float] = {}  # message -> until when its toast shows
         self._typeahead = TypeAhead()
+        self.exit_at_once = False  # the program's `q` ends the process (action_quit)
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -225,6 +228,22 @@ class SeamlessApp(App[None]):
         # A run's log stream ends with its view: popping the screen unmounts it.
         if len(self.screen_stack) > 2:
             self.pop_screen()
+
+    async def action_quit(self) -> None:
+        """`q`. The program (cli.main sets `exit_at_once`) ends right here: everything is
+        saved as it changes (theme, agent, token), so once the terminal is restored
+        nothing is left to do, and Textual's own shutdown — unmounting every widget,
+        closing every stream — took ~0.5 s (seconds on a busy host) before the shell
+        prompt came back. In a test (same process) the App exits as usual."""
+        driver = self._driver
+        if not self.exit_at_once or driver is None:
+            await super().action_quit()
+            return
+        driver.stop_application_mode()  # the terminal as it was: screen, modes, echo
+        driver.close()  # the writer thread writes what is queued before it stops
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

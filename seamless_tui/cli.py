@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         config.last_agent = agent
         config.save()
     app = SeamlessApp(AgentClient(agent, token), config=config)
+    app.exit_at_once = True
     app.run()
     # Textual reports a fatal error (a stylesheet it could not read, a crash) as its return
     # code, not by raising: pass it on so scripts and systemd see the failure.

@@ -264,6 +264,20 @@ class AgentClient:
             "tail": "true" if tail else None, "limit": limit})
         return LogPage.model_validate(data)
 
+    async def log_page_raw(self, run_id: int, *, stage: str | None = None,
+                           after: str | None = None, before: str | None = None,
+                           tail: bool = False, limit: int = 1000
+                           ) -> tuple[list[dict[str, Any]], int | None]:
+        """`log_page` as the JSON has it: (lines, total). A log view turns each line into
+        its own small record at once (as it does the live ones); a model per line first
+        cost ~2x the parse on the event loop for each 1,000-line page of a stage switch."""
+        data = await self.request("GET", f"/api/v1/runs/{run_id}/logs", params={
+            "stage": stage, "after": after, "before": before,
+            "tail": "true" if tail else None, "limit": limit})
+        if not isinstance(data, dict) or not isinstance(data.get("lines"), list):
+            raise ApiError(0, "bad_page", data, "the agent sent a log page without lines")
+        return data["lines"], data.get("total")
+
     async def search_log(self, run_id: int, stage: str, query: str, *,
                          after: str | None = None, before: str | None = None,
                          limit: int = 100) -> LogSearchPage:

@@ -163,9 +163,9 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
             params["before"] = w.first_id
         elif kind == "newer":
             params["after"] = w.last_id
-        page = await client.log_page(self.run_id, **params)
-        lines = [make_line(ln.model_dump()) for ln in page.lines]
-        self.post_message(self.PageLoaded(kind, lines, page.total))
+        raw, total = await client.log_page_raw(self.run_id, **params)
+        lines = [make_line(ln) for ln in raw]
+        self.post_message(self.PageLoaded(kind, lines, total))
 
     @work(group="log-stream", exclusive=True, exit_on_error=False)
     async def follow_stream(self, after: str | None) -> None:
