@@ -129,8 +129,15 @@ class Engine:
         batch's change decisions): all of it is stored or none (an error part way leaves
         nothing, so the batch can be decided again). Announced after the commit."""
         self._require_space()
+        # Worked out before the transaction: it holds the store's one writer (a webhook's
+        # delivery record waits for it), and a push may queue 200 runs.
+        pipelines = {name: self.store.get_pipeline(name)
+                     for name in {service.pipeline for service, _ in requests}}
+        hashes = [config_fingerprint(service, pipelines[service.pipeline])
+                  for service, _ in requests]
         with self.store.write():
-            runs = [self._create(service, **fields) for service, fields in requests]
+            runs = [self._create(service, **fields, config_hash=config_hash)
+                    for (service, fields), config_hash in zip(requests, hashes, strict=True)]
             if within is not None:
                 within(runs)
         for run in runs:
@@ -144,7 +151,7 @@ class Engine:
     def _create(self, service: Service, *, trigger: Trigger, kind: RunKind, sha: str,
                 branch: str | None = None, pr_number: int | None = None,
                 author: str | None = None, message: str | None = None,
-                actor: str | None = None) -> RunInfo:
+                actor: str | None = None, config_hash: str | None = None) -> RunInfo:
         stages = DEFAULT_STAGES if kind is RunKind.full else PARTIAL_STAGES
         # Every trigger comes through here: the branch reaches stages as SEAMLESS_BRANCH,
         # and nothing stored from outside is unbounded.
@@ -154,7 +161,7 @@ class Engine:
             service.id, trigger=trigger, kind=kind, sha=sha, branch=branch,
             pr_number=pr_number, author=author and author[:MAX_AUTHOR],
             message=message and message[:MAX_MESSAGE], actor=actor, stage_names=stages,
-            config_hash=self._fingerprint(service))
+            config_hash=config_hash or self._fingerprint(service))
 
     def _fingerprint(self, service: Service) -> str:
         return config_fingerprint(service, self.store.get_pipeline(service.pipeline))
