@@ -21,6 +21,7 @@ Needs root (network namespaces), as `make test` does.
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
 import tempfile
 import threading
@@ -129,6 +130,7 @@ def main() -> None:
         baseline = [b for c in clients for b in c.window(started, time.monotonic())]
 
         phase = time.monotonic()
+        loads = [os.getloadavg()[0]]  # a busy machine's scheduler shows in recover_s
         recover: list[float] = []
         by_way: dict[str, list[float]] = {"stop": [], "kill": []}
         unrecovered = 0
@@ -145,6 +147,7 @@ def main() -> None:
                 by_way["stop" if i % 2 == 0 else "kill"].append(recover[-1])
                 unrecovered += at is None
             time.sleep(STEADY_S)
+            loads.append(os.getloadavg()[0])
         during = [(c, b) for c in clients for b in c.window(phase, time.monotonic())]
     finally:
         for c in clients:
@@ -172,6 +175,8 @@ def main() -> None:
         "recover_s_after_kill_9_p99": round(percentile(by_way["kill"], 99), 3),
         "unrecovered": unrecovered,
         "goal_recover_s": 5.0,
+        "load_average_min": round(min(loads), 2),
+        "load_average_max": round(max(loads), 2),
     }
     report("engine restarts under two services (4 stable ports)",
            list(figures.items()), figures, args.json)
