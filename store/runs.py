@@ -169,8 +169,8 @@ class RunQueries(Database):
             fields["finished_at"] = stamp
         if error is not None:
             fields["error"] = self.redact(error)
-        if status is not RunStatus.queued:
-            fields["waiting"] = None  # started or ended: no longer waiting to start
+        if status is not RunStatus.queued:  # started or ended: no longer waiting to start
+            fields["waiting"] = fields["waiting_since"] = None
         with self.write() as conn:
             if status is RunStatus.running:
                 # Keep the first start time when a run resumes after approval.
@@ -182,10 +182,13 @@ class RunQueries(Database):
         return self.get_run(run_id)
 
     def set_run_waiting(self, run_id: int, waiting: str | None) -> RunInfo:
-        """Why the queued run has not started (None: it is no longer held)."""
+        """Why the queued run has not started (None: it is no longer held); since when
+        is kept from the first time it was held (`waiting_since`)."""
+        since = None if waiting is None else iso()
         with self.write() as conn:
-            conn.execute("UPDATE runs SET waiting=? WHERE id=? AND status=?",
-                         (waiting, run_id, RunStatus.queued.value))
+            conn.execute("UPDATE runs SET waiting=?, waiting_since=CASE WHEN ? IS NULL THEN"
+                         " NULL ELSE COALESCE(waiting_since, ?) END WHERE id=? AND status=?",
+                         (waiting, since, since, run_id, RunStatus.queued.value))
         return self.get_run(run_id)
 
     def set_stage_status(

@@ -278,4 +278,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX log_search_rows_by_line ON log_search_rows(line_id);
     """,
+    # 11: since when a queued run waits (its bound holds across agent restarts).
+    """
+    ALTER TABLE runs ADD COLUMN waiting_since TEXT;
+    """,
 ]

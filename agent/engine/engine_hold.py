@@ -6,8 +6,8 @@ reason once they waited `docker_queue_wait_s` (agent config)."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from agent.engine.transitions import Transitions
 from agent.logs.writer import LogWriter
@@ -44,7 +44,7 @@ class EngineHold:
         self.wait_s = wait_s
         # Why the Docker engine is away (None: it answers); set by the Agent from its watch.
         self.away: Callable[[], str | None] = lambda: None
-        self._held: dict[int, float] = {}  # run id → when it started waiting (monotonic)
+        self._held: set[int] = set()  # runs held by this agent (looked at every CHECK_S)
 
     @property
     def holding(self) -> bool:
@@ -52,22 +52,23 @@ class EngineHold:
 
     def holds(self, run: RunInfo, pipeline: Pipeline, service: Service) -> bool:
         """True: `run` stays queued, waiting for the engine (or it just failed, having
-        waited too long). False: it may start — said in its log if it had waited."""
+        waited too long). False: it may start — said in its log if it had waited. Since
+        when it waits is the run's own (`waiting_since`): an agent restart does not
+        start the wait again."""
         why = self.away() if needs_engine(pipeline, service) else None
-        since = self._held.get(run.id)
         if why is None:
-            if since is not None:
-                del self._held[run.id]
+            self._held.discard(run.id)
+            if run.waiting is not None:
                 self._say(run, "the Docker engine answers again: the run starts")
             return False
-        if since is None:
-            self._held[run.id] = time.monotonic()
+        self._held.add(run.id)
+        if run.waiting_since is None:
             waiting = f"waiting for the Docker engine (up to {self.wait_s:g} s)"
             self._say(run, f"{waiting} before starting: {why}")
             self.t.waiting(run.id, waiting)
             log.info("run %s waits for the Docker engine", run.id)
-        elif time.monotonic() - since >= self.wait_s:
-            del self._held[run.id]
+        elif (datetime.now(UTC) - run.waiting_since).total_seconds() >= self.wait_s:
+            self._held.discard(run.id)
             error = (f"the Docker engine did not answer for {self.wait_s:g} s: the run did "
                      f"not start ({why}); rerun it when the engine is back")
             self._say(run, error)
@@ -77,8 +78,7 @@ class EngineHold:
 
     def forget_except(self, queued: set[int]) -> None:
         """Runs no longer queued (cancelled, superseded) are no longer held."""
-        for run_id in set(self._held) - queued:
-            del self._held[run_id]
+        self._held &= queued
 
     def _say(self, run: RunInfo, line: str) -> None:
         first = next((s.name for s in run.stages if s.status is StageStatus.idle), None)

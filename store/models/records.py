@@ -57,6 +57,7 @@ class RunInfo(BaseModel):
     error: str | None = None
     # Why a queued run has not started yet (e.g. "waiting for the Docker engine …")
     waiting: str | None = None
+    waiting_since: datetime | None = None
     rerun_of: int | None = None
     rerun_from_stage: str | None = None
     actor: str | None = None

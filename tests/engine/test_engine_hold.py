@@ -4,6 +4,7 @@ watch; tests/reliability/test_engine_restart.py stops a real engine)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from store.models import (
     StageStatus,
 )
 from tests.engine.test_engine_logic import add_service, log_text, push
-from tests.harness import Fakes, agent_running, wait_run
+from tests.harness import Fakes, agent_config, agent_running, wait_run
 
 AWAY = "Docker engine unreachable (ConnectionError: no socket)"
 
@@ -95,3 +96,40 @@ def test_which_runs_need_the_engine() -> None:
     assert needs_engine(local.model_copy(update={"executor": "docker"}), plain)
     assert not needs_engine(local.model_copy(update={"executor": "ecs"}),
                             service(dockerfile="Dockerfile"))  # built on the cluster
+
+
+async def test_the_bound_holds_across_an_agent_restart(tmp_path: Path) -> None:
+    """The wait counts from when the run began waiting, not from the agent's start: a run
+    that waited, then the agent was down past the bound, fails at the next start."""
+    data = tmp_path / "data"
+
+    def started_away() -> Agent:  # away before the scheduler's first pass
+        settings = agent_config(data, docker_queue_wait_s=3)
+        agent = Agent(settings, Fakes().parts(settings))
+        agent.engine.hold.away = lambda: AWAY
+        return agent
+
+    first = started_away()
+    await first.start()
+    try:
+        first.store.create_pipeline(PipelineConfig(
+            name="shop", staging=DockerTargetConfig(), production=DockerTargetConfig()))
+        run = push(first, add_service(first))
+        await wait_run(first, run.id, lambda r: r.waiting is not None, timeout=10)
+    finally:
+        await first.stop()
+        first.close()
+    await asyncio.sleep(3.5)  # the agent is down longer than the run may wait
+
+    second = started_away()
+    await second.start()
+    try:
+        failed = await wait_run(second, run.id, timeout=30)
+        prepare = log_text(second, failed, "Prepare")
+    finally:
+        await second.stop()
+        second.close()
+    assert failed.status is RunStatus.failed, failed
+    assert "the Docker engine did not answer for 3 s" in (failed.error or "")
+    assert prepare.count("waiting for the Docker engine (up to 3 s) before starting") == 1, (
+        prepare)
