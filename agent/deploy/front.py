@@ -250,7 +250,7 @@ class Front:
         if container is None:
             container = self._create()
         elif container.attrs["HostConfig"].get("CpuShares") != CPU_SHARES:
-            container.update(cpu_shares=CPU_SHARES)  # made by an older agent; live, no restart
+            self._raise_cpu_weight(container)
         if container.status != "running":
             try:
                 container.start()
@@ -261,6 +261,14 @@ class Front:
         self._wait_api(timeout_s)
         self.apply(weights)
         self.request_log(False)  # on only while a canary measures (an agent killed in one)
+
+    def _raise_cpu_weight(self, container: Any) -> None:
+        """A front made by an older agent: its CPU weight, live (no restart)."""
+        try:
+            container.update(cpu_shares=CPU_SHARES)
+        except docker.errors.APIError as exc:  # e.g. no cpu cgroup controller: serve anyway
+            logger.warning("%s: CPU weight not raised: %s", self.spec.name,
+                           exc.explanation or exc)
 
     def _matches(self, container: Any) -> bool:
         labels = container.labels
