@@ -125,9 +125,10 @@ class RunLinks:
               now: float | None = None) -> int:
         """The link's expiry (unix time) when it opens run `run_id`; else LinkRefused."""
         if not exp or not sig:
-            raise LinkRefused("this link carries no signature")
+            raise LinkRefused("this link lacks its " + ("signature (sig=)" if not sig
+                                                        else "expiry (exp=)"))
         if not exp.isdigit() or len(exp) > 12:
-            raise LinkRefused("this link's expiry is not a time")
+            raise LinkRefused(f"this link's expiry exp={exp[:20]!r} is not a unix time")
         if len(sig) != 64 or not sig.isascii():
             raise LinkRefused("this link's signature does not match: it was changed, or "
                               "made for another run or by another agent")

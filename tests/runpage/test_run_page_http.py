@@ -313,6 +313,9 @@ def test_a_bad_parameter_gets_a_page_naming_it_and_the_api_a_json_answer(api: Li
         "live missing stage": (f"/runs/{run.id}/live", query, 400, "stage is missing"),
         "live n": (f"/runs/{run.id}/live", dict(query, stage=unit, n="-3"), 400,
                    "n=&#39;-3&#39; is not a line number"),
+        "exp": (f"/runs/{run.id}", dict(query, exp="abc"), 403,
+                "exp=&#39;abc&#39; is not a unix time"),
+        "no sig": (f"/runs/{run.id}", {"exp": query["exp"]}, 403, "lacks its signature (sig=)"),
     }
     viewer = {"Authorization": f"Bearer {api.tokens[Role.viewer]}"}
     for name, (path, params, status, words) in cases.items():
