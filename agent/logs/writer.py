@@ -6,8 +6,9 @@ batch consecutive ULIDs, inserts it in one transaction and then publishes it.
 Ids are assigned in the writer thread, so id order is commit order: a client
 resuming "after <ulid>" can never miss a line committed later with a smaller id.
 
-Search: after a pass, while the queue is short, the writer indexes a chunk of the lines
-it stored (store.log_index): a flood is stored at full speed and indexed once it eases.
+Search: after a pass without a backlog, the writer indexes a chunk of the lines it stored
+(store.log_index), keeping step with a stage streaming steadily; a backlog (a flood faster
+than the inserts) is stored at full speed first and indexed once it eases.
 
 Backpressure: when `max_pending` lines wait, producers block (the executor
 thread, never the event loop), so a stage printing a million lines cannot grow
@@ -238,8 +239,8 @@ class LogWriter:
                 self._count_lost(batch, exc)
             for marker in markers:
                 marker.set()
-            if self._pending < BATCH_LINES:  # a flood is stored first, indexed once it eases
-                self._index_some()
+            if self._pending < MAX_BATCH_LINES:  # no backlog: keep the index in step
+                self._index_some()  # (a backlog is stored first, indexed once it eases)
 
     def _index_some(self, deadline: float | None = None) -> None:
         """Index stored lines for search (store.log_index), a chunk at a time: one chunk

@@ -27,6 +27,9 @@ from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
 LIVE_INTERVAL = 0.1  # seconds between repaints while lines stream in
+# In a flood (a screenful or more per repaint, unreadable anyway) repaint less often: each
+# repaint of a following view re-renders every row on screen, and keys wait behind it.
+FLOOD_INTERVAL = 0.25
 ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception|panic)\b",
                       re.IGNORECASE)
 
@@ -94,6 +97,7 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self._max_width = 0
         self._incoming: list[dict[str, Any]] = []
         self._flush_scheduled = False
+        self._flooded = False  # the last repaint brought a screenful or more
 
     def _changed(self, layout: bool = True) -> None:
         """Content changed: drop caches and re-size the virtual canvas."""
@@ -225,19 +229,22 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
 
     def add_live(self, raw: list[dict[str, Any]]) -> None:
         """Lines from the view's stream (called by its message handler). Applied at most
-        every LIVE_INTERVAL: a flood of small batches costs one repaint, not fifty."""
+        every LIVE_INTERVAL (FLOOD_INTERVAL in a flood): a flood of small batches costs one
+        repaint, not fifty."""
         if not self.loaded_once:
             return  # the tail page still loading will include them (stream starts after it)
         self._incoming.extend(raw)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.set_timer(LIVE_INTERVAL, self._flush_live)
+            self.set_timer(FLOOD_INTERVAL if self._flooded else LIVE_INTERVAL,
+                           self._flush_live)
 
     def _flush_live(self) -> None:
         self._flush_scheduled = False
         lines = [make_line(r) for r in self._incoming]
         self._incoming = []
         added = self.window.add_live(lines)
+        self._flooded = len(lines) >= max(self.scrollable_content_region.height, 1)
         if not self.follow or not self.window.at_live_end:
             self.new_lines += len(lines)
         if added:
