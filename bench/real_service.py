@@ -22,10 +22,11 @@ its REST API as a user's script would: nothing of the bench shares its interpret
   build`, `docker-compose up` + test, `docker-compose down`), caches cold (its own
   nonce, its own pip cache). overhead_ratio = first_s / hand_s (goal <= 1.05).
 
-`--rounds N` (default 3) repeats the three, alternating whether the script or the agent
-goes first; the figures are medians (ratios: the median of each round's ratio). The
-table also gives each stage's and each step's median seconds, the wheels a warm run
-fetched again (0: the pip cache was hit), and the load average.
+`--rounds N` (default 4) repeats the three, alternating whether the script or the agent
+goes first (each timed part starts after a `sync`); the figures are medians (ratios: the
+median of each round's ratio). The table also gives each stage's and each step's median
+seconds, the wheels a warm run fetched again (0: the pip cache was hit), and the load
+average.
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def serve(folder: Path, host: str) -> tuple[http.server.ThreadingHTTPServer, str
     server = http.server.ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}/"
+
+
+def settle() -> None:
+    """Before each timed part: what the last one wrote goes to disk now, not while the
+    next one runs (whichever went second was the slower, agent or script alike)."""
+    os.sync()
 
 
 def free_port() -> int:
@@ -202,6 +209,7 @@ def by_hand(repo: Path, work: Path, index: str) -> tuple[float, dict[str, float]
         f"docker run --rm --network {project}_default -v {clone}:/workspace -w /workspace "
         f"{IMAGE} python3 tests/integration.py",
     ])
+    settle()
     began = time.perf_counter()
     try:
         done = subprocess.run(["bash", "-xc", script], capture_output=True, text=True)
@@ -244,6 +252,7 @@ def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[Agen
         runs = []
         with agent.client() as client:
             for sha in shas:
+                settle()
                 fetched = QuietHandler.downloads
                 began = time.perf_counter()
                 run = client.post("/api/v1/services/svc/trigger", json={
@@ -308,8 +317,9 @@ def median_of(values: list[dict[str, float]]) -> dict[str, float]:
 
 def main() -> None:
     p = parser(__doc__ or "")
-    p.add_argument("--rounds", type=int, default=3,
-                   help="rounds of (agent cold + warm, by hand); medians are reported")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="rounds of (agent cold + warm, by hand), who goes first alternating "
+                        "(an even number: each order as often); medians are reported")
     args = p.parse_args()
     load = os.getloadavg()  # the figures mean little on a busy host: say how busy
     ensure_image()
