@@ -308,6 +308,8 @@ class Workspaces:
         for each mirror, which fetches skip to stay fast. In the foreground: this already
         runs in the background, and the mirror's lock keeps fetches out meanwhile."""
         for mirror in sorted(self.mirrors_dir.glob("*.git")):
+            if not (mirror / "HEAD").is_file():  # not a repository: nothing for git to do
+                continue
             with self._lock(f"mirror:{mirror.stem}"):
                 try:
                     self._run_git(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],

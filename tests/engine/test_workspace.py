@@ -230,3 +230,4 @@ async def test_an_older_agents_per_service_mirrors_are_removed_at_start(
     assert (shared / "app" / "version").read_text() == "v1\n"
     assert any("removed 1 per-service git mirror(s) left from before mirrors were shared "
                "per repository: api.git" in r.getMessage() for r in caplog.records)
+    assert not any("notes.git" in r.getMessage() for r in caplog.records)  # left alone
