@@ -159,13 +159,13 @@ class LogSearching:
     @work(group="log-page", exclusive=True, exit_on_error=False)
     async def _load_around(self, match: LogMatch) -> None:
         client = services(self).client  # type: ignore[arg-type]
-        older = await client.log_page(self.run_id, stage=self.stage, before=match.id,
-                                      limit=AROUND)
-        newer = await client.log_page(self.run_id, stage=self.stage,
-                                      after=older.lines[-1].id if older.lines else None,
-                                      limit=AROUND + 1)
-        before = [make_line(ln.model_dump()) for ln in older.lines]
-        after = [make_line(ln.model_dump()) for ln in newer.lines]
+        older, _ = await client.log_page_raw(self.run_id, stage=self.stage,
+                                             before=match.id, limit=AROUND)
+        newer, _ = await client.log_page_raw(self.run_id, stage=self.stage,
+                                             after=older[-1]["id"] if older else None,
+                                             limit=AROUND + 1)
+        before = [make_line(ln) for ln in older]
+        after = [make_line(ln) for ln in newer]
         self.post_message(AroundLoaded(match, before, after, len(before) >= AROUND,
                                        len(after) <= AROUND))
 
