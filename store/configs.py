@@ -243,6 +243,8 @@ class ConfigQueries(Database):
                                "their depends_on_services first")
             run_ids = "SELECT id FROM runs WHERE service_id=?"
             unindex_lines(conn, f"l.run_id IN ({run_ids})", (service.id,))
+            conn.execute(f"DELETE FROM log_search_scopes WHERE run_id IN ({run_ids})",
+                         (service.id,))  # a run id used again starts a fresh scope
             conn.execute(f"DELETE FROM log_lines WHERE run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM approvals WHERE run_id IN ({run_ids})", (service.id,))
             conn.execute(f"DELETE FROM stages WHERE run_id IN ({run_ids})", (service.id,))

@@ -131,6 +131,7 @@ def test_deleting_a_service_takes_its_lines_out_of_the_index(store: Store):
     _store(store, _rows(run.id + 1000, "Build", _texts(20)))  # another service's
     store.delete_service("payments")
     assert _index_size(store) == 20
+    assert not _indexed(store, run.id, "Build")  # its scope went with it
     assert store.search_log(run.id + 1000, "Build", "module").total == 2
 
 
