@@ -98,6 +98,7 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self._incoming: list[dict[str, Any]] = []
         self._flush_scheduled = False
         self._flooded = False  # the last repaint brought a screenful or more
+        self._rows_width = 0  # the content width the rendered rows were wrapped to
 
     def _changed(self, layout: bool = True) -> None:
         """Content changed: drop caches and re-size the virtual canvas."""
@@ -111,7 +112,11 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self.refresh()
 
     def on_resize(self) -> None:
-        self._changed()
+        # Rendered rows depend on the width only when wrapping: a change of height alone
+        # (the search box opening or closing, a taller terminal) keeps them all.
+        width = self.scrollable_content_region.width
+        self._changed(layout=self.wrap and width != self._rows_width)
+        self._rows_width = width
         if self.follow:
             self._to_end()
 
