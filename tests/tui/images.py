@@ -50,6 +50,15 @@ def build_catalog_images(client: Any, base_image: str, repo: str, shas: list[str
     return tags
 
 
+def remove_networks(client: Any, service: str) -> None:
+    """The environments' networks of `service` (a deploy makes one per environment; left
+    behind, they use up the engine's address pools and `compose up` fails)."""
+    for network in client.networks.list(names=[f"seamless-{service}-"]):
+        if network.name in (f"seamless-{service}-staging", f"seamless-{service}-production"):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.remove()
+
+
 def remove_front(client: Any, service: str, data_dir: Path) -> None:
     """This test's front of `service` only: the container name is shared by every agent
     seeding the same service, so it is told apart by its mounts from `data_dir`."""

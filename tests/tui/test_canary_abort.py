@@ -23,7 +23,12 @@ from store.models import (
 )
 from tests.helpers import unique_name
 from tests.tui.conftest import start_live_agent, wait_for
-from tests.tui.images import build_catalog_images, remove_front, remove_images
+from tests.tui.images import (
+    build_catalog_images,
+    remove_front,
+    remove_images,
+    remove_networks,
+)
 from tests.tui.seed import sha
 
 # No request will reach 10,000: the first step is inconclusive and holds until aborted.
@@ -61,6 +66,7 @@ def canary_agent(tmp_path, docker_client, base_image):
     live.server.stop()
     remove_front(docker_client, catalog, tmp_path)
     remove_images(docker_client, tags)
+    remove_networks(docker_client, catalog)
 
 
 async def test_abort_from_the_tui_sends_every_request_back_to_stable(canary_agent):

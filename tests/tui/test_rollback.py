@@ -9,7 +9,12 @@ from seamless_tui.screens.confirm import ConfirmModal
 from seamless_tui.screens.rollback import RollbackScreen
 from tests.helpers import unique_name
 from tests.tui.conftest import start_live_agent, wait_for
-from tests.tui.images import build_catalog_images, remove_front, remove_images
+from tests.tui.images import (
+    build_catalog_images,
+    remove_front,
+    remove_images,
+    remove_networks,
+)
 from tests.tui.seed import sha
 
 
@@ -24,6 +29,7 @@ def rollback_agent(tmp_path, docker_client, base_image):
     live.server.stop()
     remove_front(docker_client, catalog, tmp_path)
     remove_images(docker_client, tags)
+    remove_networks(docker_client, catalog)
 
 
 async def test_rollback_from_the_picker_creates_a_rollback_deployment(rollback_agent):
