@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import urllib.error
 import urllib.request
@@ -28,7 +29,9 @@ class Hammer:
                         self.bodies[body] += 1
                         continue
                     self.errors[f"HTTP {resp.status}"] += 1
-            except (OSError, urllib.error.URLError) as exc:
+            # A reply cut off mid-body (IncompleteRead, a bad status line) is a failed request
+            # too: it once ended the thread, and a dead hammer counts no failures at all.
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
                 self.errors[type(exc).__name__ + ": " + str(exc)[:80]] += 1
             self.failed += 1
 
