@@ -239,6 +239,10 @@ class SeamlessApp(App[None]):
         if not self.exit_at_once or driver is None:
             await super().action_quit()
             return
+        # Not waiting for the input thread: it wakes every 0.1 s and reads once more before it
+        # ends (~0.2 s of the quit); the process ends below, so nothing of it is needed.
+        if hasattr(driver, "_key_thread"):
+            driver._key_thread = None
         driver.stop_application_mode()  # the terminal as it was: screen, modes, echo
         driver.close()  # the writer thread writes what is queued before it stops
         sys.stdout.flush()
