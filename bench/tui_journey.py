@@ -84,8 +84,10 @@ def main() -> None:
         "stream_lines_per_s": RATE, "rounds": args.rounds,
     }
     figures["p99_over_floor"] = figures["key_p99_ms"] / max(figures["capture_floor_ms"], 1e-6)
+    slowest_steps = [(f"  slow: {name} (ms)", seconds * 1000)
+                     for name, seconds in sorted(answers, key=lambda a: -a[1])[:8]]
     report(f"TUI journey in tmux x{args.rounds}, a stage streaming {RATE:,} lines/s",
-           list(figures.items()), figures, args.json)
+           list(figures.items()) + slowest_steps, figures, args.json)
 
 
 if __name__ == "__main__":
