@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from agent.deploy.front import Front, ServerStat
+from agent.deploy.front import Front
+from agent.deploy.front_api import ServerStat
 from store.models import CanaryConfig, CanaryMeasurement
 
 CHECK_INTERVAL_S = 0.5  # how often a bake looks for a failing rule

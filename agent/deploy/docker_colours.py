@@ -19,7 +19,8 @@ import docker
 import docker.errors
 
 from agent.deploy.base import DeployError, DeployRequest
-from agent.deploy.front import Front, FrontError, FrontSpec
+from agent.deploy.front import Front, FrontSpec
+from agent.deploy.front_api import FrontError
 from agent.deploy.health import HealthResult, check_docker_healthcheck, check_http
 from agent.docker_client import engine_client
 from agent.logs import StageLog

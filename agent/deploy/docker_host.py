@@ -39,7 +39,8 @@ from agent.deploy.docker_colours import (
     free_port,
     resource_name,
 )
-from agent.deploy.front import Front, FrontError
+from agent.deploy.front import Front
+from agent.deploy.front_api import FrontError
 from agent.logs import StageLog
 from agent.logs.logger import LoggingStageLog
 from store.models import Service

@@ -6,9 +6,9 @@ DNS (127.0.0.11), so after an engine restart it finds them wherever they came ba
 its restart policy keeps it serving while the agent is stopped, killed or upgraded;
 and it is built locally from the host's Debian `haproxy` (agent/deploy/front_image.py).
 
-The agent drives it through HAProxy's runtime API on a unix socket in a host folder
-bind-mounted into the container (`<data_dir>/fronts/<service>-<environment>/`): weights,
-drain and figures change without a reload. Every change is also written to the config
+The agent drives it through HAProxy's runtime API (agent/deploy/front_api.py) on a unix
+socket in a host folder bind-mounted into the container: weights, drain and figures change
+without a reload. Every change is also written to the config
 file in that folder first, so a front that restarts by itself comes back serving what
 the agent last set.
 """
@@ -16,11 +16,8 @@ the agent last set.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,25 +27,26 @@ import docker
 import docker.errors
 from docker.types import LogConfig
 
+from agent.deploy.front_api import (
+    BACKEND,
+    COLOURS,
+    SOCKET,
+    FrontApi,
+    FrontError,
+    ServerStat,
+    parse_stat,
+)
 from agent.deploy.front_image import ensure_image
 
 logger = logging.getLogger(__name__)
 
-COLOURS = ("blue", "green")
-BACKEND = "colours"
 LISTEN_PORT = 8080  # inside the front container; published on the stable host port
-_SOCKET = "admin.sock"
 _CONFIG = "haproxy.cfg"
 _LOG_MAP = "log.map"  # `on 1` while request lines are wanted (canary windows)
 _LOG_MAP_IN = f"/etc/seamless-front/{_LOG_MAP}"
-_API_TIMEOUT_S = 5.0
 # CPU weight against the engine's other containers (Docker's default is 1024): on a
 # host busy with builds and test stages, production's front is scheduled first.
 CPU_SHARES = 8192
-
-
-class FrontError(RuntimeError):
-    """The front cannot be set up or does not answer; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def render_config(spec: FrontSpec, weights: dict[str, int]) -> str:
     return f"""# Written by seamless-agent; the runtime API changes it live, this file on restart.
 global
     log stdout format raw local0
-    stats socket /run/front/{_SOCKET} mode 600 level admin
+    stats socket /run/front/{SOCKET} mode 600 level admin
     stats timeout 30s
     maxconn 4096
     hard-stop-after 30s
@@ -134,83 +132,6 @@ backend {BACKEND}
     default-server check inter 500ms fall 3 rise 1
 {servers}
 """
-
-
-class FrontApi:
-    """HAProxy's runtime API over the front's unix socket: one command per connection."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def __call__(self, command: str, timeout_s: float = _API_TIMEOUT_S) -> str:
-        path = self.folder / _SOCKET
-        fd = None
-        if len(str(path)) > 100:  # AF_UNIX paths stop at 108 bytes: go through the folder's fd
-            fd = os.open(self.folder, os.O_RDONLY)
-            path = Path(f"/proc/self/fd/{fd}/{_SOCKET}")
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout_s)
-                sock.connect(str(path))
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while data := sock.recv(65536):
-                    chunks.append(data)
-        except OSError as exc:
-            raise FrontError(f"the front's runtime API ({self.folder / _SOCKET}) does not"
-                             f" answer: {exc}") from exc
-        finally:
-            if fd is not None:
-                os.close(fd)
-        return b"".join(chunks).decode(errors="replace")
-
-
-@dataclass
-class ServerStat:
-    colour: str
-    status: str  # UP, DOWN, MAINT, DRAIN, no check…
-    weight: int
-    current: int  # open sessions
-    requests: int  # total since the front started
-    errors_5xx: int
-    connect_errors: int
-    response_errors: int
-    addr: str
-    check: str = ""  # the last health check's result: L4OK, L7OK, L4TOUT, INI…
-
-    @property
-    def errors(self) -> int:
-        return self.errors_5xx + self.connect_errors + self.response_errors
-
-    @property
-    def checked_up(self) -> bool:
-        """Up by the front's own check, with one failed check to spare. A server whose name
-        resolves again is put UP at once (status `UP 1/3`: no check yet, the next failure
-        takes it DOWN): a switch to it then had production answer 503 for a moment when
-        that first check timed out on a loaded host."""
-        word, _, margin = self.status.partition(" ")
-        left = int(margin.split("/")[0]) if margin[:1].isdigit() else None
-        return (bool(self.addr) and word in ("UP", "DRAIN") and self.check.endswith("OK")
-                and (left is None or left >= 2))
-
-
-def parse_stat(csv_text: str) -> dict[str, ServerStat]:
-    rows = csv.DictReader(io.StringIO(csv_text.lstrip("# ")))
-    out = {}
-    for row in rows:
-        if row.get("pxname") != BACKEND or row.get("svname") not in COLOURS:
-            continue
-
-        def num(key: str, row: dict[str, str] = row) -> int:
-            return int(row.get(key) or 0)
-
-        out[row["svname"]] = ServerStat(
-            colour=row["svname"], status=row.get("status", ""), weight=num("weight"),
-            current=num("scur"), requests=num("req_tot") or num("stot"),
-            errors_5xx=num("hrsp_5xx"), connect_errors=num("econ"),
-            response_errors=num("eresp"), addr=row.get("addr", ""),
-            check=row.get("check_status", ""))
-    return out
 
 
 class Front:

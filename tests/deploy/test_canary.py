@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.deploy.front import FrontApi, parse_stat
+from agent.deploy.front_api import FrontApi, parse_stat
 from agent.logs.logger import LoggingStageLog
 from store.models import CanaryConfig, DeploymentStatus, DockerTargetConfig
 from tests.deploy.conftest import build_image, cgi_script, make_run, make_service

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent.deploy.front import BACKEND, CPU_SHARES, Front, FrontSpec
+from agent.deploy.front import CPU_SHARES, Front, FrontSpec
+from agent.deploy.front_api import BACKEND
 from agent.deploy.front_image import ensure_image
 from tests.helpers import free_port, unique_name
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import docker.errors
 import pytest
 
-from agent.deploy.front import Front, FrontError, FrontSpec, parse_stat
+from agent.deploy.front import Front, FrontSpec
+from agent.deploy.front_api import FrontError, parse_stat
 from tests.helpers import free_port, unique_name
 
 pytestmark = pytest.mark.docker

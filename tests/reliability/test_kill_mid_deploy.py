@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.deploy.front import FrontApi, parse_stat
+from agent.deploy.front_api import FrontApi, parse_stat
 from tests.harness import wait_until
 from tests.helpers import free_port
 from tests.reliability.conftest import svc_name
