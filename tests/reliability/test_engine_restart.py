@@ -293,8 +293,11 @@ def test_runs_started_while_the_engine_is_stopped_wait_queued_then_start_or_fail
         assert held["status"] == "queued", summary(held)
         assert "waiting for the Docker engine (up to 20 s)" in held["waiting"], held
         assert all(s["status"] == "idle" for s in held["stages"]), summary(held)
-        assert any("waiting for the Docker engine" in line
-                   for line in agent.log_lines(held["id"], "Prepare"))
+        # The run's field is committed at once; its log line goes through the log writer's
+        # batches like every other line, a moment later.
+        wait_until(lambda: any("waiting for the Docker engine" in line
+                               for line in agent.log_lines(held["id"], "Prepare")),
+                   timeout=10, what="the waiting line in Prepare's log")
         shown = subprocess.run(
             [str(Path(sys.executable).parent / "seamless-agent"), "runs", str(held["id"])],
             capture_output=True, text=True, timeout=60, check=False,
