@@ -26,6 +26,8 @@ from store.models import (
     Deployment,
     DoraFigures,
     Event,
+    FirstErrorAnswer,
+    LogMatch,
     LogPage,
     LogSearchPage,
     Quarantine,
@@ -284,6 +286,12 @@ class AgentClient:
         data = await self.request("GET", f"/api/v1/runs/{run_id}/logs/search", params={
             "stage": stage, "q": query, "after": after, "before": before, "limit": limit})
         return LogSearchPage.model_validate(data)
+
+    async def first_error(self, run_id: int, stage: str) -> LogMatch | None:
+        """The stage's first error line over its whole stored log (None: it has none)."""
+        data = await self.request("GET", f"/api/v1/runs/{run_id}/logs/first-error",
+                                  params={"stage": stage})
+        return FirstErrorAnswer.model_validate(data).line
 
     # -- WebSocket streams ------------------------------------------------------------------
     def _ws_url(self, path: str, params: dict[str, Any]) -> str:

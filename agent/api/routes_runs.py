@@ -15,6 +15,8 @@ from store.models import (
     Approval,
     ApprovalStatus,
     DecisionRequest,
+    FirstErrorAnswer,
+    LogMatch,
     LogPage,
     LogSearchPage,
     RerunRequest,
@@ -106,6 +108,23 @@ def search_logs(request: Request, run_id: int, _: Viewer,
     store.get_run(run_id)
     return store.search_log(run_id, stage, q, after=after, before=before, limit=limit,
                             with_total=after is None and before is None)
+
+
+@router.get("/runs/{run_id}/logs/first-error", response_model=FirstErrorAnswer,
+            tags=["logs"])
+def first_error(request: Request, run_id: int, _: Viewer,
+                stage: Annotated[str, Query(description="one of the stage names")]
+                ) -> FirstErrorAnswer:
+    """The stage's first line that reads like an error, over its whole stored log (its
+    first 200,000 lines): the same line the run page marks."""
+    _check_stage(stage)
+    store = agent_of(request).store
+    store.get_run(run_id)
+    line = store.first_error_line(run_id, stage)
+    if line is None:
+        return FirstErrorAnswer()
+    return FirstErrorAnswer(line=LogMatch(id=line.id, index=1, text=line.text,
+                                          number=store.log_number(run_id, stage, line.id)))
 
 
 def _check_stage(stage: str | None) -> None:

@@ -14,8 +14,8 @@ from seamless_tui.widgets.key_footer import KeyFooter
 NOTES = (
     "Log pane: / searches the whole stage log on the agent (a match counter shows "
     "3 / 1,922); n / N go to the next / previous match, loading that part of the log; "
-    "e jumps to the first error in the loaded lines; f or G resumes following; s saves the "
-    "whole stage log to a file in the current directory; click a line and y copies it "
+    "e jumps to the stage's first error line (the whole log); f or G resumes following; "
+    "s saves the whole stage log to a file in the current directory; click a line and y copies it "
     "(to the terminal's clipboard, OSC 52). A line ending in \u203a goes on to the right "
     "(w wraps); a line marked 'split' was longer than 64 KiB and continues below.\n"
     "g = top, G = bottom (as in vim and less).\n"

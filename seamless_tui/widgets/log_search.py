@@ -1,7 +1,8 @@
 """Search over a stage's whole log, on the agent (`/logs/search`, paged by ULID), for the
 log view: a match counter (`3 / 1,922`), `n` / `N` across pages (wrapping at the ends),
-and the view's window moved to a match that is not loaded. Also: save the whole log to a
-file, copy a line.
+and the view's window moved to a match that is not loaded. `e`: the stage's first error
+line, also found by the agent over the whole log (`/logs/first-error`, the line the run
+page marks). Also: save the whole log to a file, copy a line.
 
 Mixed into LogView (it brings the window, the scrolling and `post_message`)."""
 
@@ -43,14 +44,22 @@ class SearchAnswer(Message, bubble=False):
         self.term, self.matches, self.total, self.pick = term, matches, total, pick
 
 
+class FirstErrorFound(Message, bubble=False):
+    """The agent's answer to `e`: the stage's first error line, or None."""
+
+    def __init__(self, line: LogMatch | None) -> None:
+        super().__init__()
+        self.line = line
+
+
 class AroundLoaded(Message, bubble=False):
     """The lines around a match, to replace the window with."""
 
     def __init__(self, match: LogMatch, before: list[Line], after: list[Line],
-                 more_before: bool, reaches_end: bool) -> None:
+                 more_before: bool, reaches_end: bool, note: str) -> None:
         super().__init__()
         self.match, self.before, self.after = match, before, after
-        self.more_before, self.reaches_end = more_before, reaches_end
+        self.more_before, self.reaches_end, self.note = more_before, reaches_end, note
 
 
 class LogSearching:
@@ -74,6 +83,7 @@ class LogSearching:
         def copy_marked(self) -> None: ...
 
     searching: SearchState | None = None
+    target: LogMatch | None = None  # the line being brought into view (a match, an error)
 
     # -- asking the agent ---------------------------------------------------------------------
     def set_search(self, term: str) -> None:
@@ -131,22 +141,48 @@ class LogSearching:
         else:
             self._ask(state.term, None, state.current.id, "prev")
 
+    # -- the first error ----------------------------------------------------------------------
+    def action_first_error(self) -> None:
+        if self.stage is None:
+            self._status("pick a stage to find its first error")
+            return
+        self._status("looking for the first error…")
+        self._ask_first_error()
+
+    @work(group="log-search", exclusive=True, exit_on_error=False)
+    async def _ask_first_error(self) -> None:
+        assert self.stage is not None
+        line = await services(self).client.first_error(  # type: ignore[arg-type]
+            self.run_id, self.stage)
+        self.post_message(FirstErrorFound(line))
+
+    def on_first_error_found(self, message: FirstErrorFound) -> None:
+        if message.line is None:
+            self._status("no error line in this stage's log")
+        else:
+            self._bring(message.line, f"first error: line {message.line.number:,}")
+
     # -- showing a match ----------------------------------------------------------------------
     def _go(self, match: LogMatch) -> None:
         assert self.searching is not None
         self.searching.current = match
+        self._bring(match)
+
+    def _bring(self, match: LogMatch, note: str = "") -> None:
+        """Show `match`'s line: in the window, or in the lines loaded around it."""
+        self.target = match
         index = next((i for i, ln in enumerate(self.window.lines) if ln.id == match.id), None)
         if index is not None:
-            self._show_match(index)
+            self._show_match(index, note)
         else:
             self._status(f"loading line {match.number:,}…")
-            self._load_around(match)
+            self._load_around(match, note)
 
-    def _show_match(self, index: int) -> None:
+    def _show_match(self, index: int, note: str = "") -> None:
         self.follow = False
         self.match_line = index
         self._show_line(index)
-        self._status("")
+        self._status(note)
 
     def search_note(self) -> str:
         """`match 3 / 1,922 (line 40,211)` while a search is on (the pane's status line)."""
@@ -157,7 +193,7 @@ class LogSearching:
         return f"match {state.current.index:,} / {total} (line {state.current.number:,})"
 
     @work(group="log-page", exclusive=True, exit_on_error=False)
-    async def _load_around(self, match: LogMatch) -> None:
+    async def _load_around(self, match: LogMatch, note: str) -> None:
         client = services(self).client  # type: ignore[arg-type]
         older, _ = await client.log_page_raw(self.run_id, stage=self.stage,
                                              before=match.id, limit=AROUND)
@@ -167,11 +203,11 @@ class LogSearching:
         before = [make_line(ln) for ln in older]
         after = [make_line(ln) for ln in newer]
         self.post_message(AroundLoaded(match, before, after, len(before) >= AROUND,
-                                       len(after) <= AROUND))
+                                       len(after) <= AROUND, note))
 
     def on_around_loaded(self, message: AroundLoaded) -> None:
-        if self.searching is None or self.searching.current is not message.match:
-            return
+        if self.target is not message.match:
+            return  # a line asked for before the last one
         lines = message.before + message.after
         self.window.reset(lines, has_older=message.more_before,
                           at_live_end=message.reaches_end,
@@ -179,7 +215,7 @@ class LogSearching:
         self._changed()
         index = next((i for i, ln in enumerate(lines) if ln.id == message.match.id), None)
         if index is not None:
-            self._show_match(index)
+            self._show_match(index, message.note)
 
     # -- save, copy ---------------------------------------------------------------------------
     def action_save(self) -> None:

@@ -30,8 +30,6 @@ LIVE_INTERVAL = 0.1  # seconds between repaints while lines stream in
 # In a flood (a screenful or more per repaint, unreadable anyway) repaint less often: each
 # repaint of a following view re-renders every row on screen, and keys wait behind it.
 FLOOD_INTERVAL = 0.25
-ERROR_RE = re.compile(r"\b(error|errors|failed|failure|fatal|traceback|exception|panic)\b",
-                      re.IGNORECASE)
 
 
 class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
@@ -342,29 +340,10 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self.post_message(self.Status(self, f"{flag.replace('show_', '')}: "
                                             f"{'on' if getattr(self, flag) else 'off'}"))
 
-    # -- search: the whole log on the agent (log_search.py); errors in the loaded lines ----
+    # -- search and first error: the whole log, on the agent (log_search.py) -----------
     def _status(self, note: str) -> None:
         self.post_message(self.Status(self, note))
 
     def _show_line(self, index: int) -> None:
         self._cache.clear()
         self._set_y(self.row_of_line(index) - self.scrollable_content_region.height // 2)
-
-    def action_first_error(self) -> None:
-        self.match_line = -1
-        self._jump(lambda ln: ERROR_RE.search(ln.plain) is not None, 1,
-                   "no error in the loaded lines")
-
-    def _jump(self, predicate: Any, step: int, missing: str) -> None:
-        lines, count = self.window.lines, len(self.window)
-        start = self.match_line if self.match_line is not None else (
-            self.line_at_row(self.scroll_offset.y)[0] - step)
-        for offset in range(1, count + 1):
-            index = (start + step * offset) % count if count else 0
-            if predicate(lines[index]):
-                self.follow = False
-                self.match_line = index
-                self._show_line(index)
-                self._status(f"line {index + 1} of the loaded window")
-                return
-        self.post_message(self.Status(self, missing))

@@ -180,6 +180,14 @@ class LogMatch(BaseModel):
     text: str
 
 
+class FirstErrorAnswer(BaseModel):
+    """GET /api/v1/runs/{id}/logs/first-error: where a reader of a failed stage starts."""
+
+    line: LogMatch | None = Field(None, description="the stage's first line that reads like an"
+                                  " error (error, fail, traceback, panic:); none in its first"
+                                  " 200,000 lines: null")
+
+
 class LogSearchPage(BaseModel):
     """GET /api/v1/runs/{id}/logs/search: matches in id order after the cursor."""
 

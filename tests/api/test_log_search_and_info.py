@@ -70,6 +70,25 @@ def test_search_treats_like_wildcards_as_plain_text(api: LiveApi):
     assert [m["text"] for m in under.json()["matches"]] == ["a_b"]
 
 
+def test_first_error_is_the_stages_first_error_line_with_its_number(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store.insert_log_lines(_lines(run.id, "Unit Test", 3000))  # "failed" every 10th line
+    store.insert_log_lines(_lines(run.id, "Build", 9))  # none: all "ok"
+    url = f"/api/v1/runs/{run.id}/logs/first-error"
+    with api.client(Role.viewer) as c:
+        found = c.get(url, params={"stage": "Unit Test"}).json()
+        none = c.get(url, params={"stage": "Build"}).json()
+        unknown_stage = c.get(url, params={"stage": "Nope"})
+        unknown_run = c.get(f"/api/v1/runs/{run.id + 99}/logs/first-error",
+                            params={"stage": "Build"})
+    assert found["line"]["number"] == 10 and found["line"]["text"].startswith("test_10 ")
+    assert none == {"line": None}
+    assert unknown_stage.status_code == 422
+    assert unknown_run.status_code == 404
+
+
 def test_info_reports_version_run_counts_and_the_docker_engine(api: LiveApi):
     store = api.agent.store
     svc = add_service(store)

@@ -103,7 +103,7 @@ async def test_search_and_first_error_work_on_the_loaded_lines(live_agent: LiveA
     async with app.run_test(size=(80, 24)) as pilot:
         view = await _open(app, pilot, run_id)
         await pilot.press("e")
-        assert view.match_line == 60
+        await wait_for(pilot, lambda: view.match_line == 60, "the first error")
         error = view.window.lines[60].clean
         assert error == "\x1b[31mError\x1b[0m: boom done"  # colour kept, screen tricks gone
         assert not view.follow
@@ -240,3 +240,47 @@ async def test_v_marks_lines_j_extends_y_copies_them_and_says_how_many(live_agen
         assert isinstance(app.screen, RunScreen)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), "back")
+
+
+async def test_first_error_is_found_in_the_whole_log_not_only_the_loaded_lines(
+        live_agent: LiveAgent):
+    """The error sits 4,000 lines above the loaded tail: `e` asks the agent, which finds
+    it (the line the run page marks), and the view loads the lines around it."""
+    run_id = live_agent.seeded.runs["checkout"]
+    store = Store(live_agent.tmp / "seamless.db")
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=2),
+            text="FAILED tests/test_refunds.py::test_refund - AssertionError")
+    add_log(store, run_id, STAGE, 4000, start=FIXED_NOW + timedelta(minutes=3),
+            text="passing {i}")
+    store.close()
+    app = live_agent.app(max_log_lines=1500)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        assert not any("FAILED" in ln.text for ln in view.window.lines)
+        await pilot.press("e")
+
+        def shown() -> str:
+            index = view.match_line
+            return view.window.lines[index].text if index is not None and \
+                0 <= index < len(view.window.lines) else ""
+
+        await wait_for(pilot, lambda: shown().startswith("FAILED tests/test_refunds.py"),
+                       "the first error, loaded from the agent")
+        assert view.window.abs_start is not None
+        assert view.match_line is not None
+        assert view.window.abs_start + view.match_line + 1 == 61  # its line number
+        assert not view.follow
+
+
+async def test_first_error_says_so_when_the_stage_has_none(live_agent: LiveAgent):
+    from tests.tui.textdump import screen_text
+
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        top = view.scroll_offset.y
+        await pilot.press("e")
+        await wait_for(pilot, lambda: "no error line in this stage's log" in screen_text(app),
+                       "the answer on the pane's status line")
+        assert view.scroll_offset.y == top and view.follow
