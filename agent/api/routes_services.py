@@ -12,7 +12,7 @@ from agent.api.auth import Admin, Deployer, Viewer, audit
 from agent.api.deps import agent_of, publish_service
 from agent.api.errors import ERROR_RESPONSES, ApiError
 from agent.api.repo_check import check_repository
-from agent.deploy.teardown import live_environments
+from agent.deploy.teardown import DeployInProgress, live_environments, no_deploy_running
 from agent.deploy.teardown import teardown as teardown_service
 from agent.engine.workspace import LS_REMOTE_TIMEOUT_S, WorkspaceError
 from agent.executors.caches import CacheError, caches_of
@@ -169,13 +169,18 @@ def delete_service(request: Request, name: str, token: Admin, teardown: bool = F
     its colours, frees its stable ports and removes its images first."""
     agent = agent_of(request)
     service = agent.store.get_service(name)
-    live = live_environments(agent.store, service)
-    if live and not teardown:
-        raise ApiError(409, "live_deployments", (
-            f"service {name} is live in {', '.join(live)}: delete it with teardown=true "
-            "to stop its colours, free its stable ports and remove its images"))
-    done = teardown_service(agent.store, agent.deployer, service) if teardown else []
-    agent.store.delete_service(name)
+    try:
+        with no_deploy_running(agent.deployer, service):
+            live = live_environments(agent.store, service)
+            if live and not teardown:
+                raise ApiError(409, "live_deployments", (
+                    f"service {name} is live in {', '.join(live)}: delete it with "
+                    "teardown=true to stop its colours, free its stable ports and remove "
+                    "its images"))
+            done = teardown_service(agent.store, agent.deployer, service) if teardown else []
+            agent.store.delete_service(name)
+    except DeployInProgress as exc:
+        raise ApiError(409, "deploy_in_progress", str(exc)) from exc
     audit(request, token, "service.delete", name, "; ".join(done) or None)
     _github_hook(request, token, on_service_deleted(agent, service), name)
     publish_service(request, None, action="deleted", name=name)

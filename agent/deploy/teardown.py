@@ -3,10 +3,33 @@ stops its colours, frees its stable ports (the fronts go) and removes its images
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
 from agent.deploy.deployer import Deployer
 from agent.deploy.docker_host import DockerHostTarget
 from store.models import ENVIRONMENTS, Service
 from store.store import Store
+
+
+class DeployInProgress(RuntimeError):
+    """A deploy, rollback or reconcile of the service holds one of its environments."""
+
+
+@contextmanager
+def no_deploy_running(deployer: Deployer, service: Service) -> Iterator[None]:
+    """Hold the deploy lock of each of `service`'s environments while it is deleted, so no
+    deploy creates a colour the teardown misses, or switches to one it removed. Never
+    waits (a deploy's health checks can take minutes): one in progress is refused."""
+    with ExitStack() as held:
+        for env in ENVIRONMENTS:
+            lock = deployer.lock(service, env)
+            if not lock.acquire(blocking=False):
+                raise DeployInProgress(
+                    f"a deploy or rollback of {service.name} to {env} is in progress: "
+                    "delete the service when it has ended (or cancel its run)")
+            held.callback(lock.release)
+        yield
 
 
 def live_environments(store: Store, service: Service) -> list[str]:

@@ -54,6 +54,16 @@ def test_a_live_service_is_deleted_only_with_teardown(tmp_path: Path, sample_rep
                 "images")
             assert docker_client.containers.list(filters=mine)  # still serving
 
+            deploying = agent.deployer.lock(agent.store.get_service(name), "production")
+            with deploying:  # as a deploy or rollback holds it
+                busy = api.delete(f"/api/v1/services/{name}", params={"teardown": "true"})
+            assert busy.status_code == 409
+            assert busy.json()["detail"] == (
+                f"a deploy or rollback of {name} to production is in progress: delete the "
+                "service when it has ended (or cancel its run)")
+            assert docker_client.containers.list(filters=mine)  # nothing removed under it
+            assert api.get(f"/api/v1/services/{name}").status_code == 200
+
             gone = api.delete(f"/api/v1/services/{name}", params={"teardown": "true"})
             assert gone.status_code == 204, gone.text
             assert api.get(f"/api/v1/services/{name}").status_code == 404
