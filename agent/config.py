@@ -55,6 +55,9 @@ class AgentConfig(BaseModel):
                              "it new runs are refused (507) and /healthz says why; 0 = none")
     cache_max_mb: int = Field(2048, ge=1, description="dependency cache per service; the "
                                                       "least recently used files go first")
+    installed_deps_keep: int = Field(3, ge=0, description="per service, the installed "
+                                     "dependencies kept as images for the next runs with the "
+                                     "same requirement files (least recently used go); 0 = off")
     github_token: str | None = None
     github_api_url: str = "https://api.github.com"
     aws_region: str | None = None

@@ -16,8 +16,11 @@ its REST API as a user's script would: nothing of the bench shares its interpret
 
 - first_s: the agent's full run of commit A, caches cold (fresh dependency cache, a
   Dockerfile nonce no build has cached);
-- second_s: the agent's full run of commit B (an app change): the dependency cache
-  and the layer cache warm. cache_ratio = second_s / first_s (goal <= 0.5);
+- second_s: the agent's full run of commit B (an app change): the dependency caches
+  (pip's downloads, and the installed dependencies run A's Unit Test kept — so its `pip
+  install` finds every requirement satisfied) and the layer cache warm. cache_ratio =
+  second_s / first_s (goal <= 0.5); `--installed-deps-keep 0` measures without the
+  installed dependencies (pip's download cache only);
 - hand_s: the same steps as a shell script (`docker run` install + test, `docker
   build`, `docker-compose up` + test, `docker-compose down`), caches cold (its own
   nonce, its own pip cache). overhead_ratio = first_s / hand_s (goal <= 1.05).
@@ -225,6 +228,9 @@ def by_hand(repo: Path, work: Path, index: str) -> tuple[float, dict[str, float]
                      for (name, at), (_, then) in zip(marks, marks[1:], strict=False)}
 
 
+KEPT_USED = "installed dependencies: starting from"
+
+
 RUN_BOUND_S = 900.0
 POLL_S = 0.1  # the run's status over the API (the agent is a process of its own)
 FINAL = {status.value for status in FINISHED_RUN_STATUSES}
@@ -235,13 +241,17 @@ class AgentRun:
     seconds: float
     stages: dict[str, float]  # stage -> seconds
     downloads: int  # wheels fetched from the index during the run
+    kept_used: bool  # Unit Test started from the installed dependencies an earlier run kept
 
 
-def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[AgentRun]:
+def agent_runs(repo: Path, root: Path, index: str, shas: list[str],
+               installed_keep: int | None) -> list[AgentRun]:
     """`seamless-agent serve` as a user runs it (its own process, driven over the REST
-    API): one service, a partial run of each sha in turn."""
+    API): one service, a partial run of each sha in turn. `installed_keep`: the agent's
+    `installed_deps_keep` (None: its default; 0: installed dependencies are not kept)."""
     repository = f"seamless-bench/real-{uuid.uuid4().hex[:8]}"
-    agent = ServedAgent(root / "data")
+    settings = {} if installed_keep is None else {"installed_deps_keep": installed_keep}
+    agent = ServedAgent(root / "data", **settings)
     try:
         agent.add_service(
             str(repo), stage_image=IMAGE,
@@ -270,11 +280,16 @@ def agent_runs(repo: Path, root: Path, index: str, shas: list[str]) -> list[Agen
                 seconds = time.perf_counter() - began
                 if done["status"] != "success":
                     raise SystemExit(f"run {run_id} ended {done['status']}: {done['error']}")
+                unit_log = client.get(f"/api/v1/runs/{run_id}/logs",
+                                      params={"stage": "Unit Test"}).json()["lines"]
                 runs.append(AgentRun(seconds, {
                     st["name"]: (datetime.fromisoformat(st["finished_at"])
                                  - datetime.fromisoformat(st["started_at"])).total_seconds()
                     for st in done["stages"] if st["started_at"] and st["finished_at"]},
-                    QuietHandler.downloads - fetched))
+                    QuietHandler.downloads - fetched,
+                    any(KEPT_USED in line["text"] for line in unit_log)))
+            # The installed dependencies kept (images) go as a user clears them.
+            client.delete("/api/v1/services/svc/cache").raise_for_status()
         return runs
     finally:
         agent.stop()
@@ -290,7 +305,7 @@ class Round:
     hand_steps: dict[str, float]
 
 
-def one_round(root: Path, index: str, hand_first: bool) -> Round:
+def one_round(root: Path, index: str, hand_first: bool, installed_keep: int | None) -> Round:
     """The agent's two runs and the script, each with cold caches of its own (fresh
     nonces, fresh dependency caches); which goes first alternates between rounds, so
     neither always finds the host's page cache warmed by the other."""
@@ -304,7 +319,7 @@ def one_round(root: Path, index: str, hand_first: bool) -> Round:
                    "app change")
     if hand_first:
         hand = by_hand(hand_repo, root / "hand-work", index)
-    runs = agent_runs(repo, root, index, [first, second])
+    runs = agent_runs(repo, root, index, [first, second], installed_keep)
     if not hand_first:
         hand = by_hand(hand_repo, root / "hand-work", index)
     return Round(runs[0], runs[1], *hand)
@@ -320,6 +335,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4,
                    help="rounds of (agent cold + warm, by hand), who goes first alternating "
                         "(an even number: each order as often); medians are reported")
+    p.add_argument("--installed-deps-keep", type=int, default=None, metavar="N",
+                   help="the agent's installed_deps_keep (default: its own; 0: installed "
+                        "dependencies not kept, the baseline before they were)")
     args = p.parse_args()
     load = os.getloadavg()  # the figures mean little on a busy host: say how busy
     ensure_image()
@@ -328,7 +346,8 @@ def main() -> None:
     try:
         for number in range(args.rounds):
             with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-                rounds.append(one_round(Path(tmp), index, hand_first=number % 2 == 0))
+                rounds.append(one_round(Path(tmp), index, hand_first=number % 2 == 0,
+                                        installed_keep=args.installed_deps_keep))
     finally:
         server.shutdown()
     first_s = statistics.median(r.first.seconds for r in rounds)
@@ -338,10 +357,12 @@ def main() -> None:
     cache_ratio = statistics.median(r.second.seconds / r.first.seconds for r in rounds)
     overhead_ratio = statistics.median(r.first.seconds / r.hand_s for r in rounds)
     refetched = max(r.second.downloads for r in rounds)
+    kept_used = sum(r.second.kept_used for r in rounds)
     figures = {"first_s": round(first_s, 3), "second_s": round(second_s, 3),
                "cache_ratio": round(cache_ratio, 3), "hand_s": round(hand_s, 3),
                "overhead_ratio": round(overhead_ratio, 3), "rounds": len(rounds),
-               "second_run_downloads": refetched, "load_1m": round(load[0], 2)}
+               "second_run_downloads": refetched, "second_run_kept_used": kept_used,
+               "load_1m": round(load[0], 2)}
     rows: list[tuple[str, object]] = [
         (f"agent first run, cold caches (s, median of {len(rounds)})", first_s),
         ("agent second run, warm caches (s)", second_s),
@@ -349,6 +370,8 @@ def main() -> None:
         ("same steps by hand, cold (s)", hand_s),
         ("agent first / hand (goal <= 1.05)", overhead_ratio),
         ("wheels fetched again by a warm run (max)", refetched),
+        ("warm runs starting from the kept installed dependencies", f"{kept_used} of "
+                                                                     f"{len(rounds)}"),
     ]
     rows += [(f"  round {i + 1}: first / second / hand (s)",
               f"{r.first.seconds:.2f} / {r.second.seconds:.2f} / {r.hand_s:.2f}")

@@ -142,7 +142,9 @@ class ExecutorSet:
 
     @property
     def caches(self) -> Caches:
-        """The dependency caches; with the engine up, they can remove files of root."""
+        """The dependency caches; with the engine up, they can remove files of root and
+        the installed dependencies kept as images."""
+        self._try_docker()
         caches = getattr(self._docker, "caches", None)
         return caches if isinstance(caches, Caches) else caches_of(self.config)
 

@@ -15,6 +15,7 @@ from store.models import (
     Pipeline,
     RunInfo,
     Service,
+    Trigger,
     image_for,
 )
 
@@ -79,6 +80,7 @@ def command_spec(service: Service, pipeline: Pipeline, run: RunInfo, stage: str,
         mount_docker_socket=service.mount_docker_socket,
         network=network,
         secret_files=files,
+        pull_request=run.pr_number is not None or run.trigger is Trigger.pull_request,
     )
 
 

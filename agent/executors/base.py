@@ -37,6 +37,8 @@ class StageSpec:
     workdir: str = "/workspace"
     # Secrets the stage gets as files (/run/secrets/<NAME>) rather than env (secrets_as).
     secret_files: dict[str, str] = field(default_factory=dict)
+    # A pull request's run: it may read what trusted runs kept, never keep anything.
+    pull_request: bool = False
 
 
 @dataclass

@@ -7,6 +7,9 @@ recently used files go until the service is under its bound. Clearable per servi
 Runs of every branch of a service share its cache (pull requests included); a fork's
 pull request is never run automatically, so nothing untrusted writes to it by itself.
 
+Beside the download caches: what a stage installed (installed_deps.py), kept as images
+of the engine, counted in the service's size and removed by `clear` with the rest.
+
 Who owns the files: stage containers run as their image's user (root, mostly), so the
 cache fills with files of that user and whatever modes the tools gave them. An agent
 running as root removes them directly; an agent running as its own user (the systemd
@@ -24,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent.executors.installed_deps import InstalledDeps
 
 MOUNT = "/cache"
 _VARIABLES = {
@@ -57,6 +62,12 @@ class Caches:
     root: Path
     max_bytes: int
     root_remover: RootRemover | None = None
+    installed_keep: int = 3  # installed dependencies kept per service (0: none)
+    installed: InstalledDeps | None = None  # set by the Docker executor (needs the engine)
+
+    @property
+    def installed_markers(self) -> Path:
+        return self.root / ".installed"  # not a service's: names start with [a-z0-9]
 
     def dir_for(self, service: str) -> Path:
         path = self.root / service
@@ -64,7 +75,8 @@ class Caches:
         return path
 
     def size(self, service: str) -> int:
-        return sum(size for _, _, size in _files(self.root / service))
+        kept = self.installed.size(service) if self.installed else 0
+        return kept + sum(size for _, _, size in _files(self.root / service))
 
     def trim(self, service: str, image: str | None = None) -> list[str]:
         """Remove least recently used files until the service is under its bound (files
@@ -91,6 +103,8 @@ class Caches:
         the bytes freed. CacheError names what is left and why."""
         base = self.root / service
         freed = self.size(service)
+        if self.installed is not None:
+            self.installed.clear(service)
         _make_ours_writable(base)
         shutil.rmtree(base, ignore_errors=True)
         if base.exists() and self.root_remover and image:
@@ -171,4 +185,5 @@ def _owner(path: Path) -> str:
 
 def caches_of(config: Any, root_remover: RootRemover | None = None) -> Caches:
     """The agent's caches (`config`: an AgentConfig)."""
-    return Caches(config.caches_dir, config.cache_max_mb * 1024 * 1024, root_remover)
+    return Caches(config.caches_dir, config.cache_max_mb * 1024 * 1024, root_remover,
+                  config.installed_deps_keep)

@@ -43,6 +43,7 @@ from agent.executors.docker_logs import open_attach_stream, open_log_stream
 from agent.executors.docker_prepared import ReadyContainers, Reaper
 from agent.executors.docker_reattach import Reattacher, restarted, waited_in_vain
 from agent.executors.engine_errors import EngineErrors, EngineGone, engine_error
+from agent.executors.installed_deps import Choice, InstalledDeps
 from agent.executors.secret_files import MOUNT as SECRETS_MOUNT
 from agent.executors.secret_files import SecretFiles, SecretFilesError
 from agent.executors.socket_stages import sweep
@@ -83,6 +84,11 @@ class DockerExecutor:
         self.caches = caches  # per-service dependency caches, mounted at /cache
         if caches is not None and caches.root_remover is None:
             caches.root_remover = self.remove_as_root
+        self.installed: InstalledDeps | None = None  # what stages installed, kept
+        if caches is not None and caches.installed_keep > 0:
+            self.installed = caches.installed = InstalledDeps(
+                client.api, caches.installed_markers, caches.installed_keep, instance,
+                caches.max_bytes)
         self.api = client.api
         self.output = ContainerOutput(self.api)
         self.reattacher = Reattacher(self.api, self.output, engine_wait_s)
@@ -98,6 +104,9 @@ class DockerExecutor:
     # -- run ---------------------------------------------------------------------------
     def run(self, spec: StageSpec, log: StageLog, cancel: threading.Event,
             save_state: StateSaver) -> StageResult:
+        installed = self._installed_choice(spec, log)
+        spec = self.installed.apply(spec, installed) if self.installed else spec
+        result: StageResult | None = None
         try:
             try:
                 container_id = self._ready.take(spec) or self._create(spec, log)
@@ -144,6 +153,8 @@ class DockerExecutor:
         finally:
             if spec.network:  # on a compose network: gone before the project's teardown
                 self._remove(container_id)
+            elif self.installed and installed and self._keeps_installed(installed, result):
+                self.installed.save_later(container_id, spec, installed, self.reaper.submit)
             else:
                 self.reaper.submit(container_id)
             self._drop_secret_files(spec)
@@ -152,6 +163,24 @@ class DockerExecutor:
             if self.caches is not None and spec.service:  # off the stage's critical path
                 threading.Thread(target=self.caches.trim, args=(spec.service, spec.image),
                                  daemon=True, name=f"cache-trim-{spec.service}").start()
+
+    def _installed_choice(self, spec: StageSpec, log: StageLog) -> Choice | None:
+        """The installed dependencies this stage starts from (said in its log)."""
+        if self.installed is None:
+            return None
+        try:
+            choice = self.installed.choose(spec)
+        except EngineErrors:  # the stage's own calls find out and say so
+            return None
+        if choice is not None:
+            log.system(self.installed.describe(spec, choice))
+        return choice
+
+    @staticmethod
+    def _keeps_installed(choice: Choice | None, result: StageResult | None) -> bool:
+        """A trusted stage that succeeded on the plain stage image: keep what it installed."""
+        return bool(choice and choice.trusted and choice.image is None and result is not None
+                    and result.ok)
 
     def build(self, spec: BuildSpec, log: StageLog, cancel: threading.Event) -> StageResult:
         """The Build stage on this engine (its build cache), pushing when asked. Cut off by

@@ -1,0 +1,330 @@
+"""Installed dependencies kept between runs.
+
+What a stage's `pip install` put into the stage image's site-packages (and the scripts
+directory beside it) is kept, after the stage succeeded in a trusted run, as an image of
+its own on top of the stage image (`seamless-deps:<agent>-<service>-<key>`); the next
+stage with the same key runs in that image, so `pip install -r requirements.txt` finds
+every requirement already satisfied instead of unpacking and compiling them again (~2.5 s
+of CPU for 10 cached wheels; the download cache saves only the download).
+
+The key: the stage image's id, the command, the service's env (not the per-run SEAMLESS_*
+variables) and the requirement and lock files in the stage's directory (`KEY_FILES`). A
+changed key starts from the stage image itself, never from a stale package.
+
+Why an image, not a mounted directory: each run gets its own copy-on-write layer, so
+nothing one run does to site-packages reaches the next, and the engine shares the layers.
+
+What is kept: only files the stage added or changed under `<prefix>/lib/python3.X/
+{site,dist}-packages` and `<prefix>/bin` (`docker diff`): not /tmp, not the workspace, not
+a venv in the workspace (a command with its own venv works as before). An install that
+removed files there (an upgrade of a package of the image) is not kept: a layer made from
+a tar cannot say "removed".
+
+Who may write: runs of pushes, polls, manual triggers and their reruns. A pull request's
+run may start from what such a run kept (its changes die with its container) but keeps
+nothing: it cannot change what main's next run installs.
+
+Bounded: the `keep` most recently used per service (a marker file per key, its mtime the
+last use); removed with the service's dependency cache (Caches.clear).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import docker
+
+from agent.executors.base import StageSpec
+from agent.executors.engine_errors import EngineErrors
+
+log = logging.getLogger(__name__)
+
+REPOSITORY = "seamless-deps"
+LABEL = "io.seamless.deps"  # the service whose installed dependencies an image holds
+KEY_LABEL = "io.seamless.deps.key"
+# The files a Python install reads, in the stage's directory (a requirements file's own
+# `-r other.txt` outside these is not followed).
+KEY_FILES = ("requirements*.txt", "requirements/*.txt", "constraints*.txt", "pyproject.toml",
+             "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "poetry.lock", "pdm.lock",
+             "uv.lock")
+KEY_FILE_MAX = 4 * 1024 * 1024
+SITE = re.compile(r"^(/.+?)/lib/python3(?:\.\d+)?/(?:site|dist)-packages(?=/|$)")
+ADDED, CHANGED, REMOVED = 1, 0, 2  # docker diff kinds
+
+
+@dataclass(frozen=True)
+class Choice:
+    """For one stage: its key, and the image kept for it (None: none yet)."""
+
+    key: str
+    image: str | None
+    trusted: bool
+
+
+class InstalledDeps:
+    def __init__(self, api: Any, markers: Path, keep: int, instance: str,
+                 max_bytes: int) -> None:
+        self.api = api
+        self.markers = markers  # <caches>/.installed/<service>/<key>: last use, size
+        self.keep = keep
+        self.instance = instance or "agent"
+        self.max_bytes = max_bytes
+        self._saving: set[str] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    # -- before the stage ------------------------------------------------------------
+    def choose(self, spec: StageSpec) -> Choice | None:
+        """The key of `spec` and the image kept for it; None when it does not apply (no
+        service, a compose test container, the stage image not on the engine)."""
+        if self.keep <= 0 or not spec.service or spec.network:
+            return None
+        try:
+            image_id = str(self.api.inspect_image(spec.image)["Id"])
+        except docker.errors.APIError:
+            return None  # missing: the stage pulls it or says why
+        key = stage_key(spec, image_id)
+        tag = self.tag(spec.service, key)
+        try:
+            self.api.inspect_image(tag)
+        except docker.errors.NotFound:
+            tag = ""
+        return Choice(key, tag or None, trusted=not spec.pull_request)
+
+    def apply(self, spec: StageSpec, choice: Choice | None) -> StageSpec:
+        """`spec` in the kept image, when there is one."""
+        if choice is None or choice.image is None:
+            return spec
+        self._touch(spec.service, choice.key)
+        return replace(spec, image=choice.image)
+
+    def describe(self, spec: StageSpec, choice: Choice) -> str:
+        if choice.image:
+            return (f"installed dependencies: starting from {choice.image}, what an earlier "
+                    f"run installed into {spec.image} for the same requirement files, "
+                    "command and env")
+        if not choice.trusted:
+            return ("installed dependencies: none kept for these requirements; a pull "
+                    "request's run keeps nothing for later runs")
+        return ("installed dependencies: none kept for these requirements yet; what this "
+                "stage installs into site-packages is kept for the next runs if it succeeds")
+
+    def tag(self, service: str, key: str) -> str:
+        return f"{REPOSITORY}:{self.instance}-{service}-{key}"
+
+    # -- after the stage -------------------------------------------------------------
+    def save_later(self, container_id: str, spec: StageSpec, choice: Choice,
+                   then: Callable[[str], None]) -> None:
+        """Keep what the finished stage installed, in the background (its container is
+        read, then handed to `then`, the remover)."""
+        with self._lock:
+            first = choice.key not in self._saving
+            self._saving.add(choice.key)
+        if not first:  # a run of the same key is keeping it already
+            then(container_id)
+            return
+
+        def keep() -> None:
+            try:
+                self._save(container_id, spec, choice)
+            except (*EngineErrors, tarfile.TarError) as exc:
+                log.warning("installed dependencies of %s not kept: %s", spec.service, exc)
+            finally:
+                then(container_id)
+                with self._lock:
+                    self._saving.discard(choice.key)
+                    self._idle.notify_all()
+
+        threading.Thread(target=keep, daemon=True,
+                         name=f"installed-deps-{spec.service}").start()
+
+    def wait_saved(self, timeout: float) -> bool:
+        """Every save under way finished (tests, the bench)."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._saving, timeout)
+
+    def _save(self, container_id: str, spec: StageSpec, choice: Choice) -> str | None:
+        changes = self.api.diff(container_id) or []
+        roots, wanted, removed = installed_paths(changes)
+        if removed:
+            log.info("installed dependencies of %s not kept: the install removed %s (an "
+                     "image layer cannot)", spec.service, ", ".join(sorted(removed)[:3]))
+            return None
+        if not wanted:
+            return None
+        with tempfile.TemporaryFile() as layer:
+            size = self._layer(container_id, roots, wanted, layer)
+            if size > self.max_bytes:
+                log.info("installed dependencies of %s not kept: %d bytes, over the cache "
+                         "bound", spec.service, size)
+                return None
+            layer.seek(0)
+            base = self.api.inspect_container(container_id)["Image"]
+            tag = self.tag(spec.service, choice.key)
+            helper = self.api.create_container(
+                base, command=["true"], network_disabled=True,
+                labels={LABEL: spec.service, KEY_LABEL: choice.key,
+                        "io.seamless.agent": self.instance})
+            try:
+                self.api.put_archive(helper["Id"], "/", layer)
+                repository, _, name = tag.partition(":")
+                self.api.commit(helper["Id"], repository=repository, tag=name,
+                                message=f"installed dependencies of {spec.service}")
+            finally:
+                self.api.remove_container(helper["Id"], force=True)
+        self._touch(spec.service, choice.key, size)
+        self.evict(spec.service)
+        log.info("installed dependencies of %s kept as %s (%d files, %d bytes)",
+                 spec.service, tag, len(wanted), size)
+        return tag
+
+    def _layer(self, container_id: str, roots: set[str], wanted: set[str],
+               out: IO[bytes]) -> int:
+        """A tar of the wanted files (and their directories), by absolute path; its size
+        in file bytes."""
+        keep_dirs = {str(parent) for path in wanted for parent in PurePosixPath(path).parents}
+        size = 0
+        with tarfile.open(fileobj=out, mode="w") as layer:
+            for root in sorted(roots):
+                try:
+                    stream, _ = self.api.get_archive(container_id, root)
+                except docker.errors.NotFound:
+                    continue
+                parent = str(PurePosixPath(root).parent).rstrip("/")
+                with tempfile.TemporaryFile() as whole:
+                    for chunk in stream:
+                        whole.write(chunk)
+                    whole.seek(0)
+                    with tarfile.open(fileobj=whole, mode="r:") as found:
+                        for member in found:
+                            path = f"{parent}/{member.name}"
+                            if path not in wanted and not (member.isdir()
+                                                           and path in keep_dirs):
+                                continue
+                            member.name = path.lstrip("/")
+                            if member.islnk():  # a hard link names its target in the tar
+                                member.linkname = f"{parent}/{member.linkname}".lstrip("/")
+                            data = found.extractfile(member) if member.isfile() else None
+                            layer.addfile(member, data)
+                            size += member.size if member.isfile() else 0
+        return size
+
+    # -- bound and clear -------------------------------------------------------------
+    def evict(self, service: str) -> list[str]:
+        """Beyond the `keep` most recently used: removed (images in use stay till later)."""
+        kept = sorted(self._markers(service), key=lambda p: p.stat().st_mtime, reverse=True)
+        removed = []
+        for marker in kept[self.keep:]:
+            if self._remove(self.tag(service, marker.name)):
+                marker.unlink(missing_ok=True)
+                removed.append(self.tag(service, marker.name))
+        return removed
+
+    def size(self, service: str) -> int:
+        total = 0
+        for marker in self._markers(service):
+            try:
+                total += int(marker.read_text() or 0)
+            except (OSError, ValueError):
+                pass
+        return total
+
+    def clear(self, service: str) -> int:
+        """Remove every image kept for `service` (also ones without a marker); bytes."""
+        freed = self.size(service)
+        images = self.api.images(filters={"label": [f"{LABEL}={service}",
+                                                    f"io.seamless.agent={self.instance}"]})
+        for image in images:
+            for tag in image.get("RepoTags") or []:
+                self._remove(tag)
+        for marker in self._markers(service):
+            marker.unlink(missing_ok=True)
+        return freed
+
+    def _remove(self, tag: str) -> bool:
+        try:
+            self.api.remove_image(tag, force=True)
+            return True
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as exc:  # used by a running stage: next time
+            log.info("could not remove %s yet: %s", tag, exc)
+            return False
+
+    def _markers(self, service: str) -> list[Path]:
+        folder = self.markers / service
+        return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+
+    def _touch(self, service: str, key: str, size: int | None = None) -> None:
+        marker = self.markers / service / key
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            if size is not None:
+                marker.write_text(str(size))
+            elif marker.exists():
+                os.utime(marker)
+        except OSError as exc:
+            log.warning("could not record the use of %s: %s", marker, exc)
+
+
+def stage_key(spec: StageSpec, image_id: str) -> str:
+    """What decides what the stage installs: image, command, env, requirement files."""
+    digest = hashlib.sha256()
+    for part in (image_id, spec.command, spec.workdir):
+        digest.update(part.encode() + b"\0")
+    for name, value in sorted(spec.env.items()):
+        if not name.startswith("SEAMLESS_"):
+            digest.update(f"{name}={value}".encode() + b"\0")
+    for rel, content in _key_files(spec):
+        digest.update(rel.encode() + b"\0" + content + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _key_files(spec: StageSpec) -> Iterator[tuple[str, bytes]]:
+    """The requirement files in the stage's directory: regular files inside the
+    workspace only (a symlink out of a hostile repo is not read)."""
+    inside = PurePosixPath(spec.workdir)
+    try:
+        folder = spec.workspace / inside.relative_to("/workspace")
+    except ValueError:
+        return
+    workspace = spec.workspace.resolve()
+    seen = set()
+    for pattern in KEY_FILES:
+        for path in sorted(folder.glob(pattern)):
+            if path in seen or path.is_symlink() or not path.is_file():
+                continue
+            seen.add(path)
+            if not path.resolve().is_relative_to(workspace):
+                continue
+            with path.open("rb") as f:
+                yield str(path.relative_to(spec.workspace)), f.read(KEY_FILE_MAX)
+
+
+def installed_paths(changes: list[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+    """From `docker diff`: the install roots (site-packages, the bin beside them), the
+    files added or changed under them, and what was removed under them."""
+    roots = set()
+    for change in changes:
+        found = SITE.match(change["Path"])
+        if found:
+            roots.add(found.group(0))
+            roots.add(f"{found.group(1)}/bin")
+    wanted: set[str] = set()
+    removed: set[str] = set()
+    for change in changes:
+        path = change["Path"]
+        if not any(path.startswith(root + "/") for root in roots):
+            continue
+        (removed if change["Kind"] == REMOVED else wanted).add(path)
+    return roots, wanted, removed

@@ -1,0 +1,82 @@
+"""Installed dependencies kept between runs: a warm run starts from what an earlier run
+of the same requirements installed; changed requirements start from the stage image; a
+pull request's run cannot change what main's next run starts from; clearing the service's
+cache removes them. The stage's "pip" here is a few lines of shell (the busybox image has
+no Python): it installs into site-packages and the bin beside it, as pip does."""
+
+from __future__ import annotations
+
+import docker
+
+from agent.executors.installed_deps import LABEL
+from agent.runtime import Agent
+from store.models import RunKind, RunStatus, Trigger
+from tests.engine.conftest import add_service, log_text, wait_run
+
+SITE = "/usr/local/lib/python3.11/site-packages"
+# `pip install -r requirements.txt`, in a line: a requirement installed already is
+# "satisfied"; else it is installed. ci.sh is the repo's: a pull request can change it.
+PIP = (f'for want in $(cat requirements.txt); do if [ -e {SITE}/$want ]; then '
+       'echo "Requirement already satisfied: $want"; else echo "Installing $want"; '
+       f'mkdir -p {SITE}/$want /usr/local/bin; echo "$want" > {SITE}/$want/__init__.py; '
+       'printf "#!/bin/sh\\n" > /usr/local/bin/$want-cli; fi; done; '
+       f'echo "site-packages: $(ls {SITE} | tr "\\n" " ")"; '
+       'for want in $(cat requirements.txt); do '
+       f'echo "$want says: $(cat {SITE}/$want/__init__.py)"; done; sh ci.sh')
+
+
+async def test_a_warm_run_starts_from_what_the_last_run_installed(agent: Agent,
+                                                                 sample_repo) -> None:
+    repo = sample_repo("deps")
+    repo.commit("requirements", {"requirements.txt": "alpha\n", "ci.sh": "true\n"})
+    service = add_service(agent, repo, code_quality_command=None, unit_test_command=PIP,
+                          compose_file=None, integration_test_command=None, dockerfile=None)
+    kept = agent.executors.caches
+
+    async def unit_test(sha: str, trigger: Trigger = Trigger.manual,
+                        pr_number: int | None = None) -> str:
+        run = agent.engine.submit(service, trigger=trigger, kind=RunKind.partial, sha=sha,
+                                  branch=service.branch, pr_number=pr_number)
+        run = await wait_run(agent, run.id)
+        text = log_text(agent, run.id, "Unit Test")
+        assert run.status is RunStatus.success, text
+        assert kept.installed is not None and kept.installed.wait_saved(60)
+        return text
+
+    engine = docker.from_env()
+    try:
+        first = await unit_test(repo.head_sha)
+        assert "none kept for these requirements yet" in first
+        assert "Installing alpha" in first
+
+        warm = await unit_test(repo.commit("app change", {"app.txt": "v2\n"}))
+        assert "installed dependencies: starting from seamless-deps:" in warm
+        assert "Requirement already satisfied: alpha" in warm
+        assert "Installing alpha" not in warm
+
+        # A pull request with the same requirements starts from main's, and tampers with it.
+        repo.branch("evil")
+        evil = repo.commit("poison", {"ci.sh": f"echo pwned > {SITE}/alpha/__init__.py; "
+                                               f"mkdir -p {SITE}/backdoor\n"})
+        pr = await unit_test(evil, Trigger.pull_request, pr_number=7)
+        assert "Requirement already satisfied: alpha" in pr
+        repo.checkout("main")
+        after_pr = await unit_test(repo.commit("next", {"app.txt": "v3\n"}))
+        assert "alpha says: alpha" in after_pr
+        assert "backdoor" not in after_pr
+
+        # New requirements: from the stage image, not from what alpha's runs installed.
+        changed = await unit_test(repo.commit("deps", {"requirements.txt": "beta\n"}))
+        assert "none kept for these requirements yet" in changed
+        assert "Installing beta" in changed
+        assert changed.rsplit("site-packages: ", 1)[1].splitlines()[0].split() == ["beta"]
+
+        images = engine.images.list(filters={"label": f"{LABEL}={service.name}"})
+        assert len(images) == 2  # alpha's and beta's; none from the pull request
+        freed = kept.clear(service.name)  # what DELETE /services/{name}/cache does
+        assert freed > 0
+        assert engine.images.list(filters={"label": f"{LABEL}={service.name}"}) == []
+        assert "Installing beta" in await unit_test(repo.head_sha)
+    finally:
+        kept.clear(service.name)
+        engine.close()
