@@ -27,6 +27,10 @@ SPLIT_BYTES = 64 * 1024 - 4  # the agent stores a longer line as 64 KiB pieces
 SPLIT_MARK = "[split: over 64 KiB, continues on the next line]"
 MORE = "›"
 LESS = "‹"
+# Lines whose rendered rows are kept: eight screens of a tall terminal. While a stage floods,
+# rows scrolled past are never shown again, and each kept line is a dozen objects that every
+# full GC pass scans.
+CACHE_LINES = 400
 
 
 def is_split_piece(text: str) -> bool:
@@ -56,8 +60,24 @@ class LogRendering(ScrollView):
     _cache: OrderedDict[tuple[Any, ...], list[Strip]]
     _version: int
     _row_starts: list[int] | None
+    _incoming: list[dict[str, Any]]
     if TYPE_CHECKING:  # LogSelecting's (LogView mixes both in)
         def marked_range(self) -> tuple[int, int] | None: ...
+
+    def on_unmount(self) -> None:
+        """A removed view lets go of its lines and rendered rows at once. (Textual calls this
+        besides LogView's own on_unmount, which ends its workers.) The view object itself can
+        outlive its removal by ~20 s: asyncio keeps a cancelled timer of its stream (websockets'
+        ping, a close timeout) until the timer's time comes, and the timer holds the worker's
+        context, so the worker, so the view. Each stage switch left up to 10,000 lines and
+        their strips behind that way: the bulk of what every full GC pass had to scan (its
+        30-190 ms were the slowest keys of the tmux journey while a stage floods)."""
+        self._cache.clear()
+        self._styles_cache.clear()  # Textual's: the strips of the rows last painted
+        self._incoming.clear()
+        self._row_starts = None
+        self.window.lines.clear()
+        self.window.pending.clear()
 
     # -- geometry ----------------------------------------------------------------------------
     def _gutter(self) -> int:
@@ -119,7 +139,7 @@ class LogRendering(ScrollView):
             return cached
         strips = self._render_strips(index, line, marked)
         self._cache[key] = strips
-        if len(self._cache) > 2000:
+        if len(self._cache) > CACHE_LINES:
             self._cache.popitem(last=False)
         return strips
 

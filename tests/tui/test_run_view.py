@@ -113,6 +113,25 @@ async def test_choosing_another_stage_focuses_its_mounted_log_and_keys_keep_work
         await wait_for(pilot, lambda: not isinstance(app.screen, RunScreen), "back to the list")
 
 
+async def test_a_log_view_removed_by_a_stage_switch_lets_go_of_its_lines_at_once(
+        live_agent: LiveAgent):
+    # The removed view object can live on for ~20 s (asyncio keeps its stream's cancelled
+    # timers, which hold the worker, which holds the view): what it held must not (in a flood,
+    # 10,000 lines and their rendered rows per switch, rescanned by every full GC pass).
+    app = live_agent.app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _run_screen(app, pilot, live_agent.seeded.runs["checkout"])
+        old = screen.query_one(LogView)
+        await wait_for(pilot, lambda: len(old.window) == 60 and old._cache, "a painted log")
+        stages = screen.query_one(StageList)
+        stages.focus()
+        await pilot.press("k", "enter")
+        await wait_for(pilot, lambda: isinstance(app.focused, LogView) and app.focused is not old
+                       and len(app.focused.window) == 60, "the other stage's log")
+        assert not old.is_attached
+        assert len(old.window) == 0 and not old.window.pending and not old._cache
+
+
 async def test_rerun_from_with_no_stage_picked_reruns_the_stage_shown_and_follows_it(
         live_agent: LiveAgent):
     run_id = live_agent.seeded.runs["checkout"]
