@@ -280,7 +280,12 @@ class DockerExecutor:
                                                self.managed_label.partition("=")[2]})
 
     def precreate(self, spec: StageSpec) -> None:
-        """Create the container of a stage expected to run next, in the background."""
+        """Create the container of a stage expected to run next, in the background (in
+        the installed dependencies its stage used last: the checkout may not be there)."""
+        try:
+            spec = self.installed.guess(spec) if self.installed else spec
+        except EngineErrors:
+            pass  # the stage itself finds out and says so
         self._ready.prepare(spec)
 
     def discard_ready(self, run_id: int) -> None:

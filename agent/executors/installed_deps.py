@@ -108,6 +108,22 @@ class InstalledDeps:
         self._touch(spec.service, choice.key)
         return replace(spec, image=choice.image)
 
+    def guess(self, spec: StageSpec) -> StageSpec:
+        """Before the checkout is there (a container made ahead): the kept image this
+        service's stage used last. The stage takes that container only if its real key
+        names the same image (ReadyContainers compares the specs)."""
+        if self.keep <= 0 or not spec.service or spec.network:
+            return spec
+        mine = [m for m in self._markers(spec.service) if _marker(m)[1] == spec.stage]
+        for marker in sorted(mine, key=lambda m: m.stat().st_mtime, reverse=True)[:1]:
+            tag = self.tag(spec.service, marker.name)
+            try:
+                self.api.inspect_image(tag)
+            except docker.errors.NotFound:
+                return spec
+            return replace(spec, image=tag)
+        return spec
+
     def describe(self, spec: StageSpec, choice: Choice) -> str:
         if choice.image:
             return (f"installed dependencies: starting from {choice.image}, what an earlier "
@@ -182,7 +198,7 @@ class InstalledDeps:
                                 message=f"installed dependencies of {spec.service}")
             finally:
                 self.api.remove_container(helper["Id"], force=True)
-        self._touch(spec.service, choice.key, size)
+        self._touch(spec.service, choice.key, f"{size} {spec.stage}")
         self.evict(spec.service)
         log.info("installed dependencies of %s kept as %s (%d files, %d bytes)",
                  spec.service, tag, len(wanted), size)
@@ -231,13 +247,7 @@ class InstalledDeps:
         return removed
 
     def size(self, service: str) -> int:
-        total = 0
-        for marker in self._markers(service):
-            try:
-                total += int(marker.read_text() or 0)
-            except (OSError, ValueError):
-                pass
-        return total
+        return sum(_marker(marker)[0] for marker in self._markers(service))
 
     def clear(self, service: str) -> int:
         """Remove every image kept for `service` (also ones without a marker); bytes."""
@@ -265,16 +275,26 @@ class InstalledDeps:
         folder = self.markers / service
         return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
 
-    def _touch(self, service: str, key: str, size: int | None = None) -> None:
+    def _touch(self, service: str, key: str, made: str | None = None) -> None:
+        """Record a use (the marker's mtime); `made`: "<bytes> <stage>", when kept."""
         marker = self.markers / service / key
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            if size is not None:
-                marker.write_text(str(size))
+            if made is not None:
+                marker.write_text(made)
             elif marker.exists():
                 os.utime(marker)
         except OSError as exc:
             log.warning("could not record the use of %s: %s", marker, exc)
+
+
+def _marker(path: Path) -> tuple[int, str]:
+    """(bytes kept, stage) of a marker file; (0, "") when unreadable."""
+    try:
+        size, _, stage = path.read_text().partition(" ")
+        return int(size), stage
+    except (OSError, ValueError):
+        return 0, ""
 
 
 def stage_key(spec: StageSpec, image_id: str) -> str:

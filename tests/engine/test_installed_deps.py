@@ -6,9 +6,13 @@ no Python): it installs into site-packages and the bin beside it, as pip does.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import docker
 
-from agent.executors.installed_deps import LABEL
+from agent.executors.base import StageSpec
+from agent.executors.installed_deps import LABEL, installed_paths, stage_key
 from agent.runtime import Agent
 from store.models import RunKind, RunStatus, Trigger
 from tests.engine.conftest import add_service, log_text, wait_run
@@ -80,3 +84,40 @@ async def test_a_warm_run_starts_from_what_the_last_run_installed(agent: Agent,
     finally:
         kept.clear(service.name)
         engine.close()
+
+
+def test_the_key_follows_what_the_install_reads_and_no_symlink_out(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "requirements.txt").write_text("alpha\n")
+    spec = StageSpec(run_id=1, stage="Unit Test", service="svc", image="img",
+                     command="pip install -r requirements.txt", workspace=workspace,
+                     env={"PIP_INDEX_URL": "http://mirror", "SEAMLESS_SHA": "a" * 40})
+    key = stage_key(spec, "sha256:1")
+    assert stage_key(replace(spec, env={**spec.env, "SEAMLESS_SHA": "b" * 40}),
+                     "sha256:1") == key  # per-run variables do not count
+    assert stage_key(spec, "sha256:2") != key  # another stage image
+    assert stage_key(replace(spec, env={"PIP_INDEX_URL": "http://other"}), "sha256:1") != key
+    (workspace / "poetry.lock").write_text("lock\n")
+    assert stage_key(spec, "sha256:1") != key
+    secret = tmp_path / "secret"
+    secret.write_text("host secret\n")
+    before = stage_key(spec, "sha256:1")
+    (workspace / "requirements-dev.txt").symlink_to(secret)
+    assert stage_key(spec, "sha256:1") == before  # a symlink out of the checkout: not read
+
+
+def test_only_python_install_dirs_are_kept_and_a_removal_is_not() -> None:
+    roots, wanted, removed = installed_paths([
+        {"Path": "/usr/local/lib/python3.11/dist-packages/req", "Kind": 1},
+        {"Path": "/usr/local/lib/python3.11/dist-packages/req/__init__.py", "Kind": 1},
+        {"Path": "/usr/local/bin/req-cli", "Kind": 1},
+        {"Path": "/tmp/pip-build", "Kind": 1},
+        {"Path": "/etc/hosts.d", "Kind": 1},
+        {"Path": "/usr/local/lib/python3.11/dist-packages/old-1.0.dist-info", "Kind": 2},
+    ])
+    assert roots == {"/usr/local/lib/python3.11/dist-packages", "/usr/local/bin"}
+    assert wanted == {"/usr/local/lib/python3.11/dist-packages/req",
+                      "/usr/local/lib/python3.11/dist-packages/req/__init__.py",
+                      "/usr/local/bin/req-cli"}
+    assert removed == {"/usr/local/lib/python3.11/dist-packages/old-1.0.dist-info"}
