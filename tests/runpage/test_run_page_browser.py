@@ -246,6 +246,36 @@ def test_another_site_cannot_sign_the_browser_in_with_its_token(api: Any) -> Non
         evil.server_close()
 
 
+def test_a_burst_bigger_than_the_bound_keeps_the_tab_at_its_bound(api: Any) -> None:
+    """1,500 lines in one flush (what a slow tab gets when it falls behind): they land as
+    one chunk, and the tab still keeps only the newest 1,000 rows."""
+    from store.models import RunKind, StageStatus, Trigger
+    from tests.api.conftest import add_service
+    from tests.tui.seed import add_log
+
+    store = api.agent.store
+    run = store.create_run(add_service(store, "burst").id, trigger=Trigger.push,
+                           kind=RunKind.full, sha="e" * 40)
+    store.set_run_status(run.id, RunStatus.running)
+    store.set_stage_status(run.id, "Unit Test", StageStatus.in_progress)
+    add_log(store, run.id, "Unit Test", 600)
+    query = api.agent.links.sign(run.id)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{api.url}/runs/{run.id}?exp={query['exp']}&sig={query['sig']}")
+        expect(page.locator("#live-note")).to_have_text("live")
+        log = api.agent.logs.stage_log(run.id, "Unit Test", [])
+        for i in range(1500):
+            log.write(f"burst {601 + i}")
+        log.flush()
+        expect(page.locator("#L2100")).to_have_count(1, timeout=30_000)
+        numbers = [int(n) for n in page.locator("#lines .l").evaluate_all(
+            "rows => rows.map(r => r.id.slice(1))")]
+        assert numbers == list(range(1101, 2101))
+        older = page.locator("#older").get_attribute("href") or ""
+        assert "#L1100" in older
+
+
 def test_a_long_live_log_keeps_a_bounded_window_of_rows_in_the_tab(api: Any) -> None:
     """3,000 lines arrive live: the tab keeps at most 1,000 rows, numbered without gap or
     repeat up to the newest; "older lines" points just above the first row kept; and

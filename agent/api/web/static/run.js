@@ -37,17 +37,20 @@
     pending = [];
     kept += chunk.childElementCount;
     lines.insertBefore(chunk, end);
+    // Oldest first; a burst bigger than the bound (a slow tab's flush) sheds its own
+    // first rows too.
     var first = lines.firstElementChild;
-    while (kept > MAX_ROWS && first && first !== chunk) {
+    while (kept > MAX_ROWS && first) {
       var next = first.nextElementSibling;
       var rows = first.classList.contains("chunk") ? first.childElementCount : 0;
-      if (rows && rows <= kept - MAX_ROWS) {
+      if (rows && rows <= kept - MAX_ROWS && first !== chunk) {
         lines.removeChild(first);
         kept -= rows;
       } else if (rows) {
         for (var drop = kept - MAX_ROWS; drop > 0; drop--) first.removeChild(first.firstElementChild);
         kept = MAX_ROWS;
       }
+      if (first === chunk) break;
       first = next;
     }
     // "older lines" now starts above the first row still shown.
