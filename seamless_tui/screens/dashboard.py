@@ -64,6 +64,7 @@ class DashboardScreen(ServiceActions, BaseScreen):
         self.filter_text = ""
         self.sort_key = "pipeline"
         self._since_ages = 0.0
+        self._approvals_shown: list[tuple[str, Text]] | None = None
 
     def compose(self) -> ComposeResult:
         yield TopBar("Seamless · pipelines")
@@ -143,16 +144,21 @@ class DashboardScreen(ServiceActions, BaseScreen):
         panel = self.query_one("#approvals", OptionList)
         pending = [r for r in self.rows.values() if r.pending_approval
                    and r.pending_approval.status is ApprovalStatus.pending]
-        highlighted = panel.highlighted  # a live event re-renders: keep the reader's place
-        panel.clear_options()
+        options = []
         for row in sorted(pending, key=lambda r: r.service.name):
             ap = row.pending_approval
             assert ap is not None
-            panel.add_option(Option(Text.assemble(
+            options.append((str(ap.run_id), Text.assemble(
                 (f"{APPROVAL_ICON} ", "bold"), (row.service.name, "bold"),
                 f" {_run_number(row)}  ",
-                f"{short_sha(ap.production_sha)} → {short_sha(ap.candidate_sha)}"),
-                id=str(ap.run_id)))
+                f"{short_sha(ap.production_sha)} → {short_sha(ap.candidate_sha)}")))
+        if options == self._approvals_shown:
+            return  # every event and every tick renders the rows: the panel only on a change
+        self._approvals_shown = options
+        highlighted = panel.highlighted  # a live event re-renders: keep the reader's place
+        panel.clear_options()
+        for run_id, prompt in options:
+            panel.add_option(Option(prompt, id=run_id))
         if highlighted is not None and pending:
             panel.highlighted = min(highlighted, len(pending) - 1)
         panel.border_title = (f"{APPROVAL_ICON} {len(pending)} awaiting approval"

@@ -37,6 +37,8 @@ class VimTable(DataTable[object]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self._fitted: tuple[list[Col], Sequence[Row]] | None = None
+        self._fitted_width = 0
+        self._shape: tuple[object, ...] | None = None  # shown columns (key, width) and row keys
 
     def selected_key(self) -> str | None:
         if not self.row_count:
@@ -48,32 +50,51 @@ class VimTable(DataTable[object]):
         return str(key.value) if key.value is not None else None
 
     def fill(self, cols: list[Col], rows: Sequence[Row]) -> None:
-        """Replace columns and rows, sized to the table's width; the cursor stays on its row."""
-        self._fitted = (cols, rows)
-        selected = self.selected_key()
+        """Replace columns and rows, sized to the table's width; the cursor stays on its row.
+
+        Screens fill again on every event and every second while a run's timer runs: when
+        the columns and rows are the same ones, only the cells that changed are updated (a
+        rebuild re-measured every cell and laid the screen out again), and nothing at all
+        when no cell changed."""
         width = self.size.width or self.app.size.width
+        if self._fitted == (cols, rows) and self._fitted_width == width:
+            return
+        self._fitted, self._fitted_width = (cols, rows), width
+        selected = self.selected_key()
         texts = [(key, [c if isinstance(c, Text) else Text(str(c)) for c in cells])
                  for key, cells in rows]
         widths = fit_widths(cols, [t for _, t in texts], width - SCROLLBAR,
                             pad=2 * self.cell_padding)
-        self.clear(columns=True)
         shown = [(i, col) for i, col in enumerate(cols) if widths[i] > 0]
+        cut = [(key, [_fit(cells[i] if i < len(cells) else Text(""), widths[i])
+                      for i, _col in shown]) for key, cells in texts]
+        shape = (tuple((col.key, col.label, widths[i]) for i, col in shown),
+                 tuple(key for key, _ in cut))
+        if shape == self._shape:
+            for key, cells in cut:
+                for (_, col), cell in zip(shown, cells, strict=True):
+                    if self.get_cell(key, col.key) != cell:
+                        self.update_cell(key, col.key, cell)
+            return
+        self._shape = shape
+        self.clear(columns=True)
         for i, col in shown:
             self.add_column(Text(col.label, overflow="ellipsis"), width=widths[i], key=col.key)
-        for key, cells in texts:
-            out = []
-            for i, _col in shown:
-                cell = cells[i].copy() if i < len(cells) else Text("")
-                if cell.cell_len > widths[i]:
-                    cell.truncate(widths[i], overflow="ellipsis")
-                out.append(cell)
-            self.add_row(*out, key=key)
+        for key, cells in cut:
+            self.add_row(*cells, key=key)
         if selected is not None and selected in self.rows:
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def on_resize(self) -> None:
         if self._fitted is not None:
             self.fill(*self._fitted)
+
+
+def _fit(cell: Text, width: int) -> Text:
+    cut = cell.copy()
+    if cut.cell_len > width:
+        cut.truncate(width, overflow="ellipsis")
+    return cut
 
 
 def fit_widths(cols: list[Col], rows: list[list[Text]], room: int, pad: int = 2) -> list[int]:

@@ -1,0 +1,53 @@
+"""A table filled again (every event, every second while a run's timer runs) updates only the
+cells that changed; a rebuild (clear, re-measure every cell, lay the screen out again) only
+when its columns or rows are not the same ones."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+
+from seamless_tui.widgets.tables import Col, VimTable
+
+COLS = [Col("name", "name"), Col("status", "status"), Col("took", "took")]
+
+
+class OneTable(App[None]):
+    def compose(self) -> ComposeResult:
+        yield VimTable(id="t")
+
+
+def rows(took: str, *, extra: bool = False) -> list[tuple[str, list[object]]]:
+    out: list[tuple[str, list[object]]] = [
+        ("api", [Text("api"), Text("● running", "yellow"), took]),
+        ("web", [Text("web"), Text("✓ success", "green"), "1m 02s"])]
+    if extra:
+        out.append(("db", [Text("db"), Text("✗ failed", "red"), "9s"]))
+    return out
+
+
+async def test_a_refill_updates_the_changed_cells_and_rebuilds_only_for_new_rows():
+    app = OneTable()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = app.query_one(VimTable)
+        rebuilds: list[int] = []
+        clear = table.clear
+        table.clear = lambda columns=False: rebuilds.append(1) or clear(columns)  # type: ignore
+        table.fill(COLS, rows("12s"))
+        table.move_cursor(row=1)
+        await pilot.pause()
+        assert rebuilds == [1]
+
+        table.fill(COLS, rows("13s"))  # the running timer moved on
+        await pilot.pause()
+        assert rebuilds == [1]
+        assert str(table.get_cell("api", "took")) == "13s"
+        assert table.cursor_row == 1
+
+        count = table._update_count
+        table.fill(COLS, rows("13s"))  # nothing changed: nothing to do
+        assert table._update_count == count
+
+        table.fill(COLS, rows("13s", extra=True))  # a new row: rebuilt, cursor kept
+        await pilot.pause()
+        assert rebuilds == [1, 1] and table.row_count == 3 and table.cursor_row == 1
