@@ -58,6 +58,7 @@ KEY_FILES = ("requirements*.txt", "requirements/*.txt", "constraints*.txt", "pyp
              "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "poetry.lock", "pdm.lock",
              "uv.lock")
 KEY_FILE_MAX = 4 * 1024 * 1024
+NOTHING_KEEP = 20  # keys remembered as "installs nothing to keep" (markers only), per service
 SITE = re.compile(r"^(/.+?)/lib/python3(?:\.\d+)?/(?:site|dist)-packages(?=/|$)")
 ADDED, CHANGED, REMOVED = 1, 0, 2  # docker diff kinds
 
@@ -98,6 +99,8 @@ class InstalledDeps:
         try:
             self.api.inspect_image(tag)
         except docker.errors.NotFound:
+            if _marker(self.markers / spec.service / key) == (0, spec.stage):
+                return None  # this stage installed nothing to keep, last time
             tag = ""
         return Choice(key, tag or None, trusted=not spec.pull_request)
 
@@ -114,8 +117,9 @@ class InstalledDeps:
         names the same image (ReadyContainers compares the specs)."""
         if self.keep <= 0 or not spec.service or spec.network:
             return spec
-        mine = [m for m in self._markers(spec.service) if _marker(m)[1] == spec.stage]
-        for marker in sorted(mine, key=lambda m: m.stat().st_mtime, reverse=True)[:1]:
+        mine = [m for m in self._markers(spec.service)
+                if _marker(m)[1] == spec.stage and _marker(m)[0] > 0]
+        for marker in sorted(mine, key=_last_use, reverse=True)[:1]:
             tag = self.tag(spec.service, marker.name)
             try:
                 self.api.inspect_image(tag)
@@ -172,11 +176,11 @@ class InstalledDeps:
     def _save(self, container_id: str, spec: StageSpec, choice: Choice) -> str | None:
         changes = self.api.diff(container_id) or []
         roots, wanted, removed = installed_paths(changes)
-        if removed:
-            log.info("installed dependencies of %s not kept: the install removed %s (an "
-                     "image layer cannot)", spec.service, ", ".join(sorted(removed)[:3]))
-            return None
-        if not wanted:
+        if removed or not wanted:  # remembered: the next runs do not look again
+            self._touch(spec.service, choice.key, f"0 {spec.stage}")
+            if removed:
+                log.info("installed dependencies of %s not kept: the install removed %s "
+                         "(an image layer cannot)", spec.service, ", ".join(sorted(removed)[:3]))
             return None
         with tempfile.TemporaryFile() as layer:
             size = self._layer(container_id, roots, wanted, layer)
@@ -238,7 +242,11 @@ class InstalledDeps:
     # -- bound and clear -------------------------------------------------------------
     def evict(self, service: str) -> list[str]:
         """Beyond the `keep` most recently used: removed (images in use stay till later)."""
-        kept = sorted(self._markers(service), key=lambda p: p.stat().st_mtime, reverse=True)
+        markers = sorted(self._markers(service), key=_last_use, reverse=True)
+        kept = [m for m in markers if _marker(m)[0] > 0]
+        nothing = [m for m in markers if _marker(m)[0] == 0]
+        for marker in nothing[NOTHING_KEEP:]:
+            marker.unlink(missing_ok=True)
         removed = []
         for marker in kept[self.keep:]:
             if self._remove(self.tag(service, marker.name)):
@@ -286,6 +294,13 @@ class InstalledDeps:
                 os.utime(marker)
         except OSError as exc:
             log.warning("could not record the use of %s: %s", marker, exc)
+
+
+def _last_use(marker: Path) -> float:
+    try:
+        return marker.stat().st_mtime
+    except OSError:  # removed meanwhile (a clear)
+        return 0.0
 
 
 def _marker(path: Path) -> tuple[int, str]:

@@ -121,3 +121,22 @@ def test_only_python_install_dirs_are_kept_and_a_removal_is_not() -> None:
                       "/usr/local/lib/python3.11/dist-packages/req/__init__.py",
                       "/usr/local/bin/req-cli"}
     assert removed == {"/usr/local/lib/python3.11/dist-packages/old-1.0.dist-info"}
+
+
+async def test_a_stage_that_installs_nothing_is_not_told_about_it_again(agent: Agent,
+                                                                         sample_repo) -> None:
+    repo = sample_repo("plain")
+    service = add_service(agent, repo, code_quality_command=None, unit_test_command="echo ok",
+                          compose_file=None, integration_test_command=None, dockerfile=None)
+    kept = agent.executors.caches
+    logs = []
+    for sha in (repo.head_sha, repo.commit("again", {"app.txt": "v2\n"})):
+        run = agent.engine.submit(service, trigger=Trigger.manual, kind=RunKind.partial,
+                                  sha=sha, branch=service.branch)
+        run = await wait_run(agent, run.id)
+        assert run.status is RunStatus.success
+        assert kept.installed is not None and kept.installed.wait_saved(60)
+        logs.append(log_text(agent, run.id, "Unit Test"))
+    assert "none kept for these requirements yet" in logs[0]
+    assert "installed dependencies" not in logs[1]
+    assert kept.size(service.name) == 0
