@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.executors.installed_deps import InstalledDeps
+from agent.executors.installed_deps import InstalledDeps, kept_bytes
 
 MOUNT = "/cache"
 _VARIABLES = {
@@ -75,7 +75,7 @@ class Caches:
         return path
 
     def size(self, service: str) -> int:
-        kept = self.installed.size(service) if self.installed else 0
+        kept = kept_bytes(self.installed_markers, service)
         return kept + sum(size for _, _, size in _files(self.root / service))
 
     def trim(self, service: str, image: str | None = None) -> list[str]:

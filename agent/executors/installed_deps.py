@@ -255,7 +255,7 @@ class InstalledDeps:
         return removed
 
     def size(self, service: str) -> int:
-        return sum(_marker(marker)[0] for marker in self._markers(service))
+        return kept_bytes(self.markers, service)
 
     def clear(self, service: str) -> int:
         """Remove every image kept for `service` (also ones without a marker); bytes."""
@@ -280,8 +280,7 @@ class InstalledDeps:
             return False
 
     def _markers(self, service: str) -> list[Path]:
-        folder = self.markers / service
-        return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+        return _markers_of(self.markers, service)
 
     def _touch(self, service: str, key: str, made: str | None = None) -> None:
         """Record a use (the marker's mtime); `made`: "<bytes> <stage>", when kept."""
@@ -294,6 +293,16 @@ class InstalledDeps:
                 os.utime(marker)
         except OSError as exc:
             log.warning("could not record the use of %s: %s", marker, exc)
+
+
+def kept_bytes(markers: Path, service: str) -> int:
+    """What the images kept for `service` hold (from the markers: no engine needed)."""
+    return sum(_marker(marker)[0] for marker in _markers_of(markers, service))
+
+
+def _markers_of(markers: Path, service: str) -> list[Path]:
+    folder = markers / service
+    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
 
 
 def _last_use(marker: Path) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 import docker
 
 from agent.executors.base import StageSpec
+from agent.executors.caches import caches_of
 from agent.executors.installed_deps import LABEL, installed_paths, stage_key
 from agent.runtime import Agent
 from store.models import RunKind, RunStatus, Trigger
@@ -77,8 +78,10 @@ async def test_a_warm_run_starts_from_what_the_last_run_installed(agent: Agent,
 
         images = engine.images.list(filters={"label": f"{LABEL}={service.name}"})
         assert len(images) == 2  # alpha's and beta's; none from the pull request
-        freed = kept.clear(service.name)  # what DELETE /services/{name}/cache does
-        assert freed > 0
+        shown = caches_of(agent.config).size(service.name)  # GET /services/{name}/cache
+        assert shown > 0
+        assert kept.clear(service.name) == shown  # what DELETE /services/{name}/cache does
+        assert caches_of(agent.config).size(service.name) == 0
         assert engine.images.list(filters={"label": f"{LABEL}={service.name}"}) == []
         assert "Installing beta" in await unit_test(repo.head_sha)
     finally:
