@@ -402,6 +402,8 @@ class DockerExecutor:
         from agent.executors.compose import remove_stale_projects
 
         removed += remove_stale_projects(self.client, keep_run_ids, self.instance)
+        if self.installed is not None:
+            removed += self.installed.sweep_helpers()
         self.secret_files.remove_runs_except(keep_run_ids)
         return removed
 

@@ -139,6 +139,10 @@ class InstalledDeps:
         return ("installed dependencies: none kept for these requirements yet; what this "
                 "stage installs into site-packages is kept for the next runs if it succeeds")
 
+    @property
+    def _helper_prefix(self) -> str:
+        return f"seamless-{self.instance}-deps-"
+
     def tag(self, service: str, key: str) -> str:
         return f"{REPOSITORY}:{self.instance}-{service}-{key}"
 
@@ -193,6 +197,7 @@ class InstalledDeps:
             tag = self.tag(spec.service, choice.key)
             helper = self.api.create_container(
                 base, command=["true"], network_disabled=True,
+                name=f"{self._helper_prefix}{choice.key}-{os.getpid()}-{threading.get_ident()}",
                 labels={LABEL: spec.service, KEY_LABEL: choice.key,
                         "io.seamless.agent": self.instance})
             try:
@@ -268,6 +273,14 @@ class InstalledDeps:
         for marker in self._markers(service):
             marker.unlink(missing_ok=True)
         return freed
+
+    def sweep_helpers(self) -> list[str]:
+        """The containers a save made and an agent killed meanwhile left (at start)."""
+        # By name: stage containers in a kept image carry its labels.
+        left = self.api.containers(all=True, filters={"name": f"^/{self._helper_prefix}"})
+        for container in left:
+            self.api.remove_container(container["Id"], force=True)
+        return [c["Names"][0].lstrip("/") for c in left]
 
     def _remove(self, tag: str) -> bool:
         try:

@@ -10,12 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import docker
+import pytest
 
 from agent.executors.base import StageSpec
 from agent.executors.caches import caches_of
 from agent.executors.installed_deps import LABEL, installed_paths, stage_key
 from agent.runtime import Agent
-from store.models import RunKind, RunStatus, Trigger
+from store.models import NoTargetConfig, PipelineConfig, RunKind, RunStatus, Trigger
 from tests.engine.conftest import add_service, log_text, wait_run
 
 SITE = "/usr/local/lib/python3.11/site-packages"
@@ -143,3 +144,20 @@ async def test_a_stage_that_installs_nothing_is_not_told_about_it_again(agent: A
     assert "none kept for these requirements yet" in logs[0]
     assert "installed dependencies" not in logs[1]
     assert kept.size(service.name) == 0
+
+
+async def test_a_save_cut_off_by_an_agent_kill_leaves_no_container(agent: Agent,
+                                                                   base_image: str) -> None:
+    kept = agent.executors.caches.installed
+    assert kept is not None
+    engine = docker.from_env()
+    try:
+        left = engine.containers.create(base_image, ["true"],
+                                        name=f"seamless-{agent.instance}-deps-cut-off")
+        docker_executor = agent.executors.get("docker", agent.store.create_pipeline(
+            PipelineConfig(name="p", staging=NoTargetConfig(), production=NoTargetConfig())))
+        assert f"seamless-{agent.instance}-deps-cut-off" in docker_executor.cleanup(set())
+        with pytest.raises(docker.errors.NotFound):
+            engine.containers.get(left.id)
+    finally:
+        engine.close()
