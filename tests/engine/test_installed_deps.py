@@ -6,6 +6,8 @@ no Python): it installs into site-packages and the bin beside it, as pip does.""
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +16,13 @@ import pytest
 
 from agent.executors.base import StageSpec
 from agent.executors.caches import caches_of
-from agent.executors.installed_deps import LABEL, installed_paths, stage_key
+from agent.executors.installed_deps import (
+    LABEL,
+    Choice,
+    InstalledDeps,
+    installed_paths,
+    stage_key,
+)
 from agent.runtime import Agent
 from store.models import NoTargetConfig, PipelineConfig, RunKind, RunStatus, Trigger
 from tests.engine.conftest import add_service, log_text, wait_run
@@ -161,3 +169,41 @@ async def test_a_save_cut_off_by_an_agent_kill_leaves_no_container(agent: Agent,
             engine.containers.get(left.id)
     finally:
         engine.close()
+
+
+class _Engine:
+    """What eviction asks of the engine: image removal (one refused: in use)."""
+
+    def __init__(self, in_use: str = "") -> None:
+        self.removed: list[str] = []
+        self.in_use = in_use
+
+    def remove_image(self, tag: str, force: bool = False) -> None:
+        if tag == self.in_use:
+            raise docker.errors.APIError("conflict: image is being used by a running container")
+        self.removed.append(tag)
+
+
+def test_the_least_recently_used_installs_go_beyond_the_bound(tmp_path: Path) -> None:
+    engine = _Engine()
+    kept = InstalledDeps(engine, tmp_path, keep=2, instance="a1", max_bytes=1 << 30)
+    now = time.time()
+    for age, key in ((400, "oldest"), (300, "old"), (200, "used"), (100, "new")):
+        marker = tmp_path / "svc" / key
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("1000 Unit Test")
+        os.utime(marker, (now - age, now - age))
+    (tmp_path / "svc" / "nothing").write_text("0 Code Quality")  # installs nothing: no image
+    kept.apply(StageSpec(run_id=1, stage="Unit Test", service="svc", image="img",
+                         command="c", workspace=tmp_path),
+               Choice("old", kept.tag("svc", "old"), trusted=True))  # used a moment ago
+
+    assert kept.evict("svc") == [kept.tag("svc", "used"), kept.tag("svc", "oldest")]
+    assert engine.removed == [kept.tag("svc", "used"), kept.tag("svc", "oldest")]
+    assert sorted(p.name for p in (tmp_path / "svc").iterdir()) == ["new", "nothing", "old"]
+    assert kept.size("svc") == 2000
+
+    engine.in_use = kept.tag("svc", "old")  # a running stage uses it: kept until later
+    kept.keep = 0
+    assert kept.evict("svc") == [kept.tag("svc", "new")]
+    assert (tmp_path / "svc" / "old").exists()
