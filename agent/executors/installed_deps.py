@@ -15,8 +15,9 @@ Why an image, not a mounted directory: each run gets its own copy-on-write layer
 nothing one run does to site-packages reaches the next, and the engine shares the layers.
 
 What is kept: only files the stage added or changed under `<prefix>/lib/python3.X/
-{site,dist}-packages` and `<prefix>/bin` (`docker diff`): not /tmp, not the workspace, not
-a venv in the workspace (a command with its own venv works as before). An install that
+{site,dist}-packages` and `<prefix>/bin` (`docker diff`), or the whole venv the stage made
+outside the workspace (its `pyvenv.cfg` too: without it its python is not a venv's): not
+/tmp, not the workspace (a venv there is the checkout's, per commit). An install that
 removed files there (an upgrade of a package of the image) is not kept: a layer made from
 a tar cannot say "removed".
 
@@ -371,10 +372,13 @@ def _key_files(spec: StageSpec) -> Iterator[tuple[str, bytes]]:
 def installed_paths(changes: list[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
     """From `docker diff`: the install roots (site-packages, the bin beside them), the
     files added or changed under them, and what was removed under them."""
+    made = {change["Path"] for change in changes if change["Kind"] == ADDED}
     roots = set()
     for change in changes:
         found = SITE.match(change["Path"])
-        if found:
+        if found and f"{found.group(1)}/pyvenv.cfg" in made:
+            roots.add(found.group(1))  # a venv the stage made: all of it, or it is none
+        elif found:
             roots.add(found.group(0))
             roots.add(f"{found.group(1)}/bin")
     wanted: set[str] = set()

@@ -207,3 +207,15 @@ def test_the_least_recently_used_installs_go_beyond_the_bound(tmp_path: Path) ->
     kept.keep = 0
     assert kept.evict("svc") == [kept.tag("svc", "new")]
     assert (tmp_path / "svc" / "old").exists()
+
+
+def test_a_venv_the_stage_made_is_kept_whole() -> None:
+    roots, wanted, _ = installed_paths([
+        {"Path": "/opt/venv", "Kind": 1},
+        {"Path": "/opt/venv/pyvenv.cfg", "Kind": 1},
+        {"Path": "/opt/venv/bin/python", "Kind": 1},
+        {"Path": "/opt/venv/lib/python3.11/site-packages/req/__init__.py", "Kind": 1},
+    ])
+    assert roots == {"/opt/venv"}
+    assert wanted == {"/opt/venv/pyvenv.cfg", "/opt/venv/bin/python",
+                      "/opt/venv/lib/python3.11/site-packages/req/__init__.py"}
