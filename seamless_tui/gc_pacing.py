@@ -14,9 +14,11 @@ import gc
 import time
 from collections.abc import Callable
 
-IDLE_S = 0.5  # no key for this long: a full pass now delays no key being answered
+IDLE_S = 0.3  # no key for this long: a reader's pause, the moment for a full pass
 DUE = 10  # young (generation 1) passes since the last full pass: Python's own threshold
-OVERDUE = 200  # a full pass even while keys keep coming (~25 s of a 10,000 lines/s flood)
+# A full pass even while keys keep coming (~13 s of a 10,000 lines/s flood): the longer it
+# waits, the more garbage it has to go through (~300 ms after 20 s of a flood at load 7).
+OVERDUE = 100
 NEVER = 1 << 30  # as Python's own threshold for full passes
 
 
