@@ -24,7 +24,14 @@ from agent.executors.installed_deps import (
     stage_key,
 )
 from agent.runtime import Agent
-from store.models import NoTargetConfig, PipelineConfig, RunKind, RunStatus, Trigger
+from store.models import (
+    NoTargetConfig,
+    PipelineConfig,
+    RunKind,
+    RunStatus,
+    Service,
+    Trigger,
+)
 from tests.engine.conftest import add_service, log_text, wait_run
 
 SITE = "/usr/local/lib/python3.11/site-packages"
@@ -39,6 +46,19 @@ PIP = (f'for want in $(cat requirements.txt); do if [ -e {SITE}/$want ]; then '
        f'echo "$want says: $(cat {SITE}/$want/__init__.py)"; done; sh ci.sh')
 
 
+async def unit_test_log(agent: Agent, service: Service, sha: str,
+                        trigger: Trigger = Trigger.manual, pr_number: int | None = None) -> str:
+    """A partial run of `sha`: its Unit Test log, once what it installed is kept."""
+    run = agent.engine.submit(service, trigger=trigger, kind=RunKind.partial, sha=sha,
+                              branch=service.branch, pr_number=pr_number)
+    run = await wait_run(agent, run.id)
+    text = log_text(agent, run.id, "Unit Test")
+    assert run.status is RunStatus.success, text
+    installed = agent.executors.caches.installed
+    assert installed is not None and installed.wait_saved(60)
+    return text
+
+
 async def test_a_warm_run_starts_from_what_the_last_run_installed(agent: Agent,
                                                                  sample_repo) -> None:
     repo = sample_repo("deps")
@@ -49,13 +69,7 @@ async def test_a_warm_run_starts_from_what_the_last_run_installed(agent: Agent,
 
     async def unit_test(sha: str, trigger: Trigger = Trigger.manual,
                         pr_number: int | None = None) -> str:
-        run = agent.engine.submit(service, trigger=trigger, kind=RunKind.partial, sha=sha,
-                                  branch=service.branch, pr_number=pr_number)
-        run = await wait_run(agent, run.id)
-        text = log_text(agent, run.id, "Unit Test")
-        assert run.status is RunStatus.success, text
-        assert kept.installed is not None and kept.installed.wait_saved(60)
-        return text
+        return await unit_test_log(agent, service, sha, trigger, pr_number)
 
     engine = docker.from_env()
     try:
@@ -141,14 +155,8 @@ async def test_a_stage_that_installs_nothing_is_not_told_about_it_again(agent: A
     service = add_service(agent, repo, code_quality_command=None, unit_test_command="echo ok",
                           compose_file=None, integration_test_command=None, dockerfile=None)
     kept = agent.executors.caches
-    logs = []
-    for sha in (repo.head_sha, repo.commit("again", {"app.txt": "v2\n"})):
-        run = agent.engine.submit(service, trigger=Trigger.manual, kind=RunKind.partial,
-                                  sha=sha, branch=service.branch)
-        run = await wait_run(agent, run.id)
-        assert run.status is RunStatus.success
-        assert kept.installed is not None and kept.installed.wait_saved(60)
-        logs.append(log_text(agent, run.id, "Unit Test"))
+    logs = [await unit_test_log(agent, service, sha)
+            for sha in (repo.head_sha, repo.commit("again", {"app.txt": "v2\n"}))]
     assert "none kept for these requirements yet" in logs[0]
     assert "installed dependencies" not in logs[1]
     assert kept.size(service.name) == 0
