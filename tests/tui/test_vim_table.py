@@ -51,3 +51,15 @@ async def test_a_refill_updates_the_changed_cells_and_rebuilds_only_for_new_rows
         table.fill(COLS, rows("13s", extra=True))  # a new row: rebuilt, cursor kept
         await pilot.pause()
         assert rebuilds == [1, 1] and table.row_count == 3 and table.cursor_row == 1
+
+
+async def test_a_table_refreshed_every_second_keeps_its_rendered_cells_bounded():
+    app = OneTable()
+    async with app.run_test(size=(60, 40)) as pilot:
+        table = app.query_one(VimTable)
+        many = [(f"r{n}", [Text(f"svc{n}"), Text("● running"), "1s"]) for n in range(35)]
+        for second in range(80):  # every refresh renders every visible cell anew
+            table.fill(COLS, [(key, [*cells[:2], f"{second}s"]) for key, cells in many])
+            await pilot.pause()
+        assert len(table._cell_render_cache) <= 2000  # Textual's own bound: 10,000
+        assert str(table.get_cell("r0", "took")) == "79s"
