@@ -231,10 +231,14 @@ class ExecutorSet:
 
     def drain(self, timeout: float = 10.0) -> None:
         """Agent shutdown: local stages end (their process groups killed, their output read
-        to the end), background container removals finish."""
+        to the end), installed dependencies being kept and background container removals
+        finish."""
         stop_local = getattr(self._local, "stop_all", None)
         if stop_local is not None and not stop_local(timeout):
             log.warning("a local stage still ran %g s after it was killed", timeout)
+        installed = getattr(self._docker, "installed", None)  # saves hand containers over
+        if installed is not None and not installed.wait_saved(timeout):
+            log.warning("installed dependencies still being kept at shutdown")
         reaper = getattr(self._docker, "reaper", None)
         if reaper is not None and not reaper.drain(timeout):
             log.warning("stage containers still being removed at shutdown; the next start "
