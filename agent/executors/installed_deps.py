@@ -17,9 +17,10 @@ nothing one run does to site-packages reaches the next, and the engine shares th
 What is kept: only files the stage added or changed under `<prefix>/lib/python3.X/
 {site,dist}-packages` and `<prefix>/bin` (`docker diff`), or the whole venv the stage made
 outside the workspace (its `pyvenv.cfg` too: without it its python is not a venv's): not
-/tmp, not the workspace (a venv there is the checkout's, per commit). An install that
-removed files there (an upgrade of a package of the image) is not kept: a layer made from
-a tar cannot say "removed".
+/tmp, not the workspace (a venv there is the checkout's, per commit). What the install
+removed there (an upgraded package of the image: `pip install -U pip`) is removed in the
+helper container by `rm` before the commit (a layer made from a tar cannot say
+"removed"); not kept when the image has an entrypoint (no plain `rm` to run).
 
 Who may write: runs of pushes, polls, manual triggers and their reruns. A pull request's
 run may start from what such a run kept (its changes die with its container) but keeps
@@ -59,6 +60,8 @@ KEY_FILES = ("requirements*.txt", "requirements/*.txt", "constraints*.txt", "pyp
              "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "poetry.lock", "pdm.lock",
              "uv.lock")
 KEY_FILE_MAX = 4 * 1024 * 1024
+MAX_REMOVED = 500  # paths of the image an install removed, removed in the helper by rm
+HELPER_WAIT_S = 120
 NOTHING_KEEP = 20  # keys remembered as "installs nothing to keep" (markers only), per service
 SITE = re.compile(r"^(/.+?)/lib/python3(?:\.\d+)?/(?:site|dist)-packages(?=/|$)")
 ADDED, CHANGED, REMOVED = 1, 0, 2  # docker diff kinds
@@ -181,11 +184,12 @@ class InstalledDeps:
     def _save(self, container_id: str, spec: StageSpec, choice: Choice) -> str | None:
         changes = self.api.diff(container_id) or []
         roots, wanted, removed = installed_paths(changes)
-        if removed or not wanted:  # remembered: the next runs do not look again
+        base = self.api.inspect_container(container_id)["Image"]
+        why_not = self._why_not(base, wanted, removed)
+        if why_not:  # remembered: the next runs do not look again
             self._touch(spec.service, choice.key, f"0 {spec.stage}")
-            if removed:
-                log.info("installed dependencies of %s not kept: the install removed %s "
-                         "(an image layer cannot)", spec.service, ", ".join(sorted(removed)[:3]))
+            if wanted:
+                log.info("installed dependencies of %s not kept: %s", spec.service, why_not)
             return None
         with tempfile.TemporaryFile() as layer:
             size = self._layer(container_id, roots, wanted, layer)
@@ -194,15 +198,24 @@ class InstalledDeps:
                          "bound", spec.service, size)
                 return None
             layer.seek(0)
-            base = self.api.inspect_container(container_id)["Image"]
             tag = self.tag(spec.service, choice.key)
+            # What the install removed of the image (an upgraded package's old files) goes
+            # by `rm` in the helper: a layer made from a tar cannot say "removed".
             helper = self.api.create_container(
-                base, command=["true"], network_disabled=True,
+                base, command=["rm", "-rf", "--", *sorted(removed)] if removed else ["true"],
+                network_disabled=True,
                 name=f"{self._helper_prefix}{choice.key}-{os.getpid()}-{threading.get_ident()}",
                 labels={LABEL: spec.service, KEY_LABEL: choice.key,
                         "io.seamless.agent": self.instance})
             try:
                 self.api.put_archive(helper["Id"], "/", layer)
+                if removed:
+                    self.api.start(helper["Id"])
+                    status = self.api.wait(helper["Id"], timeout=HELPER_WAIT_S)
+                    if status.get("StatusCode") != 0:
+                        log.info("installed dependencies of %s not kept: rm of what the "
+                                 "install removed failed", spec.service)
+                        return None
                 repository, _, name = tag.partition(":")
                 self.api.commit(helper["Id"], repository=repository, tag=name,
                                 message=f"installed dependencies of {spec.service}")
@@ -210,9 +223,21 @@ class InstalledDeps:
                 self.api.remove_container(helper["Id"], force=True)
         self._touch(spec.service, choice.key, f"{size} {spec.stage}")
         self.evict(spec.service)
-        log.info("installed dependencies of %s kept as %s (%d files, %d bytes)",
-                 spec.service, tag, len(wanted), size)
+        log.info("installed dependencies of %s kept as %s (%d files, %d bytes, %d removed)",
+                 spec.service, tag, len(wanted), size, len(removed))
         return tag
+
+    def _why_not(self, base: str, wanted: set[str], removed: set[str]) -> str | None:
+        """Why the stage's install cannot be kept; None when it can."""
+        if not wanted:
+            return "nothing installed"
+        if not removed:
+            return None
+        if len(removed) > MAX_REMOVED:
+            return f"the install removed {len(removed)} paths of the image"
+        if (self.api.inspect_image(base).get("Config") or {}).get("Entrypoint"):
+            return "the install removed files of an image with an entrypoint (no plain rm)"
+        return None
 
     def _layer(self, container_id: str, roots: set[str], wanted: set[str],
                out: IO[bytes]) -> int:

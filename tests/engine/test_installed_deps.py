@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_the_key_follows_what_the_install_reads_and_no_symlink_out(tmp_path: Pat
     assert stage_key(spec, "sha256:1") == before  # a symlink out of the checkout: not read
 
 
-def test_only_python_install_dirs_are_kept_and_a_removal_is_not() -> None:
+def test_only_python_install_dirs_are_kept_and_removals_are_listed() -> None:
     roots, wanted, removed = installed_paths([
         {"Path": "/usr/local/lib/python3.11/dist-packages/req", "Kind": 1},
         {"Path": "/usr/local/lib/python3.11/dist-packages/req/__init__.py", "Kind": 1},
@@ -227,3 +228,33 @@ def test_a_venv_the_stage_made_is_kept_whole() -> None:
     assert roots == {"/opt/venv"}
     assert wanted == {"/opt/venv/pyvenv.cfg", "/opt/venv/bin/python",
                       "/opt/venv/lib/python3.11/site-packages/req/__init__.py"}
+
+
+# An upgrade of a package the image has: its old files go, the new ones come.
+UPGRADE = (f'if [ -e {SITE}/new ]; then echo "Requirement already satisfied: new"; '
+           f'else echo "Upgrading old to new"; rm -rf {SITE}/old; mkdir -p {SITE}/new; fi; '
+           f'echo "site-packages: $(ls {SITE} | tr "\\n" " ")"')
+
+
+async def test_what_an_upgrade_removed_from_the_image_stays_removed(
+        agent: Agent, sample_repo, base_image: str) -> None:
+    engine = docker.from_env()
+    made = engine.containers.run(base_image, ["sh", "-c", f"mkdir -p {SITE}/old"], detach=True)
+    made.wait()
+    stage_image = f"seamless-test-with-old:{uuid.uuid4().hex[:12]}"
+    made.commit(*stage_image.split(":"))
+    made.remove(force=True)
+    repo = sample_repo("upgrade")
+    service = add_service(agent, repo, code_quality_command=None, unit_test_command=UPGRADE,
+                          compose_file=None, integration_test_command=None, dockerfile=None,
+                          stage_image=stage_image)
+    try:
+        assert "Upgrading old to new" in await unit_test_log(agent, service, repo.head_sha)
+        warm = await unit_test_log(agent, service, repo.commit("app", {"app.txt": "v2\n"}))
+        assert "installed dependencies: starting from seamless-deps:" in warm
+        assert "Requirement already satisfied: new" in warm
+        assert warm.rsplit("site-packages: ", 1)[1].splitlines()[0].split() == ["new"]
+    finally:
+        agent.executors.caches.clear(service.name)
+        engine.images.remove(stage_image, force=True)
+        engine.close()
