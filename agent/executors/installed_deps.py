@@ -60,6 +60,8 @@ KEY_FILES = ("requirements*.txt", "requirements/*.txt", "constraints*.txt", "pyp
              "setup.py", "setup.cfg", "Pipfile", "Pipfile.lock", "poetry.lock", "pdm.lock",
              "uv.lock")
 KEY_FILE_MAX = 4 * 1024 * 1024
+# Set per run by the agent (a socket stage's compose project is named after its container).
+PER_RUN_ENV = frozenset({"COMPOSE_PROJECT_NAME"})
 MAX_REMOVED = 500  # paths of the image an install removed, removed in the helper by rm
 HELPER_WAIT_S = 120
 NOTHING_KEEP = 20  # keys remembered as "installs nothing to keep" (markers only), per service
@@ -366,7 +368,7 @@ def stage_key(spec: StageSpec, image_id: str) -> str:
     for part in (image_id, spec.command, spec.workdir):
         digest.update(part.encode() + b"\0")
     for name, value in sorted(spec.env.items()):
-        if not name.startswith("SEAMLESS_"):
+        if not name.startswith("SEAMLESS_") and name not in PER_RUN_ENV:
             digest.update(f"{name}={value}".encode() + b"\0")
     for rel, content in _key_files(spec):
         digest.update(rel.encode() + b"\0" + content + b"\0")

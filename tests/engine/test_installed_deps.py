@@ -121,7 +121,8 @@ def test_the_key_follows_what_the_install_reads_and_no_symlink_out(tmp_path: Pat
                      command="pip install -r requirements.txt", workspace=workspace,
                      env={"PIP_INDEX_URL": "http://mirror", "SEAMLESS_SHA": "a" * 40})
     key = stage_key(spec, "sha256:1")
-    assert stage_key(replace(spec, env={**spec.env, "SEAMLESS_SHA": "b" * 40}),
+    assert stage_key(replace(spec, env={**spec.env, "SEAMLESS_SHA": "b" * 40,
+                                        "COMPOSE_PROJECT_NAME": "seamless-run2-unit-test"}),
                      "sha256:1") == key  # per-run variables do not count
     assert stage_key(spec, "sha256:2") != key  # another stage image
     assert stage_key(replace(spec, env={"PIP_INDEX_URL": "http://other"}), "sha256:1") != key
