@@ -29,7 +29,6 @@ from textual.worker import Worker, WorkerState
 from seamless_tui.client import AgentClient, ApiError
 from seamless_tui.config import UserConfig
 from seamless_tui.fmt import APPROVAL_ICON, Clock, run_label, system_clock
-from seamless_tui.gc_pacing import GcPacer
 from seamless_tui.keymap import apply_keymap, binding_ids
 from seamless_tui.messages import ConnectionChanged
 from seamless_tui.palette import open_palette, palette_commands
@@ -48,7 +47,6 @@ from store.models import ApprovalStatus, Event
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ERROR_TOAST_S = 8.0
-GC_TICK_S = 0.1  # how often the GC pacer looks for a moment without keys
 
 
 class SeamlessApp(App[None]):
@@ -79,7 +77,6 @@ class SeamlessApp(App[None]):
         self._was_connected = False
         self._shown_errors: dict[str, float] = {}  # message -> until when its toast shows
         self._typeahead = TypeAhead()
-        self.gc_pacer = GcPacer()
         self.exit_at_once = False  # the program's `q` ends the process (action_quit)
 
     def on_mount(self) -> None:
@@ -99,17 +96,9 @@ class SeamlessApp(App[None]):
         # Textual's start-up objects live forever: keep full GC passes from rescanning them
         # (those passes were the 100 ms+ key stalls while a log floods in).
         self.call_after_refresh(gc.freeze)
-        # Full passes wait for a moment without keys (seamless_tui/gc_pacing.py).
-        self.gc_pacer.start()
-        self.set_interval(GC_TICK_S, self.gc_pacer.tick)
-
-    def on_unmount(self) -> None:
-        self.gc_pacer.stop()
 
     # -- type-ahead: one key at a time, each to a screen ready for it ----------------------
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
-            self.gc_pacer.key_seen()
         if isinstance(event, events.Key) and not event.is_forwarded and self._screen_stack:
             typeahead = self._typeahead
             if typeahead.held or typeahead.waiting(self.screen):
