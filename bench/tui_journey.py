@@ -4,13 +4,15 @@ lines/s: how fast each key is answered in a real terminal.
 Each key's answer time runs from `tmux send-keys` to the captured screen showing what the
 key should change (tests/tui_terminal/journey.py: the same journey as the tests). A key
 unanswered within 10 s is a frozen TUI. The floor of the measurement, one screen capture
-(`capture-pane` twice: text and colours), is measured in the same run.
+(`capture-pane` twice: text and colours), is measured in the same run, and the host's
+1-minute load average at the start and the end is reported with the figures.
 
 Goals (issue #14): frozen 0, key p99 < 150 ms, max < 1 s.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -63,6 +65,7 @@ def main() -> None:
     args = p.parse_args()
     client = docker.from_env()
     base_image = ensure_base_image(client)
+    load_start = os.getloadavg()[0]  # key times on a shared host say little without it
     answers: list[tuple[str, float]] = []
     floor: list[float] = []
     frozen: list[str] = []
@@ -82,6 +85,7 @@ def main() -> None:
         "max_key_ms": max(ms, default=0.0), "slowest_step": slowest[0],
         "frozen": len(frozen), "capture_floor_ms": statistics.median(floor) * 1000,
         "stream_lines_per_s": RATE, "rounds": args.rounds,
+        "load_1m_start": round(load_start, 2), "load_1m_end": round(os.getloadavg()[0], 2),
     }
     figures["p99_over_floor"] = figures["key_p99_ms"] / max(figures["capture_floor_ms"], 1e-6)
     slowest_steps = [(f"  slow: {name} (ms)", seconds * 1000)
