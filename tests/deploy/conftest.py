@@ -29,8 +29,11 @@ from tests.helpers import BASE_IMAGE, unique_name
 PORT = 8080
 
 
-def _dockerfile(cmd: str) -> str:
-    return (f"FROM {BASE_IMAGE}\nCOPY app /www\nEXPOSE {PORT}\n"
+def _dockerfile(cmd: str, tag: str) -> str:
+    # The tag's label first: no intermediate image is shared with another build (a
+    # parallel worker's identical one), whose removal would prune it from under this one.
+    return (f'FROM {BASE_IMAGE}\nLABEL io.seamless.test-image="{tag}"\n'
+            f"COPY app /www\nEXPOSE {PORT}\n"
             "# busybox httpd ignores SIGTERM as PID 1\nSTOPSIGNAL SIGKILL\n"
             f'CMD ["sh", "-c", "{cmd}"]\n')
 
@@ -62,7 +65,8 @@ def build_image(client, tag: str, version: str, *, healthy: bool = True,
         if healthy:
             (ctx / "app" / "health").write_text("ok\n")
         delay = f"sleep {start_delay_s}; " if start_delay_s else ""
-        (ctx / "Dockerfile").write_text(_dockerfile(f"{delay}exec httpd -f -p {PORT} -h /www"))
+        dockerfile = _dockerfile(f"{delay}exec httpd -f -p {PORT} -h /www", tag)
+        (ctx / "Dockerfile").write_text(dockerfile)
         client.images.build(path=str(ctx), tag=tag, rm=True)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)

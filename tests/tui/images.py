@@ -19,9 +19,12 @@ def build_health_image(client: Any, base_image: str, tag: str) -> None:
     try:
         (ctx / "www").mkdir()
         (ctx / "www" / "health").write_text("ok\n")
+        # The label first: no intermediate image is shared with another tag's build, so
+        # removing one (which prunes its untagged parents) never takes a layer from under
+        # a build running at the same time ("failed to get digest …").
         (ctx / "Dockerfile").write_text(
-            f"FROM {base_image}\nCOPY www /www\nEXPOSE 8080\nSTOPSIGNAL SIGKILL\n"
-            f'LABEL io.seamless.test-image="{tag}"\n'
+            f'FROM {base_image}\nLABEL io.seamless.test-image="{tag}"\n'
+            "COPY www /www\nEXPOSE 8080\nSTOPSIGNAL SIGKILL\n"
             'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
         client.images.build(path=str(ctx), tag=tag, rm=True)
     finally:
@@ -38,7 +41,8 @@ def remove_images(client: Any, tags: list[str]) -> None:
             if container.attrs["Config"]["Image"] == tag:
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
-        client.images.remove(tag, force=True)
+        with contextlib.suppress(docker.errors.ImageNotFound):  # its build failed
+            client.images.remove(tag, force=True)
 
 
 def build_catalog_images(client: Any, base_image: str, repo: str, shas: list[str],
