@@ -47,6 +47,12 @@ from store.models import ApprovalStatus, Event
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ERROR_TOAST_S = 8.0
+# Allocations between young GC passes (Python's default: 700). While a log floods in, objects
+# that live a second (rendered rows, lines in flight) outlived 2 young passes, reached the
+# oldest generation and set off a full pass every ~2 s, nearly each one inside a key's answer
+# (tmux journey at 10,000 lines/s, load 7-14: 8-9 full passes of 16-269 ms per journey; with
+# 10,000: 1 pass, ~50 ms, and half the total GC time).
+YOUNG_GC_THRESHOLD = 10_000
 
 
 class SeamlessApp(App[None]):
@@ -78,6 +84,7 @@ class SeamlessApp(App[None]):
         self._shown_errors: dict[str, float] = {}  # message -> until when its toast shows
         self._typeahead = TypeAhead()
         self.exit_at_once = False  # the program's `q` ends the process (action_quit)
+        self._gc_thresholds = gc.get_threshold()
 
     def on_mount(self) -> None:
         for theme in load_themes():
@@ -96,6 +103,11 @@ class SeamlessApp(App[None]):
         # Textual's start-up objects live forever: keep full GC passes from rescanning them
         # (those passes were the 100 ms+ key stalls while a log floods in).
         self.call_after_refresh(gc.freeze)
+        self._gc_thresholds = gc.get_threshold()
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *self._gc_thresholds[1:])
+
+    def on_unmount(self) -> None:
+        gc.set_threshold(*self._gc_thresholds)
 
     # -- type-ahead: one key at a time, each to a screen ready for it ----------------------
     async def on_event(self, event: events.Event) -> None:
