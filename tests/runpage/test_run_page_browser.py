@@ -246,25 +246,36 @@ def test_another_site_cannot_sign_the_browser_in_with_its_token(api: Any) -> Non
         evil.server_close()
 
 
-def test_a_burst_bigger_than_the_bound_keeps_the_tab_at_its_bound(api: Any) -> None:
-    """1,500 lines in one flush (what a slow tab gets when it falls behind): they land as
-    one chunk, and the tab still keeps only the newest 1,000 rows."""
+def _running_unit_test(api: Any, service: str, lines: int) -> int:
+    """A running run of a service of its own, its Unit Test in progress with `lines`."""
     from store.models import RunKind, StageStatus, Trigger
     from tests.api.conftest import add_service
     from tests.tui.seed import add_log
 
     store = api.agent.store
-    run = store.create_run(add_service(store, "burst").id, trigger=Trigger.push,
-                           kind=RunKind.full, sha="e" * 40)
+    run = store.create_run(add_service(store, service).id, trigger=Trigger.push,
+                           kind=RunKind.full, sha="d" * 40)
     store.set_run_status(run.id, RunStatus.running)
     store.set_stage_status(run.id, "Unit Test", StageStatus.in_progress)
-    add_log(store, run.id, "Unit Test", 600)
-    query = api.agent.links.sign(run.id)
+    add_log(store, run.id, "Unit Test", lines)
+    return run.id
+
+
+def _open_live_page(browser: Any, api: Any, run_id: int) -> Any:
+    query = api.agent.links.sign(run_id)
+    page = browser.new_page()
+    page.goto(f"{api.url}/runs/{run_id}?exp={query['exp']}&sig={query['sig']}")
+    expect(page.locator("#live-note")).to_have_text("live")
+    return page
+
+
+def test_a_burst_bigger_than_the_bound_keeps_the_tab_at_its_bound(api: Any) -> None:
+    """1,500 lines in one flush (what a slow tab gets when it falls behind): they land as
+    one chunk, and the tab still keeps only the newest 1,000 rows."""
+    run_id = _running_unit_test(api, "burst", 600)
     with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{api.url}/runs/{run.id}?exp={query['exp']}&sig={query['sig']}")
-        expect(page.locator("#live-note")).to_have_text("live")
-        log = api.agent.logs.stage_log(run.id, "Unit Test", [])
+        page = _open_live_page(browser, api, run_id)
+        log = api.agent.logs.stage_log(run_id, "Unit Test", [])
         for i in range(1500):
             log.write(f"burst {601 + i}")
         log.flush()
@@ -280,23 +291,11 @@ def test_a_long_live_log_keeps_a_bounded_window_of_rows_in_the_tab(api: Any) -> 
     """3,000 lines arrive live: the tab keeps at most 1,000 rows, numbered without gap or
     repeat up to the newest; "older lines" points just above the first row kept; and
     what left the page is freed (the DOM's node count after a garbage collection)."""
-    from store.models import RunKind, StageStatus, Trigger
-    from tests.api.conftest import add_service
-    from tests.tui.seed import add_log
-
-    store = api.agent.store
-    run = store.create_run(add_service(store, "long").id, trigger=Trigger.push,
-                           kind=RunKind.full, sha="d" * 40)
-    store.set_run_status(run.id, RunStatus.running)
-    store.set_stage_status(run.id, "Unit Test", StageStatus.in_progress)
-    add_log(store, run.id, "Unit Test", 600)
-    query = api.agent.links.sign(run.id)
+    run_id = _running_unit_test(api, "long", 600)
     with chromium() as browser:
-        page = browser.new_page()
-        page.goto(f"{api.url}/runs/{run.id}?exp={query['exp']}&sig={query['sig']}")
-        expect(page.locator("#live-note")).to_have_text("live")
+        page = _open_live_page(browser, api, run_id)
         assert page.locator("#lines .l").count() == 500
-        log = api.agent.logs.stage_log(run.id, "Unit Test", [])
+        log = api.agent.logs.stage_log(run_id, "Unit Test", [])
         for i in range(3000):
             log.write(f"live \x1b[36mline\x1b[0m {601 + i}")
             if i % 100 == 99:
