@@ -35,19 +35,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import docker
 
 from agent.executors.base import StageSpec
 from agent.executors.engine_errors import EngineErrors
+from agent.executors.installed_layer import installed_paths, write_layer
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,6 @@ PER_RUN_ENV = frozenset({"COMPOSE_PROJECT_NAME"})
 MAX_REMOVED = 500  # paths of the image an install removed, removed in the helper by rm
 HELPER_WAIT_S = 120
 NOTHING_KEEP = 20  # keys remembered as "installs nothing to keep" (markers only), per service
-SITE = re.compile(r"^(/.+?)/lib/python3(?:\.\d+)?/(?:site|dist)-packages(?=/|$)")
-ADDED, CHANGED, REMOVED = 1, 0, 2  # docker diff kinds
 
 
 @dataclass(frozen=True)
@@ -194,7 +192,7 @@ class InstalledDeps:
                 log.info("installed dependencies of %s not kept: %s", spec.service, why_not)
             return None
         with tempfile.TemporaryFile() as layer:
-            size = self._layer(container_id, roots, wanted, layer)
+            size = write_layer(self.api, container_id, roots, wanted, layer)
             if size > self.max_bytes:
                 log.info("installed dependencies of %s not kept: %d bytes, over the cache "
                          "bound", spec.service, size)
@@ -240,37 +238,6 @@ class InstalledDeps:
         if (self.api.inspect_image(base).get("Config") or {}).get("Entrypoint"):
             return "the install removed files of an image with an entrypoint (no plain rm)"
         return None
-
-    def _layer(self, container_id: str, roots: set[str], wanted: set[str],
-               out: IO[bytes]) -> int:
-        """A tar of the wanted files (and their directories), by absolute path; its size
-        in file bytes."""
-        keep_dirs = {str(parent) for path in wanted for parent in PurePosixPath(path).parents}
-        size = 0
-        with tarfile.open(fileobj=out, mode="w") as layer:
-            for root in sorted(roots):
-                try:
-                    stream, _ = self.api.get_archive(container_id, root)
-                except docker.errors.NotFound:
-                    continue
-                parent = str(PurePosixPath(root).parent).rstrip("/")
-                with tempfile.TemporaryFile() as whole:
-                    for chunk in stream:
-                        whole.write(chunk)
-                    whole.seek(0)
-                    with tarfile.open(fileobj=whole, mode="r:") as found:
-                        for member in found:
-                            path = f"{parent}/{member.name}"
-                            if path not in wanted and not (member.isdir()
-                                                           and path in keep_dirs):
-                                continue
-                            member.name = path.lstrip("/")
-                            if member.islnk():  # a hard link names its target in the tar
-                                member.linkname = f"{parent}/{member.linkname}".lstrip("/")
-                            data = found.extractfile(member) if member.isfile() else None
-                            layer.addfile(member, data)
-                            size += member.size if member.isfile() else 0
-        return size
 
     # -- bound and clear -------------------------------------------------------------
     def evict(self, service: str) -> list[str]:
@@ -394,25 +361,3 @@ def _key_files(spec: StageSpec) -> Iterator[tuple[str, bytes]]:
                 continue
             with path.open("rb") as f:
                 yield str(path.relative_to(spec.workspace)), f.read(KEY_FILE_MAX)
-
-
-def installed_paths(changes: list[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
-    """From `docker diff`: the install roots (site-packages, the bin beside them), the
-    files added or changed under them, and what was removed under them."""
-    made = {change["Path"] for change in changes if change["Kind"] == ADDED}
-    roots = set()
-    for change in changes:
-        found = SITE.match(change["Path"])
-        if found and f"{found.group(1)}/pyvenv.cfg" in made:
-            roots.add(found.group(1))  # a venv the stage made: all of it, or it is none
-        elif found:
-            roots.add(found.group(0))
-            roots.add(f"{found.group(1)}/bin")
-    wanted: set[str] = set()
-    removed: set[str] = set()
-    for change in changes:
-        path = change["Path"]
-        if not any(path.startswith(root + "/") for root in roots):
-            continue
-        (removed if change["Kind"] == REMOVED else wanted).add(path)
-    return roots, wanted, removed

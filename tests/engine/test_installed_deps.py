@@ -21,9 +21,9 @@ from agent.executors.installed_deps import (
     LABEL,
     Choice,
     InstalledDeps,
-    installed_paths,
     stage_key,
 )
+from agent.executors.installed_layer import installed_paths
 from agent.runtime import Agent
 from store.models import (
     NoTargetConfig,
