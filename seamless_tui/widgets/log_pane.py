@@ -4,6 +4,7 @@ the `/` search box. The pane stays mounted; choosing a stage swaps the view insi
 from __future__ import annotations
 
 import asyncio
+import time
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Static
 
 from seamless_tui.widgets.log_view import LogView
+
+NOTE_S = 5.0  # how long a key's answer stays on the status line
 
 
 class NewLinesMarker(Static):
@@ -31,6 +34,10 @@ class LogPane(Vertical):
         self.max_lines = max_lines
         self._view: LogView | None = None
         self._swap = asyncio.Lock()
+        # A key's answer on the status line ("first error: line 505", "copied …") stays a
+        # while: in a flood the status is rewritten 4 times a second.
+        self._note = ""
+        self._note_until = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-status"):
@@ -49,7 +56,7 @@ class LogPane(Vertical):
         cancelled with it) before the new one is mounted, so focus can only land on a
         mounted view; concurrent switches run one after the other."""
         async with self._swap:
-            self._view = None
+            self._view, self._note_until = None, 0.0  # the old view's note goes with it
             await self.query(LogView).remove()
             view = LogView(run_id, stage, max_lines=self.max_lines, id="log-view")
             await self.mount(view, before=self.query_one("#log-status"))
@@ -87,9 +94,15 @@ class LogPane(Vertical):
         if view is not self._view:
             return  # a late status from the view just replaced
         w = view.window
+        now = time.monotonic()
+        if message.note:
+            self._note, self._note_until = message.note, now + NOTE_S
         parts = [view.stage or "all stages",
                  "● follow" if view.follow and w.at_live_end else "○ paused"]
-        if view.search_note():  # before the counts: a narrow pane keeps it
+        # Before the counts: a narrow pane keeps them.
+        if self._note and now < self._note_until:
+            parts.append(self._note)
+        if view.search_note():
             parts.append(view.search_note())
         if not len(w):
             parts.append("no lines yet")
@@ -101,8 +114,6 @@ class LogPane(Vertical):
             parts.append("↑ older" + (" (loading…)" if view.fetching == "older" else ""))
         if view.wrap:
             parts.append("wrap")
-        if message.note:
-            parts.append(message.note)
         # Fixed-size widgets: repaint without a layout pass (this runs ~10×/s in a flood).
         self.query_one("#log-info", Static).update("  ".join(parts), layout=False)
         marker = self.query_one(NewLinesMarker)

@@ -38,18 +38,19 @@ class SearchState:
 class SearchAnswer(Message, bubble=False):
     """Matches from the agent, and which one to show (`pick`: first / last / index)."""
 
-    def __init__(self, term: str, matches: list[LogMatch], total: int | None,
+    def __init__(self, asked: int, term: str, matches: list[LogMatch], total: int | None,
                  pick: str) -> None:
         super().__init__()
-        self.term, self.matches, self.total, self.pick = term, matches, total, pick
+        self.asked, self.term, self.matches, self.total = asked, term, matches, total
+        self.pick = pick
 
 
 class FirstErrorFound(Message, bubble=False):
     """The agent's answer to `e`: the stage's first error line, or None."""
 
-    def __init__(self, line: LogMatch | None) -> None:
+    def __init__(self, asked: int, line: LogMatch | None) -> None:
         super().__init__()
-        self.line = line
+        self.asked, self.line = asked, line
 
 
 class AroundLoaded(Message, bubble=False):
@@ -84,6 +85,14 @@ class LogSearching:
 
     searching: SearchState | None = None
     target: LogMatch | None = None  # the line being brought into view (a match, an error)
+    # The newest key that asks the agent (search, n / N, e). An answer to an older one is
+    # dropped, and so is what it would have asked next (n past the last match wraps with a
+    # second question): `e` pressed while `n` was on its way was overtaken by `n`'s wrap.
+    asked: int = 0
+
+    def _new_question(self) -> int:
+        self.asked += 1
+        return self.asked
 
     # -- asking the agent ---------------------------------------------------------------------
     def set_search(self, term: str) -> None:
@@ -97,28 +106,29 @@ class LogSearching:
             self._status("pick a stage to search its whole log")
         else:
             self._status(f"searching for {term!r}…")
-            self._ask(term, None, None, "first")
+            self._ask(self._new_question(), term, None, None, "first")
 
     @work(group="log-search", exclusive=True, exit_on_error=False)
-    async def _ask(self, term: str, after: str | None, before: str | None, pick: str) -> None:
+    async def _ask(self, asked: int, term: str, after: str | None, before: str | None,
+                   pick: str) -> None:
         assert self.stage is not None
         page = await services(self).client.search_log(  # type: ignore[arg-type]
             self.run_id, self.stage, term, after=after, before=before, limit=MATCH_PAGE)
-        self.post_message(SearchAnswer(term, page.matches, page.total, pick))
+        self.post_message(SearchAnswer(asked, term, page.matches, page.total, pick))
 
     def on_search_answer(self, message: SearchAnswer) -> None:
         state = self.searching
-        if state is None or state.term != message.term:
-            return  # an answer for a search since replaced
+        if state is None or message.asked != self.asked:
+            return  # an answer to a key since overtaken by another
         if message.total is not None:
             state.total = message.total
         if not message.matches:
             if message.pick == "first" and state.total == 0:
                 self._status(f"no match for {state.term!r} in the whole log")
             elif message.pick == "next":  # past the last one: wrap to the first
-                self._ask(state.term, None, None, "first")
+                self._ask(message.asked, state.term, None, None, "first")
             elif message.pick == "prev":
-                self._ask(state.term, None, LAST_ULID, "last")
+                self._ask(message.asked, state.term, None, LAST_ULID, "last")
             return
         state.matches = message.matches
         self._go(message.matches[-1] if message.pick == "last" else message.matches[0])
@@ -132,14 +142,15 @@ class LogSearching:
             return  # the first answer is still on its way
         if self.stage is None:
             return
+        asked = self._new_question()
         known = {m.index: m for m in state.matches}
         wanted = known.get(state.current.index + step)
         if wanted is not None:
             self._go(wanted)
         elif step > 0:
-            self._ask(state.term, state.current.id, None, "next")
+            self._ask(asked, state.term, state.current.id, None, "next")
         else:
-            self._ask(state.term, None, state.current.id, "prev")
+            self._ask(asked, state.term, None, state.current.id, "prev")
 
     # -- the first error ----------------------------------------------------------------------
     def action_first_error(self) -> None:
@@ -147,16 +158,18 @@ class LogSearching:
             self._status("pick a stage to find its first error")
             return
         self._status("looking for the first error…")
-        self._ask_first_error()
+        self._ask_first_error(self._new_question())
 
     @work(group="log-search", exclusive=True, exit_on_error=False)
-    async def _ask_first_error(self) -> None:
+    async def _ask_first_error(self, asked: int) -> None:
         assert self.stage is not None
         line = await services(self).client.first_error(  # type: ignore[arg-type]
             self.run_id, self.stage)
-        self.post_message(FirstErrorFound(line))
+        self.post_message(FirstErrorFound(asked, line))
 
     def on_first_error_found(self, message: FirstErrorFound) -> None:
+        if message.asked != self.asked:
+            return  # overtaken by a later key
         if message.line is None:
             self._status("no error line in this stage's log")
         else:

@@ -284,3 +284,22 @@ async def test_first_error_says_so_when_the_stage_has_none(live_agent: LiveAgent
         await wait_for(pilot, lambda: "no error line in this stage's log" in screen_text(app),
                        "the answer on the pane's status line")
         assert view.scroll_offset.y == top and view.follow
+
+
+async def test_a_keys_answer_stays_on_the_status_line_while_lines_stream_in(
+        live_agent: LiveAgent):
+    """In a flood the status line is rewritten 4 times a second: `e`'s answer must not go
+    with the next rewrite."""
+    from tests.tui.textdump import screen_text
+
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: "no error line in this stage's log" in screen_text(app),
+                       "the answer")
+        for _ in range(3):  # what each flush of live lines posts
+            view.post_message(LogView.Status(view))
+            await pilot.pause()
+        assert "no error line in this stage's log" in screen_text(app)

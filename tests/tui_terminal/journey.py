@@ -85,6 +85,15 @@ class JourneyAgent:
         return run  # type: ignore[no-any-return]
 
 
+    def wait_for_error_line(self, number: int) -> None:
+        """Until the agent has stored the stream's first error line (what `e` finds)."""
+        runs = self.api("GET", "/runs", params={"service": "stream"})["items"]
+        run_id = next(r["id"] for r in runs if r["number"] == number)
+        wait_until(lambda: self.api("GET", f"/runs/{run_id}/logs/first-error",
+                                    params={"stage": "Unit Test"})["line"] is not None,
+                   timeout=AGENT_BOUND_S, what="the stream's first error line")
+
+
 def _stage(run: dict[str, Any], name: str) -> str:
     return next(s["status"] for s in run["stages"] if s["name"] == name)
 
@@ -256,6 +265,9 @@ class Journey:
         self.key("search: next match", "n", look_changed)
 
     def first_error(self) -> None:
+        # The stream writes its first FAILED line ~2.5 s in at the tests' 200 lines/s; a
+        # quick journey gets here sooner, and `e` then rightly answers "no error line".
+        self.agent.wait_for_error_line(self.run_number)
         self.key("log: first error", "e", shows("FAILED tests/test_refunds.py"))
 
     def confirmed(self, step: str, key: str, until: Callable[[Screen, Screen], bool]) -> None:
