@@ -41,9 +41,10 @@ from seamless_tui.screens.rollback import RollbackScreen
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.screens.service import ServiceScreen
 from seamless_tui.services import Services
+from seamless_tui.strip_cycles import install as no_self_caching_strips
 from seamless_tui.theming import STYLESHEET, load_themes
 from seamless_tui.typeahead import TICK_S, KeyHandled, TypeAhead
-from store.models import ApprovalStatus, Event
+from store.models import ApprovalStatus, Event, RunInfo
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ERROR_TOAST_S = 8.0
@@ -103,6 +104,7 @@ class SeamlessApp(App[None]):
         # Textual's start-up objects live forever: keep full GC passes from rescanning them
         # (those passes were the 100 ms+ key stalls while a log floods in).
         self.call_after_refresh(gc.freeze)
+        no_self_caching_strips()  # rendered rows then die young (strip_cycles.py)
         self._gc_thresholds = gc.get_threshold()
         gc.set_threshold(YOUNG_GC_THRESHOLD, *self._gc_thresholds[1:])
 
@@ -227,8 +229,8 @@ class SeamlessApp(App[None]):
     def open_service(self, name: str) -> None:
         self.push_screen(ServiceScreen(name))
 
-    def open_run(self, run_id: int) -> None:
-        self.push_screen(RunScreen(run_id, max_log_lines=self.max_log_lines))
+    def open_run(self, run_id: int, known: RunInfo | None = None) -> None:
+        self.push_screen(RunScreen(run_id, known=known, max_log_lines=self.max_log_lines))
 
     def open_approval(self, run_id: int) -> None:
         self.push_screen(ApprovalModal(run_id))
