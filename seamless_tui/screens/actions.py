@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from seamless_tui.fmt import run_label, short_sha, size_text
+from seamless_tui.fmt import short_sha, size_text
 from seamless_tui.screens.confirm import ConfirmModal
 from store.models import CacheInfo, RunInfo, Service
 
@@ -34,9 +34,9 @@ class ServiceActions:
         self.app.push_screen(ConfirmModal(question, confirm="Start run"), answered)
 
     def show_triggered(self, run: RunInfo) -> None:
-        self.notify(f"Started {run_label(run.number, run.service)}: {run.branch or ''} at "
-                    f"{short_sha(run.sha)}")
-        self.seamless.open_run(run.id)
+        # The run's screen names it (service, number, sha): no toast to say it again, one
+        # that would be mounted anew on every screen shown while it lasts.
+        self.seamless.open_run(run.id, known=run)
 
     def confirm_unpin(self, service: Service, environments: list[str]) -> None:
         pinned = [env for env in environments if env in service.pinned]

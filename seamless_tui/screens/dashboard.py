@@ -228,7 +228,8 @@ class DashboardScreen(ServiceActions, BaseScreen):
             self.notify("No runs here yet: pick a service row (j/k), t starts a run",
                         severity="warning")
             return
-        self.seamless.open_run(max(runs, key=lambda r: r.id).id)
+        newest = max(runs, key=lambda r: r.id)
+        self.seamless.open_run(newest.id, known=newest)
 
     def action_trigger(self) -> None:
         row = self._selected()

@@ -100,6 +100,6 @@ def _go(app: Any, target: tuple[str, int | None]) -> None:
             app.notify(f"{run_label(number, service)} not found (the newest is "
                        f"{run_label(runs[0].number) if runs else 'none'})", severity="warning")
         else:
-            app.open_run(found.id)
+            app.open_run(found.id, known=found)
 
     app.run_worker(find, group="jump", exclusive=True, exit_on_error=False)

@@ -63,9 +63,13 @@ class RunScreen(BaseScreen):
         Binding("tab", "switch_pane", "stages/log", show=False, id="run.switch_pane"),
     ]
 
-    def __init__(self, run_id: int, *, max_log_lines: int = 10_000) -> None:
+    def __init__(self, run_id: int, *, known: RunInfo | None = None,
+                 max_log_lines: int = 10_000) -> None:
         super().__init__()
         self.run_id = run_id
+        # The run as the opener last saw it (a rerun's answer, a dashboard row): shown at
+        # once, its log opened without waiting for the fetch, which then brings it up to date.
+        self.known = known
         self.run: RunInfo | None = None
         self.stage: str | None = None
         self.chosen = False  # the user picked a stage: stop following the active one
@@ -80,11 +84,13 @@ class RunScreen(BaseScreen):
             yield LogPane(max_lines=self.max_log_lines)
         yield KeyFooter()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         # Explicitly: auto-focus waits for the terminal to report focus, and then may pick
         # the log view that mounted meanwhile.
         self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
+        if self.known is not None and self.known.id == self.run_id:
+            await self.show_run(self.known)
         self.fetch(lambda: self.client.decisions(run=self.run_id), self.show_why)
         self.fetch_tests()
         self.set_interval(1.0, self._tick)
@@ -256,12 +262,12 @@ class RunScreen(BaseScreen):
             return
         if self._still_cancelling():
             return
-        self.notify(f"Rerunning from {name}…")
         self.fetch(lambda: self.client.rerun(self.run_id, name), self.show_rerun)
 
     def show_rerun(self, run: RunInfo) -> None:
-        self.notify(f"Started {run_label(run.number, run.service)}")
-        self.app.switch_screen(RunScreen(run.id, max_log_lines=self.max_log_lines))
+        # The new run's screen says which run started: no toast to say it again (a toast is
+        # mounted anew on every screen shown while it lasts).
+        self.app.switch_screen(RunScreen(run.id, known=run, max_log_lines=self.max_log_lines))
 
     def action_approve(self) -> None:
         if self.run is None or self.run.status is not RunStatus.awaiting_approval:

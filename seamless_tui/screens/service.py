@@ -239,7 +239,8 @@ class ServiceScreen(ServiceActions, BaseScreen):
 
     @on(DataTable.RowSelected, "#runs-table")
     def _open_run(self, event: DataTable.RowSelected) -> None:
-        self.seamless.open_run(int(str(event.row_key.value)))
+        run_id = int(str(event.row_key.value))
+        self.seamless.open_run(run_id, known=next((r for r in self.runs if r.id == run_id), None))
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
