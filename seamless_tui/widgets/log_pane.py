@@ -95,7 +95,7 @@ class LogPane(Vertical):
             return  # a late status from the view just replaced
         w = view.window
         now = time.monotonic()
-        if message.note:
+        if message.note is not None:
             self._note, self._note_until = message.note, now + NOTE_S
         parts = [view.stage or "all stages",
                  "● follow" if view.follow and w.at_live_end else "○ paused"]

@@ -56,8 +56,10 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
     class Status(Message):
         """Follow state, counts and search results for the pane's status line."""
 
-        def __init__(self, view: LogView, note: str = "") -> None:
+        def __init__(self, view: LogView, note: str | None = None) -> None:
             super().__init__()
+            # None: the state changed, the note stays; a text (even ""): a key's answer,
+            # which replaces the note ("searching…" gives way to the match counter).
             self.view, self.note = view, note
 
     class PageLoaded(Message, bubble=False):
