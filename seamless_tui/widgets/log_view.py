@@ -26,6 +26,10 @@ from seamless_tui.widgets.log_select import LogSelecting
 from seamless_tui.widgets.log_window import Line, LogWindow, make_line
 
 PAGE = 1000
+# The first page, the log's end: a few screenfuls, the rest paged in on scrolling up. For a
+# stage that floods, 1,000 lines took the agent 14 ms (53 ms at worst) and were mostly
+# never shown; 200 take 5 ms (14 ms).
+TAIL_PAGE = 200
 LIVE_INTERVAL = 0.1  # seconds between repaints while lines stream in
 # In a flood (a screenful or more per repaint, unreadable anyway) repaint less often: each
 # repaint of a following view re-renders every row on screen, and keys wait behind it.
@@ -65,9 +69,11 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
     class PageLoaded(Message, bubble=False):
         """One page from the agent: `tail`, `head`, `older` or `newer` than the window."""
 
-        def __init__(self, kind: str, lines: list[Line], total: int | None) -> None:
+        def __init__(self, kind: str, lines: list[Line], total: int | None, *,
+                     full: bool) -> None:
             super().__init__()
             self.kind, self.lines, self.total = kind, lines, total
+            self.full = full  # as many lines as asked for: there may be more
 
     class LinesArrived(Message, bubble=False):
         """Live lines from this view's stream."""
@@ -165,7 +171,8 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         client = services(self).client
         w = self.window
         self.fetching = kind
-        params: dict[str, Any] = {"stage": self.stage, "limit": PAGE}
+        limit = TAIL_PAGE if kind == "tail" else PAGE
+        params: dict[str, Any] = {"stage": self.stage, "limit": limit}
         if kind == "tail":
             params["tail"] = True
         elif kind == "older":
@@ -174,7 +181,7 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
             params["after"] = w.last_id
         raw, total = await client.log_page_raw(self.run_id, **params)
         lines = [make_line(ln) for ln in raw]
-        self.post_message(self.PageLoaded(kind, lines, total))
+        self.post_message(self.PageLoaded(kind, lines, total, full=len(lines) >= limit))
 
     @work(group="log-stream", exclusive=True, exit_on_error=False)
     async def follow_stream(self, after: str | None) -> None:
@@ -194,7 +201,7 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
     def on_log_view_page_loaded(self, message: PageLoaded) -> None:
         w, lines, kind = self.window, message.lines, message.kind
         self.fetching = None
-        full = len(lines) >= PAGE
+        full = message.full
         top_line = self.line_at_row(self.scroll_offset.y)[0] if len(w) else 0
         if kind == "tail":
             start = message.total - len(lines) if message.total is not None else (

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.widgets.log_pane import NewLinesMarker
-from seamless_tui.widgets.log_view import LogView
+from seamless_tui.widgets.log_view import TAIL_PAGE, LogView
 from store.store import Store
 from tests.tui.conftest import LiveAgent, wait_for
 from tests.tui.seed import FIXED_NOW, add_log
@@ -39,7 +39,7 @@ async def test_log_loads_the_tail_and_pages_older_lines_within_a_bounded_window(
     async with app.run_test(size=(80, 24)) as pilot:
         view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
         w = view.window
-        assert len(w) == 1000 and w.has_older
+        assert len(w) == TAIL_PAGE and w.has_older  # a few screenfuls first
         assert w.lines[-1].text == "big 5000"
         assert view.follow
 
@@ -153,7 +153,7 @@ async def test_search_covers_the_whole_log_with_a_counter_and_pages_to_each_matc
     app = live_agent.app(max_log_lines=1500)
     async with app.run_test(size=(100, 24)) as pilot:
         view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
-        assert view.window.lines[0].text == "big 4001"  # "big 4" is far above the window
+        assert view.window.lines[0].text == "big 4801"  # "big 4" is far above the window
 
         def matched() -> str:
             return view.window.lines[view.match_line].text if view.match_line is not None \
