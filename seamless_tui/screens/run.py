@@ -152,7 +152,9 @@ class RunScreen(BaseScreen):
         ids = [stages.get_option_at_index(i).id for i in range(stages.option_count)]
         if ids == [name for name, _ in rows]:
             for index, (_, line) in enumerate(rows):
-                stages.replace_option_prompt_at_index(index, line)
+                # Each tick re-renders the rows: only a changed one is replaced (and redrawn).
+                if stages.get_option_at_index(index).prompt != line:
+                    stages.replace_option_prompt_at_index(index, line)
         else:
             stages.clear_options()
             stages.add_options(Option(line, id=name) for name, line in rows)

@@ -23,8 +23,9 @@ _DOCKER_STYLE = {"up": "green", "down": "bold red", "not used": "dim"}
 class TopBar(Vertical):
     def __init__(self, crumb: str) -> None:
         super().__init__()
-        self.crumb = crumb
+        self.crumb: str | Text = crumb
         self.info: AgentInfo | None = None
+        self._info_shown = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="agent-line"):
@@ -37,7 +38,11 @@ class TopBar(Vertical):
         self.set_interval(INFO_EVERY_S, self._ask)
 
     def set_crumb(self, text: str | Text) -> None:
-        self.query_one("#crumb", Static).update(text)
+        # Screens set it on every event and every second's tick: only a change repaints it,
+        # and never with a layout pass (one fixed line).
+        if text != self.crumb:
+            self.crumb = text
+            self.query_one("#crumb", Static).update(text, layout=False)
 
     def _agent_url(self) -> str:
         return display_url(services(self).client.base_url)
@@ -58,8 +63,11 @@ class TopBar(Vertical):
                         exit_on_error=False)
 
     def show_info(self, info: AgentInfo | None) -> None:
-        self.info = info
-        self.query_one("#agent-info", Static).update(agent_line(self._agent_url(), info))
+        changed = info != self.info or not self._info_shown
+        self.info, self._info_shown = info, True
+        if changed:
+            self.query_one("#agent-info", Static).update(agent_line(self._agent_url(), info),
+                                                         layout=False)
 
 
 def display_url(url: str) -> str:
