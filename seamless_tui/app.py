@@ -132,9 +132,15 @@ class SeamlessApp(App[None]):
             self._typeahead.handled(marker)  # the target is closing: no marker will come
 
     @on(KeyHandled)
-    def _key_handled(self, marker: KeyHandled) -> None:
+    async def _key_handled(self, marker: KeyHandled) -> None:
         marker.stop()
-        self._typeahead.handled(marker)
+        typeahead = self._typeahead
+        typeahead.handled(marker)
+        # The next held key goes at once: a word typed or pasted in one go was handed over
+        # a 10 ms tick per key. (The tick still covers waits no marker ends: a screen
+        # getting ready, a dialog on its way.)
+        if typeahead.held and not typeahead.waiting(self.screen):
+            await self._send_key(typeahead.held.pop(0))
 
     async def _hand_over_keys(self) -> None:
         typeahead = self._typeahead

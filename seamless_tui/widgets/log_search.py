@@ -8,6 +8,7 @@ Mixed into LogView (it brings the window, the scrolling and `post_message`)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,19 @@ MATCH_PAGE = 100
 AROUND = 500  # lines loaded on each side of a match outside the window
 SAVE_PAGE = 10_000
 LAST_ULID = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # sorts after every id: "before the end"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # ULID digits, in order
+
+
+def ulid_before(ulid: str) -> str:
+    """The greatest ULID below `ulid`: `after=` it pages from `ulid` itself, included."""
+    digits = list(ulid)
+    for i in range(len(digits) - 1, -1, -1):
+        value = CROCKFORD.index(digits[i])
+        if value:
+            digits[i] = CROCKFORD[value - 1]
+            return "".join(digits)
+        digits[i] = CROCKFORD[-1]  # 0 - 1: borrow from the digit to the left
+    raise ValueError(f"no ULID below {ulid}")
 
 
 @dataclass
@@ -208,11 +222,11 @@ class LogSearching:
     @work(group="log-page", exclusive=True, exit_on_error=False)
     async def _load_around(self, match: LogMatch, note: str) -> None:
         client = services(self).client  # type: ignore[arg-type]
-        older, _ = await client.log_page_raw(self.run_id, stage=self.stage,
-                                             before=match.id, limit=AROUND)
-        newer, _ = await client.log_page_raw(self.run_id, stage=self.stage,
-                                             after=older[-1]["id"] if older else None,
-                                             limit=AROUND + 1)
+        # Both sides at once: the lines before the match, and the match with those after.
+        (older, _), (newer, _) = await asyncio.gather(
+            client.log_page_raw(self.run_id, stage=self.stage, before=match.id, limit=AROUND),
+            client.log_page_raw(self.run_id, stage=self.stage, after=ulid_before(match.id),
+                                limit=AROUND + 1))
         before = [make_line(ln) for ln in older]
         after = [make_line(ln) for ln in newer]
         self.post_message(AroundLoaded(match, before, after, len(before) >= AROUND,
