@@ -84,13 +84,14 @@ class RunScreen(BaseScreen):
             yield LogPane(max_lines=self.max_log_lines)
         yield KeyFooter()
 
-    async def on_mount(self) -> None:
+    def on_mount(self) -> None:
         # Explicitly: auto-focus waits for the terminal to report focus, and then may pick
         # the log view that mounted meanwhile.
         self.query_one(StageList).focus()
         self.fetch(lambda: self.client.run(self.run_id), self.show_run)
         if self.known is not None and self.known.id == self.run_id:
-            await self.show_run(self.known)
+            # Right after mounting, not inside it: the screen takes keys (Escape) meanwhile.
+            self.call_later(self.show_run, self.known)
         self.fetch(lambda: self.client.decisions(run=self.run_id), self.show_why)
         self.fetch_tests()
         self.set_interval(1.0, self._tick)
