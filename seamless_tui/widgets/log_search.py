@@ -92,6 +92,8 @@ class LogSearching:
         def _changed(self, layout: bool = True) -> None: ...
         def _show_line(self, index: int) -> None: ...
         def _status(self, note: str) -> None: ...
+        def _hold_live(self) -> None: ...
+        def _release_live(self) -> None: ...
         def line_at_row(self, row: int) -> tuple[int, int]: ...
         @property
         def marking(self) -> bool: ...
@@ -106,6 +108,7 @@ class LogSearching:
 
     def _new_question(self) -> int:
         self.asked += 1
+        self._hold_live()  # the view is about to move: no flood repaint in the answer's way
         return self.asked
 
     # -- asking the agent ---------------------------------------------------------------------
@@ -138,6 +141,7 @@ class LogSearching:
             state.total = message.total
         if not message.matches:
             if message.pick == "first" and state.total == 0:
+                self._release_live()
                 self._status(f"no match for {state.term!r} in the whole log")
             elif message.pick == "next":  # past the last one: wrap to the first
                 self._ask(message.asked, state.term, None, None, "first")
@@ -185,6 +189,7 @@ class LogSearching:
         if message.asked != self.asked:
             return  # overtaken by a later key
         if message.line is None:
+            self._release_live()
             self._status("no error line in this stage's log")
         else:
             self._bring(message.line, f"first error: line {message.line.number:,}")
@@ -209,6 +214,7 @@ class LogSearching:
         self.follow = False
         self.match_line = index
         self._show_line(index)
+        self._release_live()
         self._status(note)
 
     def search_note(self) -> str:

@@ -7,6 +7,7 @@ workers, which end when the view is unmounted. Results come back as typed messag
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -34,6 +35,9 @@ LIVE_INTERVAL = 0.1  # seconds between repaints while lines stream in
 # In a flood (a screenful or more per repaint, unreadable anyway) repaint less often: each
 # repaint of a following view re-renders every row on screen, and keys wait behind it.
 FLOOD_INTERVAL = 0.25
+# While a search or `e` is on its way the live lines wait (at most this long): in a flood
+# each repaint of the following view came between the key and its answer (~50 ms apiece).
+HOLD_LIVE_S = 1.0
 
 
 class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
@@ -105,6 +109,7 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self._flush_scheduled = False
         self._flooded = False  # the last repaint brought a screenful or more
         self._rows_width = 0  # the content width the rendered rows were wrapped to
+        self._live_held_until = 0.0  # monotonic time: live lines wait until then
 
     def _changed(self, layout: bool = True) -> None:
         """Content changed: drop caches and re-size the virtual canvas."""
@@ -251,8 +256,18 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
             self.set_timer(FLOOD_INTERVAL if self._flooded else LIVE_INTERVAL,
                            self._flush_live)
 
+    def _hold_live(self) -> None:
+        self._live_held_until = time.monotonic() + HOLD_LIVE_S
+
+    def _release_live(self) -> None:
+        self._live_held_until = 0.0
+
     def _flush_live(self) -> None:
         self._flush_scheduled = False
+        if time.monotonic() < self._live_held_until:
+            self._flush_scheduled = True
+            self.set_timer(FLOOD_INTERVAL, self._flush_live)
+            return
         lines = [make_line(r) for r in self._incoming]
         self._incoming = []
         added = self.window.add_live(lines)
