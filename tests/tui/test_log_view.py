@@ -303,3 +303,35 @@ async def test_a_keys_answer_stays_on_the_status_line_while_lines_stream_in(
             view.post_message(LogView.Status(view))
             await pilot.pause()
         assert "no error line in this stage's log" in screen_text(app)
+
+
+async def test_live_lines_arriving_while_a_search_is_on_its_way_wait_and_are_not_lost(
+        live_agent: LiveAgent):
+    """While a search is on its way the live lines wait (a flood's repaints came between the
+    key and its answer); none is lost: once the match is shown they are counted as new."""
+    import asyncio
+
+    run_id = live_agent.seeded.runs["checkout"]
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        answer = asyncio.Event()
+        search_log = app.client.search_log
+
+        async def slow_search(*args, **kwargs):  # type: ignore[no-untyped-def]
+            await answer.wait()
+            return await search_log(*args, **kwargs)
+
+        app.client.search_log = slow_search  # type: ignore[method-assign]
+        await pilot.press("slash", *"Unit Test 3", "enter")
+        last = view.window.last_id
+        assert last is not None
+        live = [{"id": "7" + last[1:], "ts": "2026-03-14T12:30:00+00:00", "stream": "stdout",
+                 "text": "arrived during the search"}]
+        view.add_live(live)
+        await pilot.pause(0.5)  # two flood intervals: held
+        assert view.window.last_id == last and view._incoming
+        answer.set()
+        await wait_for(pilot, lambda: view.match_line is not None, "the match")
+        await wait_for(pilot, lambda: not view._incoming, "the held lines applied")
+        assert view.window.last_id == live[0]["id"]
