@@ -52,11 +52,10 @@ class SearchState:
 class SearchAnswer(Message, bubble=False):
     """Matches from the agent, and which one to show (`pick`: first / last / index)."""
 
-    def __init__(self, asked: int, term: str, matches: list[LogMatch], total: int | None,
+    def __init__(self, asked: int, matches: list[LogMatch], total: int | None,
                  pick: str) -> None:
         super().__init__()
-        self.asked, self.term, self.matches, self.total = asked, term, matches, total
-        self.pick = pick
+        self.asked, self.matches, self.total, self.pick = asked, matches, total, pick
 
 
 class FirstErrorFound(Message, bubble=False):
@@ -131,7 +130,7 @@ class LogSearching:
         assert self.stage is not None
         page = await services(self).client.search_log(  # type: ignore[arg-type]
             self.run_id, self.stage, term, after=after, before=before, limit=MATCH_PAGE)
-        self.post_message(SearchAnswer(asked, term, page.matches, page.total, pick))
+        self.post_message(SearchAnswer(asked, page.matches, page.total, pick))
 
     def on_search_answer(self, message: SearchAnswer) -> None:
         state = self.searching

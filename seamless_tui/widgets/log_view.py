@@ -263,11 +263,10 @@ class LogView(LogSelecting, LogSearching, LogRendering, can_focus=True):
         self._live_held_until = 0.0
 
     def _flush_live(self) -> None:
-        self._flush_scheduled = False
         if time.monotonic() < self._live_held_until:
-            self._flush_scheduled = True
-            self.set_timer(FLOOD_INTERVAL, self._flush_live)
+            self.set_timer(FLOOD_INTERVAL, self._flush_live)  # still scheduled: try again
             return
+        self._flush_scheduled = False
         lines = [make_line(r) for r in self._incoming]
         self._incoming = []
         added = self.window.add_live(lines)
