@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,6 +63,16 @@ CLOSE_TIMEOUT_S = 1.0
 _FATAL_CLOSE = {4401: 401, 4403: 403, 4404: 404, 4400: 400}
 
 
+@dataclass
+class RawContext:
+    """A search or first-error answer's `context`: the lines around the line found, as
+    the JSON has them (see `log_page_raw`)."""
+
+    lines: list[dict[str, Any]]
+    more_before: bool
+    more_after: bool
+
+
 class ApiError(Exception):
     """A refused or failed request, with a sentence fit for the status bar."""
 
@@ -84,6 +95,17 @@ class ApiError(Exception):
 class AgentUnreachable(ApiError):
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(0, "unreachable", reason, f"agent at {url} unreachable: {reason}")
+
+
+def _raw_context(data: Any) -> RawContext | None:
+    """Takes `context` out of an answer: its lines stay dicts, not a model each."""
+    context = data.pop("context", None) if isinstance(data, dict) else None
+    if context is None:
+        return None
+    if not isinstance(context, dict) or not isinstance(context.get("lines"), list):
+        raise ApiError(0, "bad_context", context, "the agent sent context without lines")
+    return RawContext(context["lines"], bool(context.get("more_before")),
+                      bool(context.get("more_after")))
 
 
 def _error_message(status: int, body: Any, path: str) -> tuple[str, Any, str]:
@@ -282,16 +304,22 @@ class AgentClient:
 
     async def search_log(self, run_id: int, stage: str, query: str, *,
                          after: str | None = None, before: str | None = None,
-                         limit: int = 100) -> LogSearchPage:
+                         limit: int = 100, context: int = 0
+                         ) -> tuple[LogSearchPage, RawContext | None]:
+        """A page of matches; with `context`, the lines around the one a reader goes to."""
         data = await self.request("GET", f"/api/v1/runs/{run_id}/logs/search", params={
-            "stage": stage, "q": query, "after": after, "before": before, "limit": limit})
-        return LogSearchPage.model_validate(data)
+            "stage": stage, "q": query, "after": after, "before": before, "limit": limit,
+            "context": context or None})
+        around = _raw_context(data)
+        return LogSearchPage.model_validate(data), around
 
-    async def first_error(self, run_id: int, stage: str) -> LogMatch | None:
+    async def first_error(self, run_id: int, stage: str, context: int = 0
+                          ) -> tuple[LogMatch | None, RawContext | None]:
         """The stage's first error line over its whole stored log (None: it has none)."""
         data = await self.request("GET", f"/api/v1/runs/{run_id}/logs/first-error",
-                                  params={"stage": stage})
-        return FirstErrorAnswer.model_validate(data).line
+                                  params={"stage": stage, "context": context or None})
+        around = _raw_context(data)
+        return FirstErrorAnswer.model_validate(data).line, around
 
     # -- WebSocket streams ------------------------------------------------------------------
     def _ws_url(self, path: str, params: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from store.db import iso, now
 from store.ids import ulid_floor
 from store.log_index import INDEX_CHUNK, unindex_lines
 from store.log_search import LogSearch
-from store.models import LogLine, LogPage
+from store.models import LogContext, LogLine, LogPage
 
 # Rows per multi-row INSERT, largest first (5000 x 6 = 30000 parameters, under
 # SQLite's default limit of 32766); fewer than the smallest go through executemany.
@@ -98,6 +98,18 @@ class LogQueries(LogSearch):
             lines.reverse()
         next_cursor = lines[-1].id if lines else after
         return LogPage(lines=lines, next_cursor=next_cursor)
+
+    def log_context(self, run_id: int, stage: str, line_id: str, lines: int) -> LogContext:
+        """Up to `lines` lines of the stage before `line_id`, the line itself and up to
+        `lines` after it: what a viewer shows around a match, in the same answer."""
+        older = self.query("SELECT * FROM log_lines WHERE run_id=? AND stage=? AND id<?"
+                           " ORDER BY id DESC LIMIT ?", (run_id, stage, line_id, lines + 1))
+        newer = self.query("SELECT * FROM log_lines WHERE run_id=? AND stage=? AND id>=?"
+                           " ORDER BY id LIMIT ?", (run_id, stage, line_id, lines + 2))
+        # One more each way than is sent: whether there are more.
+        shown = [LogLine(**dict(r)) for r in chain(reversed(older[:lines]), newer[:lines + 1])]
+        return LogContext(lines=shown, more_before=len(older) > lines,
+                          more_after=len(newer) > lines + 1)
 
     def log_number(self, run_id: int, stage: str, line_id: str) -> int:
         """The 1-based line number of `line_id` in its stage's log (lines before it + 1)."""

@@ -92,6 +92,11 @@ def run_logs(request: Request, run_id: int, _: Viewer,
                           tail=tail)
 
 
+# A viewer shows the line found with the lines around it: sent in the same answer.
+ContextLines = Annotated[int, Query(ge=0, le=1000, description="also send this many lines on"
+                                    " each side of the line found (`context` in the answer)")]
+
+
 @router.get("/runs/{run_id}/logs/search", response_model=LogSearchPage, tags=["logs"])
 def search_logs(request: Request, run_id: int, _: Viewer,
                 stage: Annotated[str, Query(description="one of the stage names")],
@@ -99,22 +104,28 @@ def search_logs(request: Request, run_id: int, _: Viewer,
                                         description="text to find (case-insensitive)")],
                 after: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
                 before: Annotated[str | None, Query(pattern=ULID_PATTERN)] = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> LogSearchPage:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                context: ContextLines = 0) -> LogSearchPage:
     """Matches over the whole stored log of a stage, paged by ULID: `after` the last match
     for the next ones, `before` the first for the previous ones. The first page (no cursor)
     carries the total."""
     _check_stage(stage)
     store = agent_of(request).store
     store.get_run(run_id)
-    return store.search_log(run_id, stage, q, after=after, before=before, limit=limit,
+    page = store.search_log(run_id, stage, q, after=after, before=before, limit=limit,
                             with_total=after is None and before is None)
+    if context and page.matches:
+        # Paging backwards, the match a reader goes to is the one just before the cursor.
+        shown = page.matches[-1] if before is not None and after is None else page.matches[0]
+        page.context = store.log_context(run_id, stage, shown.id, context)
+    return page
 
 
 @router.get("/runs/{run_id}/logs/first-error", response_model=FirstErrorAnswer,
             tags=["logs"])
 def first_error(request: Request, run_id: int, _: Viewer,
-                stage: Annotated[str, Query(description="one of the stage names")]
-                ) -> FirstErrorAnswer:
+                stage: Annotated[str, Query(description="one of the stage names")],
+                context: ContextLines = 0) -> FirstErrorAnswer:
     """The stage's first line that reads like an error, over its whole stored log (its
     first 200,000 lines): the same line the run page marks."""
     _check_stage(stage)
@@ -123,8 +134,10 @@ def first_error(request: Request, run_id: int, _: Viewer,
     line = store.first_error_line(run_id, stage)
     if line is None:
         return FirstErrorAnswer()
-    return FirstErrorAnswer(line=LogMatch(id=line.id, index=1, text=line.text,
-                                          number=store.log_number(run_id, stage, line.id)))
+    return FirstErrorAnswer(
+        line=LogMatch(id=line.id, index=1, text=line.text,
+                      number=store.log_number(run_id, stage, line.id)),
+        context=store.log_context(run_id, stage, line.id, context) if context else None)
 
 
 def _check_stage(stage: str | None) -> None:

@@ -18,8 +18,9 @@ from textual import work
 from textual.message import Message
 
 from seamless_tui.ansi import plain, sanitize
+from seamless_tui.client import RawContext
 from seamless_tui.services import services
-from seamless_tui.widgets.log_window import Line, make_line
+from seamless_tui.widgets.log_window import make_line
 from store.models import LogMatch
 
 MATCH_PAGE = 100
@@ -50,30 +51,30 @@ class SearchState:
 
 
 class SearchAnswer(Message, bubble=False):
-    """Matches from the agent, and which one to show (`pick`: first / last / index)."""
+    """Matches from the agent, which one to show (`pick`: first / last / next / prev),
+    and the lines around it."""
 
     def __init__(self, asked: int, matches: list[LogMatch], total: int | None,
-                 pick: str) -> None:
+                 pick: str, around: RawContext | None) -> None:
         super().__init__()
         self.asked, self.matches, self.total, self.pick = asked, matches, total, pick
+        self.around = around
 
 
 class FirstErrorFound(Message, bubble=False):
     """The agent's answer to `e`: the stage's first error line, or None."""
 
-    def __init__(self, asked: int, line: LogMatch | None) -> None:
+    def __init__(self, asked: int, line: LogMatch | None, around: RawContext | None) -> None:
         super().__init__()
-        self.asked, self.line = asked, line
+        self.asked, self.line, self.around = asked, line, around
 
 
 class AroundLoaded(Message, bubble=False):
     """The lines around a match, to replace the window with."""
 
-    def __init__(self, match: LogMatch, before: list[Line], after: list[Line],
-                 more_before: bool, reaches_end: bool, note: str) -> None:
+    def __init__(self, match: LogMatch, around: RawContext, note: str) -> None:
         super().__init__()
-        self.match, self.before, self.after = match, before, after
-        self.more_before, self.reaches_end, self.note = more_before, reaches_end, note
+        self.match, self.around, self.note = match, around, note
 
 
 class LogSearching:
@@ -128,9 +129,12 @@ class LogSearching:
     async def _ask(self, asked: int, term: str, after: str | None, before: str | None,
                    pick: str) -> None:
         assert self.stage is not None
-        page = await services(self).client.search_log(  # type: ignore[arg-type]
-            self.run_id, self.stage, term, after=after, before=before, limit=MATCH_PAGE)
-        self.post_message(SearchAnswer(asked, page.matches, page.total, pick))
+        # The lines around the match come in the same answer: a match far from the window
+        # is shown after one round trip, not two.
+        page, around = await services(self).client.search_log(  # type: ignore[arg-type]
+            self.run_id, self.stage, term, after=after, before=before, limit=MATCH_PAGE,
+            context=AROUND)
+        self.post_message(SearchAnswer(asked, page.matches, page.total, pick, around))
 
     def on_search_answer(self, message: SearchAnswer) -> None:
         state = self.searching
@@ -148,7 +152,9 @@ class LogSearching:
                 self._ask(message.asked, state.term, None, LAST_ULID, "last")
             return
         state.matches = message.matches
-        self._go(message.matches[-1] if message.pick == "last" else message.matches[0])
+        # Paging back (`N`, or wrapping to the last), the page ends at the match wanted.
+        backwards = message.pick in ("last", "prev")
+        self._go(message.matches[-1] if backwards else message.matches[0], message.around)
 
     def action_next_match(self, step: int) -> None:
         state = self.searching
@@ -180,9 +186,9 @@ class LogSearching:
     @work(group="log-search", exclusive=True, exit_on_error=False)
     async def _ask_first_error(self, asked: int) -> None:
         assert self.stage is not None
-        line = await services(self).client.first_error(  # type: ignore[arg-type]
-            self.run_id, self.stage)
-        self.post_message(FirstErrorFound(asked, line))
+        line, around = await services(self).client.first_error(  # type: ignore[arg-type]
+            self.run_id, self.stage, context=AROUND)
+        self.post_message(FirstErrorFound(asked, line, around))
 
     def on_first_error_found(self, message: FirstErrorFound) -> None:
         if message.asked != self.asked:
@@ -191,20 +197,25 @@ class LogSearching:
             self._release_live()
             self._status("no error line in this stage's log")
         else:
-            self._bring(message.line, f"first error: line {message.line.number:,}")
+            self._bring(message.line, f"first error: line {message.line.number:,}",
+                        message.around)
 
     # -- showing a match ----------------------------------------------------------------------
-    def _go(self, match: LogMatch) -> None:
+    def _go(self, match: LogMatch, around: RawContext | None = None) -> None:
         assert self.searching is not None
         self.searching.current = match
-        self._bring(match)
+        self._bring(match, around=around)
 
-    def _bring(self, match: LogMatch, note: str = "") -> None:
-        """Show `match`'s line: in the window, or in the lines loaded around it."""
+    def _bring(self, match: LogMatch, note: str = "", around: RawContext | None = None
+               ) -> None:
+        """Show `match`'s line: in the window, else in the lines around it (sent with the
+        answer, or loaded now)."""
         self.target = match
         index = next((i for i, ln in enumerate(self.window.lines) if ln.id == match.id), None)
         if index is not None:
             self._show_match(index, note)
+        elif around is not None:
+            self._show_around(match, around, note)
         else:
             self._status(f"loading line {match.number:,}…")
             self._load_around(match, note)
@@ -232,22 +243,26 @@ class LogSearching:
             client.log_page_raw(self.run_id, stage=self.stage, before=match.id, limit=AROUND),
             client.log_page_raw(self.run_id, stage=self.stage, after=ulid_before(match.id),
                                 limit=AROUND + 1))
-        before = [make_line(ln) for ln in older]
-        after = [make_line(ln) for ln in newer]
-        self.post_message(AroundLoaded(match, before, after, len(before) >= AROUND,
-                                       len(after) <= AROUND, note))
+        self.post_message(AroundLoaded(match, RawContext(
+            older + newer, more_before=len(older) >= AROUND, more_after=len(newer) > AROUND),
+            note))
 
     def on_around_loaded(self, message: AroundLoaded) -> None:
-        if self.target is not message.match:
-            return  # a line asked for before the last one
-        lines = message.before + message.after
-        self.window.reset(lines, has_older=message.more_before,
-                          at_live_end=message.reaches_end,
-                          abs_start=message.match.number - 1 - len(message.before))
+        if self.target is message.match:  # else a line asked for before the last one
+            self._show_around(message.match, message.around, message.note)
+
+    def _show_around(self, match: LogMatch, around: RawContext, note: str) -> None:
+        """The window becomes the lines around `match`, and shows it."""
+        lines = [make_line(ln) for ln in around.lines]
+        index = next((i for i, ln in enumerate(lines) if ln.id == match.id), None)
+        if index is None:
+            self._release_live()
+            self._status(f"line {match.number:,} is no longer stored")
+            return
+        self.window.reset(lines, has_older=around.more_before,
+                          at_live_end=not around.more_after, abs_start=match.number - 1 - index)
         self._changed()
-        index = next((i for i, ln in enumerate(lines) if ln.id == message.match.id), None)
-        if index is not None:
-            self._show_match(index, message.note)
+        self._show_match(index, note)
 
     # -- save, copy ---------------------------------------------------------------------------
     def action_save(self) -> None:

@@ -14,6 +14,7 @@ from store.models.records import (
     Approval,
     CanaryMeasurement,
     Deployment,
+    LogLine,
     RunInfo,
     StageInfo,
 )
@@ -180,12 +181,24 @@ class LogMatch(BaseModel):
     text: str
 
 
+class LogContext(BaseModel):
+    """With `context=N`: the lines around the line a reader is shown, so a viewer can
+    show it with no second request."""
+
+    lines: list[LogLine] = Field(..., description="up to N lines before the line, the line"
+                                 " itself, and up to N after it, in order")
+    more_before: bool = Field(..., description="older lines than these exist")
+    more_after: bool = Field(..., description="newer lines than these exist")
+
+
 class FirstErrorAnswer(BaseModel):
     """GET /api/v1/runs/{id}/logs/first-error: where a reader of a failed stage starts."""
 
     line: LogMatch | None = Field(None, description="the stage's first line that reads like an"
                                   " error (error, fail, traceback, panic:); none in its first"
                                   " 200,000 lines: null")
+    context: LogContext | None = Field(None, description="with `context=N`: the lines around"
+                                       " `line`")
 
 
 class LogSearchPage(BaseModel):
@@ -194,3 +207,6 @@ class LogSearchPage(BaseModel):
     matches: list[LogMatch]
     total: int | None = Field(None, description="matches in the whole stage log (first page)")
     next_cursor: str | None = Field(None, description="pass as `after` for the next page")
+    context: LogContext | None = Field(None, description="with `context=N`: the lines around"
+                                       " the match a reader is shown first: the page's first,"
+                                       " or with `before` alone its last")

@@ -84,9 +84,61 @@ def test_first_error_is_the_stages_first_error_line_with_its_number(api: LiveApi
         unknown_run = c.get(f"/api/v1/runs/{run.id + 99}/logs/first-error",
                             params={"stage": "Build"})
     assert found["line"]["number"] == 10 and found["line"]["text"].startswith("test_10 ")
-    assert none == {"line": None}
+    assert none == {"line": None, "context": None}
     assert unknown_stage.status_code == 422
     assert unknown_run.status_code == 404
+
+
+def test_search_and_first_error_send_the_lines_around_the_line_found(api: LiveApi):
+    """`context=N`: the lines a viewer shows around the match come in the same answer."""
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store.insert_log_lines(_lines(run.id, "Unit Test", 3000))  # Needle every 10th line
+    store.insert_log_lines(_lines(run.id, "Build", 50))  # another stage: never sent
+    base = f"/api/v1/runs/{run.id}/logs"
+    unit = {"stage": "Unit Test"}
+    with api.client(Role.viewer) as c:
+        first = c.get(f"{base}/search", params={**unit, "q": "needle", "context": 4}).json()
+        back = c.get(f"{base}/search", params={**unit, "q": "needle", "context": 4,
+                                               "before": first["matches"][3]["id"]}).json()
+        onward = c.get(f"{base}/search", params={**unit, "q": "needle", "context": 20,
+                                                 "after": first["matches"][-1]["id"]}).json()
+        plain = c.get(f"{base}/search", params={**unit, "q": "needle"}).json()
+        error = c.get(f"{base}/first-error", params={**unit, "context": 3}).json()
+        too_many = c.get(f"{base}/search", params={**unit, "q": "x", "context": 1001})
+
+    def texts(answer: dict) -> list[str]:  # type: ignore[type-arg]
+        return [ln["text"].split()[0] for ln in answer["context"]["lines"]]
+
+    # The first match is line 10: the 4 lines before it, it, and the 4 after.
+    assert texts(first) == [f"test_{i}" for i in range(6, 15)]
+    assert first["context"]["more_before"] and first["context"]["more_after"]
+    # Paging back from the 4th match (line 40), the one a reader goes to is line 30.
+    assert [m["number"] for m in back["matches"]] == [10, 20, 30]
+    assert texts(back) == [f"test_{i}" for i in range(26, 35)]
+    # Paging on from the first page's last match (line 1000): around line 1010.
+    assert texts(onward) == [f"test_{i}" for i in range(990, 1031)]
+    assert texts(error) == [f"test_{i}" for i in range(7, 14)]
+    assert plain["context"] is None  # asked for none: none sent
+    assert too_many.status_code == 422
+
+
+def test_context_says_when_it_reaches_either_end_of_the_log(api: LiveApi):
+    store = api.agent.store
+    svc = add_service(store)
+    run = store.create_run(svc.id, trigger=Trigger.push, kind=RunKind.full, sha="abcdef1")
+    store.insert_log_lines(_lines(run.id, "Unit Test", 25))  # Needle on lines 10 and 20
+    url = f"/api/v1/runs/{run.id}/logs/search"
+    with api.client(Role.viewer) as c:
+        wide = c.get(url, params={"stage": "Unit Test", "q": "needle", "context": 9}).json()
+        back = c.get(url, params={"stage": "Unit Test", "q": "needle", "context": 5,
+                                  "before": "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"}).json()
+    assert len(wide["context"]["lines"]) == 19  # lines 1 to 19: exactly 9 each side
+    assert not wide["context"]["more_before"] and wide["context"]["more_after"]
+    assert [ln["text"].split()[0] for ln in back["context"]["lines"]] == \
+        [f"test_{i}" for i in range(15, 26)]
+    assert back["context"]["more_before"] and not back["context"]["more_after"]
 
 
 def test_info_reports_version_run_counts_and_the_docker_engine(api: LiveApi):

@@ -187,6 +187,45 @@ async def test_search_covers_the_whole_log_with_a_counter_and_pages_to_each_matc
         assert lines[-1] == "big 5000"
 
 
+async def test_a_far_match_comes_with_its_lines_and_N_goes_to_the_match_just_before(
+        live_agent: LiveAgent, monkeypatch):
+    """The first match, far above the window, is shown from the search's own answer (no
+    second request for its lines); `N` past the start of a page of matches goes to the
+    match just before, not to the start of the page before."""
+    from seamless_tui.widgets import log_search
+
+    monkeypatch.setattr(log_search, "MATCH_PAGE", 3)  # pages of 3 matches: N crosses them
+    _add_big_log(live_agent)
+    app = live_agent.app(max_log_lines=1500)
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
+        asked: list[str] = []
+        request = app.client.request
+
+        async def counted(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+            asked.append(path.rsplit("/", 1)[-1])
+            return await request(method, path, **kwargs)
+
+        app.client.request = counted  # type: ignore[method-assign]
+
+        def matched() -> str:
+            return view.window.lines[view.match_line].text if view.match_line is not None \
+                and 0 <= view.match_line < len(view.window) else ""
+
+        await pilot.press("slash", *"big 4", "enter")
+        await wait_for(pilot, lambda: matched() == "big 4", "the first match")
+        assert asked == ["search"]
+        # Wrap back to the last match (4999), then back through its page (4998, 4997) and
+        # across into the page before: 4996.
+        for expected in ("big 4999", "big 4998", "big 4997", "big 4996"):
+            def shown(want: str = expected) -> bool:
+                return matched() == want
+
+            await pilot.press("N")
+            await wait_for(pilot, shown, expected)
+        assert "log" not in asked  # every match came with its lines
+
+
 async def test_long_lines_show_where_they_go_on_and_split_pieces_say_so(
         live_agent: LiveAgent):
     from seamless_tui.widgets.log_render import MORE, SPLIT_MARK
