@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.verbose:
         print(f"seamless-tui: using the token from {source} for {agent}", file=sys.stderr)
+    from seamless_tui import quick_escape
     from seamless_tui.app import SeamlessApp
     from seamless_tui.client import AgentClient
     from seamless_tui.theming import IncompleteInstall, check_install
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         config.save()
     app = SeamlessApp(AgentClient(agent, token), config=config)
     app.exit_at_once = True
+    quick_escape.install()
     app.run()
     # Textual reports a fatal error (a stylesheet it could not read, a crash) as its return
     # code, not by raising: pass it on so scripts and systemd see the failure.

@@ -96,3 +96,33 @@ def test_login_with_a_refused_token_keeps_the_good_one_and_fails(live_agent, mon
     err = capsys.readouterr().err
     assert "refused this token" in err and "nothing was stored" in err
     assert tokens.resolve_token(live_agent.url, None)[0] == good
+
+
+def test_a_lone_escape_waits_30_ms_unless_escdelay_says_otherwise(monkeypatch):
+    """Textual waited 100 ms after Esc for the rest of a sequence, and its input thread
+    looked again only every 100 ms: each `escape` ("back") was 100 ms late."""
+    import selectors
+
+    import textual.constants
+    from textual.drivers import linux_driver
+
+    from seamless_tui import quick_escape
+
+    monkeypatch.setattr(textual.constants, "ESCAPE_DELAY", 0.1)  # both restored after
+    monkeypatch.setattr(linux_driver, "selectors", selectors)
+    waits: list[float | None] = []
+
+    def select(self, timeout: float | None = None) -> list[object]:  # type: ignore[no-untyped-def]
+        waits.append(timeout)
+        return []
+
+    monkeypatch.setattr(selectors.SelectSelector, "select", select)
+    monkeypatch.setenv("ESCDELAY", "250")
+    quick_escape.install()
+    assert textual.constants.ESCAPE_DELAY == 0.1  # left alone: Textual reads ESCDELAY
+    monkeypatch.delenv("ESCDELAY")
+    quick_escape.install()
+    assert textual.constants.ESCAPE_DELAY == 0.03
+    # The input thread's select(0.1) now returns in time to see the 30 ms pass.
+    linux_driver.selectors.SelectSelector().select(0.1)
+    assert waits == [0.03]

@@ -99,3 +99,18 @@ def test_search_shows_the_match_counter_in_a_real_terminal(live_agent: LiveAgent
     terminal.keys("n")
     terminal.wait(lambda s: "match 2 / 11" in s, "the next match")
     terminal.keys("q")
+
+
+def test_escape_and_arrow_keys_in_a_real_terminal(terminal: Terminal):
+    """`escape` waits only 30 ms for the rest of a sequence (seamless_tui.quick_escape): an
+    arrow (ESC [ D, one write from the terminal) is still an arrow, not `escape` then text,
+    and a lone `escape` still closes the box."""
+    terminal.wait(lambda s: "checkout" in s and "connected" in s, "the dashboard")
+    terminal.keys(":")
+    terminal.wait(lambda s: ":service" in s, "the jump box")
+    terminal.keys("checkoutX", "Left", "BSpace")
+    terminal.wait(lambda s: "checkouX" in s, "the arrow moving the cursor, the box still open")
+    terminal.keys("Escape")
+    text = terminal.wait(lambda s: "checkouX" not in s, "escape closing the box")
+    assert "checkout" in text and "connected" in text  # back on the dashboard
+    terminal.keys("q")
