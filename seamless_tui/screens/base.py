@@ -3,11 +3,13 @@ screen is shown, and focus that never lands on a removed widget.
 
 `fetch(call, then)` runs the request in a worker; the answer comes back as a typed
 `Fetched[T]` message whose handler calls `then(value)`, so only handlers touch widgets.
-Failures land in the App's single worker-error handler.
+Failures land in the App's single worker-error handler. `fetch_early` sends a screen's
+first requests while it is still being built.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -39,6 +41,7 @@ class _ScreenWork:
 
     app: Any
     _missed_events = False
+    _early: dict[str, asyncio.Future[Any]] | None = None  # answers asked for in __init__
 
     @property
     def seamless(self) -> Services:
@@ -55,15 +58,28 @@ class _ScreenWork:
         """Run `call` in a worker and hand its value to `then` in this screen's handler. A
         new fetch for the same `then` supersedes the one still running."""
         name = getattr(then, "__name__", "fetch")
+        early = self._early.pop(name, None) if self._early else None
 
         async def job() -> None:
-            value = await call()
+            value = await (early if early is not None else call())
             self.post_message(Fetched(value, then))  # type: ignore[attr-defined]
 
         # The function, not `job()`: a fetch superseded before it starts (exclusive) then
         # leaves no coroutine that was never awaited.
         self.run_worker(job, group=f"fetch-{name}", exclusive=True,  # type: ignore[attr-defined]
                         exit_on_error=False, name=name)
+
+    def fetch_early(self, call: Callable[[], Awaitable[T]], then: Callable[[T], object]
+                    ) -> None:
+        """From `__init__` (the key's handler, before the screen is pushed): the request
+        leaves now, and `fetch(call, then)` in `on_mount` takes its answer. Composing and
+        mounting take tens of milliseconds on a busy host; the answer is then usually in
+        by the first paint, which shows it: one paint, not an empty one and a second."""
+        task = asyncio.ensure_future(call())
+        task.add_done_callback(_retrieved)  # a screen closed before mounting: no warning
+        if self._early is None:
+            self._early = {}
+        self._early[getattr(then, "__name__", "fetch")] = task
 
     async def on_fetched(self, message: Fetched[Any]) -> None:
         shown = message.then(message.value)
@@ -121,3 +137,10 @@ class BaseScreen(_ScreenWork, Screen[Any]):
 
 class BaseModal(_ScreenWork, ModalScreen[Any]):
     pass
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """An early answer nobody took (the screen went first): its error is dropped quietly;
+    one that is taken raises in the fetch's worker as usual."""
+    if not task.cancelled():
+        task.exception()

@@ -41,6 +41,9 @@ class RollbackScreen(ServiceActions, BaseScreen):
         self.outcome_shown = False  # a rollback's result is on show (until the next one)
         self.own_line = True  # the line shows the picker's own note (not an action's answer)
         self.loaded = False  # the deployments of this environment have been answered
+        self.fetch_early(lambda: self.client.deployments(service, environment),
+                         self.show_deployments)
+        self.fetch_early(lambda: self.client.service(service), self.show_service)
 
     def compose(self) -> ComposeResult:
         yield TopBar(f"Seamless › {self.service_name} › rollback")

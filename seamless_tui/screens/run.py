@@ -76,6 +76,9 @@ class RunScreen(BaseScreen):
         self.cancelling = False  # cancel asked; the agent is still stopping the stage
         self.max_log_lines = max_log_lines
         self.test_counts: dict[str, str] = {}  # stage → "12 failed / 1,204 passed"
+        self.fetch_early(lambda: self.client.run(run_id), self.show_run)
+        self.fetch_early(lambda: self.client.decisions(run=run_id), self.show_why)
+        self.fetch_early(lambda: self.client.run_tests(run_id), self.show_tests)
 
     def compose(self) -> ComposeResult:
         yield TopBar("Seamless › loading the run…")
