@@ -81,7 +81,9 @@ class RunScreen(BaseScreen):
         self.fetch_early(lambda: self.client.run_tests(run_id), self.show_tests)
 
     def compose(self) -> ComposeResult:
-        yield TopBar("Seamless › loading the run…")
+        # A known run's header is in the first paint (not "loading" first, then a repaint).
+        known = self.known if self.known is not None and self.known.id == self.run_id else None
+        yield TopBar(_header(known) if known is not None else "Seamless › loading the run…")
         with Horizontal(id="run-body"):
             yield StageList(id="stages")
             yield LogPane(max_lines=self.max_log_lines)
@@ -124,14 +126,8 @@ class RunScreen(BaseScreen):
             await self._open_log(wanted)
 
     def _render_header(self) -> None:
-        run = self.run
-        assert run is not None
-        head = Text.assemble(f"Seamless › {run.service} › {run_label(run.number)} ",
-                             run_status(run), f"  {short_sha(run.sha)} ",
-                             (run.author or "", "dim"))
-        if run.rerun_of is not None:
-            head.append(f"  rerun from {run.rerun_from_stage or 'the start'}", "dim")
-        self.query_one(TopBar).set_crumb(head)  # type: ignore[arg-type]
+        assert self.run is not None
+        self.query_one(TopBar).set_crumb(_header(self.run))
 
     def _render_stages(self) -> None:
         """Repaint the stage rows (timers tick every second). The cursor stays where the
@@ -349,3 +345,11 @@ def _next_to_run(run: RunInfo) -> str | None:
 def _last_started(run: RunInfo) -> str | None:
     started = [s.name for s in run.stages if s.started_at is not None]
     return started[-1] if started else (run.stages[0].name if run.stages else None)
+
+
+def _header(run: RunInfo) -> Text:
+    head = Text.assemble(f"Seamless › {run.service} › {run_label(run.number)} ",
+                         run_status(run), f"  {short_sha(run.sha)} ", (run.author or "", "dim"))
+    if run.rerun_of is not None:
+        head.append(f"  rerun from {run.rerun_from_stage or 'the start'}", "dim")
+    return head

@@ -96,7 +96,9 @@ class KeyFooter(Footer):
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen:
-            self.call_after_refresh(self._show_keys)
+            # Not after the next refresh (as Footer does): the keys then came a frame after
+            # the focus change they follow, a repaint of their own ~40 ms into a busy key.
+            self.call_later(self._show_keys)
 
     def _wanted(self) -> tuple[tuple[KeySpec, ...], KeySpec | None]:
         """What Footer.compose would show: each action's first shown binding, and the

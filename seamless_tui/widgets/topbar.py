@@ -21,7 +21,7 @@ _DOCKER_STYLE = {"up": "green", "down": "bold red", "not used": "dim"}
 
 
 class TopBar(Vertical):
-    def __init__(self, crumb: str) -> None:
+    def __init__(self, crumb: str | Text) -> None:
         super().__init__()
         self.crumb: str | Text = crumb
         self.info: AgentInfo | None = None
