@@ -12,7 +12,7 @@ from store.db import iso, now
 from store.ids import ulid_floor
 from store.log_index import INDEX_CHUNK, unindex_lines
 from store.log_search import LogSearch
-from store.models import LogContext, LogLine, LogPage
+from store.models import ERROR_WORDS, LogContext, LogLine, LogPage
 
 # Rows per multi-row INSERT, largest first (5000 x 6 = 30000 parameters, under
 # SQLite's default limit of 32766); fewer than the smallest go through executemany.
@@ -23,6 +23,10 @@ _INSERT_CHUNKS = (5000, 500, 50)
 def _insert_sql(rows: int) -> str:
     return ("INSERT OR IGNORE INTO log_lines (id, run_id, stage, stream, text, ts) VALUES "
             + ",".join(["(?,?,?,?,?,?)"] * rows))
+
+
+# SQLite's LIKE is case-insensitive for ASCII: as the TUI's check of the lines it has.
+_READS_LIKE_AN_ERROR = " OR ".join(f"text LIKE '%{word}%'" for word in ERROR_WORDS)
 
 
 class LogQueries(LogSearch):
@@ -136,9 +140,7 @@ class LogQueries(LogSearch):
         # `scan` index entries every time: 14 ms). A log without one reads all `scan`.
         found = self.query_one(
             "SELECT id FROM (SELECT id, text FROM log_lines WHERE run_id=? AND stage=?"
-            " ORDER BY id LIMIT ?) WHERE text LIKE '%error%' OR text LIKE '%fail%'"
-            " OR text LIKE '%traceback%' OR text LIKE '%panic:%' LIMIT 1",
-            (run_id, stage, scan))
+            f" ORDER BY id LIMIT ?) WHERE {_READS_LIKE_AN_ERROR} LIMIT 1", (run_id, stage, scan))
         row = found and self.query_one("SELECT * FROM log_lines WHERE id=?", (found[0],))
         return LogLine(**dict(row)) if row else None
 

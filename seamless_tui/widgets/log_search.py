@@ -21,13 +21,16 @@ from seamless_tui.ansi import plain, sanitize
 from seamless_tui.client import RawContext
 from seamless_tui.services import services
 from seamless_tui.widgets.log_window import make_line
-from store.models import LogMatch
+from store.models import ERROR_WORDS, LogMatch
 
 MATCH_PAGE = 100
 AROUND = 500  # lines loaded on each side of a match outside the window
 SAVE_PAGE = 10_000
 LAST_ULID = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"  # sorts after every id: "before the end"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # ULID digits, in order
+# The agent's test (SQLite's LIKE: ASCII case-insensitive), for the lines the view has.
+READS_LIKE_AN_ERROR = re.compile("|".join(map(re.escape, ERROR_WORDS)),
+                                 re.IGNORECASE | re.ASCII)
 
 
 def ulid_before(ulid: str) -> str:
@@ -180,8 +183,24 @@ class LogSearching:
         if self.stage is None:
             self._status("pick a stage to find its first error")
             return
+        asked = self._new_question()  # an answer still on its way is overtaken
+        index = self._first_error_loaded()
+        if index is not None:
+            self.target = None
+            self._show_match(index, f"first error: line {index + 1:,}")
+            return
         self._status("looking for the first error…")
-        self._ask_first_error(self._new_question())
+        self._ask_first_error(asked)
+
+    def _first_error_loaded(self) -> int | None:
+        """The first error line, found in the window when it holds the log from its first
+        line (a short log, or one paged to its top): the agent would answer the same line,
+        a round trip later."""
+        w = self.window
+        if w.has_older or w.abs_start != 0:
+            return None
+        return next((i for i, ln in enumerate(w.lines) if READS_LIKE_AN_ERROR.search(ln.text)),
+                    None)
 
     @work(group="log-search", exclusive=True, exit_on_error=False)
     async def _ask_first_error(self, asked: int) -> None:

@@ -28,6 +28,9 @@ DEFAULT_STAGES: tuple[str, ...] = (
 PARTIAL_STAGES: tuple[str, ...] = DEFAULT_STAGES[:5]
 
 ENVIRONMENTS: tuple[str, ...] = ("staging", "production")
+# A line that reads like an error holds one of these (ASCII case-insensitive): the agent's
+# first error of a stage (the run page's mark, the TUI's `e`).
+ERROR_WORDS: tuple[str, ...] = ("error", "fail", "traceback", "panic:")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Git ref names: conservative subset, so a branch name can never be a shell or path trick.

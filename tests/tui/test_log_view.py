@@ -8,6 +8,7 @@ from datetime import timedelta
 from seamless_tui.screens.run import RunScreen
 from seamless_tui.widgets.log_pane import NewLinesMarker
 from seamless_tui.widgets.log_view import TAIL_PAGE, LogView
+from store.models import Role
 from store.store import Store
 from tests.tui.conftest import LiveAgent, wait_for
 from tests.tui.seed import FIXED_NOW, add_log
@@ -224,6 +225,44 @@ async def test_a_far_match_comes_with_its_lines_and_N_goes_to_the_match_just_bef
             await pilot.press("N")
             await wait_for(pilot, shown, expected)
         assert "log" not in asked  # every match came with its lines
+
+
+async def test_first_error_of_a_log_loaded_from_its_first_line_needs_no_round_trip(
+        live_agent: LiveAgent):
+    """`e` on a log the view holds from its first line is found in the view (the same line
+    the agent finds); on a longer log it is the agent's answer."""
+    run_id = live_agent.seeded.runs["checkout"]
+    store = Store(live_agent.tmp / "seamless.db")
+    add_log(store, run_id, STAGE, 1, start=FIXED_NOW + timedelta(minutes=2),
+            text="E: tests FAILED")  # "FAILED": ASCII case-insensitive, as the agent's LIKE
+    store.close()
+    with live_agent.http(Role.viewer) as http:
+        agent_says = http.get(f"/api/v1/runs/{run_id}/logs/first-error",
+                              params={"stage": STAGE}).json()["line"]
+    app = live_agent.app()
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        assert view.window.abs_start == 0 and not view.window.has_older
+        asked: list[str] = []
+        request = app.client.request
+
+        async def counted(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+            asked.append(path.rsplit("/", 1)[-1])
+            return await request(method, path, **kwargs)
+
+        app.client.request = counted  # type: ignore[method-assign]
+        await pilot.press("e")
+        await wait_for(pilot, lambda: view.match_line is not None, "the first error")
+        assert view.window.lines[view.match_line or 0].id == agent_says["id"]
+        assert asked == []
+
+    _add_big_log(live_agent)  # now the view holds only the log's last lines
+    app = live_agent.app(max_log_lines=1500)
+    async with app.run_test(size=(100, 24)) as pilot:
+        view = await _open(app, pilot, run_id)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: view.match_line is not None, "the agent's answer")
+        assert view.window.lines[view.match_line or 0].id == agent_says["id"]
 
 
 async def test_long_lines_show_where_they_go_on_and_split_pieces_say_so(
