@@ -28,6 +28,8 @@ class ApprovalModal(BaseModal):
         super().__init__()
         self.run_id = run_id
         self.approval: Approval | None = None
+        self.fetch_early(lambda: self.client.approval(run_id), self.show_approval)
+        self.fetch_early(lambda: self.client.run(run_id), self.show_run)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="box"):
