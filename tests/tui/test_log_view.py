@@ -23,6 +23,19 @@ def _add_big_log(live: LiveAgent, count: int = 5000) -> None:
     store.close()
 
 
+def _requests_of(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """The last part of the path of each request the app sends to the agent from now on."""
+    asked: list[str] = []
+    request = app.client.request
+
+    async def counted(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(path.rsplit("/", 1)[-1])
+        return await request(method, path, **kwargs)
+
+    app.client.request = counted
+    return asked
+
+
 async def _open(app, pilot, run_id: int) -> LogView:
     app.open_run(run_id)
     await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.query(LogView)
@@ -200,14 +213,7 @@ async def test_a_far_match_comes_with_its_lines_and_N_goes_to_the_match_just_bef
     app = live_agent.app(max_log_lines=1500)
     async with app.run_test(size=(100, 24)) as pilot:
         view = await _open(app, pilot, live_agent.seeded.runs["checkout"])
-        asked: list[str] = []
-        request = app.client.request
-
-        async def counted(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
-            asked.append(path.rsplit("/", 1)[-1])
-            return await request(method, path, **kwargs)
-
-        app.client.request = counted  # type: ignore[method-assign]
+        asked = _requests_of(app)
 
         def matched() -> str:
             return view.window.lines[view.match_line].text if view.match_line is not None \
@@ -243,14 +249,7 @@ async def test_first_error_of_a_log_loaded_from_its_first_line_needs_no_round_tr
     async with app.run_test(size=(100, 24)) as pilot:
         view = await _open(app, pilot, run_id)
         assert view.window.abs_start == 0 and not view.window.has_older
-        asked: list[str] = []
-        request = app.client.request
-
-        async def counted(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
-            asked.append(path.rsplit("/", 1)[-1])
-            return await request(method, path, **kwargs)
-
-        app.client.request = counted  # type: ignore[method-assign]
+        asked = _requests_of(app)
         await pilot.press("e")
         await wait_for(pilot, lambda: view.match_line is not None, "the first error")
         assert view.window.lines[view.match_line or 0].id == agent_says["id"]
