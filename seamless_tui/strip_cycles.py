@@ -13,19 +13,15 @@ cached as before. Nothing else changes: the same strips are returned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from textual.strip import Strip
 
-_installed = False
 
-
+@cache  # once: a second wrap would wrap the wrappers
 def install() -> None:
-    """Wrap Strip.divide and Strip.crop_extend once (idempotent)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
+    """Wrap Strip.divide and Strip.crop_extend."""
     divide, crop_extend = Strip.divide, Strip.crop_extend
 
     def divide_without_self(self: Strip, cuts: Iterable[int]) -> Sequence[Strip]:
